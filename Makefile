@@ -1,0 +1,34 @@
+# bikshop: `make run` serves it locally, `make test` runs the whole suite (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed setup.cfg
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	@$(BIN)/python scripts/run_local.py
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check bikshop tests bench
+	$(BIN)/ruff format --check bikshop tests bench
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench.bik_endpoints
+
+clean:
+	rm -rf $(VENV) instance test-output

@@ -1,0 +1,142 @@
+"""bikshop: the order backend a brand runs so its customers can buy inside WhatsApp via Bik."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+from bikshop import config as settings
+from bikshop.config import ConfigError
+from bikshop.jsonio import BikshopJSONProvider
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+__all__ = ["ConfigError", "create_app"]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings, extensions, blueprints, error handlers, commands."""
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+        instance_relative_config=True,
+    )
+    app.json = BikshopJSONProvider(app)
+    settings.load(app, config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from bikshop import models  # noqa: F401  (registers the tables)
+    from bikshop.extensions import api, db, migrate
+
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app))
+    app.config.update(
+        API_TITLE="bikshop",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    db.init_app(app)
+    migrations = os.path.join(ROOT, "migrations")
+    migrate.init_app(app, db, directory=migrations, render_as_batch=True)
+    api.init_app(app)
+    _register_security_schemes(api)
+    app.extensions["bikshop.migration_head"] = _migration_head(migrations)
+
+
+def _engine_options(app: Flask) -> dict:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Writers from several gunicorn workers wait for the lock instead of failing at once.
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5},
+    }
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    module = type(dbapi_connection).__module__
+    if not module.startswith("sqlite3"):
+        return
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never wait for the writer; NORMAL sync is durable across process crashes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _migration_head(directory: str) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(directory))
+    return script.get_current_head()
+
+
+def _alembic_config(directory: str):
+    from alembic.config import Config
+
+    cfg = Config(os.path.join(directory, "alembic.ini"))
+    cfg.set_main_option("script_location", directory)
+    return cfg
+
+
+def _register_security_schemes(api) -> None:
+    spec = api.spec
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
+    spec.components.security_scheme(
+        "apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    from bikshop import health
+    from bikshop.bik import blp as bik_blp
+    from bikshop.extensions import api
+
+    api.register_blueprint(bik_blp)
+    app.register_blueprint(health.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from bikshop.errors import as_http_error, http_error_response
+    from bikshop.pages import error_page
+
+    def handle_http(error: HTTPException):
+        return error_page(error) if _wants_html() else http_error_response(error)
+
+    def handle_unexpected(error: Exception):
+        return handle_http(as_http_error(error))
+
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def _wants_html() -> bool:
+    path = request.path
+    if path.startswith(("/bik/", "/webhooks/", "/openapi", "/healthz", "/readyz")):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html" or path.startswith(("/invoice/", "/admin"))
+
+
+def register_commands(app: Flask) -> None:
+    from bikshop.cli import register
+
+    register(app)

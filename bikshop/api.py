@@ -1,0 +1,49 @@
+"""flask-smorest wired to bikshop: exact-money JSON parsing and the one error shape."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+from bikshop import jsonio
+from bikshop.errors import http_error_response
+
+
+class BikParser(FlaskParser):
+    """webargs' Flask parser, reading JSON bodies with Decimal money and clear 400s."""
+
+    DEFAULT_VALIDATION_STATUS = 422
+
+    def load_json(self, req, schema):
+        if not is_json_request(req):
+            return core.missing
+        body = req.get_data(cache=True)
+        if not body.strip():
+            abort(400, message="The request body is empty: send a JSON object")
+        try:
+            return jsonio.loads(body)
+        except ValueError as exc:
+            abort(400, message=f"The request body is not valid JSON: {_reason(exc)}")
+
+
+def _reason(exc: ValueError) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+class Blueprint(SmorestBlueprint):
+    """A flask-smorest blueprint using :class:`BikParser`."""
+
+    ARGUMENTS_PARSER = BikParser()
+
+
+class BikshopApi(Api):
+    """flask-smorest's Api, answering every HTTP error in bikshop's error shape."""
+
+    def _register_error_handlers(self):
+        pass  # bikshop.errors registers app-wide handlers in create_app
+
+    def handle_http_exception(self, error):
+        return http_error_response(error)

@@ -1,0 +1,103 @@
+"""Bik's four auth schemes: parsing the operator's spec and checking a request against it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from dataclasses import dataclass
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an RFC 9110 token
+
+
+class AuthSpecError(ValueError):
+    """The auth spec string is malformed."""
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    """What Bik must present: a scheme and its credentials (never logged or shown)."""
+
+    scheme: str  # none | bearer | apikey | basic
+    header: str = ""
+    token: str = ""
+    user: str = ""
+    password: str = ""
+
+    def __repr__(self) -> str:  # keep credentials out of logs and tracebacks
+        return f"AuthSpec(scheme={self.scheme!r}, header={self.header!r})"
+
+    def headers(self) -> dict[str, str]:
+        """The headers a client sends to pass this check (used by check-bik and tests)."""
+        if self.scheme == "bearer":
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.scheme == "apikey":
+            return {self.header: self.token}
+        if self.scheme == "basic":
+            raw = f"{self.user}:{self.password}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+        return {}
+
+    def describe(self) -> str:
+        """How to fill Bik's onboarding screen for this scheme, with the credentials."""
+        if self.scheme == "bearer":
+            return f"Bearer token: {self.token}"
+        if self.scheme == "apikey":
+            return f"API key: header {self.header}, value {self.token}"
+        if self.scheme == "basic":
+            return f"Basic auth: username {self.user}, password {self.password}"
+        return "None (no credentials)"
+
+
+def parse_auth_spec(raw: str) -> AuthSpec:
+    """Parse ``none``, ``bearer:<token>``, ``apikey:<Header>:<token>``, ``basic:<user>:<pw>``."""
+    raw = raw.strip()
+    scheme, _, rest = raw.partition(":")
+    scheme = scheme.lower()
+    if scheme == "none" and not rest:
+        return AuthSpec("none")
+    if scheme == "bearer":
+        if not rest or any(c.isspace() for c in rest):
+            raise AuthSpecError("bearer needs a token without spaces: bearer:<token>")
+        return AuthSpec("bearer", token=rest)
+    if scheme == "apikey":
+        header, _, token = rest.partition(":")
+        if not _HEADER_NAME.match(header) or not token:
+            raise AuthSpecError(
+                "apikey needs a header name and a token: apikey:<Header-Name>:<token>"
+            )
+        if header.lower() == "authorization":
+            raise AuthSpecError("apikey cannot use the Authorization header: use bearer or basic")
+        return AuthSpec("apikey", header=header, token=token)
+    if scheme == "basic":
+        user, sep, password = rest.partition(":")
+        if not sep or not user or not password:
+            raise AuthSpecError("basic needs a user and a password: basic:<user>:<password>")
+        return AuthSpec("basic", user=user, password=password)
+    raise AuthSpecError("use none, bearer:<token>, apikey:<Header>:<token> or basic:<user>:<pass>")
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+
+
+def is_authorized(spec: AuthSpec, headers) -> bool:
+    """True when ``headers`` carry the credentials ``spec`` demands; constant-time comparisons."""
+    if spec.scheme == "none":
+        return True
+    if spec.scheme == "apikey":
+        return _same(headers.get(spec.header, ""), spec.token)
+    scheme, _, credentials = headers.get("Authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    if spec.scheme == "bearer":
+        return scheme.lower() == "bearer" and _same(credentials, spec.token)
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    user, _, password = decoded.partition(":")
+    # Both comparisons always run, so timing does not tell which part was wrong.
+    return _same(user, spec.user) & _same(password, spec.password)

@@ -1,0 +1,123 @@
+"""marshmallow fields for Bik's JSON: exact money, whole quantities, catalog ids, clean text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import ValidationError, fields
+
+MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
+_CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | Decimal) and not isinstance(value, bool)
+
+
+class Text(fields.String):
+    """A string of printable text: no control characters, no broken surrogates, bounded length."""
+
+    def __init__(self, *, max_length: int = 255, strip: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.strip = strip
+        self.metadata.setdefault("maxLength", max_length)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Must be a string.")
+        for char in value:
+            category = unicodedata.category(char)
+            if category == "Cc" and char not in "\t\n\r" or category == "Cs":
+                raise ValidationError(
+                    f"Contains the control character U+{ord(char):04X}; send printable text."
+                )
+        if self.strip:
+            value = value.strip()
+        if len(value) > self.max_length:
+            raise ValidationError(f"Longer than {self.max_length} characters ({len(value)}).")
+        return value
+
+
+class Money(fields.Number):
+    """A JSON number of major units (499.5 = ₹499.50): not negative, at most two decimals."""
+
+    num_type = Decimal
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not _is_number(value):
+            raise ValidationError("Must be a JSON number, such as 499 or 499.5.")
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise ValidationError("Must be a finite number.")
+        if not amount.is_finite():
+            raise ValidationError("Must be a finite number.")
+        if amount < 0:
+            raise ValidationError(f"Must not be negative (got {value}).")
+        if amount > MAX_MONEY:
+            raise ValidationError(f"Must be at most {MAX_MONEY} (got {value}).")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError(f"Must have at most two decimal places (got {value}).")
+        return amount.quantize(Decimal("0.01"))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else Decimal(value)
+
+
+class Quantity(fields.Integer):
+    """A whole number of units, 1 or more (2.0 is accepted as 2; 2.5 is not)."""
+
+    def __init__(self, *, maximum: int = 100_000, **kwargs):
+        super().__init__(**kwargs)
+        self.maximum = maximum
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not _is_number(value):
+            raise ValidationError("Must be a whole JSON number such as 2.")
+        if value != int(value):
+            raise ValidationError(f"Must be a whole number (got {value}).")
+        quantity = int(value)
+        if quantity < 1:
+            raise ValidationError(f"Must be at least 1 (got {value}).")
+        if quantity > self.maximum:
+            raise ValidationError(f"Must be at most {self.maximum} (got {value}).")
+        return quantity
+
+
+class CatalogId(fields.Field):
+    """A product or variant id: a JSON integer of any size, or a string; kept as text.
+
+    Dumped back as a JSON integer when it is one, so every digit survives (no float).
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault(
+            "description", "Catalog id: an integer of any size, or a string of up to 64 characters"
+        )
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError("Must be an integer or a string.")
+        text = str(value).strip()
+        if not text or len(text) > 64 or any(c.isspace() or not c.isprintable() for c in text):
+            raise ValidationError("Must be 1 to 64 printable characters without spaces.")
+        return text
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return int(value) if _CANONICAL_INT.match(value) else value
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON ``true`` or ``false``: "yes", 1 and null are errors, not guesses."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value

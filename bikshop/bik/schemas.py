@@ -1,0 +1,222 @@
+"""Bik's request and response bodies as marshmallow schemas (also the OpenAPI document)."""
+
+from __future__ import annotations
+
+import re
+
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from bikshop.bik.fields import CatalogId, Money, Quantity, StrictBoolean, Text
+from bikshop.money import format_plain
+
+_PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
+
+
+class BikSchema(Schema):
+    """Unknown fields are tolerated (the raw request keeps them) and never rejected."""
+
+    class Meta:
+        unknown = EXCLUDE
+        ordered = True
+
+
+def _text(max_length=255, **kwargs):
+    return Text(max_length=max_length, load_default=None, allow_none=True, **kwargs)
+
+
+class AddressSchema(BikSchema):
+    """BikAddress: every line optional, since Bik may know only part of it."""
+
+    firstName = _text()
+    lastName = _text()
+    address1 = _text(1024)
+    address2 = _text(1024)
+    city = _text()
+    state = _text()
+    country = _text()
+    countryCode = _text(8)
+    zip = _text(32)
+    phoneNumber = _text(32)
+
+
+class ItemSchema(BikSchema):
+    """BikOrderItem."""
+
+    productId = CatalogId(required=True)
+    variantId = CatalogId(required=True)
+    name = Text(required=True, max_length=1024, validate=validate.Length(min=1))
+    variantName = _text(1024)
+    quantity = Quantity(required=True)
+    price = Money(required=True)
+    image = _text(2048, validate=validate.URL(schemes={"http", "https"}, require_tld=False))
+
+
+class IncomingOrderSchema(BikSchema):
+    """The fully priced BikOrder inside placeOrder; Bik's prices are authoritative."""
+
+    id = _text(128)
+    name = _text(64)
+    phoneNumber = Text(required=True, max_length=32)
+    email = _text(320)
+    items = fields.List(fields.Nested(ItemSchema), required=True)
+    subTotal = Money(required=True)
+    shippingCharge = Money(required=True)
+    discount = Money(required=True)
+    total = Money(required=True)
+    currency = _text(8)
+    address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
+    tags = fields.Raw(load_default=None, allow_none=True, metadata={"type": "string"})
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        errors: dict = {}
+        phone = data.get("phoneNumber")
+        if isinstance(phone, str) and not _PHONE.match(phone):
+            errors["phoneNumber"] = [f"Not a phone number: {phone!r}."]
+        email = data.get("email")
+        if email:
+            try:
+                validate.Email()(email)
+            except ValidationError:
+                errors["email"] = [f"Not an email address: {email!r}."]
+        currency = data.get("currency")
+        if currency and not re.fullmatch(r"[A-Za-z]{3}", currency):
+            errors["currency"] = [f"Must be a 3-letter ISO code or empty (got {currency!r})."]
+        tags = data.get("tags")
+        tag_list = isinstance(tags, list) and all(isinstance(t, str) for t in tags)
+        if tags is not None and not isinstance(tags, str) and not tag_list:
+            errors["tags"] = ["Must be a string or a list of strings."]
+        items = data.get("items")
+        if isinstance(items, list):
+            limit = current_app.config["MAX_ITEMS_PER_ORDER"]
+            if not items:
+                errors["items"] = ["An order needs at least one item."]
+            elif len(items) > limit:
+                errors["items"] = [f"At most {limit} items per order (got {len(items)})."]
+        if errors:
+            raise ValidationError(errors)
+        self._check_totals(data)
+
+    @staticmethod
+    def _check_totals(data):
+        """subTotal = Σ price × quantity and total = subTotal + shippingCharge − discount."""
+        expected_sub = sum((i["price"] * i["quantity"] for i in data["items"]), start=0)
+        errors = {}
+        if data["subTotal"] != expected_sub:
+            errors["subTotal"] = [
+                f"Sent {format_plain(data['subTotal'])} but the items add up to "
+                f"{format_plain(expected_sub)} (sum of price × quantity)."
+            ]
+        expected_total = data["subTotal"] + data["shippingCharge"] - data["discount"]
+        if data["total"] != expected_total:
+            errors["total"] = [
+                f"Sent {format_plain(data['total'])} but subTotal + shippingCharge − discount is "
+                f"{format_plain(expected_total)}."
+            ]
+        if errors:
+            raise ValidationError(errors)
+
+
+class PlaceOrderRequest(BikSchema):
+    """Body of POST placeOrder."""
+
+    draftOrderId = Text(required=True, max_length=128, validate=validate.Length(min=1))
+    paymentPending = StrictBoolean(required=True)
+    order = fields.Nested(IncomingOrderSchema, required=True)
+
+
+class GetOrderRequest(BikSchema):
+    """Body of POST getOrder."""
+
+    orderId = Text(required=True, max_length=64, validate=validate.Length(min=1))
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+class ItemOut(Schema):
+    class Meta:
+        ordered = True
+
+    name = fields.String()
+    variantName = fields.String(attribute="variant_name", allow_none=True)
+    variantId = CatalogId(attribute="variant_id")
+    productId = CatalogId(attribute="product_id")
+    quantity = fields.Integer()
+    price = Money()
+    image = fields.String(allow_none=True)
+
+
+class AddressOut(Schema):
+    class Meta:
+        ordered = True
+
+    firstName = fields.String(allow_none=True)
+    lastName = fields.String(allow_none=True)
+    address1 = fields.String(allow_none=True)
+    address2 = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    state = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    countryCode = fields.String(allow_none=True)
+    zip = fields.String(allow_none=True)
+    phoneNumber = fields.String(allow_none=True)
+
+
+class DeliveryInfoOut(Schema):
+    trackingURL = fields.String(allow_none=True)
+
+
+class PartnersDataOut(Schema):
+    id = fields.String(metadata={"description": "Bik's draftOrderId"})
+
+
+class BikOrderOut(Schema):
+    """BikOrder as Bik reads it, from the stored order."""
+
+    class Meta:
+        ordered = True
+
+    id = fields.String(attribute="public_id")
+    name = fields.String()
+    status = fields.String()
+    paymentStatus = fields.String(attribute="payment_status")
+    fulfillmentStatus = fields.String(attribute="fulfillment_status")
+    items = fields.List(fields.Nested(ItemOut))
+    subTotal = Money(attribute="sub_total")
+    shippingCharge = Money(attribute="shipping_charge")
+    discount = Money()
+    total = Money()
+    currency = fields.String()
+    address = fields.Nested(AddressOut, allow_none=True)
+    phoneNumber = fields.String(attribute="phone_number")
+    email = fields.String(allow_none=True)
+    invoiceUrl = fields.String(attribute="invoice_url", allow_none=True)
+    deliveryInfo = fields.Nested(DeliveryInfoOut, attribute="delivery_info")
+    partnersData = fields.Nested(PartnersDataOut, attribute="partners_data")
+    createdAt = fields.DateTime(attribute="created_at")
+
+
+class OrderEnvelope(Schema):
+    """Both endpoints answer ``{"order": BikOrder}``."""
+
+    order = fields.Nested(BikOrderOut)
+
+
+class ErrorDetail(Schema):
+    field = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class ErrorBody(Schema):
+    status = fields.Integer()
+    code = fields.String()
+    message = fields.String()
+    fields_ = fields.List(fields.Nested(ErrorDetail), data_key="fields")
+
+
+class ErrorEnvelope(Schema):
+    """Every non-2xx answer: ``{"error": {status, code, message, fields}}``."""
+
+    error = fields.Nested(ErrorBody)

@@ -1,0 +1,88 @@
+"""POST /bik/placeOrder and POST /bik/getOrder, exactly to Bik's contract."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from bikshop.api import Blueprint
+from bikshop.bik.auth import is_authorized
+from bikshop.bik.schemas import ErrorEnvelope, GetOrderRequest, OrderEnvelope, PlaceOrderRequest
+from bikshop.errors import ApiError
+from bikshop.services import orders
+
+blp = Blueprint(
+    "bik",
+    __name__,
+    url_prefix="/bik",
+    description="The two endpoints Bik calls at checkout (Non-Shopify Ordering).",
+)
+
+_ENDPOINT_AUTH = {"bik.place_order": "placeOrder", "bik.get_order": "getOrder"}
+
+
+@blp.before_request
+def check_auth_and_content_type():
+    """Credentials first (401 tells nothing else), then a JSON body (415)."""
+    endpoint = _ENDPOINT_AUTH.get(request.endpoint or "")
+    if endpoint is None:
+        return None
+    spec = current_app.config["BIK_AUTH_SPECS"][endpoint]
+    if not is_authorized(spec, request.headers):
+        headers = {}
+        if spec.scheme in ("bearer", "basic"):
+            headers["WWW-Authenticate"] = f'{spec.scheme.capitalize()} realm="bikshop"'
+        raise _Unauthorized(headers)
+    if request.mimetype != "application/json":
+        raise ApiError(
+            415,
+            f"Send the body as JSON with Content-Type: application/json "
+            f"(got {request.mimetype or 'no content type'})",
+        )
+    return None
+
+
+class _Unauthorized(ApiError):
+    def __init__(self, headers: dict):
+        super().__init__(401, "Missing or invalid credentials")
+        self._headers = headers
+
+    def get_headers(self, environ=None, scope=None):
+        return list(self._headers.items())
+
+
+_ERRORS = {
+    "400": "Malformed JSON",
+    "401": "Missing or invalid credentials",
+    "415": "Body is not JSON",
+    "422": "The body failed validation; `fields` names each problem",
+}
+
+
+@blp.route("/placeOrder", methods=["POST"], endpoint="place_order")
+@blp.arguments(PlaceOrderRequest)
+@blp.response(200, OrderEnvelope, description="The stored order (new, or the same draft again)")
+@blp.alt_response(409, schema=ErrorEnvelope, description="Same draftOrderId, different body")
+@blp.alt_response(401, schema=ErrorEnvelope, description=_ERRORS["401"])
+@blp.alt_response(422, schema=ErrorEnvelope, description=_ERRORS["422"])
+def place_order(body):
+    """Persist a fully priced order; idempotent on draftOrderId."""
+    placed = orders.place_order(body, request.get_data(as_text=True))
+    headers = {} if placed.created else {"Idempotent-Replayed": "true"}
+    return {"order": placed.order}, 200, headers
+
+
+@blp.route("/getOrder", methods=["POST"], endpoint="get_order")
+@blp.arguments(GetOrderRequest)
+@blp.response(200, OrderEnvelope, description="The order's current state")
+@blp.alt_response(404, schema=ErrorEnvelope, description="No order with that id")
+@blp.alt_response(401, schema=ErrorEnvelope, description=_ERRORS["401"])
+def get_order(body):
+    """Return the order's current state."""
+    order = orders.find_order(body["orderId"])
+    if order is None:
+        raise ApiError(
+            404,
+            f"No order with id {body['orderId']!r}",
+            fields=[{"field": "orderId", "message": "unknown order"}],
+        )
+    return {"order": order}

@@ -1,0 +1,293 @@
+"""``check-bik``: play Bik's side of the contract against any running deployment."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+import requests
+
+from bikshop.bik.auth import AuthSpec, AuthSpecError, parse_auth_spec
+
+# Bik's published sample placeOrder body (reference/bik-contract.md).
+SAMPLE_ORDER = {
+    "draftOrderId": "nb_1715200000_a1b2c3d4",
+    "paymentPending": True,
+    "order": {
+        "id": "nb_1715200000_a1b2c3d4",
+        "name": "",
+        "phoneNumber": "+919876543210",
+        "email": "buyer@example.com",
+        "items": [
+            {
+                "productId": 6862852391049,
+                "variantId": 40946134352009,
+                "name": "Skin Renew Cream",
+                "variantName": "Default",
+                "quantity": 2,
+                "price": 499,
+            }
+        ],
+        "subTotal": 998,
+        "shippingCharge": 49,
+        "discount": 100,
+        "total": 947,
+        "currency": "",
+        "address": {
+            "firstName": "Bik",
+            "lastName": "Tester",
+            "address1": "Bik Office, HSR Layout, Sector 6",
+            "city": "Bengaluru",
+            "country": "India",
+            "countryCode": "IN",
+            "zip": "560102",
+            "phoneNumber": "+919876543210",
+        },
+        "tags": "ordered_via_bik",
+    },
+}
+
+BIK_ORDER_FIELDS = {
+    "id": str,
+    "name": str,
+    "status": str,
+    "paymentStatus": str,
+    "items": list,
+    "total": (int, float),
+    "subTotal": (int, float),
+    "shippingCharge": (int, float),
+    "discount": (int, float),
+    "currency": str,
+    "phoneNumber": str,
+    "email": str,
+    "invoiceUrl": str,
+}
+
+
+class CheckFailed(Exception):
+    """One contract check did not hold; the message says what Bik would have seen."""
+
+
+@dataclass
+class Target:
+    place_url: str
+    get_url: str
+    place_auth: AuthSpec
+    get_auth: AuthSpec
+    timeout: float
+
+    def post(self, url: str, auth: AuthSpec, body=None, *, raw: bytes | None = None, headers=None):
+        sent = {"Content-Type": "application/json", **auth.headers(), **(headers or {})}
+        try:
+            if raw is not None:
+                return requests.post(url, data=raw, headers=sent, timeout=self.timeout)
+            return requests.post(url, json=body, headers=sent, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise CheckFailed(f"no answer from {url}: {type(exc).__name__}: {exc}") from None
+
+
+def sample_order(draft_id: str) -> dict:
+    """Bik's sample body with a fresh draft id (so a check never collides with a real order)."""
+    body = copy.deepcopy(SAMPLE_ORDER)
+    body["draftOrderId"] = body["order"]["id"] = draft_id
+    body["order"]["tags"] = "ordered_via_bik, bikshop_contract_check"
+    return body
+
+
+def _json(response) -> dict:
+    try:
+        return response.json()
+    except ValueError:
+        raise CheckFailed(f"HTTP {response.status_code} with a body that is not JSON") from None
+
+
+def _expect(response, status: int) -> dict:
+    if response.status_code != status:
+        raise CheckFailed(
+            f"expected HTTP {status}, got {response.status_code}: {response.text[:300]!r}"
+        )
+    return _json(response)
+
+
+def _check_bik_order(order, draft_id: str) -> None:
+    if not isinstance(order, dict):
+        raise CheckFailed("the answer has no 'order' object")
+    for field, kind in BIK_ORDER_FIELDS.items():
+        if not isinstance(order.get(field), kind) or isinstance(order.get(field), bool):
+            raise CheckFailed(f"order.{field} is {order.get(field)!r}, expected {kind}")
+    if order["id"] == draft_id:
+        raise CheckFailed("order.id is Bik's draft id; it must be your own order id")
+    if (order.get("partnersData") or {}).get("id") != draft_id:
+        raise CheckFailed("partnersData.id must echo the draftOrderId")
+    if order["total"] != 947 or order["subTotal"] != 998:
+        raise CheckFailed(f"totals changed: total {order['total']}, subTotal {order['subTotal']}")
+    item = order["items"][0] if order["items"] else {}
+    if item.get("variantId") != 40946134352009 or item.get("productId") != 6862852391049:
+        raise CheckFailed(
+            f"item ids lost digits or type: {item.get('productId')!r}, {item.get('variantId')!r}"
+        )
+    if not order["invoiceUrl"].startswith(("http://", "https://")):
+        raise CheckFailed(f"invoiceUrl is not an absolute URL: {order['invoiceUrl']!r}")
+
+
+def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
+    """Run every check, echo one PASS/FAIL/SKIP line each, and say whether all passed."""
+    draft_id = f"nb_{int(time.time())}_{secrets.token_hex(4)}"
+    body = sample_order(draft_id)
+    state: dict = {}
+
+    def place_sample():
+        order = _expect(target.post(target.place_url, target.place_auth, body), 200).get("order")
+        _check_bik_order(order, draft_id)
+        state["order"] = order
+        return f"stored as {order['id']} ({order['name']}), invoice {order['invoiceUrl']}"
+
+    def place_again():
+        order = _expect(target.post(target.place_url, target.place_auth, body), 200).get("order")
+        if not state.get("order") or (order or {}).get("id") != state["order"]["id"]:
+            raise CheckFailed(
+                f"the same draft came back as {(order or {}).get('id')!r}, "
+                f"not {state.get('order', {}).get('id')!r}"
+            )
+        return f"same id {order['id']}"
+
+    def conflicting_draft():
+        changed = copy.deepcopy(body)
+        changed["order"]["items"][0]["quantity"] = 3
+        changed["order"]["subTotal"] = 1497
+        changed["order"]["total"] = 1446
+        _expect(target.post(target.place_url, target.place_auth, changed), 409)
+        return "409 for the same draft with a different body"
+
+    def get_order():
+        if not state.get("order"):
+            raise CheckFailed("no order was placed")
+        wanted = state["order"]["id"]
+        answer = _expect(target.post(target.get_url, target.get_auth, {"orderId": wanted}), 200)
+        order = answer.get("order")
+        _check_bik_order(order, draft_id)
+        if order["id"] != wanted:
+            raise CheckFailed(f"asked for {wanted}, got {order['id']}")
+        return f"{wanted}: status {order['status']}, payment {order['paymentStatus']}"
+
+    def unknown_order():
+        _expect(
+            target.post(
+                target.get_url, target.get_auth, {"orderId": f"NO-SUCH-{secrets.token_hex(6)}"}
+            ),
+            404,
+        )
+        return "404"
+
+    def wrong_credentials():
+        results = []
+        for name, url, spec in (
+            ("placeOrder", target.place_url, target.place_auth),
+            ("getOrder", target.get_url, target.get_auth),
+        ):
+            if spec.scheme == "none":
+                results.append(f"{name} skipped (auth none)")
+                continue
+            wrong = _wrong(spec)
+            response = requests.post(
+                url,
+                json=body if name == "placeOrder" else {"orderId": "x"},
+                headers={"Content-Type": "application/json", **wrong.headers()},
+                timeout=target.timeout,
+            )
+            if response.status_code != 401:
+                raise CheckFailed(
+                    f"{name} with wrong credentials answered {response.status_code}, expected 401"
+                )
+            results.append(f"{name} 401")
+        if all("skipped" in r for r in results):
+            raise _Skip("auth is none on both endpoints: anyone can place orders")
+        return ", ".join(results)
+
+    def malformed_body():
+        response = target.post(target.place_url, target.place_auth, raw=b'{"draftOrderId": ')
+        if not 400 <= response.status_code < 500:
+            raise CheckFailed(f"malformed JSON answered {response.status_code}, expected 4xx")
+        return f"{response.status_code}"
+
+    checks = [
+        ("placeOrder accepts Bik's sample order", place_sample),
+        ("placeOrder returns the same order for the same draft", place_again),
+        ("placeOrder refuses the same draft with a different body", conflicting_draft),
+        ("getOrder returns the placed order", get_order),
+        ("getOrder answers 404 for an unknown id", unknown_order),
+        ("wrong credentials are refused with 401", wrong_credentials),
+        ("a malformed body gets a 4xx", malformed_body),
+    ]
+    ok = True
+    for title, check in checks:
+        try:
+            detail = check()
+            echo(f"PASS  {title}: {detail}")
+        except _Skip as skip:
+            echo(f"SKIP  {title}: {skip}")
+        except CheckFailed as failure:
+            ok = False
+            echo(f"FAIL  {title}: {failure}")
+    return ok
+
+
+class _Skip(Exception):
+    pass
+
+
+def _wrong(spec: AuthSpec) -> AuthSpec:
+    bad = "wrong-" + secrets.token_hex(4)
+    return AuthSpec(spec.scheme, header=spec.header, token=bad, user=spec.user, password=bad)
+
+
+def _endpoint(base: str, name: str) -> str:
+    base = base.rstrip("/")
+    for suffix in ("/bik/placeOrder", "/bik/getOrder", "/bik"):
+        base = base.removesuffix(suffix)
+    return f"{base}/bik/{name}"
+
+
+def _spec(value: str | None, option: str) -> AuthSpec | None:
+    if value is None:
+        return None
+    try:
+        return parse_auth_spec(value)
+    except AuthSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=option)
+
+
+@click.command("check-bik")
+@click.argument("url")
+@click.option(
+    "--auth",
+    "auth",
+    default="none",
+    show_default=True,
+    help="What Bik will send: none, bearer:<token>, apikey:<Header>:<token>, "
+    "basic:<user>:<password>.",
+)
+@click.option("--place-order-auth", help="Override --auth for placeOrder.")
+@click.option("--get-order-auth", help="Override --auth for getOrder.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds per request.")
+def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
+    """Play Bik's side against a deployment at URL; exit 1 if any check fails.
+
+    It places one real test order (tagged bikshop_contract_check).
+    """
+    default = _spec(auth, "--auth")
+    target = Target(
+        place_url=_endpoint(url, "placeOrder"),
+        get_url=_endpoint(url, "getOrder"),
+        place_auth=_spec(place_order_auth, "--place-order-auth") or default,
+        get_auth=_spec(get_order_auth, "--get-order-auth") or default,
+        timeout=timeout,
+    )
+    click.echo(f"Checking {target.place_url} and {target.get_url} as Bik would")
+    if not run_checks(target, click.echo):
+        raise SystemExit(1)
+    click.echo("All checks passed: register these URLs in Bik's Non-Shopify Onboarding screen.")

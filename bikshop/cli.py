@@ -1,0 +1,28 @@
+"""Operator commands under ``flask --app bikshop``; each lives beside what it operates."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+
+def register(app: Flask) -> None:
+    """Attach every bikshop command to the app's CLI."""
+    from bikshop.checkbik import check_bik_command
+
+    app.cli.add_command(check_bik_command)
+    app.cli.add_command(bik_setup_command)
+
+
+@click.command("bik-setup")
+@click.option("--base-url", help="Where Bik reaches this server (default BIKSHOP_PUBLIC_URL).")
+def bik_setup_command(base_url):
+    """Print what to enter in Bik's Non-Shopify Onboarding screen: URLs and credentials."""
+    base = (base_url or current_app.config["PUBLIC_URL"] or "http://127.0.0.1:8000").rstrip("/")
+    specs = current_app.config["BIK_AUTH_SPECS"]
+    click.echo("Register these in Bik (BIK Labs > Non-Shopify Onboarding):")
+    for name in ("placeOrder", "getOrder"):
+        click.echo(f"  {name:<10} POST {base}/bik/{name}")
+        click.echo(f"  {'':<10} auth: {specs[name].describe()}")
+    if base.startswith("http://127.0.0.1") or base.startswith("http://localhost"):
+        click.echo("  (Bik needs a public https URL: set BIKSHOP_PUBLIC_URL when deployed.)")

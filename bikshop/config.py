@@ -1,0 +1,179 @@
+"""Configuration: coded defaults, then ``BIKSHOP_*`` environment variables, then a test mapping."""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+
+from bikshop.bik.auth import AuthSpecError, parse_auth_spec
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message is one line naming the variable."""
+
+
+# Every setting bikshop reads, with its default. Keys are the names after the ``BIKSHOP_`` prefix.
+DEFAULTS: dict[str, object] = {
+    "ENV": "production",
+    "SECRET_KEY": None,
+    "DATABASE_URL": None,  # None means sqlite:///<instance>/bikshop.sqlite3
+    "PUBLIC_URL": None,
+    "BIK_AUTH": None,
+    "BIK_PLACE_ORDER_AUTH": None,
+    "BIK_GET_ORDER_AUTH": None,
+    "CURRENCY": "INR",
+    "ORDER_ID_PREFIX": "ORD-",
+    "ORDER_NUMBER_START": 1001,
+    "MAX_ITEMS_PER_ORDER": 500,
+    "STORE_NAME": "Your Store",
+    "STORE_LEGAL_NAME": None,
+    "STORE_ADDRESS": "Store address not configured",
+    "STORE_STATE": None,
+    "STORE_LOGO_URL": None,
+    "STORE_SUPPORT_PHONE": None,
+    "STORE_SUPPORT_EMAIL": None,
+    "STORE_GSTIN": None,
+    "STORE_HSN_CODE": None,
+    "STORE_GST_RATE": "18",
+    "STORE_LOCALE": "en_IN",
+    "STORE_TIMEZONE": "Asia/Kolkata",
+    "RAZORPAY_KEY_ID": None,
+    "RAZORPAY_KEY_SECRET": None,
+    "RAZORPAY_WEBHOOK_SECRET": None,
+    "RAZORPAY_WEBHOOK_SECRET_PREVIOUS": None,
+    "RAZORPAY_API_URL": "https://api.razorpay.com",
+    "RAZORPAY_TIMEOUT": 10,
+    "RAZORPAY_LINK_EXPIRY_MINUTES": 60 * 24 * 7,
+    "REDIS_URL": None,
+    # Only for plain-http local runs: lets the admin session cookie work without https.
+    "INSECURE_COOKIES": False,
+}
+
+# Settings that must be text even when the environment value looks like JSON ("123", "true").
+_TEXT_KEYS = {k for k, v in DEFAULTS.items() if v is None or isinstance(v, str)}
+_INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
+_BOOL_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def load(app, overrides: dict | None) -> None:
+    """Fill ``app.config`` from defaults, the environment and ``overrides``, then validate it."""
+    app.config.from_mapping(DEFAULTS)
+    _load_env(app.config)
+    if overrides:
+        app.config.update(overrides)
+    _normalise(app)
+    validate(app.config)
+
+
+def _load_env(config) -> None:
+    # Flask's from_prefixed_env parses values as JSON ("0123" -> error, "123" -> 123), which
+    # would turn a numeric secret into an int; read the raw strings and coerce per key instead.
+    for name, value in os.environ.items():
+        if name.startswith("BIKSHOP_"):
+            config[name.removeprefix("BIKSHOP_")] = value
+
+
+def _normalise(app) -> None:
+    config = app.config
+    for key in _TEXT_KEYS:
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            config[key] = str(value)
+        elif value == "":
+            config[key] = None if DEFAULTS[key] is None else DEFAULTS[key]
+    for key in _INT_KEYS:
+        try:
+            config[key] = int(config[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"BIKSHOP_{key} must be a whole number, got {config[key]!r}")
+    for key in _BOOL_KEYS:
+        value = config[key]
+        if isinstance(value, str):
+            if value.strip().lower() not in _TRUE | _FALSE:
+                raise ConfigError(f"BIKSHOP_{key} must be true or false, got {value!r}")
+            config[key] = value.strip().lower() in _TRUE
+    config["ENV"] = (config["ENV"] or "production").strip().lower()
+    config["CURRENCY"] = config["CURRENCY"].strip().upper()
+    if config["PUBLIC_URL"]:
+        config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
+    if not config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "bikshop.sqlite3")
+    config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(config["DATABASE_URL"])
+    config["DEBUG"] = False if config["ENV"] == "production" else config.get("DEBUG", False)
+    if config.get("MAX_CONTENT_LENGTH") is None:
+        config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # Bik's largest real order is far smaller
+
+
+def _sqlalchemy_url(url: str) -> str:
+    # Operators paste URLs in libpq form; psycopg 3 is the driver we ship.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def validate(config) -> None:
+    """Refuse to run with missing or unsafe settings: one line naming the variable."""
+    env = config["ENV"]
+    if env not in ("production", "development"):
+        raise ConfigError(f"BIKSHOP_ENV must be 'production' or 'development', got {env!r}")
+    if env == "production":
+        if not config["SECRET_KEY"]:
+            raise ConfigError(
+                "BIKSHOP_SECRET_KEY is not set: production needs a long random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if len(config["SECRET_KEY"]) < 24:
+            raise ConfigError("BIKSHOP_SECRET_KEY is too short: use at least 24 random characters")
+    if not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = os.urandom(32).hex()  # development only: sessions end on restart
+    config["BIK_AUTH_SPECS"] = _bik_auth_specs(config, env)
+    if not _CURRENCY.match(config["CURRENCY"]):
+        raise ConfigError(
+            f"BIKSHOP_CURRENCY must be a 3-letter ISO code, got {config['CURRENCY']!r}"
+        )
+    if config["ORDER_NUMBER_START"] < 1:
+        raise ConfigError("BIKSHOP_ORDER_NUMBER_START must be 1 or more")
+    prefix = config["ORDER_ID_PREFIX"] or ""
+    if len(prefix) > 16 or not re.fullmatch(r"[A-Za-z0-9_\-]*", prefix):
+        raise ConfigError("BIKSHOP_ORDER_ID_PREFIX must be up to 16 letters, digits, '-' or '_'")
+    try:
+        rate = Decimal(config["STORE_GST_RATE"])
+    except ArithmeticError:
+        raise ConfigError("BIKSHOP_STORE_GST_RATE must be a number such as 18 or 5")
+    if not 0 <= rate <= 100:
+        raise ConfigError("BIKSHOP_STORE_GST_RATE must be between 0 and 100")
+    keys = [config["RAZORPAY_KEY_ID"], config["RAZORPAY_KEY_SECRET"]]
+    if any(keys) and not all(keys):
+        raise ConfigError(
+            "BIKSHOP_RAZORPAY_KEY_ID and BIKSHOP_RAZORPAY_KEY_SECRET must be set together"
+        )
+    public_url = config["PUBLIC_URL"]
+    if public_url and not re.match(r"^https?://[^/\s]+", public_url):
+        raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
+
+
+def _bik_auth_specs(config, env: str) -> dict:
+    specs = {}
+    for endpoint, key in (
+        ("placeOrder", "BIK_PLACE_ORDER_AUTH"),
+        ("getOrder", "BIK_GET_ORDER_AUTH"),
+    ):
+        raw = config[key] or config["BIK_AUTH"]
+        variable = f"BIKSHOP_{key}" if config[key] else "BIKSHOP_BIK_AUTH"
+        if raw is None:
+            if env == "production":
+                raise ConfigError(
+                    "BIKSHOP_BIK_AUTH is not set: choose bearer:<token>, apikey:<Header>:<token>, "
+                    "basic:<user>:<password>, or none explicitly"
+                )
+            raw = "none"
+        try:
+            specs[endpoint] = parse_auth_spec(raw)
+        except AuthSpecError as exc:
+            raise ConfigError(f"{variable} is invalid: {exc}")
+    return specs

@@ -1,0 +1,141 @@
+"""One JSON error shape for every API answer that is not a success."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from flask import current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+# Machine-readable codes per status, for people reading Bik's logs.
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class ApiError(HTTPException):
+    """An error a service raises for the client: status, code, message, offending fields."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None, fields=None):
+        super().__init__(description=message)
+        self.code = status
+        self.error_code = code or CODES.get(status, "error")
+        self.fields = fields or []
+
+
+def error_body(status: int, message: str, *, code: str | None = None, fields=None) -> dict:
+    """The error payload: ``{"error": {"status", "code", "message", "fields": [...]}}``."""
+    return {
+        "error": {
+            "status": status,
+            "code": code or CODES.get(status, "error"),
+            "message": message,
+            "fields": fields or [],
+        }
+    }
+
+
+def flatten_messages(messages, path: str = "") -> list[dict]:
+    """Turn marshmallow's nested messages into ``[{"field": "order.items[0].price", ...}]``."""
+    found: list[dict] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if isinstance(key, int):
+                child = f"{path}[{key}]"
+            elif key == "_schema":
+                child = path
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            found.extend(flatten_messages(value, child))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        found.append({"field": path or None, "message": " ".join(messages)})
+    elif isinstance(messages, list):
+        for item in messages:
+            found.extend(flatten_messages(item, path))
+    else:
+        found.append({"field": path or None, "message": str(messages)})
+    return found
+
+
+def http_error_response(error: HTTPException):
+    """Render any HTTPException (ours, webargs', werkzeug's) in the one error shape."""
+    status = error.code or 500
+    if isinstance(error, ApiError):
+        body = error_body(status, error.description, code=error.error_code, fields=error.fields)
+    else:
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages")
+        fields = []
+        if messages is not None:
+            # webargs nests by location first: {"json": {...}}; the location is noise to a client.
+            if isinstance(messages, dict) and set(messages) <= {"json", "query", "querystring"}:
+                messages = next(iter(messages.values()), {})
+            fields = flatten_messages(messages)
+        message = data.get("message") or _describe(status, error, fields)
+        body = error_body(status, message, fields=fields)
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in getattr(error, "get_headers", lambda: [])():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
+    if fields:
+        first = fields[0]
+        where = f"{first['field']}: " if first["field"] else ""
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        return f"{where}{first['message']}{more}"
+    if status == 405:
+        allowed = ", ".join(getattr(error, "valid_methods", None) or [])
+        return f"{request.method} is not allowed here" + (f"; use {allowed}" if allowed else "")
+    if status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return f"The request body is larger than {limit} bytes"
+    return error.description or error.name
+
+
+class DatabaseUnavailable(HTTPException):
+    """The database cannot be reached, is read-only or is full: retry later."""
+
+    code = 503
+    description = "The database is unavailable right now; nothing was changed. Retry shortly."
+
+    def get_headers(self, environ=None, scope=None):
+        return [("Retry-After", "5")]
+
+
+def as_http_error(error: Exception) -> HTTPException:
+    """Map an unexpected exception to what the client is told; log it, roll back."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from bikshop.extensions import db
+
+    with contextlib.suppress(Exception):  # the connection may be gone; the pool replaces it
+        db.session.rollback()
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            type(getattr(error, "orig", None) or error).__name__,
+        )
+        return DatabaseUnavailable()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return InternalServerError("Something went wrong on our side; nothing was changed.")

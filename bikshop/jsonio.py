@@ -1,0 +1,54 @@
+"""JSON in and out with exact money: numbers parse to Decimal and Decimal prints as a number."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from flask.json.provider import DefaultJSONProvider
+
+
+def loads(data: bytes | str):
+    """Parse JSON keeping every digit: floats become Decimal, integers stay int.
+
+    Raises ValueError for anything that is not one JSON document (bad UTF-8, NaN,
+    nesting too deep to parse).
+    """
+    if isinstance(data, bytes):
+        data = data.decode("utf-8")
+    try:
+        return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decimal_to_json(value: Decimal) -> int | float:
+    """The JSON number for a money amount: 947.00 -> 947, 499.50 -> 499.5.
+
+    ``float`` is used only to print: a Numeric(12, 2) value has at most 12 significant
+    digits, and Python prints the shortest repr that round-trips, so no digit changes.
+    """
+    normal = value.normalize()
+    if normal == normal.to_integral_value():
+        return int(normal)
+    return float(normal)
+
+
+class BikshopJSONProvider(DefaultJSONProvider):
+    """Flask's provider, with Decimal parsed and printed as exact JSON numbers."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, Decimal):
+            return decimal_to_json(o)
+        return DefaultJSONProvider.default(o)
+
+    def loads(self, s, **kwargs):
+        return loads(s)

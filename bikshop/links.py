@@ -1,0 +1,20 @@
+"""Absolute links bikshop hands out (invoiceUrl, payment callback URLs)."""
+
+from __future__ import annotations
+
+from flask import current_app, has_request_context, request
+
+
+def public_base() -> str:
+    """``BIKSHOP_PUBLIC_URL``, or the scheme and host the current request came in on."""
+    configured = current_app.config["PUBLIC_URL"]
+    if configured:
+        return configured
+    if has_request_context():
+        return request.host_url.rstrip("/")
+    return "http://127.0.0.1:8000"
+
+
+def invoice_url(order) -> str:
+    """The customer's invoice page for ``order``: the random token is the only key."""
+    return f"{public_base()}/invoice/{order.invoice_token}"

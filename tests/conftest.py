@@ -1,0 +1,141 @@
+"""Fixtures: every database test runs on SQLite and on the local PostgreSQL, both migrated."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from bikshop import create_app
+from tests.servers import GunicornServer
+
+PG_ADMIN_URL = os.environ.get(
+    "BIKSHOP_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = os.environ.get("BIKSHOP_TEST_BACKENDS", "sqlite,postgresql").split(",")
+OUTPUT = Path(os.environ.get("BIKSHOP_TEST_OUTPUT", Path(__file__).parent.parent / "test-output"))
+
+BASE_CONFIG = {
+    "ENV": "production",
+    "SECRET_KEY": "test-secret-key-0123456789-abcdefghij",
+    "BIK_AUTH": "none",
+    "TESTING": True,
+    "STORE_NAME": "Glow Naturals",
+}
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where tests save screenshots and PDFs for people to look at."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    return OUTPUT
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory):
+    """A migrated, empty database per backend for the whole session; dropped at the end."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "bikshop.sqlite3"
+        url = f"sqlite:///{path}"
+        _migrate(url)
+        yield url
+        return
+    name = f"bikshop_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _migrate(url: str) -> None:
+    from flask_migrate import upgrade
+
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": url})
+    with app.app_context():
+        upgrade()
+        from bikshop.extensions import db
+
+        db.engine.dispose()
+
+
+def backend_of(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+def empty_database(url: str) -> None:
+    """Delete every row (migrations stay applied), so each test starts clean."""
+    from bikshop.extensions import db
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+@pytest.fixture
+def make_app(database_url):
+    """Build an app on the test database with extra settings; the database starts empty."""
+    empty_database(database_url)
+    apps = []
+
+    def factory(**overrides):
+        app = create_app({**BASE_CONFIG, "DATABASE_URL": database_url, **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    from bikshop.extensions import db
+
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def gunicorn(database_url, tmp_path):
+    """Start real gunicorn servers on the test database: ``gunicorn(workers=4, env={...})``."""
+    empty_database(database_url)
+    servers: list[GunicornServer] = []
+
+    def start(workers: int = 2, env: dict | None = None, **kwargs) -> GunicornServer:
+        settings = {f"BIKSHOP_{k}": str(v) for k, v in BASE_CONFIG.items() if k != "TESTING"}
+        settings["BIKSHOP_DATABASE_URL"] = database_url
+        settings.update(env or {})
+        server = GunicornServer(workers=workers, env=settings, log_dir=tmp_path, **kwargs)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
