@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from flask import current_app
+
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment
 from bikshop.models.types import utcnow
 from bikshop.money import format_plain
 from bikshop.services.states import PAYMENT_STATUS, transition
+
+
+def can_pay_online(order: Order) -> bool:
+    """The invoice offers a Pay button: Razorpay is configured and money is still owed."""
+    configured = bool(current_app.config["RAZORPAY_KEY_ID"])
+    return configured and order.payment_status == "pending" and order.status != "CANCELLED"
 
 
 def mark_paid(
