@@ -22,6 +22,9 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("BIKSHOP_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# gunicorn 27's control socket defaults to one path per user: several servers on one machine
+# (tests, two instances) would fight over it. bikshop needs no runtime control interface.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
@@ -30,6 +33,7 @@ def post_fork(server, worker):
     from bikshop.extensions import db
 
     app = getattr(server.app, "callable", None)
-    if app is not None:
+    # Only a bikshop app has an engine (the benchmark's bare baseline runs with this file too).
+    if app is not None and "sqlalchemy" in getattr(app, "extensions", {}):
         with app.app_context():
             db.engine.dispose(close=False)
