@@ -109,9 +109,11 @@ def register_blueprints(app: Flask) -> None:
     from bikshop import health
     from bikshop.bik import blp as bik_blp
     from bikshop.extensions import api
+    from bikshop.payments import bp as payments_bp
 
     api.register_blueprint(bik_blp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(payments_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -9,8 +9,10 @@ from flask import Flask, current_app
 def register(app: Flask) -> None:
     """Attach every bikshop command to the app's CLI."""
     from bikshop.checkbik import check_bik_command
+    from bikshop.payments.cli import reconcile_payments_command
 
     app.cli.add_command(check_bik_command)
+    app.cli.add_command(reconcile_payments_command)
     app.cli.add_command(bik_setup_command)
 
 

@@ -152,9 +152,33 @@ def validate(config) -> None:
         raise ConfigError(
             "BIKSHOP_RAZORPAY_KEY_ID and BIKSHOP_RAZORPAY_KEY_SECRET must be set together"
         )
+    _validate_razorpay(config, env)
     public_url = config["PUBLIC_URL"]
     if public_url and not re.match(r"^https?://[^/\s]+", public_url):
         raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
+
+
+def _validate_razorpay(config, env: str) -> None:
+    """Sane timeouts and expiry, an API URL the SDK can use, no live keys outside production."""
+    if not 1 <= config["RAZORPAY_TIMEOUT"] <= 20:
+        # gunicorn kills a worker after 30 s; a Razorpay call must give up well before.
+        raise ConfigError("BIKSHOP_RAZORPAY_TIMEOUT must be 1 to 20 seconds")
+    if not 16 <= config["RAZORPAY_LINK_EXPIRY_MINUTES"] <= 180 * 24 * 60:
+        raise ConfigError(
+            "BIKSHOP_RAZORPAY_LINK_EXPIRY_MINUTES must be 16 minutes to 180 days (Razorpay's limits)"
+        )
+    api_url = (config["RAZORPAY_API_URL"] or "").rstrip("/")
+    if not re.match(r"^(https://[^/\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?)$", api_url):
+        raise ConfigError(
+            "BIKSHOP_RAZORPAY_API_URL must be https://host (no path), or http://127.0.0.1:PORT "
+            f"for a local stand-in, got {api_url!r}"
+        )
+    config["RAZORPAY_API_URL"] = api_url
+    if env != "production" and (config["RAZORPAY_KEY_ID"] or "").startswith("rzp_live_"):
+        raise ConfigError(
+            "BIKSHOP_RAZORPAY_KEY_ID is a live key but BIKSHOP_ENV is development: "
+            "use rzp_test_ keys outside production"
+        )
 
 
 def _bik_auth_specs(config, env: str) -> dict:

@@ -22,9 +22,12 @@ class PaymentLink(db.Model):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     reference_id: Mapped[str] = mapped_column(String(40), unique=True)
     razorpay_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # plink_…
+    # The order_… Razorpay makes behind the link: how a payment.failed event finds its link.
+    razorpay_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     short_url: Mapped[str | None] = mapped_column(String(2048))
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
+    amount_paid: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     # created | partially_paid | paid | expired | cancelled
     status: Mapped[str] = mapped_column(String(24), default="created")
     expire_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -79,8 +82,11 @@ class WebhookEvent(db.Model):
     __table_args__ = (Index("ix_webhook_events_received_at", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Unique: the dedupe key, inserted in the same transaction as the state change.
+    # Unique: the dedupe key, inserted in the same transaction as the state change. Only the
+    # delivery that claimed it holds it; duplicates and forgeries keep theirs in received_event_id,
+    # so a forged header can never block the genuine event.
     event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    received_event_id: Mapped[str | None] = mapped_column(String(64))
     event: Mapped[str | None] = mapped_column(String(64))
     signature_valid: Mapped[bool] = mapped_column(Boolean)
     outcome: Mapped[str] = mapped_column(String(255))

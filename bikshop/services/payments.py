@@ -1,24 +1,379 @@
-"""Payments: the one pending → paid transition, used by the webhook, the redirect, the
-reconciler and the dashboard alike."""
+"""Payments: Razorpay payment links, the one pending → paid transition, reconciliation and refunds.
+
+The webhook, the customer's redirect and ``reconcile-payments`` all end in ``apply_link_state``, so
+they agree on what a link's state means; every move in it is a conditional UPDATE, so running them
+at once changes the order once. No transaction is held open while Razorpay is being called.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
+from marshmallow import INCLUDE, Schema, ValidationError, fields
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
-from bikshop.models import Order, Payment
+from bikshop.links import public_base
+from bikshop.models import Order, Payment, PaymentLink
 from bikshop.models.types import utcnow
-from bikshop.money import format_plain
-from bikshop.services.states import PAYMENT_STATUS, transition
+from bikshop.money import format_plain, from_minor_units, to_minor_units
+from bikshop.razorpay_client import GatewayFailure
+from bikshop.services.refunds import confirm_refund, refund
+from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
+
+__all__ = [  # refunds live in services/refunds.py; the dashboard reaches them from here
+    "GatewayFailure",
+    "apply_link_state",
+    "can_pay_online",
+    "confirm_redirect",
+    "confirm_refund",
+    "create_or_reuse_link",
+    "mark_paid",
+    "mark_paid_offline",
+    "reconcile",
+    "refund",
+]
+
+log = logging.getLogger(__name__)
+
+# A link's own states, as Razorpay reports them: ``to`` -> the states it may come from. "paid"
+# wins over everything (Razorpay has the money); nothing ever leaves "paid".
+LINK_SOURCES = {
+    "partially_paid": ("created", "partially_paid"),
+    "paid": ("created", "partially_paid", "expired", "cancelled"),
+    "expired": ("created", "partially_paid"),
+    "cancelled": ("created", "partially_paid"),
+}
+# A link about to expire is not handed out again: the customer needs time to pay on it.
+REUSE_MARGIN = timedelta(minutes=10)
+MINIMUM_ONLINE = Decimal("1.00")  # Razorpay refuses less than ₹1
+
+
+class LinkEntity(Schema):
+    """The fields of Razorpay's payment link entity we act on (webhook payloads and fetches)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String(required=True)
+    status = fields.String(required=True)
+    amount = fields.Integer(strict=True, required=True)
+    amount_paid = fields.Integer(strict=True, load_default=0)
+    currency = fields.String(required=True)
+    reference_id = fields.String(allow_none=True)
+    order_id = fields.String(allow_none=True)
+    short_url = fields.String(allow_none=True)
+    payments = fields.List(fields.Dict(), allow_none=True)
+
+
+def read_link_entity(entity) -> dict:
+    """Validate a payment link entity from Razorpay; RazorpayUnavailable when it is malformed."""
+    try:
+        return LinkEntity().load(entity if isinstance(entity, dict) else {})
+    except ValidationError as exc:
+        raise razorpay_client.RazorpayUnavailable(f"malformed payment link: {exc.messages}")
 
 
 def can_pay_online(order: Order) -> bool:
     """The invoice offers a Pay button: Razorpay is configured and money is still owed."""
     configured = bool(current_app.config["RAZORPAY_KEY_ID"])
-    return configured and order.payment_status == "pending" and order.status != "CANCELLED"
+    return (
+        configured
+        and order.payment_status == "pending"
+        and order.status != "CANCELLED"
+        and order.total >= MINIMUM_ONLINE
+    )
+
+
+def create_or_reuse_link(order: Order) -> PaymentLink:
+    """The link the customer should pay on: an unexpired one already made, else a new one.
+
+    Raises ApiError 409 when nothing is owed and GatewayFailure when Razorpay fails (then nothing
+    is stored). Commits.
+    """
+    for _ in range(3):  # an adopted link that turns out expired costs one more attempt
+        if not can_pay_online(order):
+            raise ApiError(
+                409,
+                f"Order {order.name} cannot be paid online (payment {order.payment_status})",
+                code="not_payable",
+            )
+        link = _reusable_link(order) or _new_link(order)
+        if link.status == "created":
+            return link
+    raise GatewayFailure(razorpay_client.RazorpayRejected("no usable link"), "make a payment link")
+
+
+def _reusable_link(order: Order) -> PaymentLink | None:
+    return db.session.scalars(
+        select(PaymentLink)
+        .where(
+            PaymentLink.order_id == order.id,
+            PaymentLink.status == "created",
+            PaymentLink.expire_by > utcnow() + REUSE_MARGIN,
+            PaymentLink.amount == order.total,
+            PaymentLink.currency == order.currency,
+            PaymentLink.short_url.is_not(None),
+        )
+        .order_by(PaymentLink.id.desc())
+    ).first()
+
+
+def reference_id(order: Order, attempt: int) -> str:
+    """Unique per attempt and the same when an attempt is retried, at most 40 characters.
+
+    A piece of the invoice token keeps two installations (or a re-created database) that share
+    a Razorpay account from ever adopting each other's links.
+    """
+    token = "".join(c for c in order.invoice_token if c.isalnum())[:6]
+    suffix = f"-{token}-{attempt}"
+    return order.public_id[: 40 - len(suffix)] + suffix
+
+
+def _link_request(order: Order, attempt: int) -> dict:
+    config = current_app.config
+    expire_by = utcnow() + timedelta(minutes=config["RAZORPAY_LINK_EXPIRY_MINUTES"])
+    customer = {"contact": order.phone_number}
+    if order.email:
+        customer["email"] = order.email
+    if order.customer_name:
+        customer["name"] = order.customer_name[:255]
+    return {
+        "amount": to_minor_units(order.total),
+        "currency": order.currency,
+        "accept_partial": False,
+        "reference_id": reference_id(order, attempt),
+        "description": f"{config['STORE_NAME']} order {order.name}"[:2048],
+        "customer": customer,
+        # Bik already talks to the customer on WhatsApp; Razorpay's SMS and email would be noise.
+        "notify": {"sms": False, "email": False},
+        "reminder_enable": False,
+        "notes": {"order_id": order.public_id, "order_name": order.name},
+        "callback_url": f"{public_base()}/invoice/{order.invoice_token}/paid",
+        "callback_method": "get",
+        "expire_by": int(expire_by.timestamp()),
+    }
+
+
+def _new_link(order: Order) -> PaymentLink:
+    count = select(func.count()).select_from(PaymentLink).where(PaymentLink.order_id == order.id)
+    request = _link_request(order, db.session.scalar(count) + 1)
+    order_id = order.id
+    db.session.commit()  # no transaction (nor pooled connection) held while Razorpay answers
+    try:
+        try:
+            entity = razorpay_client.create_link(request)
+        except razorpay_client.RazorpayRejected as exc:
+            if not exc.duplicate_reference:
+                raise
+            entity = _adopt(request)  # an earlier try timed out after Razorpay made the link
+        entity = read_link_entity(entity)
+    except razorpay_client.RazorpayError as exc:
+        raise GatewayFailure(exc, "make a payment link")
+    order = db.session.get(Order, order_id)
+    link = PaymentLink(
+        order_id=order.id,
+        reference_id=request["reference_id"],
+        razorpay_id=entity["id"],
+        razorpay_order_id=entity.get("order_id") or None,
+        short_url=entity.get("short_url"),
+        amount=from_minor_units(request["amount"]),
+        currency=request["currency"],
+        amount_paid=Decimal("0"),
+        status="created",
+        expire_by=datetime.fromtimestamp(request["expire_by"], UTC),
+        raw=entity,
+    )
+    db.session.add(link)
+    record(
+        order,
+        "payment_link_created",
+        "customer",
+        f"Payment link {entity['id']} made for {format_plain(link.amount)} {link.currency}",
+        {"paymentLink": entity["id"], "referenceId": link.reference_id},
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:  # a second tap made the same attempt at the same moment
+        db.session.rollback()
+        link = db.session.scalars(
+            select(PaymentLink).where(PaymentLink.reference_id == request["reference_id"])
+        ).one()
+    if entity["status"] != "created":  # adopted a link that already moved on
+        apply_link_state(link, entity, actor="razorpay")
+        db.session.commit()
+    return link
+
+
+def _adopt(request: dict) -> dict:
+    ref = request["reference_id"]
+    for entity in razorpay_client.links_by_reference(ref):
+        notes = entity.get("notes") if isinstance(entity.get("notes"), dict) else {}
+        if (
+            entity.get("reference_id") == ref
+            and entity.get("amount") == request["amount"]
+            and entity.get("currency") == request["currency"]
+            and notes.get("order_id") == request["notes"]["order_id"]
+        ):
+            log.info("adopting existing payment link %s for reference %s", entity.get("id"), ref)
+            return entity
+    raise razorpay_client.RazorpayRejected(f"reference {ref} belongs to a link we did not make")
+
+
+def apply_link_state(
+    link: PaymentLink, entity: dict, *, actor: str, payment: dict | None = None
+) -> str:
+    """Bring ``link`` and its order in line with Razorpay's ``entity`` for it; the caller commits.
+
+    ``payment`` is the webhook's payment entity, if any (a fetched link lists its payments).
+    Returns the outcome, for the webhook record and the logs.
+    """
+    if entity.get("id") != link.razorpay_id:
+        return f"ignored: entity {entity.get('id')} is not link {link.razorpay_id}"
+    if entity.get("order_id") and not link.razorpay_order_id:
+        link.razorpay_order_id = entity["order_id"]
+    order = db.session.get(Order, link.order_id)
+    status = entity["status"]
+    if status == "paid":
+        return _apply_paid(link, order, entity, payment, actor)
+    if status == "partially_paid":
+        paid = from_minor_units(entity["amount_paid"])
+        if _move_link(link, "partially_paid", amount_paid=paid):
+            record(
+                order,
+                "payment_partial",
+                actor,
+                f"Partial payment: {format_plain(paid)} {entity['currency']} received on "
+                f"{link.razorpay_id}; the order stays pending",
+                {"paymentLink": link.razorpay_id, "amountPaid": str(paid)},
+            )
+            return "link partially paid"
+        return "no change: partial payment already known"
+    if status in ("expired", "cancelled"):
+        if _move_link(link, status):
+            record(
+                order,
+                f"payment_link_{status}",
+                actor,
+                f"Payment link {link.razorpay_id} {status}; a new one is made if the customer pays",
+                {"paymentLink": link.razorpay_id},
+            )
+            return f"link {status}"
+        return f"ignored: link already {link.status}"
+    return f"no change: link is {status}"
+
+
+def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None) -> bool:
+    values = {"status": to, "updated_at": utcnow()}
+    where = [PaymentLink.id == link.id, PaymentLink.status.in_(LINK_SOURCES[to])]
+    if amount_paid is not None:
+        values["amount_paid"] = amount_paid
+        if to == "partially_paid":
+            where.append(PaymentLink.amount_paid != amount_paid)
+    result = db.session.execute(
+        update(PaymentLink)
+        .where(*where)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(link)
+    return result.rowcount == 1
+
+
+def _apply_paid(link, order, entity, payment, actor) -> str:
+    paid = from_minor_units(entity["amount_paid"])
+    problems = _mismatches(link, order, entity, payment)
+    moved = _move_link(link, "paid", amount_paid=paid)
+    if problems:
+        if moved:  # told once, however many doors report the same link
+            log.warning(
+                "payment mismatch on %s for %s: %s",
+                link.razorpay_id,
+                order.public_id,
+                "; ".join(problems),
+            )
+            record(
+                order,
+                "payment_mismatch",
+                actor,
+                f"Payment on {link.razorpay_id} does not match the order: {'; '.join(problems)}. "
+                "The order stays pending: check it in Razorpay.",
+                {"paymentLink": link.razorpay_id, "problems": problems},
+            )
+        return "mismatch: " + "; ".join(problems)
+    payment_id, method, raw = _captured_payment(entity, payment)
+    try:
+        changed = mark_paid(
+            order,
+            actor=actor,
+            amount=paid,
+            currency=entity["currency"],
+            method=method,
+            razorpay_payment_id=payment_id,
+            payment_link_id=link.id,
+            raw=raw,
+        )
+    except IllegalTransition:
+        changed = False
+    if changed:
+        if order.status == "CANCELLED":
+            record(
+                order,
+                "paid_after_cancel",
+                actor,
+                "Paid although the order is cancelled: refund the customer or reopen it",
+            )
+        return "paid"
+    if moved:  # a second link paid after the order was already settled: real money, say so
+        record(
+            order,
+            "payment_extra",
+            actor,
+            f"Another payment ({payment_id}) arrived on {link.razorpay_id} while the order was "
+            f"already {order.payment_status}: refund it in Razorpay",
+            {"paymentLink": link.razorpay_id, "razorpayPaymentId": payment_id},
+        )
+        log.warning("extra payment %s on %s for %s", payment_id, link.razorpay_id, order.public_id)
+    return f"no change: order already {order.payment_status}"
+
+
+def _mismatches(link, order, entity, payment) -> list[str]:
+    expected = to_minor_units(order.total)
+    problems = []
+    amounts = [("paid", entity["amount_paid"])]
+    if payment and "amount" in payment:
+        amounts.append(("payment", payment.get("amount")))
+    for what, paise in amounts:
+        if paise != expected:
+            shown = format_plain(from_minor_units(paise)) if isinstance(paise, int) else repr(paise)
+            problems.append(
+                f"{what} amount {shown} but the order total is {format_plain(order.total)}"
+            )
+    currencies = {entity["currency"], link.currency}
+    if payment and "currency" in payment:
+        currencies.add(payment.get("currency"))
+    if currencies != {order.currency}:
+        problems.append(
+            f"currency {'/'.join(sorted(map(str, currencies)))}, order {order.currency}"
+        )
+    return problems
+
+
+def _captured_payment(entity: dict, payment: dict | None) -> tuple[str | None, str | None, dict]:
+    if payment and payment.get("id"):
+        return payment["id"], payment.get("method"), payment
+    captured = [p for p in entity.get("payments") or [] if p.get("status") == "captured"]
+    if captured:
+        last = captured[-1]
+        return last.get("payment_id"), last.get("method"), last
+    return None, None, {"paymentLink": entity["id"]}
 
 
 def mark_paid(
@@ -81,3 +436,78 @@ def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool
     )
     db.session.commit()
     return changed
+
+
+def confirm_redirect(order: Order, params: dict) -> None:
+    """The customer came back from Razorpay: check the signature, then fetch the link and apply
+    its state. Query parameters alone never change anything. Commits."""
+    valid = razorpay_client.callback_signature_valid(
+        link_id=params["razorpay_payment_link_id"],
+        reference_id=params.get("razorpay_payment_link_reference_id") or "",
+        status=params["razorpay_payment_link_status"],
+        payment_id=params["razorpay_payment_id"],
+        signature=params["razorpay_signature"],
+        secret=current_app.config["RAZORPAY_KEY_SECRET"] or "",
+    )
+    link = db.session.scalars(
+        select(PaymentLink).where(
+            PaymentLink.razorpay_id == params["razorpay_payment_link_id"],
+            PaymentLink.order_id == order.id,
+        )
+    ).one_or_none()
+    if not valid or link is None:
+        log.warning(
+            "payment redirect for %s refused: bad signature or unknown link", order.public_id
+        )
+        raise ApiError(
+            400,
+            "This payment confirmation link is not valid. Your invoice shows the current state.",
+            code="bad_signature",
+        )
+    link_id, razorpay_id = link.id, link.razorpay_id
+    db.session.commit()
+    try:
+        entity = read_link_entity(razorpay_client.fetch_link(razorpay_id))
+    except razorpay_client.RazorpayError:
+        return  # the webhook or reconcile-payments will confirm it; the page says "confirming"
+    outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="razorpay")
+    db.session.commit()
+    log.info("payment redirect for %s: %s", order.public_id, outcome)
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconcile run did."""
+
+    checked: int = 0
+    outcomes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def reconcile(*, older_than: timedelta) -> ReconcileReport:
+    """Fetch every link of a still-pending order made more than ``older_than`` ago and apply its
+    state: a lost webhook never leaves a paid order pending. Safe beside webhooks. Commits."""
+    report = ReconcileReport()
+    rows = db.session.execute(
+        select(PaymentLink.id, PaymentLink.razorpay_id)
+        .join(Order, Order.id == PaymentLink.order_id)
+        .where(
+            PaymentLink.status.in_(("created", "partially_paid")),
+            PaymentLink.razorpay_id.is_not(None),
+            PaymentLink.created_at <= utcnow() - older_than,
+            Order.payment_status == "pending",
+        )
+        .order_by(PaymentLink.id)
+    ).all()
+    db.session.commit()
+    for link_id, razorpay_id in rows:
+        report.checked += 1
+        try:
+            entity = read_link_entity(razorpay_client.fetch_link(razorpay_id))
+        except razorpay_client.RazorpayError as exc:
+            report.failures.append(f"{razorpay_id}: {exc}")
+            continue
+        outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="reconcile")
+        db.session.commit()
+        report.outcomes.append(f"{razorpay_id}: {outcome}")
+    return report

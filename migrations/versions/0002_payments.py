@@ -20,9 +20,11 @@ def upgrade():
         sa.Column("order_id", sa.Integer(), nullable=False),
         sa.Column("reference_id", sa.String(length=40), nullable=False),
         sa.Column("razorpay_id", sa.String(length=64), nullable=True),
+        sa.Column("razorpay_order_id", sa.String(length=64), nullable=True),
         sa.Column("short_url", sa.String(length=2048), nullable=True),
         sa.Column("amount", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount_paid", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("expire_by", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -41,11 +43,15 @@ def upgrade():
     )
     with op.batch_alter_table("payment_links", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_payment_links_order_id"), ["order_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_payment_links_razorpay_order_id"), ["razorpay_order_id"], unique=False
+        )
 
     op.create_table(
         "webhook_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=True),
+        sa.Column("received_event_id", sa.String(length=64), nullable=True),
         sa.Column("event", sa.String(length=64), nullable=True),
         sa.Column("signature_valid", sa.Boolean(), nullable=False),
         sa.Column("outcome", sa.String(length=255), nullable=False),

@@ -1,0 +1,167 @@
+"""The one door to Razorpay: the official SDK with a timeout on every call, its errors mapped to
+ours, and the two signature checks (webhook body, customer redirect) done over exact bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+import razorpay
+import requests
+from flask import current_app
+from razorpay.errors import BadRequestError, GatewayError, ServerError
+
+from bikshop.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_REFERENCE = "reference id already attempted"
+
+
+class RazorpayError(Exception):
+    """Razorpay could not do what we asked; nothing on our side was changed."""
+
+
+class RazorpayUnavailable(RazorpayError):
+    """Razorpay is down, slow beyond our timeout, or failed on its side: retry later."""
+
+
+class RazorpayRejected(RazorpayError):
+    """Razorpay refused the request (bad input, bad keys, wrong state); ``str()`` says why."""
+
+    @property
+    def duplicate_reference(self) -> bool:
+        return DUPLICATE_REFERENCE in str(self).lower()
+
+
+class GatewayFailure(ApiError):
+    """What a door answers when Razorpay failed or refused: 503 when worth retrying, else 502."""
+
+    def __init__(self, exc: RazorpayError, doing: str):
+        retry = isinstance(exc, RazorpayUnavailable)
+        super().__init__(
+            503 if retry else 502,
+            f"Razorpay could not {doing} ({exc}); nothing was changed."
+            + (" Please try again in a minute." if retry else ""),
+            code="payment_gateway_unavailable" if retry else "payment_gateway_refused",
+        )
+        self.retry = retry
+
+
+class _TimeoutSession(requests.Session):
+    """A session that never waits forever: the SDK sets no timeout of its own."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.default_timeout = (min(3.05, timeout), timeout)  # (connect, read)
+
+    def request(self, method, url, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        return super().request(method, url, **kwargs)
+
+
+def is_configured() -> bool:
+    """True when API keys are set, so bikshop can make payment links."""
+    return bool(current_app.config["RAZORPAY_KEY_ID"] and current_app.config["RAZORPAY_KEY_SECRET"])
+
+
+def _client() -> razorpay.Client:
+    config = current_app.config
+    if not is_configured():
+        raise RazorpayRejected("Razorpay keys are not configured")
+    client = razorpay.Client(
+        session=_TimeoutSession(float(config["RAZORPAY_TIMEOUT"])),
+        auth=(config["RAZORPAY_KEY_ID"], config["RAZORPAY_KEY_SECRET"]),
+        base_url=config["RAZORPAY_API_URL"],
+    )
+    client.set_app_details({"title": "bikshop", "version": "1"})
+    return client
+
+
+def _call(what: str, call):
+    """Run one SDK call and translate every way it can fail into our two exceptions."""
+    try:
+        result = call(_client())
+    except BadRequestError as exc:
+        log.warning("razorpay refused %s: %s", what, exc)
+        raise RazorpayRejected(str(exc) or "request refused") from None
+    except (ServerError, GatewayError) as exc:
+        log.error("razorpay failed %s: %s: %s", what, type(exc).__name__, exc)
+        raise RazorpayUnavailable(f"Razorpay failed: {exc}") from None
+    except requests.Timeout:
+        log.error("razorpay timed out on %s", what)
+        raise RazorpayUnavailable("Razorpay did not answer in time") from None
+    except requests.ConnectionError:
+        log.error("razorpay unreachable on %s", what)
+        raise RazorpayUnavailable("Razorpay could not be reached") from None
+    except (requests.RequestException, ValueError) as exc:  # e.g. an HTML error page from a proxy
+        log.error("razorpay answered %s with something unreadable: %s", what, type(exc).__name__)
+        raise RazorpayUnavailable("Razorpay gave an unreadable answer") from None
+    if not isinstance(result, dict):
+        raise RazorpayUnavailable("Razorpay gave an unexpected answer")
+    return result
+
+
+def create_link(data: dict) -> dict:
+    """Create a payment link (POST /v1/payment_links)."""
+    return _call(f"create link {data.get('reference_id')}", lambda c: c.payment_link.create(data))
+
+
+def fetch_link(razorpay_id: str) -> dict:
+    """The payment link as Razorpay has it now."""
+    return _call(f"fetch {razorpay_id}", lambda c: c.payment_link.fetch(razorpay_id))
+
+
+def links_by_reference(reference_id: str) -> list[dict]:
+    """Every payment link Razorpay holds with this ``reference_id`` (normally one)."""
+    found = _call(
+        f"list links {reference_id}",
+        lambda c: c.payment_link.all({"reference_id": reference_id}),
+    )
+    return [link for link in found.get("payment_links") or [] if isinstance(link, dict)]
+
+
+def cancel_link(razorpay_id: str) -> dict:
+    """Cancel an unpaid payment link."""
+    return _call(f"cancel {razorpay_id}", lambda c: c.payment_link.cancel(razorpay_id))
+
+
+def refund_payment(razorpay_payment_id: str, paise: int) -> dict:
+    """Ask Razorpay to refund ``paise`` of a captured payment; answers the refund entity."""
+    return _call(
+        f"refund {razorpay_payment_id}",
+        lambda c: c.payment.refund(razorpay_payment_id, {"amount": paise}),
+    )
+
+
+def hmac_hex(secret: str, message: bytes) -> str:
+    """Lowercase hex HMAC-SHA256, the form of both Razorpay signatures."""
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def webhook_signature_valid(raw_body: bytes, signature: str | None, secrets: list[str]) -> bool:
+    """Does ``signature`` match the raw body under any of ``secrets`` (current, then previous)?
+
+    The exact received bytes are hashed: re-serialised JSON would not match. The SDK's own
+    check wants ``str`` and raises on a missing header, so it is done here instead.
+    """
+    if not signature or not isinstance(raw_body, bytes):
+        return False
+    candidate = signature.strip().lower().encode()
+    return any(
+        hmac.compare_digest(hmac_hex(secret, raw_body).encode(), candidate)
+        for secret in secrets
+        if secret
+    )
+
+
+def callback_signature_valid(
+    *, link_id: str, reference_id: str, status: str, payment_id: str, signature: str, secret: str
+) -> bool:
+    """The redirect's ``razorpay_signature``: HMAC of ``link|reference|status|payment``."""
+    if not (link_id and status and payment_id and signature and secret):
+        return False
+    message = f"{link_id}|{reference_id}|{status}|{payment_id}".encode()
+    return hmac.compare_digest(hmac_hex(secret, message).encode(), signature.strip().encode())

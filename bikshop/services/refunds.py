@@ -1,0 +1,138 @@
+"""Refunds through Razorpay's refund API, confirmed by its ``refund.processed`` webhook."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bikshop import razorpay_client
+from bikshop.errors import ApiError
+from bikshop.extensions import db
+from bikshop.models import Order, Payment, Refund
+from bikshop.models.types import utcnow
+from bikshop.money import CENT, format_plain, to_minor_units
+from bikshop.razorpay_client import GatewayFailure
+from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
+
+
+def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
+    """Refund all (``None``) or part of a paid order through Razorpay; commits.
+
+    The refund is stored as pending and becomes final when Razorpay's ``refund.processed``
+    webhook arrives (or at once, if Razorpay answers that it is already processed).
+    """
+    payment, refundable = _refundable(order)
+    amount = refundable if amount is None else Decimal(amount)
+    if not (CENT <= amount <= refundable) or amount != amount.quantize(CENT):
+        raise ApiError(
+            422,
+            f"A refund must be between 0.01 and {format_plain(refundable)} {order.currency}",
+            fields=[{"field": "amount", "message": f"got {amount}"}],
+        )
+    row = Refund(order_id=order.id, payment_id=payment.id, amount=amount, status="pending")
+    db.session.add(row)
+    db.session.commit()  # reserved before asking Razorpay, so a second click cannot over-refund
+    try:
+        entity = razorpay_client.refund_payment(payment.razorpay_payment_id, to_minor_units(amount))
+    except razorpay_client.RazorpayError as exc:
+        row.status = "failed"
+        record(order, "refund_failed", actor, f"Refund of {format_plain(amount)} failed: {exc}")
+        db.session.commit()
+        raise GatewayFailure(exc, "refund the payment")
+    row.razorpay_refund_id = str(entity.get("id") or "") or None
+    row.raw = entity
+    record(
+        order,
+        "refund_requested",
+        actor,
+        f"Refund of {format_plain(amount)} {order.currency} asked of Razorpay "
+        f"({row.razorpay_refund_id})",
+        {"amount": str(amount), "razorpayRefundId": row.razorpay_refund_id},
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:  # its webhook arrived first and recorded it
+        db.session.rollback()
+        db.session.delete(db.session.get(Refund, row.id))
+        db.session.commit()
+        row = db.session.scalars(
+            select(Refund).where(Refund.razorpay_refund_id == entity.get("id"))
+        ).one()
+    if entity.get("status") == "processed":
+        confirm_refund(row, actor="razorpay")
+        db.session.commit()
+    return row
+
+
+def _refundable(order: Order) -> tuple[Payment, Decimal]:
+    db.session.refresh(order, with_for_update=True)  # one refund decision per order at a time
+    if order.payment_status not in ("paid", "partially_refunded"):
+        raise ApiError(
+            409,
+            f"Only a paid order can be refunded; {order.name} is {order.payment_status}",
+            code="illegal_transition",
+            fields=[{"field": "paymentStatus", "message": f"currently {order.payment_status}"}],
+        )
+    payment = db.session.scalars(
+        select(Payment)
+        .where(Payment.order_id == order.id, Payment.razorpay_payment_id.is_not(None))
+        .order_by(Payment.id.desc())
+    ).first()
+    if payment is None:
+        raise ApiError(
+            409,
+            f"{order.name} was not paid through Razorpay: refund the customer directly",
+            code="not_refundable",
+        )
+    reserved = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_id == payment.id, Refund.status == "pending"
+        )
+    )
+    return payment, payment.amount - payment.amount_refunded - Decimal(reserved)
+
+
+def confirm_refund(row: Refund, *, actor: str) -> str:
+    """Razorpay processed ``row``: add it to the payment and the order, and move the order to
+    refunded or partially_refunded. Applies once however often it is called; caller commits."""
+    moved = db.session.execute(
+        update(Refund)
+        .where(Refund.id == row.id, Refund.status != "processed")
+        .values(status="processed", processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        return "no change: refund already processed"
+    db.session.refresh(row)
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == row.payment_id)
+        .values(amount_refunded=Payment.amount_refunded + row.amount)
+        .execution_options(synchronize_session=False)
+    )
+    order = db.session.get(Order, row.order_id, with_for_update=True, populate_existing=True)
+    refunded = order.amount_refunded + row.amount
+    to = "refunded" if refunded >= order.total else "partially_refunded"
+    try:
+        transition(
+            order,
+            PAYMENT_STATUS,
+            to,
+            actor=actor,
+            message=f"Refunded {format_plain(row.amount)} {order.currency} "
+            f"({format_plain(refunded)} of {format_plain(order.total)} in all)",
+            data={"amount": str(row.amount), "razorpayRefundId": row.razorpay_refund_id},
+            values={"amount_refunded": Order.amount_refunded + row.amount},
+        )
+    except IllegalTransition:
+        record(
+            order,
+            "refund_unexpected",
+            actor,
+            f"Razorpay refunded {format_plain(row.amount)} while the order was "
+            f"{order.payment_status}",
+        )
+        return f"refund recorded; order was {order.payment_status}"
+    return f"order {to}"

@@ -1,0 +1,282 @@
+"""Paying an invoice through a Razorpay payment link: the Pay button, the link, the redirect back,
+the webhook and reconcile-payments, against the fake Razorpay over real HTTP (test client side)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from bikshop.extensions import db
+from bikshop.models import Order, OrderEvent, Payment, PaymentLink
+from bikshop.services.payments import reference_id
+from tests.fake_razorpay import (
+    KEY_ID,
+    KEY_SECRET,
+    FakeRazorpay,
+    path_of,
+    payment_status,
+    place_order,
+    post_webhook,
+    razorpay_settings,
+    sign,
+)
+
+
+@pytest.fixture
+def shop(make_app):
+    """bikshop (test client) wired to a running fake Razorpay."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake), PUBLIC_URL="https://shop.example.com")
+        yield app, app.test_client(), fake
+
+
+def rows(app, model, *where):
+    with app.app_context():
+        return db.session.scalars(select(model).where(*where).order_by(model.id)).all()
+
+
+def timeline(app, kind: str) -> list[OrderEvent]:
+    return rows(app, OrderEvent, OrderEvent.kind == kind)
+
+
+def start_payment(client, invoice: str) -> str:
+    response = client.post(invoice + "/pay")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]
+
+
+def test_pay_button_makes_a_link_with_the_order_and_redirects_to_it(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    page = client.get(invoice).get_data(as_text=True)
+    assert "Pay ₹947" in page and f'action="{invoice}/pay"' in page
+    location = start_payment(client, invoice)
+    link = fake.only_link()
+    assert location == link["short_url"]
+    created = [body for method, path, body in fake.calls if path == "/v1/payment_links"]
+    assert len(created) == 1
+    body = created[0]
+    assert body["amount"] == 94700 and body["currency"] == "INR"
+    assert 0 < len(body["reference_id"]) <= 40
+    assert body["customer"] == {
+        "contact": "+919876543210",
+        "email": "buyer@example.com",
+        "name": "Bik Tester",
+    }
+    assert "#1001" in body["description"] and body["notes"]["order_id"] == order_id
+    assert body["callback_url"] == f"https://shop.example.com{invoice}/paid"
+    assert body["callback_method"] == "get"
+    assert body["expire_by"] > time.time() + 15 * 60
+    (stored,) = rows(app, PaymentLink)
+    assert (stored.razorpay_id, stored.amount, stored.status) == (
+        link["id"],
+        Decimal("947.00"),
+        "created",
+    )
+    assert payment_status(client, order_id) == "pending"
+
+
+def test_a_second_tap_reuses_the_unexpired_link(shop):
+    app, client, fake = shop
+    _, invoice = place_order(client)
+    assert start_payment(client, invoice) == start_payment(client, invoice)
+    assert len(fake.links) == 1 and len(rows(app, PaymentLink)) == 1
+
+
+def test_an_expired_link_is_replaced_by_a_new_attempt(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    first = fake.expire(fake.only_link()["id"])
+    assert (
+        post_webhook(client, *fake.event("payment_link.expired", payment_link=first)).status_code
+        == 200
+    )
+    assert payment_status(client, order_id) == "pending"
+    assert "Pay ₹947" in client.get(invoice).get_data(as_text=True)
+    second = start_payment(client, invoice)
+    assert second != first["short_url"] and len(fake.links) == 2
+    references = [link.reference_id for link in rows(app, PaymentLink)]
+    assert references[0].endswith("-1") and references[1].endswith("-2")
+    assert len(timeline(app, "payment_link_expired")) == 1
+
+
+def test_a_duplicate_reference_adopts_the_link_razorpay_already_made(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        reference = reference_id(order, 1)
+    # An earlier attempt timed out after Razorpay had made the link: the same reference exists.
+    made = requests.post(
+        fake.url + "/v1/payment_links",
+        json={
+            "amount": 94700,
+            "currency": "INR",
+            "reference_id": reference,
+            "notes": {"order_id": order_id},
+        },
+        auth=(KEY_ID, KEY_SECRET),
+        timeout=5,
+    ).json()
+    assert start_payment(client, invoice) == made["short_url"]
+    assert len(fake.links) == 1
+    assert [link.razorpay_id for link in rows(app, PaymentLink)] == [made["id"]]
+
+
+def test_a_duplicate_reference_of_someone_elses_link_is_refused_and_stores_nothing(shop):
+    app, client, fake = shop
+    _, invoice = place_order(client)
+    with app.app_context():
+        reference = reference_id(db.session.scalars(select(Order)).one(), 1)
+    fake.links["plink_Other000000001"] = {
+        **{
+            "id": "plink_Other000000001",
+            "reference_id": reference,
+            "amount": 100,
+            "currency": "INR",
+            "notes": {"order_id": "ORD-9"},
+            "status": "created",
+        },
+    }
+    response = client.post(invoice + "/pay")
+    assert response.status_code == 503
+    assert "couldn't start the payment" in response.get_data(as_text=True)
+    assert rows(app, PaymentLink) == []
+
+
+def test_webhook_lost_the_redirect_alone_makes_it_paid(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    callback = fake.pay(fake.only_link()["id"], deliver=False)
+    page = client.get(path_of(callback))
+    assert page.status_code == 200
+    assert "Paid. Thank you" in page.get_data(as_text=True)
+    assert payment_status(client, order_id) == "paid"
+    fetches = [path for method, path, _ in fake.calls if method == "GET"]
+    assert fetches == [f"/v1/payment_links/{fake.only_link()['id']}"]  # fetched, not trusted
+    (payment,) = rows(app, Payment)
+    assert payment.razorpay_payment_id == fake.only_link()["payments"][0]["payment_id"]
+    assert (payment.amount, payment.method) == (Decimal("947.00"), "upi")
+
+
+def test_a_redirect_with_a_forged_signature_changes_nothing(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    link = fake.only_link()
+    callback = fake.pay(link["id"], deliver=False)
+    signature = callback.rsplit("razorpay_signature=", 1)[1]
+    forged = callback.replace(signature, signature[::-1])
+    assert client.get(path_of(forged)).status_code == 400
+    unsigned = callback.split("&razorpay_signature")[0]
+    assert client.get(path_of(unsigned)).status_code == 400
+    message = f"{link['id']}|{link['reference_id']}|paid|pay_Forged00000000"
+    other = callback.split("?")[0] + (
+        f"?razorpay_payment_id=pay_Forged00000000&razorpay_payment_link_id={link['id']}"
+        f"&razorpay_payment_link_reference_id={link['reference_id']}"
+        f"&razorpay_payment_link_status=paid&razorpay_signature={sign('guess', message.encode())}"
+    )
+    assert client.get(path_of(other)).status_code == 400
+    assert payment_status(client, order_id) == "pending" and rows(app, Payment) == []
+    assert not [path for method, path, _ in fake.calls if method == "GET"]
+
+
+def test_redirect_while_razorpay_is_down_says_confirming_and_the_webhook_finishes(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    link_id = fake.only_link()["id"]
+    callback = fake.pay(link_id, deliver=False)
+    fake.stop()
+    page = client.get(path_of(callback)).get_data(as_text=True)
+    assert "Payment received, confirming" in page and "Pay ₹947" not in page
+    assert payment_status(client, order_id) == "pending"
+    assert post_webhook(client, *fake.paid_event(link_id)).status_code == 200
+    assert payment_status(client, order_id) == "paid"
+
+
+def test_redirect_lost_the_webhook_alone_makes_it_paid(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    response = post_webhook(client, *fake.paid_event(link_id))
+    assert response.status_code == 200 and response.get_json()["outcome"] == "paid"
+    assert payment_status(client, order_id) == "paid"
+    assert "Pay ₹947" not in client.get(invoice).get_data(as_text=True)
+    assert len(rows(app, Payment)) == 1
+
+
+def test_both_lost_reconcile_payments_alone_makes_it_paid(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    runner = app.test_cli_runner()
+    young = runner.invoke(args=["reconcile-payments"])  # default: links older than 15 minutes
+    assert young.exit_code == 0 and "checked 0 link(s)" in young.output
+    assert payment_status(client, order_id) == "pending"
+    result = runner.invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert result.exit_code == 0, result.output
+    assert f"{link_id}: paid" in result.output and "checked 1 link(s), 0 failed" in result.output
+    assert payment_status(client, order_id) == "paid"
+    again = runner.invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert "checked 0 link(s)" in again.output and len(rows(app, Payment)) == 1
+
+
+def test_reconcile_payments_reports_razorpay_down_and_changes_nothing(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    fake.pay(fake.only_link()["id"], deliver=False)
+    fake.stop()
+    result = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert result.exit_code == 1 and "could not be reached" in result.output
+    assert payment_status(client, order_id) == "pending"
+
+
+@pytest.mark.parametrize("trouble", ["down", "slow"])
+def test_razorpay_down_or_slow_gives_a_friendly_retry_page_and_changes_nothing(shop, trouble):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    with app.app_context():
+        version = db.session.scalars(select(Order)).one().version
+    if trouble == "down":
+        fake.stop()
+    else:
+        fake.delay = 2.5  # bikshop gives up after BIKSHOP_RAZORPAY_TIMEOUT=1
+    started = time.monotonic()
+    response = client.post(invoice + "/pay")
+    elapsed = time.monotonic() - started
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and "Retry-After" in response.headers
+    assert "couldn't start the payment" in page and "Nothing was charged" in page
+    assert f'action="{invoice}/pay"' in page  # the retry
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert elapsed < 2.0
+    assert rows(app, PaymentLink) == [] and payment_status(client, order_id) == "pending"
+    with app.app_context():
+        assert db.session.scalars(select(Order)).one().version == version
+
+
+def test_without_keys_there_is_no_pay_button(make_app):
+    client = make_app().test_client()
+    order_id, invoice = place_order(client)
+    page = client.get(invoice).get_data(as_text=True)
+    assert "Pay ₹" not in page and "Pay on delivery" in page
+    response = client.post(invoice + "/pay")
+    assert response.status_code == 303 and response.headers["Location"].endswith(invoice)
+
+
+def test_pay_with_an_unknown_token_is_a_404_page(shop):
+    _, client, _ = shop
+    response = client.post("/invoice/" + "x" * 32 + "/pay")
+    assert response.status_code == 404 and "text/html" in response.content_type
