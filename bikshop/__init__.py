@@ -107,12 +107,14 @@ def _register_security_schemes(api) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from bikshop import health
+    from bikshop.admin import bp as admin_bp
     from bikshop.bik import blp as bik_blp
     from bikshop.extensions import api
     from bikshop.payments import bp as payments_bp
 
     api.register_blueprint(bik_blp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(payments_bp)
 
 

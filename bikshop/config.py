@@ -48,6 +48,10 @@ DEFAULTS: dict[str, object] = {
     "REDIS_URL": None,
     # Only for plain-http local runs: lets the admin session cookie work without https.
     "INSECURE_COOKIES": False,
+    # Dashboard sign-in throttling: failures allowed per account and per address in the window.
+    "ADMIN_LOGIN_MAX_FAILURES": 5,
+    "ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "ADMIN_LOGIN_LOCK_MINUTES": 15,
 }
 
 # Settings that must be text even when the environment value looks like JSON ("123", "true").

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bikshop import create_app
+from tests.admin_support import admin_app, owner  # noqa: F401 (fixtures)
 from tests.browser import browser, desktop_page, phone_page  # noqa: F401 (fixtures)
 from tests.servers import GunicornServer
 

@@ -1,17 +1,29 @@
-"""The shop owner's accounts for the dashboard."""
+"""The shop owner's dashboard accounts, failed sign-ins, and the indexes the dashboard's order
+search needs on the orders table."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Index, String
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String as StringType
 
 from bikshop.extensions import db
+from bikshop.models.orders import Order
 from bikshop.models.types import UTCDateTime, utcnow
 
+# The national part of a phone number: its last ten digits (a whole Indian mobile number), so
+# "+91 98765 43210", "9876543210" and "098765 43210" all meet on one indexed value.
+PHONE_TAIL_DIGITS = 10
 
-class AdminUser(db.Model):
+
+class AdminUser(UserMixin, db.Model):
     """A dashboard login; the password is stored only as a slow hash."""
 
     __tablename__ = "admin_users"
@@ -22,3 +34,62 @@ class AdminUser(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        """The session key: id plus a digest of the password hash, so a new password (or a
+        disabled account) ends every session signed in with the old one."""
+        return f"{self.id}.{self.session_digest()}"
+
+    def session_digest(self) -> str:
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:24]
+
+    def matches_session(self, digest: str) -> bool:
+        return hmac.compare_digest(self.session_digest(), digest)
+
+
+class LoginFailure(db.Model):
+    """One failed sign-in, counted per account and per address to throttle guessing.
+
+    Kept in the database so every gunicorn worker sees the same count.
+    """
+
+    __tablename__ = "admin_login_failures"
+    __table_args__ = (
+        Index("ix_admin_login_failures_email_created_at", "email", "created_at"),
+        Index("ix_admin_login_failures_address_created_at", "address", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class phone_tail(FunctionElement):  # noqa: N801  (reads like the SQL function it renders)
+    """SQL for the last PHONE_TAIL_DIGITS characters of a digits column, on either database."""
+
+    type = StringType()
+    name = "phone_tail"
+    inherit_cache = True
+
+
+@compiles(phone_tail, "sqlite")
+def _phone_tail_sqlite(element, compiler, **kw):
+    return f"substr({compiler.process(element.clauses, **kw)}, -{PHONE_TAIL_DIGITS})"
+
+
+@compiles(phone_tail, "postgresql")
+def _phone_tail_postgresql(element, compiler, **kw):
+    return f"right({compiler.process(element.clauses, **kw)}, {PHONE_TAIL_DIGITS})"
+
+
+# The dashboard's order list: newest first within a filter, and phone search by national number.
+_orders = Order.__table__
+Index("ix_orders_status_id", _orders.c.status, _orders.c.id)
+Index("ix_orders_payment_status_id", _orders.c.payment_status, _orders.c.id)
+Index("ix_orders_fulfillment_status_id", _orders.c.fulfillment_status, _orders.c.id)
+Index("ix_orders_phone_tail", phone_tail(_orders.c.phone_digits))

@@ -1,0 +1,50 @@
+"""The shop owner's dashboard under /admin: sign-in, the order list, the order page, actions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# What the dashboard's pages may load: only bikshop's own files, never inline script or style.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@bp.record_once
+def _init_app(state) -> None:
+    init_app(state.app)
+
+
+def init_app(app: Flask) -> None:
+    """Sign-in sessions and cookie flags for the dashboard."""
+    from bikshop.admin.auth import login_manager
+
+    production = app.config["ENV"] == "production"
+    app.config.update(
+        SESSION_COOKIE_SECURE=production and not app.config["INSECURE_COOKIES"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=production and not app.config["INSECURE_COOKIES"],
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        # A form left open on a phone for hours still works: the token lives as long as the
+        # session, which logout and a new password end.
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    login_manager.init_app(app)
+
+
+@bp.after_request
+def _private_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+from bikshop.admin import auth, display, views  # noqa: E402,F401  (routes register on bp)

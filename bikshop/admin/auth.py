@@ -1,0 +1,103 @@
+"""Signing in and out of the dashboard; every other /admin route requires a signed-in admin."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import redirect, render_template, request, session, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+
+from bikshop.admin import bp
+from bikshop.admin.forms import LoginForm, LogoutForm, csrf_failed
+from bikshop.services import admins
+
+login_manager = LoginManager()
+login_manager.session_protection = "basic"
+
+# The only dashboard endpoints a stranger may reach.
+PUBLIC_ENDPOINTS = {"admin.login"}
+
+
+@login_manager.user_loader
+def _load_admin(session_id: str):
+    return admins.load_session_admin(session_id)
+
+
+@login_manager.unauthorized_handler
+def _to_login():
+    return redirect(url_for("admin.login", next=_here()))
+
+
+def _here() -> str:
+    return request.full_path.rstrip("?") if request.method == "GET" else request.path
+
+
+@bp.before_request
+def require_admin():
+    """Refuse every dashboard route to a visitor who has not signed in (new routes included)."""
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a dashboard path on this server, else the order list.
+
+    Refuses other hosts in every spelling browsers accept: ``//evil``, ``/\\evil``,
+    ``https://evil``, ``javascript:``, and control characters browsers strip.
+    """
+    default = url_for("admin.orders")
+    if not target or not target.startswith("/admin") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """The sign-in form; throttled per account and per address after repeated failures."""
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
+    form = LoginForm(next=request.args.get("next", ""))
+    if request.method == "GET":
+        return render_template("admin/login.html", form=form)
+    if not form.validate_on_submit():
+        status = 400
+        message = (
+            "This form expired or did not come from this page. Please sign in again."
+            if csrf_failed(form)
+            else "Enter your email and password."
+        )
+        return render_template("admin/login.html", form=form, error=message), status
+    attempt = admins.sign_in(form.email.data, form.password.data, request.remote_addr or "")
+    if attempt.locked_minutes:
+        message = (
+            "Too many failed sign-ins for this account or from this network. "
+            f"Try again in {attempt.locked_minutes} minutes."
+        )
+        return render_template("admin/login.html", form=form, error=message), 429
+    if attempt.admin is None:
+        return render_template("admin/login.html", form=form, error="Wrong email or password."), 401
+    session.clear()  # a fresh session (and CSRF secret) for the signed-in admin
+    login_user(attempt.admin)
+    return redirect(safe_next(form.next.data), 303)
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out (a POST with the form's CSRF token, so no other site can sign the owner out)."""
+    form = LogoutForm()
+    if not form.validate_on_submit():
+        return render_template(
+            "error.html",
+            title="This form expired",
+            message="Reload the page and try again.",
+            status=400,
+        ), 400
+    logout_user()
+    session.clear()
+    return redirect(url_for("admin.login"), 303)

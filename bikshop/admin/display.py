@@ -1,0 +1,86 @@
+"""How the dashboard shows things: local times, money, status pills, contact links."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from bikshop.admin import bp
+from bikshop.services.search import store_zone
+
+_SYMBOLS = {"INR": "₹", "USD": "$", "EUR": "€", "GBP": "£"}
+# Pill colour per state: the text always names the state, colour only helps scanning.
+_PILLS = {
+    "ORDERED": "new",
+    "IN PROGRESS": "busy",
+    "DELIVERED": "done",
+    "CANCELLED": "stop",
+    "pending": "wait",
+    "paid": "done",
+    "partially_refunded": "busy",
+    "refunded": "stop",
+    "unfulfilled": "wait",
+    "partial": "busy",
+    "fulfilled": "done",
+}
+
+
+def local_time(moment: datetime | None, with_year: bool = True) -> str:
+    """A UTC timestamp in the shop's time zone, as a person reads it: 8 May 2024, 3:04 pm."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(store_zone())
+    stamp = local.strftime("%-d %b %Y, %-I:%M %p" if with_year else "%-d %b, %-I:%M %p")
+    return stamp.replace("AM", "am").replace("PM", "pm")
+
+
+def money(amount: Decimal | None, currency: str = "INR") -> str:
+    """₹1,234.50 (or 'USD 12.00' for currencies without a familiar symbol)."""
+    if amount is None:
+        return ""
+    symbol = _SYMBOLS.get(currency)
+    text = f"{Decimal(amount):,.2f}"
+    return f"{symbol}{text}" if symbol else f"{currency} {text}"
+
+
+def pill(state: str) -> str:
+    """The CSS modifier for a state's pill."""
+    return _PILLS.get(state, "wait")
+
+
+def label(state: str) -> str:
+    """A state as words: partially_refunded -> partially refunded."""
+    return state.replace("_", " ")
+
+
+def tel_link(phone: str) -> str:
+    """tel: link for a phone number as the customer gave it (digits and a leading +)."""
+    digits = "".join(c for c in phone if c.isdigit())
+    return f"tel:{'+' if phone.strip().startswith('+') else ''}{digits}"
+
+
+def whatsapp_link(phone: str) -> str:
+    """A wa.me chat link: international digits, no + or leading zeros."""
+    return "https://wa.me/" + "".join(c for c in phone if c.isdigit()).lstrip("0")
+
+
+def pretty_json(raw: str) -> str:
+    """The raw request indented for reading; shown as received if it is not JSON."""
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except ValueError:
+        return raw
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    return {
+        "local_time": local_time,
+        "money": money,
+        "pill": pill,
+        "label": label,
+        "tel_link": tel_link,
+        "whatsapp_link": whatsapp_link,
+        "pretty_json": pretty_json,
+    }

@@ -1,0 +1,101 @@
+"""The dashboard's forms (Flask-WTF): each carries a CSRF token unless it only reads."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    DecimalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
+
+from bikshop.models import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
+from bikshop.services.search import FULFILLMENT_GROUPS, STATUS_GROUPS
+
+
+def csrf_failed(form: FlaskForm) -> bool:
+    """The form was refused for its CSRF token (missing, wrong or from another session)."""
+    return "csrf_token" in form.errors
+
+
+class LoginForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    next = HiddenField()
+
+
+class LogoutForm(FlaskForm):
+    pass
+
+
+def _choices(values, groups=()) -> list[SelectChoice]:
+    labels = {
+        "open": "Open (ordered or in progress)",
+        "not_cancelled": "Not cancelled",
+        "unshipped": "Not yet fulfilled",
+    }
+    return [SelectChoice("", "Any")] + [
+        SelectChoice(v, labels.get(v, v.replace("_", " "))) for v in (*values, *groups)
+    ]
+
+
+class FilterForm(FlaskForm):
+    """The list's search and filters, read from the query string (GET, nothing changes)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Search", validators=[Optional(), Length(max=200)])
+    status = SelectField("Status", choices=_choices(ORDER_STATUSES, STATUS_GROUPS), default="")
+    payment = SelectField("Payment", choices=_choices(PAYMENT_STATUSES), default="")
+    fulfillment = SelectField(
+        "Fulfilment", choices=_choices(FULFILLMENT_STATUSES, FULFILLMENT_GROUPS), default=""
+    )
+    date_from = DateField("From", validators=[Optional()])
+    date_to = DateField("To", validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    after = IntegerField(validators=[Optional(), NumberRange(min=0)])
+
+    def validate_date_to(self, field):
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError("The end date is before the start date.")
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("Status", choices=[SelectChoice(s) for s in ORDER_STATUSES])
+
+
+class CancelForm(FlaskForm):
+    pass
+
+
+class MarkPaidForm(FlaskForm):
+    pass
+
+
+def _http_only(form, field):
+    if field.data and not field.data.lower().startswith(("https://", "http://")):
+        raise ValidationError("A tracking link starts with https:// or http://")
+
+
+class FulfillmentForm(FlaskForm):
+    fulfillment = SelectField("Fulfilment", choices=[SelectChoice(s) for s in FULFILLMENT_STATUSES])
+    tracking_url = StringField(
+        "Tracking link",
+        validators=[Optional(), Length(max=2048), _http_only, URL(require_tld=False)],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+    )
+
+
+class RefundForm(FlaskForm):
+    amount = DecimalField(
+        "Amount", places=2, validators=[DataRequired(), NumberRange(min=Decimal("0.01"))]
+    )

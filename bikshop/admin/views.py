@@ -1,0 +1,220 @@
+"""The order list, the order page, the CSV export, and the actions on an order."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+
+from bikshop.admin import bp
+from bikshop.admin.forms import (
+    CancelForm,
+    FilterForm,
+    FulfillmentForm,
+    LogoutForm,
+    MarkPaidForm,
+    StatusForm,
+    csrf_failed,
+)
+from bikshop.errors import ApiError
+from bikshop.extensions import db
+from bikshop.models import Order
+from bikshop.services import orders, payments, search
+from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS
+
+
+def _filters(form: FilterForm) -> search.OrderFilters:
+    return search.OrderFilters(
+        q=(form.q.data or "").strip(),
+        status=form.status.data or "",
+        payment=form.payment.data or "",
+        fulfillment=form.fulfillment.data or "",
+        date_from=form.date_from.data,
+        date_to=form.date_to.data,
+    )
+
+
+def _filter_args(form: FilterForm) -> dict:
+    """The filters as query-string arguments, for links that keep them."""
+    names = ("q", "status", "payment", "fulfillment", "date_from", "date_to")
+    return {n: request.args[n] for n in names if request.args.get(n)}
+
+
+@bp.get("/", endpoint="orders")
+def orders_list():
+    """Orders, newest first, searched and filtered from the URL, with the summary tiles."""
+    form = FilterForm(request.args)
+    page, status = search.OrderPage([]), 200
+    if form.validate():
+        page = search.order_page(_filters(form), before=form.before.data, after=form.after.data)
+    else:
+        status = 400
+    return render_template(
+        "admin/orders.html",
+        form=form,
+        page=page,
+        summary=search.summary(),
+        filter_args=_filter_args(form),
+        logout_form=LogoutForm(),
+    ), status
+
+
+@bp.get("/orders.csv")
+def export_csv():
+    """The filtered orders as CSV, streamed row by row (memory stays flat)."""
+    form = FilterForm(request.args)
+    if not form.validate():
+        abort(400, description="; ".join(e for errors in form.errors.values() for e in errors))
+    rows = search.csv_rows(_filters(form))
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(search.CSV_HEADER)
+        for count, row in enumerate(rows, 1):
+            writer.writerow([_cell(value) for value in row])
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    filename = f"orders-{search.local_today().isoformat()}.csv"
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _cell(value):
+    # A customer's text must not become a spreadsheet formula (=, @, or + and - before a
+    # non-number); phone numbers such as +919876543210 stay as typed.
+    if isinstance(value, str) and value:
+        risky = value[0] in "=@\t\r" or (
+            value[0] in "+-" and not value[1:].replace(" ", "").isdigit()
+        )
+        if risky:
+            return "'" + value
+    return value
+
+
+def _order_or_404(public_id: str) -> Order:
+    order = orders.find_order(public_id)
+    if order is None:
+        abort(404, description=f"No order {public_id}.")
+    return order
+
+
+def _render_order(order: Order, status: int = 200, error: str | None = None, **forms):
+    forms = {
+        "status_form": StatusForm(),
+        "cancel_form": CancelForm(),
+        "paid_form": MarkPaidForm(),
+        "fulfillment_form": FulfillmentForm(
+            fulfillment=order.fulfillment_status, tracking_url=order.tracking_url or ""
+        ),
+        "logout_form": LogoutForm(),
+    } | forms
+    return render_template(
+        "admin/order.html",
+        order=order,
+        details=search.order_details(order),
+        next_statuses=search.next_statuses(ORDER_STATUS, order.status),
+        next_fulfillment=search.next_statuses(FULFILLMENT_STATUS, order.fulfillment_status),
+        can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",
+        error=error,
+        **forms,
+    ), status
+
+
+@bp.get("/orders/<public_id>")
+def order(public_id: str):
+    """One order: items, totals, customer, payments, timeline, raw request, actions."""
+    return _render_order(_order_or_404(public_id))
+
+
+def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], done: str):
+    """Validate ``form`` (CSRF included), run one service function, and show the outcome."""
+    order = _order_or_404(public_id)
+    if not form.validate_on_submit():
+        if csrf_failed(form):
+            message = "This form expired or did not come from this page. Reload and try again."
+        else:
+            message = "; ".join(e for errors in form.errors.values() for e in errors)
+        return _render_order(order, 400, message, **{form_name: form})
+    try:
+        changed = action(order)
+    except ApiError as exc:  # IllegalTransition among them: say why, change nothing
+        db.session.rollback()
+        return _render_order(_order_or_404(public_id), exc.code, exc.description)
+    flash(done if changed else "Nothing to change: the order was already like that.")
+    return redirect(url_for("admin.order", public_id=public_id), 303)
+
+
+def _actor() -> str:
+    return f"admin:{current_user.email}"
+
+
+@bp.post("/orders/<public_id>/status")
+def change_status(public_id: str):
+    """Move the order's status along its machine."""
+    form = StatusForm()
+    return _act(
+        public_id,
+        form,
+        "status_form",
+        lambda order: orders.change_status(order, form.status.data, actor=_actor()),
+        f"Status changed to {form.status.data}.",
+    )
+
+
+@bp.post("/orders/<public_id>/cancel")
+def cancel(public_id: str):
+    """Cancel the order (from any state that is not final)."""
+    return _act(
+        public_id,
+        CancelForm(),
+        "cancel_form",
+        lambda order: orders.change_status(order, "CANCELLED", actor=_actor()),
+        "Order cancelled.",
+    )
+
+
+@bp.post("/orders/<public_id>/fulfillment")
+def set_fulfillment(public_id: str):
+    """Set the fulfilment status and the tracking link Bik shares with the customer."""
+    form = FulfillmentForm()
+    return _act(
+        public_id,
+        form,
+        "fulfillment_form",
+        lambda order: orders.set_fulfillment(
+            order, form.fulfillment.data, actor=_actor(), tracking_url=form.tracking_url.data or ""
+        ),
+        "Fulfilment saved.",
+    )
+
+
+@bp.post("/orders/<public_id>/paid")
+def mark_paid(public_id: str):
+    """Record cash on delivery received."""
+    return _act(
+        public_id,
+        MarkPaidForm(),
+        "paid_form",
+        lambda order: payments.mark_paid_offline(order, actor=_actor()),
+        "Marked as paid (cash).",
+    )

@@ -1,0 +1,151 @@
+"""Dashboard accounts: create, list, disable, set a password, and sign in with throttling."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+
+from flask import current_app
+from sqlalchemy import delete, func, or_, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bikshop.extensions import db
+from bikshop.models.admin import AdminUser, LoginFailure
+from bikshop.models.types import utcnow
+
+MIN_PASSWORD_LENGTH = 10
+# One @, something on each side, a dot in the domain; deliverability is the owner's business.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class AccountError(ValueError):
+    """A bad email or password, or an unknown account; the message names the problem."""
+
+
+@dataclass
+class SignIn:
+    """The outcome of a sign-in: the admin, or why not (and for how long when locked)."""
+
+    admin: AdminUser | None
+    locked_minutes: int = 0
+
+
+def normalise_email(email: str) -> str:
+    """The account key: trimmed, lower-cased, and shaped like an email address."""
+    email = (email or "").strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise AccountError(f"{email!r} is not an email address")
+    return email
+
+
+def check_password_rules(password: str) -> None:
+    """Refuse passwords a guesser would find quickly."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def find_admin(email: str) -> AdminUser | None:
+    """The account for ``email`` (any case), or None."""
+    key = (email or "").strip().lower()
+    return db.session.scalars(select(AdminUser).where(AdminUser.email == key)).one_or_none()
+
+
+def create_admin(email: str, password: str) -> AdminUser:
+    """Add an active account; refuses a duplicate email or a short password. Commits."""
+    email = normalise_email(email)
+    check_password_rules(password)
+    if find_admin(email) is not None:
+        raise AccountError(f"An admin with email {email} already exists")
+    admin = AdminUser(email=email, password_hash=generate_password_hash(password), active=True)
+    db.session.add(admin)
+    db.session.commit()
+    return admin
+
+
+def list_admins() -> list[AdminUser]:
+    """Every account, oldest first."""
+    return list(db.session.scalars(select(AdminUser).order_by(AdminUser.id)))
+
+
+def _existing(email: str) -> AdminUser:
+    admin = find_admin(email)
+    if admin is None:
+        raise AccountError(f"No admin with email {email.strip().lower()}")
+    return admin
+
+
+def set_active(email: str, active: bool) -> AdminUser:
+    """Disable (or enable again) an account; a disabled account's sessions end at once."""
+    admin = _existing(email)
+    admin.active = active
+    db.session.commit()
+    return admin
+
+
+def set_password(email: str, password: str) -> AdminUser:
+    """Give an account a new password; every session signed in with the old one ends."""
+    check_password_rules(password)
+    admin = _existing(email)
+    admin.password_hash = generate_password_hash(password)
+    db.session.execute(delete(LoginFailure).where(LoginFailure.email == admin.email))
+    db.session.commit()
+    return admin
+
+
+def load_session_admin(session_id: str) -> AdminUser | None:
+    """The signed-in admin behind a session's id (``<id>.<digest>``), if still valid and active."""
+    admin_id, _, digest = (session_id or "").partition(".")
+    if not admin_id.isdigit() or not digest:
+        return None
+    admin = db.session.get(AdminUser, int(admin_id))
+    if admin is None or not admin.active or not admin.matches_session(digest):
+        return None
+    return admin
+
+
+def sign_in(email: str, password: str, address: str) -> SignIn:
+    """Check a password, refusing while the account or the address has too many recent failures.
+
+    The lock is checked before the password, so a locked account reveals nothing about it.
+    """
+    config = current_app.config
+    key = (email or "").strip().lower()[:320]
+    address = (address or "unknown")[:64]
+    window = timedelta(minutes=config["ADMIN_LOGIN_LOCK_MINUTES"])
+    since = utcnow() - window
+    if _is_locked(key, address, since):
+        return SignIn(None, locked_minutes=config["ADMIN_LOGIN_LOCK_MINUTES"])
+    admin = find_admin(key)
+    valid = check_password_hash(admin.password_hash if admin else _dummy_hash(), password or "")
+    if admin is None or not valid or not admin.active:
+        db.session.execute(delete(LoginFailure).where(LoginFailure.created_at < since))
+        db.session.add(LoginFailure(email=key, address=address))
+        db.session.commit()
+        return SignIn(None)
+    db.session.execute(delete(LoginFailure).where(LoginFailure.email == key))
+    admin.last_login_at = utcnow()
+    db.session.commit()
+    return SignIn(admin)
+
+
+@cache
+def _dummy_hash() -> str:
+    # Checked when the email is unknown, so a wrong email costs as long as a wrong password.
+    return generate_password_hash("not-a-password-anyone-has")
+
+
+def _is_locked(email: str, address: str, since) -> bool:
+    config = current_app.config
+    recent = LoginFailure.created_at >= since
+    by_account, by_address = db.session.execute(
+        select(
+            func.count().filter(LoginFailure.email == email),
+            func.count().filter(LoginFailure.address == address),
+        ).where(recent, or_(LoginFailure.email == email, LoginFailure.address == address))
+    ).one()
+    return (
+        by_account >= config["ADMIN_LOGIN_MAX_FAILURES"]
+        or by_address >= config["ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS"]
+    )

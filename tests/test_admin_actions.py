@@ -1,0 +1,170 @@
+"""Actions on an order: CSRF on every form, the service functions, the timeline, escaping."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.admin_support import (
+    OWNER,
+    csrf_token,
+    place_order,
+)
+from tests.test_admin_auth import ADMIN_ROUTES
+
+STATE_CHANGING = [(e, r) for e, m, r in ADMIN_ROUTES if m == "POST" and "<" in r]
+VALID_FORMS = {
+    "admin.change_status": {"status": "IN PROGRESS"},
+    "admin.set_fulfillment": {"fulfillment": "fulfilled", "tracking_url": "https://t.example/1"},
+    "admin.cancel": {},
+    "admin.mark_paid": {},
+}
+
+
+def _bik_view(client, order_id):
+    return client.post("/bik/getOrder", json={"orderId": order_id}).json["order"]
+
+
+def _timeline(html: str) -> list[str]:
+    block = html.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    return re.findall(r"<span>([^<]*)</span> <small class=\"actor\">by ([^<]*)</small>", block)
+
+
+def test_every_state_changing_form_is_known_to_this_test():
+    assert {endpoint for endpoint, _ in STATE_CHANGING} == set(VALID_FORMS)
+
+
+@pytest.mark.parametrize(("endpoint", "rule"), STATE_CHANGING)
+def test_state_changing_forms_refuse_a_missing_or_wrong_csrf_token(owner, endpoint, rule):
+    order = place_order(owner)
+    url = rule.replace("<public_id>", order["id"])
+    page = owner.get(f"/admin/orders/{order['id']}")
+    before = _bik_view(owner, order["id"])
+    events = _timeline(page.text)
+    from_other_session = _token_of_another_session(owner)
+    for token in (None, "", "not-a-token", from_other_session):
+        data = dict(VALID_FORMS[endpoint])
+        if token is not None:
+            data["csrf_token"] = token
+        answer = owner.post(url, data=data)
+        assert answer.status_code == 400, (token, answer.status_code)
+        assert "This form expired" in answer.text
+    assert _bik_view(owner, order["id"]) == before
+    assert _timeline(owner.get(f"/admin/orders/{order['id']}").text) == events
+    # And the genuine token works, so the refusals above were about the token alone.
+    good = owner.post(url, data={**VALID_FORMS[endpoint], "csrf_token": csrf_token(page.text)})
+    assert good.status_code == 303
+
+
+def _token_of_another_session(owner):
+    other = owner.application.test_client()
+    return csrf_token(other.get("/admin/login").text)
+
+
+def _act(client, order_id, action, **data):
+    page = client.get(f"/admin/orders/{order_id}")
+    return client.post(
+        f"/admin/orders/{order_id}/{action}", data={"csrf_token": csrf_token(page.text), **data}
+    )
+
+
+def test_actions_change_what_bik_sees_and_are_on_the_timeline(owner):
+    order = place_order(owner)
+    oid = order["id"]
+    track = "https://track.example/AWB123?x=1&y=2"
+    assert (
+        _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=track).status_code
+        == 303
+    )
+    assert _act(owner, oid, "status", status="IN PROGRESS").status_code == 303
+    assert _act(owner, oid, "status", status="DELIVERED").status_code == 303
+    paid = _act(owner, oid, "paid")
+    assert paid.status_code == 303
+    assert "Marked as paid" in owner.get(paid.headers["Location"]).text
+
+    bik = _bik_view(owner, oid)
+    assert bik["status"] == "DELIVERED"
+    assert bik["fulfillmentStatus"] == "fulfilled"
+    assert bik["paymentStatus"] == "paid"
+    assert bik["deliveryInfo"]["trackingURL"] == track
+
+    actor = f"admin:{OWNER}"
+    timeline = _timeline(owner.get(f"/admin/orders/{oid}").text)
+    by_admin = [message for message, who in timeline if who == actor]
+    assert len(by_admin) == 5  # fulfilment, tracking, two statuses, payment
+    assert any("DELIVERED" in m for m in by_admin)
+    assert any("Paid 947 INR by cash" in m for m in by_admin)
+    assert timeline[-1][1] == "bik"  # placed, the oldest entry, at the bottom
+
+
+def test_an_illegal_move_is_refused_with_the_reason(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "status", status="DELIVERED").status_code == 303
+    refused = _act(owner, oid, "status", status="ORDERED")
+    assert refused.status_code == 409
+    assert "Cannot change status from DELIVERED to ORDERED; DELIVERED is final" in refused.text
+    cancel = _act(owner, oid, "cancel")
+    assert cancel.status_code == 409 and "DELIVERED is final" in cancel.text
+    assert _bik_view(owner, oid)["status"] == "DELIVERED"
+
+
+def test_cancel_then_cash_received_is_refused(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "cancel").status_code == 303
+    assert _bik_view(owner, oid)["status"] == "CANCELLED"
+    refused = _act(owner, oid, "paid")
+    assert refused.status_code == 409
+    assert "A cancelled order cannot be marked paid" in refused.text
+    assert _bik_view(owner, oid)["paymentStatus"] == "pending"
+
+
+@pytest.mark.parametrize(
+    "link", ["javascript:alert(1)", "ftp://files.example/x", "not a link", "https://" + "a" * 2048]
+)
+def test_a_bad_tracking_link_is_refused_and_nothing_stored(owner, link):
+    oid = place_order(owner)["id"]
+    answer = _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=link)
+    assert answer.status_code == 400
+    bik = _bik_view(owner, oid)
+    assert bik["fulfillmentStatus"] == "unfulfilled"
+    assert bik["deliveryInfo"]["trackingURL"] is None
+
+
+def test_order_page_escapes_what_the_customer_typed(owner):
+    evil = '<script>alert("x")</script>'
+    address = {
+        "firstName": evil,
+        "lastName": "<b>bold</b>",
+        "address1": "<img src=x onerror=alert(1)>",
+        "city": "Pune",
+        "country": "India",
+        "countryCode": "IN",
+        "zip": "411001",
+        "phoneNumber": "+919876543210",
+    }
+    order = place_order(owner, address=address, tags="<i>vip</i>")
+    page = owner.get(f"/admin/orders/{order['id']}").text
+    listing = owner.get("/admin/").text
+    for html in (page, listing):
+        assert "<script>alert" not in html and "<b>bold" not in html
+        assert "&lt;script&gt;alert(" in html
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<i>vip" not in page
+    # The raw request Bik sent is on the page, escaped.
+    assert "Request Bik sent" in page and "&#34;firstName&#34;: &#34;&lt;script&gt;" in page
+
+
+def test_order_page_shows_contact_invoice_and_payments(owner):
+    order = place_order(owner)
+    page = owner.get(f"/admin/orders/{order['id']}").text
+    assert 'href="tel:+919876543210"' in page
+    assert 'href="https://wa.me/919876543210"' in page
+    assert f'value="{order["invoiceUrl"]}"' in page and "Copy link" in page
+    assert "Skin Renew Cream" in page and "₹947.00" in page
+    assert "No payments yet." in page
+
+
+def test_unknown_order_is_a_404_page(owner):
+    answer = owner.get("/admin/orders/ORD-999999")
+    assert answer.status_code == 404 and answer.mimetype == "text/html"

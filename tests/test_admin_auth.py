@@ -1,0 +1,170 @@
+"""Dashboard sign-in: strangers are refused everywhere, throttling, safe redirects, cookies."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bikshop import create_app
+from tests.admin_support import (
+    OWNER,
+    PASSWORD,
+    add_admin,
+    csrf_token,
+    place_order,
+    sign_in,
+)
+from tests.conftest import BASE_CONFIG
+
+
+def _admin_routes() -> list[tuple[str, str, str]]:
+    """(endpoint, method, rule) for every /admin route, read from the app's own URL map."""
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": "sqlite://"})
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/admin") and rule.endpoint != "admin.login":
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                found.append((rule.endpoint, method, rule.rule))
+    return found
+
+
+ADMIN_ROUTES = _admin_routes()
+
+
+def test_the_route_list_covers_the_dashboard():
+    endpoints = {endpoint for endpoint, _, _ in ADMIN_ROUTES}
+    assert {"admin.orders", "admin.order", "admin.export_csv", "admin.change_status"} <= endpoints
+
+
+@pytest.mark.parametrize(("endpoint", "method", "rule"), ADMIN_ROUTES)
+def test_every_admin_route_refuses_a_stranger(admin_app, endpoint, method, rule):
+    client = admin_app.test_client()
+    order = place_order(client)
+    url = re.sub(r"<(?:\w+:)?public_id>", order["id"], rule)
+    assert "<" not in url, f"give {rule} a sample value in this test"
+    answer = client.open(url, method=method, data={"status": "CANCELLED"})
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/admin/login?next=")
+    assert order["name"] not in answer.text
+    after = client.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
+    assert after["status"] == "ORDERED"
+
+
+def test_sign_in_sets_a_secure_httponly_lax_session_and_sign_out_needs_csrf(admin_app):
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    answer = sign_in(client)
+    assert answer.status_code == 303
+    cookie = answer.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = client.get("/admin/")
+    assert page.status_code == 200 and OWNER in page.text
+
+    assert client.post("/admin/logout").status_code == 400
+    assert client.get("/admin/").status_code == 200  # still signed in
+    out = client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    assert out.status_code == 303
+    assert client.get("/admin/").status_code == 302
+
+
+def test_insecure_cookies_setting_allows_plain_http_sessions(make_app):
+    app = make_app(INSECURE_COOKIES=True, RATELIMIT_ENABLED=False)
+    add_admin(app)
+    cookie = sign_in(app.test_client()).headers["Set-Cookie"]
+    assert "Secure" not in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_sign_in_refuses_a_missing_or_forged_csrf_token(admin_app):
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    for token in (None, "forged-token"):
+        data = {"email": OWNER, "password": PASSWORD}
+        if token:
+            data["csrf_token"] = token
+        answer = client.post("/admin/login", data=data)
+        assert answer.status_code == 400
+        assert "expired" in answer.text
+    assert client.get("/admin/").status_code == 302
+
+
+def test_wrong_password_is_refused_without_saying_which_part(admin_app):
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    wrong_password = sign_in(client, password="not the password")
+    unknown_email = sign_in(client, email="nobody@glow.example")
+    for answer in (wrong_password, unknown_email):
+        assert answer.status_code == 401
+        assert "Wrong email or password." in answer.text
+
+
+def test_an_account_is_locked_after_repeated_failures(make_app):
+    app = make_app(RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES=3)
+    add_admin(app)
+    add_admin(app, email="partner@glow.example")
+    client = app.test_client()
+    for _ in range(3):
+        assert sign_in(client, password="guess").status_code == 401
+    locked = sign_in(client)  # the right password, too late
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins" in locked.text
+    assert client.get("/admin/").status_code == 302
+    # Another account from another address is not affected.
+    other = app.test_client()
+    answer = sign_in(other, email="partner@glow.example", environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert answer.status_code == 303
+
+
+def test_an_address_is_locked_after_failures_across_accounts(make_app):
+    app = make_app(
+        RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS=3, ADMIN_LOGIN_MAX_FAILURES=9
+    )
+    add_admin(app)
+    client = app.test_client()
+    attacker = {"REMOTE_ADDR": "203.0.113.7"}
+    for n in range(3):
+        email = f"guess{n}@glow.example"
+        assert sign_in(client, email=email, environ_base=attacker).status_code == 401
+    assert sign_in(client, environ_base=attacker).status_code == 429
+    # The owner, from home, still gets in: the lock is per address.
+    home = app.test_client()
+    assert sign_in(home, environ_base={"REMOTE_ADDR": "198.51.100.4"}).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.com",
+        "https://evil.com",
+        "/\\evil.com",
+        "javascript:alert(1)",
+        "///evil.com",
+        "/%09/evil.com",
+        "/admin\t//evil.com",
+        "http:/evil.com",
+        "/invoice/../../evil",
+    ],
+)
+def test_next_never_leaves_the_dashboard(admin_app, target):
+    add_admin(admin_app)
+    answer = sign_in(admin_app.test_client(), next_url=target)
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/admin/"
+
+
+def test_next_returns_to_the_dashboard_page_asked_for(admin_app):
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    first = client.get("/admin/?q=9876543210&status=open")
+    assert first.status_code == 302
+    login_page = client.get(first.headers["Location"])
+    assert 'value="/admin/?q=9876543210&amp;status=open"' in login_page.text
+    answer = sign_in(client, next_url="/admin/?q=9876543210&status=open")
+    assert answer.headers["Location"] == "/admin/?q=9876543210&status=open"
+
+
+def test_dashboard_pages_are_private_and_locked_down(owner):
+    page = owner.get("/admin/")
+    assert page.headers["Cache-Control"] == "no-store"
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy

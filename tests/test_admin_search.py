@@ -1,0 +1,246 @@
+"""The order list: search by every kind of key, combined filters, pages, tiles and CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bikshop.services import search
+from tests.admin_support import (
+    order_names,
+    place_order,
+)
+
+
+def _item(price, quantity=1, name="Skin Renew Cream"):
+    return {
+        "productId": 1,
+        "variantId": 2,
+        "name": name,
+        "variantName": "Default",
+        "quantity": quantity,
+        "price": price,
+    }
+
+
+def _money(price, quantity=1, shipping=0, discount=0):
+    sub = Decimal(str(price)) * quantity
+    total = sub + Decimal(str(shipping)) - Decimal(str(discount))
+    return {
+        "items": [_item(price, quantity)],
+        "subTotal": float(sub) if sub != sub.to_integral() else int(sub),
+        "shippingCharge": shipping,
+        "discount": discount,
+        "total": float(total) if total != total.to_integral() else int(total),
+    }
+
+
+def _address(first, last, phone):
+    return {
+        "firstName": first,
+        "lastName": last,
+        "address1": "12 MG Road",
+        "city": "Pune",
+        "country": "India",
+        "countryCode": "IN",
+        "zip": "411001",
+        "phoneNumber": phone,
+    }
+
+
+@pytest.fixture
+def shop(admin_app, owner):
+    """Five orders with different customers, money and states; returns the signed-in client."""
+    bik = admin_app.test_client()
+    specs = [
+        ("Asha", "Rao", "+919876543210", "asha@example.com", _money(499.5, 2, 49, 0)),
+        ("Vikram", "Shah", "09123456789", "VIKRAM@Example.com", _money(1234.05)),
+        ("Meera", "Iyer", "+91 99887 76655", None, _money(250, 1, 0, 10)),
+        ("Asha", "Kapoor", "919988001122", "kapoor@example.com", _money(99.99, 3)),
+        ("John", "O'Brien", "+1 415 555 0100", "john@example.com", _money(10)),
+    ]
+    for first, last, phone, email, money in specs:
+        place_order(
+            bik,
+            phoneNumber=phone,
+            email=email,
+            address=_address(first, last, phone),
+            **money,
+        )
+    return owner
+
+
+def _listed(client, **query) -> list[str]:
+    page = client.get("/admin/", query_string=query)
+    assert page.status_code == 200, page.text
+    return order_names(page.text)
+
+
+SEARCHES = [
+    ("#1002", ["#1002"]),
+    ("1002", ["#1002"]),
+    ("ORD-1002", ["#1002"]),
+    ("ord-1002", ["#1002"]),
+    ("+91 98765 43210", ["#1001"]),
+    ("9876543210", ["#1001"]),
+    ("098765 43210", ["#1001"]),
+    ("(+91) 98765-43210", ["#1001"]),
+    ("+91 91234 56789", ["#1002"]),  # stored as 09123456789
+    ("99887 76655", ["#1003"]),
+    ("415-555-0100", ["#1005"]),
+    ("vikram@example.com", ["#1002"]),
+    ("  Kapoor@Example.com ", ["#1004"]),
+    ("asha", ["#1004", "#1001"]),
+    ("asha rao", ["#1001"]),
+    ("o'brien", ["#1005"]),
+    ("100%", []),
+    ("nobody", []),
+]
+
+
+def test_search_finds_an_order_by_what_the_customer_says(shop):
+    # One shop, every kind of key (a parametrized test would place the orders 18 times).
+    found = {typed: _listed(shop, q=typed) for typed, _ in SEARCHES}
+    assert found == dict(SEARCHES)
+
+
+def test_list_is_newest_first_with_text_on_every_pill(shop):
+    page = shop.get("/admin/")
+    assert order_names(page.text) == ["#1005", "#1004", "#1003", "#1002", "#1001"]
+    assert 'class="pill pill-new">ORDERED</span>' in page.text
+    assert 'class="pill pill-wait">pending</span>' in page.text
+
+
+def _set_states(app, number, **values):
+    """Put an order in a state directly (test setup, not the behaviour under test)."""
+    from sqlalchemy import update
+
+    from bikshop.extensions import db
+    from bikshop.models import Order
+
+    with app.app_context():
+        db.session.execute(update(Order).where(Order.number == number).values(**values))
+        db.session.commit()
+
+
+def test_filters_combine_and_stay_in_the_url(admin_app, shop):
+    _set_states(admin_app, 1001, status="IN PROGRESS", payment_status="paid")
+    _set_states(admin_app, 1002, status="IN PROGRESS", payment_status="paid")
+    _set_states(admin_app, 1002, fulfillment_status="fulfilled")
+    _set_states(admin_app, 1003, status="IN PROGRESS")
+    old = datetime.now(UTC) - timedelta(days=40)
+    _set_states(admin_app, 1004, created_at=old, status="DELIVERED", payment_status="paid")
+
+    assert _listed(shop, status="IN PROGRESS") == ["#1003", "#1002", "#1001"]
+    assert _listed(shop, status="IN PROGRESS", payment="paid") == ["#1002", "#1001"]
+    both = {"status": "IN PROGRESS", "payment": "paid", "fulfillment": "unfulfilled"}
+    assert _listed(shop, **both) == ["#1001"]
+    assert _listed(shop, status="open", fulfillment="unshipped") == [
+        "#1005",
+        "#1003",
+        "#1001",
+    ]
+    assert _listed(shop, payment="paid", q="asha") == ["#1004", "#1001"]
+    today = search_today(admin_app)
+    recent = {"date_from": (today - timedelta(days=7)).isoformat(), "date_to": today.isoformat()}
+    assert _listed(shop, payment="paid", q="asha", **recent) == ["#1001"]
+    old_day = (old.date() - timedelta(days=1)).isoformat()
+    assert _listed(shop, date_from=old_day, date_to=old_day) == []
+
+    page = shop.get("/admin/", query_string={**both, "q": "asha"})
+    assert 'href="/admin/orders.csv?q=asha&amp;status=IN+PROGRESS&amp;payment=paid' in page.text
+
+
+def search_today(app):
+    with app.test_request_context():
+        return search.local_today()
+
+
+def test_bad_filters_are_refused_with_a_reason(shop):
+    bad = shop.get("/admin/", query_string={"status": "LOST", "date_from": "2024-13-01"})
+    assert bad.status_code == 400
+    assert "Not a valid choice" in bad.text and "Not a valid date value" in bad.text
+    backwards = shop.get(
+        "/admin/", query_string={"date_from": "2024-05-02", "date_to": "2024-05-01"}
+    )
+    assert backwards.status_code == 400 and "before the start date" in backwards.text
+    assert shop.get("/admin/orders.csv", query_string={"status": "LOST"}).status_code == 400
+
+
+def test_pages_walk_older_and_newer(shop, monkeypatch):
+    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    first = shop.get("/admin/")
+    assert order_names(first.text) == ["#1005", "#1004"]
+    assert "Newer" not in first.text
+    older = shop.get(_link(first.text, "Older"))
+    assert order_names(older.text) == ["#1003", "#1002"]
+    last = shop.get(_link(older.text, "Older"))
+    assert order_names(last.text) == ["#1001"]
+    assert "Older" not in last.text
+    back = shop.get(_link(last.text, "Newer"))
+    assert order_names(back.text) == ["#1003", "#1002"]
+    assert order_names(shop.get(_link(back.text, "Newer")).text) == ["#1005", "#1004"]
+
+
+def _link(html: str, label: str) -> str:
+    import html as html_lib
+    import re
+
+    match = re.search(rf'<a href="([^"]+)">[^<]*{label}', html)
+    assert match, f"no {label} link"
+    return html_lib.unescape(match.group(1))
+
+
+def test_summary_tiles_count_today_pending_and_to_ship(admin_app, shop):
+    _set_states(admin_app, 1002, payment_status="paid", fulfillment_status="fulfilled")
+    _set_states(admin_app, 1003, status="CANCELLED")
+    _set_states(admin_app, 1005, created_at=datetime.now(UTC) - timedelta(days=3))
+    with admin_app.test_request_context():
+        tiles = search.summary()
+    # Today: 1001, 1002, 1004 (1003 cancelled, 1005 three days ago).
+    assert tiles.today_orders == 3
+    assert tiles.today_revenue == Decimal("1048.00") + Decimal("1234.05") + Decimal("299.97")
+    # Pending and not cancelled: 1001, 1004, 1005.
+    assert tiles.pending_count == 3
+    assert tiles.pending_value == Decimal("1048.00") + Decimal("299.97") + Decimal("10.00")
+    assert tiles.to_ship == 3  # 1001, 1004, 1005 (1002 fulfilled, 1003 cancelled)
+    page = shop.get("/admin/").text
+    assert "₹2,582.02" in page and "₹1,357.97" in page
+
+
+def test_csv_export_holds_exactly_the_filtered_orders_with_exact_money(admin_app, shop):
+    _set_states(admin_app, 1003, payment_status="paid")
+    answer = shop.get("/admin/orders.csv", query_string={"payment": "pending"})
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/csv"
+    assert "attachment" in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [r["order"] for r in rows] == ["#1005", "#1004", "#1002", "#1001"]
+    by_name = {r["order"]: r for r in rows}
+    assert by_name["#1001"]["total"] == "1048.00"
+    assert by_name["#1001"]["sub_total"] == "999.00"
+    assert by_name["#1001"]["items"] == "2"
+    assert by_name["#1002"]["total"] == "1234.05"
+    assert by_name["#1004"]["total"] == "299.97"
+    assert by_name["#1004"]["items"] == "3"
+    assert by_name["#1002"]["email"] == "vikram@example.com"
+    assert by_name["#1001"]["phone"] == "+919876543210"
+    assert by_name["#1005"]["customer"] == "John O'Brien"
+    assert by_name["#1001"]["placed_at"].endswith("+05:30")  # the store's time zone
+    assert sum(Decimal(r["total"]) for r in rows) == Decimal("2592.02")
+
+
+def test_csv_cells_never_become_spreadsheet_formulas(admin_app):
+    from tests.admin_support import add_admin, sign_in
+
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    place_order(client, address=_address('=HYPERLINK("http://x")', "@SUM(A1)", "+919876543210"))
+    sign_in(client)
+    rows = list(csv.DictReader(io.StringIO(client.get("/admin/orders.csv").text)))
+    assert rows[0]["customer"].startswith("'=HYPERLINK")
+    assert rows[0]["phone"] == "+919876543210"
