@@ -37,7 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from bikshop import models  # noqa: F401  (registers the tables)
-    from bikshop.extensions import api, db, migrate
+    from bikshop.extensions import api, compress, db, migrate
 
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app))
     app.config.update(
@@ -52,6 +52,9 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)
     _register_security_schemes(api)
+    app.config.setdefault("COMPRESS_REGISTER", False)
+    app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
+    compress.init_app(app)
     app.extensions["bikshop.migration_head"] = _migration_head(migrations)
 
 
@@ -110,9 +113,11 @@ def register_blueprints(app: Flask) -> None:
     from bikshop.admin import bp as admin_bp
     from bikshop.bik import blp as bik_blp
     from bikshop.extensions import api
+    from bikshop.invoice import bp as invoice_bp
     from bikshop.payments import bp as payments_bp
 
     api.register_blueprint(bik_blp)
+    app.register_blueprint(invoice_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(payments_bp)

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, object] = {
     "STORE_GST_RATE": "18",
     "STORE_LOCALE": "en_IN",
     "STORE_TIMEZONE": "Asia/Kolkata",
+    "PDF_CACHE_DIR": None,  # None means <instance>/invoice-pdfs
     "RAZORPAY_KEY_ID": None,
     "RAZORPAY_KEY_SECRET": None,
     "RAZORPAY_WEBHOOK_SECRET": None,
@@ -160,6 +161,47 @@ def validate(config) -> None:
     public_url = config["PUBLIC_URL"]
     if public_url and not re.match(r"^https?://[^/\s]+", public_url):
         raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
+    _validate_store(config)
+
+
+def _validate_store(config) -> None:
+    """The invoice settings: a GSTIN with a valid check digit, a known state, locale and zone."""
+    from zoneinfo import ZoneInfo
+
+    from babel import Locale, UnknownLocaleError
+
+    from bikshop.services.gst import find_state, gstin_problem
+
+    gstin = (config["STORE_GSTIN"] or "").strip().upper() or None
+    config["STORE_GSTIN"] = gstin
+    if gstin and (problem := gstin_problem(gstin)):
+        raise ConfigError(f"BIKSHOP_STORE_GSTIN {problem}")
+    state = config["STORE_STATE"]
+    if state and find_state(state) is None:
+        raise ConfigError(f"BIKSHOP_STORE_STATE {state!r} is not an Indian state or its GST code")
+    if gstin and state and find_state(state).code != gstin[:2]:
+        raise ConfigError(
+            f"BIKSHOP_STORE_STATE {state!r} does not match the GSTIN's state code {gstin[:2]}"
+        )
+    hsn = config["STORE_HSN_CODE"]
+    if hsn and not re.fullmatch(r"[0-9]{4,8}", hsn):
+        raise ConfigError("BIKSHOP_STORE_HSN_CODE must be 4 to 8 digits, e.g. 3304")
+    logo = config["STORE_LOGO_URL"]
+    if logo and not re.match(r"^(https://[^/\s]+|/static/)", logo):
+        raise ConfigError("BIKSHOP_STORE_LOGO_URL must be an https:// URL or a /static/ path")
+    try:
+        Locale.parse(config["STORE_LOCALE"])
+    except (ValueError, UnknownLocaleError):
+        raise ConfigError(
+            f"BIKSHOP_STORE_LOCALE must be a locale such as en_IN, got {config['STORE_LOCALE']!r}"
+        )
+    try:
+        ZoneInfo(config["STORE_TIMEZONE"])
+    except (ValueError, KeyError, OSError):
+        raise ConfigError(
+            "BIKSHOP_STORE_TIMEZONE must be a zone such as Asia/Kolkata, "
+            f"got {config['STORE_TIMEZONE']!r}"
+        )
 
 
 def _validate_razorpay(config, env: str) -> None:

@@ -1,5 +1,6 @@
 """Extension instances, created unbound here and bound to the app in ``create_app``."""
 
+from flask_compress import Compress
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -23,4 +24,5 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+compress = Compress()  # per view (@compress.compressed()), not app-wide
 api = BikshopApi()

@@ -79,6 +79,7 @@ class FakeRazorpay:
         self.payments: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.calls: list[tuple[str, str, dict | None]] = []  # (method, path, json body)
+        self.deliveries: list[requests.Response] = []  # bikshop's answers to our webhooks
         self.delay = 0.0  # seconds every API answer waits: "Razorpay is slow"
         self.lock = threading.Lock()
         self.app = self._build_app()
@@ -260,6 +261,9 @@ class FakeRazorpay:
         return jsonify(refund)
 
     # ---- test controls ---------------------------------------------------------------------
+    def last_link(self) -> dict:
+        return list(self.links.values())[-1]
+
     def only_link(self) -> dict:
         assert len(self.links) == 1, f"expected one link, have {list(self.links)}"
         return next(iter(self.links.values()))
@@ -365,7 +369,9 @@ class FakeRazorpay:
     def deliver(self, raw: bytes, headers: dict) -> requests.Response:
         """POST one webhook delivery to bikshop, as Razorpay's sender would (5 s limit)."""
         assert self.webhook_url, "set fake.webhook_url to bikshop's /webhooks/razorpay"
-        return requests.post(self.webhook_url, data=raw, headers=headers, timeout=5)
+        response = requests.post(self.webhook_url, data=raw, headers=headers, timeout=5)
+        self.deliveries.append(response)
+        return response
 
     def expire(self, plink_id: str) -> dict:
         link = self.links[plink_id]

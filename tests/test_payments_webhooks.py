@@ -1,0 +1,289 @@
+"""POST /webhooks/razorpay: signatures over the raw body, rotation, dedupe on the event id,
+mismatches, out-of-order events, unknown events and refunds (test client; fake Razorpay)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from bikshop.errors import ApiError
+from bikshop.extensions import db
+from bikshop.models import Order, OrderEvent, Payment, PaymentLink, Refund, WebhookEvent
+from bikshop.services.payments import refund
+from tests.fake_razorpay import (
+    FakeRazorpay,
+    payment_status,
+    place_order,
+    post_webhook,
+    razorpay_settings,
+    sign,
+)
+
+
+@pytest.fixture
+def shop(make_app):
+    """bikshop with one order and its payment link (not yet paid) on the fake Razorpay."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        order_id, invoice = place_order(client)
+        assert client.post(invoice + "/pay").status_code == 303
+        yield app, client, fake, order_id
+
+
+def rows(app, model, *where):
+    with app.app_context():
+        return db.session.scalars(select(model).where(*where).order_by(model.id)).all()
+
+
+def kinds(app) -> list[str]:
+    return [event.kind for event in rows(app, OrderEvent)]
+
+
+def order_version(app) -> int:
+    return rows(app, Order)[0].version
+
+
+def test_the_same_webhook_ten_times_makes_one_transition_and_ten_2xx(shop):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    raw, headers = fake.paid_event(link_id)
+    answers = [post_webhook(client, raw, headers) for _ in range(10)]
+    assert [answer.status_code for answer in answers] == [200] * 10
+    assert answers[0].get_json()["outcome"] == "paid"
+    assert all(a.get_json()["outcome"].startswith("duplicate") for a in answers[1:])
+    assert payment_status(client, order_id) == "paid"
+    assert len(rows(app, Payment)) == 1 and kinds(app).count("payment_status_changed") == 1
+    deliveries = rows(app, WebhookEvent)
+    assert len(deliveries) == 10 and all(d.signature_valid for d in deliveries)
+    assert [d.event_id for d in deliveries if d.event_id] == [headers["X-Razorpay-Event-Id"]]
+    assert all(d.received_event_id == headers["X-Razorpay-Event-Id"] for d in deliveries)
+    assert deliveries[0].raw_body == raw.decode() and deliveries[0].outcome == "paid"
+
+
+def _tampered(fake, raw, headers):
+    return raw.replace(b'"amount_paid":94700', b'"amount_paid":94800'), headers
+
+
+def _wrong_secret(fake, raw, headers):
+    return raw, {**headers, "X-Razorpay-Signature": sign("not-the-secret", raw)}
+
+
+def _missing_header(fake, raw, headers):
+    return raw, {k: v for k, v in headers.items() if k != "X-Razorpay-Signature"}
+
+
+def _reserialised(fake, raw, headers):  # same JSON, other bytes: the raw body is what is signed
+    return json.dumps(json.loads(raw), indent=1).encode(), headers
+
+
+@pytest.mark.parametrize("spoil", [_tampered, _wrong_secret, _missing_header, _reserialised])
+def test_a_bad_signature_is_a_400_and_changes_nothing(shop, spoil):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    raw, headers = spoil(fake, *fake.paid_event(link_id))
+    version = order_version(app)
+    response = post_webhook(client, raw, headers)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_signature"
+    assert payment_status(client, order_id) == "pending" and order_version(app) == version
+    assert rows(app, Payment) == [] and rows(app, PaymentLink)[0].status == "created"
+    (stored,) = rows(app, WebhookEvent)
+    assert stored.signature_valid is False and stored.event_id is None
+    assert stored.received_event_id == headers["X-Razorpay-Event-Id"]
+    assert stored.raw_body == raw.decode() and stored.outcome.startswith("rejected")
+    # The genuine delivery of the same event id still gets through afterwards.
+    genuine = fake.paid_event(link_id, event_id=headers["X-Razorpay-Event-Id"])
+    assert post_webhook(client, *genuine).status_code == 200
+    assert payment_status(client, order_id) == "paid"
+
+
+def test_during_rotation_the_previous_secret_still_works(make_app):
+    with FakeRazorpay(webhook_secret="old-secret") as fake:
+        settings = razorpay_settings(
+            fake,
+            RAZORPAY_WEBHOOK_SECRET="new-secret",
+            RAZORPAY_WEBHOOK_SECRET_PREVIOUS="old-secret",
+        )
+        client = make_app(**settings).test_client()
+        order_id, invoice = place_order(client)
+        client.post(invoice + "/pay")
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, deliver=False)
+        assert post_webhook(client, *fake.paid_event(link_id)).status_code == 200  # old secret
+        assert payment_status(client, order_id) == "paid"
+        raw, headers = fake.event("payment_link.expired", payment_link=fake.only_link())
+        headers["X-Razorpay-Signature"] = sign("new-secret", raw)
+        assert post_webhook(client, raw, headers).status_code == 200  # new secret
+        headers["X-Razorpay-Signature"] = sign("older-secret", raw)
+        assert post_webhook(client, raw, headers).status_code == 400
+
+
+def test_without_a_webhook_secret_deliveries_are_refused_and_kept(make_app):
+    with FakeRazorpay() as fake:
+        client = make_app(**razorpay_settings(fake, RAZORPAY_WEBHOOK_SECRET=None)).test_client()
+        raw, headers = fake.event("payment_link.paid", payment_link={"id": "plink_x"})
+        response = post_webhook(client, raw, headers)
+        assert response.status_code == 503 and "not configured" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [({"amount_paid": 90000}, "amount 900"), ({"currency": "USD"}, "currency")],
+)
+def test_an_amount_or_currency_mismatch_leaves_the_order_pending_and_says_so(shop, change, problem):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    callback = fake.pay(link_id, deliver=False, **change)
+    response = post_webhook(client, *fake.paid_event(link_id))
+    assert response.status_code == 200 and response.get_json()["outcome"].startswith("mismatch")
+    assert problem in response.get_json()["outcome"]
+    assert payment_status(client, order_id) == "pending" and rows(app, Payment) == []
+    (flag,) = rows(app, OrderEvent, OrderEvent.kind == "payment_mismatch")
+    assert problem in flag.message and "stays pending" in flag.message
+    # The redirect and reconcile-payments see the same link: still pending, flagged once.
+    from tests.fake_razorpay import path_of
+
+    assert "confirming" in client.get(path_of(callback)).get_data(as_text=True)
+    app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert payment_status(client, order_id) == "pending"
+    assert kinds(app).count("payment_mismatch") == 1
+
+
+def test_expired_arriving_after_paid_never_downgrades(shop):
+    app, client, fake, order_id = shop
+    link = fake.only_link()
+    stale = fake.event("payment_link.expired", payment_link={**link, "status": "expired"})
+    fake.pay(link["id"], deliver=False)
+    assert post_webhook(client, *fake.paid_event(link["id"])).status_code == 200
+    response = post_webhook(client, *stale)
+    assert response.status_code == 200 and "already paid" in response.get_json()["outcome"]
+    assert payment_status(client, order_id) == "paid"
+    assert rows(app, PaymentLink)[0].status == "paid"
+
+
+def test_cancelled_and_partially_paid_change_the_link_only(shop):
+    app, client, fake, order_id = shop
+    link = fake.only_link()
+    partial = {**link, "status": "partially_paid", "amount_paid": 50000}
+    answer = post_webhook(client, *fake.event("payment_link.partially_paid", payment_link=partial))
+    assert answer.get_json()["outcome"] == "link partially paid"
+    assert rows(app, PaymentLink)[0].status == "partially_paid"
+    assert rows(app, PaymentLink)[0].amount_paid == Decimal("500.00")
+    cancelled = {**link, "status": "cancelled"}
+    answer = post_webhook(client, *fake.event("payment_link.cancelled", payment_link=cancelled))
+    assert answer.get_json()["outcome"] == "link cancelled"
+    assert rows(app, PaymentLink)[0].status == "cancelled"
+    assert payment_status(client, order_id) == "pending"
+    assert {"payment_partial", "payment_link_cancelled"} <= set(kinds(app))
+
+
+def test_a_failed_payment_goes_on_the_timeline(shop):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    failed = {
+        "id": "pay_Failed00000001",
+        "status": "failed",
+        "method": "card",
+        "amount": 94700,
+        "currency": "INR",
+        "description": "#" + link_id.removeprefix("plink_"),
+        "error_description": "Your payment was declined by the bank.",
+    }
+    response = post_webhook(client, *fake.event("payment.failed", payment=failed))
+    assert response.get_json()["outcome"] == "payment failure recorded"
+    (event,) = rows(app, OrderEvent, OrderEvent.kind == "payment_failed")
+    assert "declined by the bank" in event.message
+    assert payment_status(client, order_id) == "pending"
+
+
+def test_unknown_events_and_unknown_links_get_a_2xx_and_are_recorded(shop):
+    app, client, fake, _ = shop
+    unknown_link = {**fake.only_link(), "id": "plink_Unknown0000001", "status": "paid"}
+    answers = [
+        post_webhook(client, *fake.event("payment_link.paid", payment_link=unknown_link)),
+        post_webhook(client, *fake.event("settlement.processed", settlement={"id": "setl_1"})),
+        post_webhook(client, *fake.event("payment.captured", payment={"id": "pay_1"})),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    outcomes = [event.outcome for event in rows(app, WebhookEvent)]
+    assert outcomes[0] == "ignored: unknown payment link plink_Unknown0000001"
+    assert outcomes[1:] == ["ignored: settlement.processed is not used",
+                            "ignored: payment.captured is not used"]  # fmt: skip
+
+
+def test_a_signed_body_that_is_not_an_event_is_recorded_and_acknowledged(shop):
+    app, client, fake, _ = shop
+    raw = b"[1, 2, 3]"
+    headers = {"X-Razorpay-Signature": sign(fake.webhook_secret, raw), "X-Razorpay-Event-Id": "e1"}
+    assert post_webhook(client, raw, headers).status_code == 200
+    assert rows(app, WebhookEvent)[0].outcome.startswith("ignored: malformed")
+
+
+def test_full_refund_through_razorpay_confirmed_by_its_webhook(shop):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    post_webhook(client, *fake.paid_event(link_id))
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        row = refund(order, None, actor="admin:owner@example.com")
+        assert (row.amount, row.status) == (Decimal("947.00"), "pending")
+        refund_id = row.razorpay_refund_id
+    assert [body for _, path, body in fake.calls if path.endswith("/refund")] == [{"amount": 94700}]
+    assert payment_status(client, order_id) == "paid"  # not until Razorpay confirms
+    raw, headers = fake.process_refund(refund_id)
+    for _ in range(2):
+        assert post_webhook(client, raw, headers).status_code == 200
+    assert payment_status(client, order_id) == "refunded"
+    (order,) = rows(app, Order)
+    assert order.amount_refunded == Decimal("947.00")
+    assert rows(app, Refund)[0].status == "processed"
+    assert rows(app, Payment)[0].amount_refunded == Decimal("947.00")
+
+
+def test_partial_refunds_add_up_and_cannot_exceed_the_payment(shop):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    post_webhook(client, *fake.paid_event(link_id))
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        first = refund(order, Decimal("500"), actor="admin")
+        with pytest.raises(ApiError) as too_much:
+            refund(order, Decimal("447.01"), actor="admin")  # 500 is reserved already
+        assert too_much.value.code == 422
+        first_id = first.razorpay_refund_id
+    post_webhook(client, *fake.process_refund(first_id))
+    assert payment_status(client, order_id) == "partially_refunded"
+    with app.app_context():
+        second = refund(db.session.scalars(select(Order)).one(), None, actor="admin")
+        assert second.amount == Decimal("447.00")
+        second_id = second.razorpay_refund_id
+    post_webhook(client, *fake.process_refund(second_id))
+    assert payment_status(client, order_id) == "refunded"
+    assert rows(app, Order)[0].amount_refunded == Decimal("947.00")
+
+
+def test_refunding_an_unpaid_order_or_while_razorpay_is_down_changes_nothing(shop):
+    app, client, fake, order_id = shop
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        with pytest.raises(ApiError) as unpaid:
+            refund(order, None, actor="admin")
+        assert unpaid.value.code == 409
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    post_webhook(client, *fake.paid_event(link_id))
+    fake.stop()
+    with app.app_context():
+        with pytest.raises(ApiError) as down:
+            refund(db.session.scalars(select(Order)).one(), None, actor="admin")
+        assert down.value.code == 503
+    assert payment_status(client, order_id) == "paid"
+    assert [r.status for r in rows(app, Refund)] == ["failed"]
