@@ -23,9 +23,16 @@ class BikParser(FlaskParser):
         if not body.strip():
             abort(400, message="The request body is empty: send a JSON object")
         try:
-            return jsonio.loads(body)
+            document = jsonio.loads(body)
         except ValueError as exc:
             abort(400, message=f"The request body is not valid JSON: {_reason(exc)}")
+        if not isinstance(document, dict):
+            kind = _JSON_KINDS.get(type(document), "a number")
+            abort(422, message=f"The request body must be a JSON object, not {kind}")
+        return document
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
 
 
 def _reason(exc: ValueError) -> str:

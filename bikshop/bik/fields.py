@@ -26,19 +26,51 @@ class Text(fields.String):
         self.metadata.setdefault("maxLength", max_length)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str):
-            raise ValidationError("Must be a string.")
-        for char in value:
-            category = unicodedata.category(char)
-            if category == "Cc" and char not in "\t\n\r" or category == "Cs":
-                raise ValidationError(
-                    f"Contains the control character U+{ord(char):04X}; send printable text."
-                )
-        if self.strip:
-            value = value.strip()
-        if len(value) > self.max_length:
-            raise ValidationError(f"Longer than {self.max_length} characters ({len(value)}).")
-        return value
+        return clean_text(value, self.max_length, strip=self.strip)
+
+
+def clean_text(value, max_length: int, *, strip: bool = True) -> str:
+    """``value`` as printable text of at most ``max_length`` characters, or a ValidationError.
+
+    NUL and lone surrogates would fail on PostgreSQL (and make the order unreadable later), so
+    they are refused here, where the client still learns which field was wrong.
+    """
+    if not isinstance(value, str):
+        raise ValidationError("Must be a string.")
+    if len(value) > max_length * 4:  # hopeless; don't scan a megabyte character by character
+        raise ValidationError(f"Longer than {max_length} characters ({len(value)}).")
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in "\t\n\r" or category == "Cs":
+            raise ValidationError(
+                f"Contains the control character U+{ord(char):04X}; send printable text."
+            )
+    if strip:
+        value = value.strip()
+    if len(value) > max_length:
+        raise ValidationError(f"Longer than {max_length} characters ({len(value)}).")
+    return value
+
+
+class Tags(fields.Field):
+    """Bik's ``tags``: a string as in the sample, or a list of strings; kept as one string."""
+
+    def __init__(self, *, max_length: int = 1024, **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault(
+            "description", "A string, or a list of strings (stored joined by ', ')"
+        )
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list):
+            if not all(isinstance(tag, str) for tag in value):
+                raise ValidationError("Must be a string or a list of strings.")
+            value = ", ".join(tag.strip() for tag in value if tag.strip())
+        elif not isinstance(value, str):
+            raise ValidationError("Must be a string or a list of strings.")
+        return clean_text(value, self.max_length) or None
 
 
 class Money(fields.Number):
@@ -61,7 +93,7 @@ class Money(fields.Number):
             raise ValidationError(f"Must be at most {MAX_MONEY} (got {value}).")
         if amount != amount.quantize(Decimal("0.01")):
             raise ValidationError(f"Must have at most two decimal places (got {value}).")
-        return amount.quantize(Decimal("0.01"))
+        return amount.quantize(Decimal("0.01")) + 0  # + 0 turns -0.00 into 0.00
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else Decimal(value)
@@ -77,14 +109,14 @@ class Quantity(fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         if not _is_number(value):
             raise ValidationError("Must be a whole JSON number such as 2.")
+        # Range first, on the Decimal: int(Decimal("1e999999999")) would build a huge integer.
+        if value < 1:
+            raise ValidationError(f"Must be at least 1 (got {value}).")
+        if value > self.maximum:
+            raise ValidationError(f"Must be at most {self.maximum} (got {value}).")
         if value != int(value):
             raise ValidationError(f"Must be a whole number (got {value}).")
-        quantity = int(value)
-        if quantity < 1:
-            raise ValidationError(f"Must be at least 1 (got {value}).")
-        if quantity > self.maximum:
-            raise ValidationError(f"Must be at most {self.maximum} (got {value}).")
-        return quantity
+        return int(value)
 
 
 class CatalogId(fields.Field):
@@ -112,6 +144,39 @@ class CatalogId(fields.Field):
         if value is None:
             return None
         return int(value) if _CANONICAL_INT.match(value) else value
+
+
+class BoundedList(fields.List):
+    """A JSON array with at most ``max_length()`` elements, counted before any is validated.
+
+    Without the early count a 1 MiB body of ``[{}, {}, ...]`` costs seconds of validation and
+    answers with hundreds of thousands of error lines.
+    """
+
+    def __init__(self, inner, *, max_length, noun: str = "element", **kwargs):
+        super().__init__(inner, **kwargs)
+        self.max_length = max_length  # a callable, so the limit can come from the app config
+        self.noun = noun
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list):
+            limit = self.max_length()
+            if not value:
+                raise ValidationError(f"Needs at least one {self.noun}.")
+            if len(value) > limit:
+                raise ValidationError(f"At most {limit} {self.noun}s (got {len(value)}).")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class TextOut(fields.String):
+    """A string in the answer that Bik's tables type as ``string`` (not nullable): None is ""."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dump_default", "")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return "" if value is None else super()._serialize(value, attr, obj, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):

@@ -7,7 +7,16 @@ import re
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from bikshop.bik.fields import CatalogId, Money, Quantity, StrictBoolean, Text
+from bikshop.bik.fields import (
+    BoundedList,
+    CatalogId,
+    Money,
+    Quantity,
+    StrictBoolean,
+    Tags,
+    Text,
+    TextOut,
+)
 from bikshop.money import format_plain
 
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
@@ -59,14 +68,19 @@ class IncomingOrderSchema(BikSchema):
     name = _text(64)
     phoneNumber = Text(required=True, max_length=32)
     email = _text(320)
-    items = fields.List(fields.Nested(ItemSchema), required=True)
+    items = BoundedList(
+        fields.Nested(ItemSchema),
+        required=True,
+        noun="item",
+        max_length=lambda: current_app.config["MAX_ITEMS_PER_ORDER"],
+    )
     subTotal = Money(required=True)
     shippingCharge = Money(required=True)
     discount = Money(required=True)
     total = Money(required=True)
     currency = _text(8)
     address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
-    tags = fields.Raw(load_default=None, allow_none=True, metadata={"type": "string"})
+    tags = Tags(load_default=None, allow_none=True)
 
     @validates_schema
     def _check(self, data, **kwargs):
@@ -83,17 +97,6 @@ class IncomingOrderSchema(BikSchema):
         currency = data.get("currency")
         if currency and not re.fullmatch(r"[A-Za-z]{3}", currency):
             errors["currency"] = [f"Must be a 3-letter ISO code or empty (got {currency!r})."]
-        tags = data.get("tags")
-        tag_list = isinstance(tags, list) and all(isinstance(t, str) for t in tags)
-        if tags is not None and not isinstance(tags, str) and not tag_list:
-            errors["tags"] = ["Must be a string or a list of strings."]
-        items = data.get("items")
-        if isinstance(items, list):
-            limit = current_app.config["MAX_ITEMS_PER_ORDER"]
-            if not items:
-                errors["items"] = ["An order needs at least one item."]
-            elif len(items) > limit:
-                errors["items"] = [f"At most {limit} items per order (got {len(items)})."]
         if errors:
             raise ValidationError(errors)
         self._check_totals(data)
@@ -140,7 +143,7 @@ class ItemOut(Schema):
         ordered = True
 
     name = fields.String()
-    variantName = fields.String(attribute="variant_name", allow_none=True)
+    variantName = TextOut(attribute="variant_name")
     variantId = CatalogId(attribute="variant_id")
     productId = CatalogId(attribute="product_id")
     quantity = fields.Integer()
@@ -152,16 +155,17 @@ class AddressOut(Schema):
     class Meta:
         ordered = True
 
-    firstName = fields.String(allow_none=True)
-    lastName = fields.String(allow_none=True)
-    address1 = fields.String(allow_none=True)
-    address2 = fields.String(allow_none=True)
-    city = fields.String(allow_none=True)
-    state = fields.String(allow_none=True)
-    country = fields.String(allow_none=True)
-    countryCode = fields.String(allow_none=True)
-    zip = fields.String(allow_none=True)
-    phoneNumber = fields.String(allow_none=True)
+    # Every key is always present: "" for the guide's string fields, null for the nullable ones.
+    firstName = TextOut()
+    lastName = TextOut()
+    address1 = TextOut()
+    address2 = fields.String(allow_none=True, dump_default=None)
+    city = TextOut()
+    state = fields.String(allow_none=True, dump_default=None)
+    country = TextOut()
+    countryCode = fields.String(allow_none=True, dump_default=None)
+    zip = TextOut()
+    phoneNumber = fields.String(allow_none=True, dump_default=None)
 
 
 class DeliveryInfoOut(Schema):
@@ -191,7 +195,7 @@ class BikOrderOut(Schema):
     currency = fields.String()
     address = fields.Nested(AddressOut, allow_none=True)
     phoneNumber = fields.String(attribute="phone_number")
-    email = fields.String(allow_none=True)
+    email = TextOut(metadata={"description": "Lowercased; empty when Bik sent none"})
     invoiceUrl = fields.String(attribute="invoice_url", allow_none=True)
     deliveryInfo = fields.Nested(DeliveryInfoOut, attribute="delivery_info")
     partnersData = fields.Nested(PartnersDataOut, attribute="partners_data")

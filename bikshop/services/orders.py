@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem
+from bikshop.models.types import utcnow
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, record, transition
 
 # One statement, atomic on PostgreSQL (row lock) and SQLite (write lock): never MAX()+1.
@@ -104,9 +105,7 @@ def _build(request: dict, raw_body: str, digest: str) -> Order:
     address = incoming.get("address")
     if address is not None:
         address = {k: v for k, v in address.items() if v is not None}
-    tags = incoming.get("tags")
-    if isinstance(tags, list):
-        tags = ", ".join(tags)
+    paid = not request["paymentPending"]
     email = (incoming.get("email") or "").lower() or None
     name_parts = [(address or {}).get("firstName"), (address or {}).get("lastName")]
     return Order(
@@ -115,7 +114,8 @@ def _build(request: dict, raw_body: str, digest: str) -> Order:
         raw_request=raw_body,
         invoice_token=secrets.token_urlsafe(24),  # 192 random bits
         status="ORDERED",
-        payment_status="pending" if request["paymentPending"] else "paid",
+        payment_status="paid" if paid else "pending",
+        paid_at=utcnow() if paid else None,  # captured elsewhere before Bik called
         fulfillment_status="unfulfilled",
         currency=(incoming.get("currency") or current_app.config["CURRENCY"]).upper(),
         sub_total=incoming["subTotal"],
@@ -126,7 +126,7 @@ def _build(request: dict, raw_body: str, digest: str) -> Order:
         phone_digits="".join(c for c in incoming["phoneNumber"] if c.isdigit()),
         email=email,
         customer_name=" ".join(p for p in name_parts if p)[:512],
-        tags=tags[:1024] if tags else None,
+        tags=incoming.get("tags"),
         address=address,
         items=[
             OrderItem(
