@@ -19,8 +19,9 @@ ADMIN_CONFIG = {"RATELIMIT_ENABLED": False}
 
 @cache
 def password_hash(password: str) -> str:
-    # One slow hash per password per session keeps the suite fast; sign-in still checks it.
-    return generate_password_hash(password)
+    # A lighter scrypt cost than production's keeps the suite fast; sign-in checks it with the
+    # same code (the cost is read from the stored hash). The CLI tests use the real cost.
+    return generate_password_hash(password, method="scrypt:4096:8:1")
 
 
 def add_admin(app, email: str = OWNER, password: str = PASSWORD, active: bool = True):

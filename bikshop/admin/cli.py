@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask.cli import with_appcontext
 
 from bikshop.admin.display import local_time
 from bikshop.services import admins
@@ -27,6 +28,7 @@ password_stdin = click.option(
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.argument("email")
 @password_stdin
 def create_admin_command(email, password_stdin):
@@ -39,6 +41,7 @@ def create_admin_command(email, password_stdin):
 
 
 @click.command("list-admins")
+@with_appcontext
 def list_admins_command():
     """List dashboard accounts: email, active or disabled, last sign-in."""
     accounts = admins.list_admins()
@@ -51,6 +54,7 @@ def list_admins_command():
 
 
 @click.command("disable-admin")
+@with_appcontext
 @click.argument("email")
 @click.option("--enable", is_flag=True, help="Enable the account again instead.")
 def disable_admin_command(email, enable):
@@ -63,6 +67,7 @@ def disable_admin_command(email, enable):
 
 
 @click.command("set-admin-password")
+@with_appcontext
 @click.argument("email")
 @password_stdin
 def set_admin_password_command(email, password_stdin):

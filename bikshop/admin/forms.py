@@ -96,6 +96,8 @@ class FulfillmentForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
+    """Refund part of an online payment, or (amount left empty) all that is refundable."""
+
     amount = DecimalField(
-        "Amount", places=2, validators=[DataRequired(), NumberRange(min=Decimal("0.01"))]
+        "Amount", places=2, validators=[Optional(), NumberRange(min=Decimal("0.01"))]
     )

@@ -25,6 +25,7 @@ from bikshop.admin.forms import (
     FulfillmentForm,
     LogoutForm,
     MarkPaidForm,
+    RefundForm,
     StatusForm,
     csrf_failed,
 )
@@ -123,15 +124,19 @@ def _render_order(order: Order, status: int = 200, error: str | None = None, **f
         "status_form": StatusForm(),
         "cancel_form": CancelForm(),
         "paid_form": MarkPaidForm(),
+        "refund_form": RefundForm(),
         "fulfillment_form": FulfillmentForm(
             fulfillment=order.fulfillment_status, tracking_url=order.tracking_url or ""
         ),
         "logout_form": LogoutForm(),
     } | forms
+    details = search.order_details(order)
     return render_template(
         "admin/order.html",
         order=order,
-        details=search.order_details(order),
+        details=details,
+        can_refund=order.payment_status in ("paid", "partially_refunded")
+        and any(payment.razorpay_payment_id for payment in details.payments),
         next_statuses=search.next_statuses(ORDER_STATUS, order.status),
         next_fulfillment=search.next_statuses(FULFILLMENT_STATUS, order.fulfillment_status),
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",
@@ -217,4 +222,17 @@ def mark_paid(public_id: str):
         "paid_form",
         lambda order: payments.mark_paid_offline(order, actor=_actor()),
         "Marked as paid (cash).",
+    )
+
+
+@bp.post("/orders/<public_id>/refund")
+def refund(public_id: str):
+    """Refund all or part of an online payment through Razorpay."""
+    form = RefundForm()
+    return _act(
+        public_id,
+        form,
+        "refund_form",
+        lambda order: bool(payments.refund(order, form.amount.data, actor=_actor())),
+        "Refund asked of Razorpay; the order shows it as refunded once Razorpay confirms.",
     )

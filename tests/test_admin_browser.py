@@ -1,0 +1,81 @@
+"""End to end in Chromium against real gunicorn: the owner finds an order by phone, ships it and
+delivers it, and Bik's getOrder then tells the customer so."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.admin_support import ADMIN_CONFIG, OWNER, PASSWORD, add_admin
+from tests.bik import sample_body
+
+pytestmark = pytest.mark.slow
+TRACKING = "https://track.example.com/AWB99887766?lang=en"
+
+
+def _place(server, phone: str, first_name: str) -> dict:
+    body = sample_body(phoneNumber=phone)
+    body["order"]["address"]["firstName"] = first_name
+    answer = requests.post(f"{server.url}/bik/placeOrder", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["order"]
+
+
+def _sign_in(page, url: str) -> None:
+    page.goto(f"{url}/admin/")
+    assert "/admin/login" in page.url
+    page.fill("input[name=email]", OWNER)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{url}/admin/")
+
+
+def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
+    make_app, gunicorn, desktop_page, phone_page, output_dir, database_url
+):
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=2, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    _place(server, "+919811122233", "Ravi")
+    order = _place(server, "+91 98765 43210", "Priya")
+    _place(server, "+919800000001", "Kiran")
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+    page = desktop_page
+    _sign_in(page, server.url)
+    page.fill("input[name=q]", "98765 43210")
+    page.click("button:has-text('Find')")
+    page.wait_for_load_state()
+    rows = page.locator("table.orders tbody tr")
+    assert rows.count() == 1
+    assert order["name"] in rows.first.inner_text()
+    page.screenshot(path=str(output_dir / f"admin-list-1280-{backend}.png"), full_page=True)
+
+    page.click(f"text={order['name']}")
+    page.wait_for_url(f"**/admin/orders/{order['id']}")
+    page.select_option("select[name=fulfillment]", "fulfilled")
+    page.fill("input[name=tracking_url]", TRACKING)
+    page.click("button:has-text('Save fulfilment')")
+    page.wait_for_selector("text=Fulfilment saved.")
+    page.click("button:has-text('Mark delivered')")
+    page.wait_for_selector("text=Status changed to DELIVERED.")
+    assert page.locator(".order-head .pill", has_text="DELIVERED").count() == 1
+    page.screenshot(path=str(output_dir / f"admin-order-1280-{backend}.png"), full_page=True)
+
+    bik = requests.post(f"{server.url}/bik/getOrder", json={"orderId": order["id"]}, timeout=10)
+    assert bik.status_code == 200
+    seen = bik.json()["order"]
+    assert seen["status"] == "DELIVERED"
+    assert seen["fulfillmentStatus"] == "fulfilled"
+    assert seen["deliveryInfo"]["trackingURL"] == TRACKING
+
+    # On a phone: the same pages fit 390 px without sideways scrolling.
+    phone = phone_page
+    _sign_in(phone, server.url)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.screenshot(path=str(output_dir / f"admin-list-390-{backend}.png"), full_page=True)
+    phone.goto(f"{server.url}/admin/orders/{order['id']}")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert f"admin:{OWNER}" in phone.inner_text(".timeline")
+    phone.screenshot(path=str(output_dir / f"admin-order-390-{backend}.png"), full_page=True)
