@@ -1,0 +1,50 @@
+"""Template filters for people: money and dates in the store's locale and time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+from flask import current_app
+
+from bikshop.invoice import bp
+from bikshop.money import format_plain
+
+
+@bp.app_template_filter("money")
+def money(amount: Decimal, currency: str) -> str:
+    """``amount`` in ``currency`` for the store's locale: ₹1,23,456.50 for INR in en_IN."""
+    return format_currency(Decimal(amount), currency, locale=current_app.config["STORE_LOCALE"])
+
+
+@bp.app_template_filter("local_datetime")
+def local_datetime(moment: datetime) -> str:
+    """A timestamp in the store's time zone and locale: 9 May 2024, 3:34 pm."""
+    config = current_app.config
+    zone = ZoneInfo(config["STORE_TIMEZONE"])
+    return format_datetime(moment, "d MMM y, h:mm a", tzinfo=zone, locale=config["STORE_LOCALE"])
+
+
+@bp.app_template_filter("local_date")
+def local_date(moment: datetime) -> str:
+    """A date in the store's time zone and locale: 9 May 2024."""
+    config = current_app.config
+    zone = ZoneInfo(config["STORE_TIMEZONE"])
+    return format_datetime(moment, "d MMM y", tzinfo=zone, locale=config["STORE_LOCALE"])
+
+
+@bp.app_template_filter("percent")
+def percent(rate: Decimal) -> str:
+    """A tax rate as people write it: 18%, 2.5%."""
+    return f"{format_plain(rate)}%"
+
+
+@bp.app_template_filter("web_link")
+def web_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) link, else None: no javascript: or data: hrefs."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None

@@ -1,0 +1,141 @@
+"""Invoice responses: the page and the PDF with their validators and privacy headers.
+
+The payments door renders the same page after a payment redirect through ``invoice_page``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, make_response, render_template, request, url_for
+
+from bikshop import pdf
+from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
+from bikshop.services.payments import can_pay_online
+
+# Where a Pay button's form may lead: bikshop, then Razorpay's hosted payment page.
+PAYMENT_FORM_HOSTS = ("https://rzp.io", "https://*.razorpay.com")
+_ASSETS = ("templates/invoice", "templates/base_public.html", "static/invoice.css", "static/fonts")
+_VERSION_KEY = "bikshop.invoice_render_version"
+
+
+def render_version() -> str:
+    """A hash of everything besides the order that shapes an invoice: templates, CSS, fonts,
+    store settings, whether online payment is on. Part of every ETag and PDF cache key."""
+    version = current_app.extensions.get(_VERSION_KEY)
+    if version is None:
+        digest = hashlib.sha256()
+        root = os.path.dirname(current_app.root_path)
+        for asset in _ASSETS:
+            for path in _files(os.path.join(root, asset)):
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as file:
+                    digest.update(file.read())
+        config = current_app.config
+        for key in STORE_SETTINGS:
+            digest.update(f"{key}={config[key]!r};".encode())
+        digest.update(f"online={bool(config['RAZORPAY_KEY_ID'])}".encode())
+        version = digest.hexdigest()[:16]
+        current_app.extensions[_VERSION_KEY] = version
+    return version
+
+
+def _files(path: str) -> list[str]:
+    if os.path.isfile(path):
+        return [path]
+    return sorted(
+        os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
+    )
+
+
+def stylesheet_url() -> str:
+    """The invoice stylesheet's URL, versioned so a deploy never pairs new HTML with old CSS."""
+    return url_for("static", filename="invoice.css", v=render_version()[:8])
+
+
+def content_security_policy() -> str:
+    """Nothing but bikshop's own stylesheet, https images, and forms to bikshop or Razorpay."""
+    form_action = ["'self'"]
+    config = current_app.config
+    if config["RAZORPAY_KEY_ID"]:
+        form_action += PAYMENT_FORM_HOSTS
+        api = urlsplit(config["RAZORPAY_API_URL"])
+        if api.hostname and not api.hostname.endswith("razorpay.com"):
+            form_action.append(f"{api.scheme}://{api.netloc}")  # a stand-in Razorpay in tests
+    return (
+        "default-src 'none'; style-src 'self'; img-src 'self' https:; "
+        f"form-action {' '.join(form_action)}; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def protect(response: Response) -> Response:
+    """Headers every response under /invoice/ carries: private, unindexed, no referrer."""
+    headers = response.headers
+    headers["Cache-Control"] = "private, no-cache"  # revalidate, so a new status shows at once
+    headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    headers["X-Robots-Tag"] = "noindex, nofollow"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Content-Security-Policy"] = content_security_policy()
+    return response
+
+
+def _etag(kind: str, order) -> str:
+    return f"{kind}-{order.version}-{render_version()}"
+
+
+def _not_modified(etag: str) -> Response | None:
+    if request.if_none_match.contains_weak(etag):
+        response = Response(status=304)
+        response.set_etag(etag, weak=True)
+        return protect(response)
+    return None
+
+
+def invoice_page(order, *, notice: str | None = None) -> Response:
+    """The invoice page for ``order``; a 304 when the browser has this version already.
+
+    ``notice`` (e.g. "Payment received, confirming") makes a one-off page without a validator.
+    """
+    etag = None if notice else _etag("page", order)
+    if etag and (unchanged := _not_modified(etag)):
+        return unchanged
+    response = make_response(_render(order, for_pdf=False, notice=notice))
+    if etag:
+        response.set_etag(etag, weak=True)
+    return protect(response)
+
+
+def invoice_pdf(order) -> Response:
+    """The invoice as an A4 PDF, rendered once per order version and then served from disk."""
+    etag = _etag("pdf", order)
+    if unchanged := _not_modified(etag):
+        return unchanged
+    static_prefix = url_for("static", filename="")
+    fetcher = pdf.StaticFilesOnly(current_app.static_folder, static_prefix)
+    directory = current_app.config["PDF_CACHE_DIR"] or os.path.join(
+        current_app.instance_path, "invoice-pdfs"
+    )
+    body = pdf.cached(
+        directory,
+        order.invoice_token,
+        f"{order.version}-{render_version()}",
+        lambda: pdf.render(_render(order, for_pdf=True), fetcher),
+    )
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="invoice-{order.number}.pdf"'
+    response.set_etag(etag, weak=True)
+    return protect(response)
+
+
+def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
+    return render_template(
+        "invoice/page.html",
+        invoice=invoice_for(order),
+        order=order,
+        can_pay=can_pay_online(order),
+        labels=STATUS_LABELS,
+        for_pdf=for_pdf,
+        notice=notice,
+    )

@@ -1,0 +1,90 @@
+"""PDF rendering with WeasyPrint: HTML in, PDF bytes out, reading only bikshop's static files.
+
+Rendered PDFs are kept on disk under a key that changes whenever the document could change, so
+a second download of the same invoice version costs a file read, not a render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import mimetypes
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+from werkzeug.security import safe_join
+
+log = logging.getLogger(__name__)
+# WeasyPrint narrates every render step at INFO; its warnings (a refused URL) still show.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+
+# The document's base URL: a reserved name that no network can answer, so a relative URL
+# resolves somewhere the fetcher recognises and an absolute one stays foreign.
+BASE_URL = "https://bikshop.invalid/"
+
+
+class StaticFilesOnly(URLFetcher):
+    """A URL fetcher that serves files under ``static_prefix`` from disk and refuses the rest.
+
+    No ``file:`` URLs, no network: product images and remote logos are simply left out.
+    """
+
+    def __init__(self, static_folder: str, static_prefix: str = "/static/"):
+        super().__init__(allowed_protocols=("https",), allow_redirects=False)
+        self.static_folder = static_folder
+        self.static_prefix = static_prefix
+
+    def fetch(self, url, headers=None):
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}/"
+        if origin != BASE_URL or not parts.path.startswith(self.static_prefix):
+            raise ValueError(f"PDF rendering only reads bikshop's static files, not {url}")
+        path = safe_join(self.static_folder, parts.path.removeprefix(self.static_prefix))
+        if path is None or not os.path.isfile(path):
+            raise ValueError(f"no such static file: {parts.path}")
+        with open(path, "rb") as file:
+            body = file.read()
+        mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, body, {"Content-Type": mime})
+
+
+def render(html: str, fetcher: StaticFilesOnly) -> bytes:
+    """Render ``html`` (print media, so ``@media print`` and ``@page`` apply) to PDF bytes."""
+    started = time.perf_counter()
+    document = HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher, media_type="print")
+    pdf = document.write_pdf()
+    log.info("pdf rendered: %d bytes in %.0f ms", len(pdf), (time.perf_counter() - started) * 1e3)
+    return pdf
+
+
+def cached(directory: str, owner: str, version: str, make: Callable[[], bytes]) -> bytes:
+    """The PDF for (``owner``, ``version``) from ``directory``, made by ``make`` on a miss.
+
+    ``owner`` is hashed, so an invoice token never appears in a file name. Older versions of
+    the same owner are deleted once the new one is written. Writes are atomic (a temporary
+    file renamed into place), so concurrent workers never read half a PDF.
+    """
+    owner_key = hashlib.sha256(owner.encode()).hexdigest()[:32]
+    path = os.path.join(directory, f"{owner_key}-{version}.pdf")
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        pass
+    pdf = make()
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".part")
+    with os.fdopen(handle, "wb") as file:
+        file.write(pdf)
+    os.replace(temporary, path)
+    for name in os.listdir(directory):
+        if name.startswith(owner_key + "-") and name != os.path.basename(path):
+            with contextlib.suppress(FileNotFoundError):  # another worker removed it first
+                os.unlink(os.path.join(directory, name))
+    return pdf

@@ -1,0 +1,226 @@
+"""Indian GST: GSTIN checks, states and place of supply, and tax split out of inclusive prices.
+
+Plain functions over Decimal, no Flask and no database, so config validation can use them too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+PAISA = Decimal("0.01")
+_GSTIN = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$")
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class State:
+    """A state or union territory with its GST code (the first two digits of a GSTIN)."""
+
+    code: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+# GST state codes with the names and abbreviations people type into address forms.
+_STATES = [
+    ("01", "Jammu and Kashmir", "JK", "J&K"),
+    ("02", "Himachal Pradesh", "HP"),
+    ("03", "Punjab", "PB"),
+    ("04", "Chandigarh", "CH"),
+    ("05", "Uttarakhand", "UK", "UT", "Uttaranchal"),
+    ("06", "Haryana", "HR"),
+    ("07", "Delhi", "DL", "New Delhi", "NCT of Delhi"),
+    ("08", "Rajasthan", "RJ"),
+    ("09", "Uttar Pradesh", "UP"),
+    ("10", "Bihar", "BR", "BH"),
+    ("11", "Sikkim", "SK"),
+    ("12", "Arunachal Pradesh", "AR"),
+    ("13", "Nagaland", "NL"),
+    ("14", "Manipur", "MN"),
+    ("15", "Mizoram", "MZ"),
+    ("16", "Tripura", "TR"),
+    ("17", "Meghalaya", "ML"),
+    ("18", "Assam", "AS"),
+    ("19", "West Bengal", "WB"),
+    ("20", "Jharkhand", "JH"),
+    ("21", "Odisha", "OD", "OR", "Orissa"),
+    ("22", "Chhattisgarh", "CG", "CT"),
+    ("23", "Madhya Pradesh", "MP"),
+    ("24", "Gujarat", "GJ"),
+    ("26", "Dadra and Nagar Haveli and Daman and Diu", "DH", "DN", "DD", "Daman and Diu"),
+    ("27", "Maharashtra", "MH"),
+    ("29", "Karnataka", "KA"),
+    ("30", "Goa", "GA"),
+    ("31", "Lakshadweep", "LD"),
+    ("32", "Kerala", "KL"),
+    ("33", "Tamil Nadu", "TN"),
+    ("34", "Puducherry", "PY", "Pondicherry"),
+    ("35", "Andaman and Nicobar Islands", "AN"),
+    ("36", "Telangana", "TS", "TG"),
+    ("37", "Andhra Pradesh", "AP"),
+    ("38", "Ladakh", "LA"),
+    ("97", "Other Territory", "OT"),
+]
+STATES = {code: State(code, name) for code, name, *_ in _STATES}
+OUTSIDE_INDIA = State("96", "Outside India")
+
+
+def _key(text: str) -> str:
+    text = text.lower().replace("&", " and ")
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text).split())
+
+
+_LOOKUP = {_key(alias): STATES[code] for code, *aliases in _STATES for alias in [code, *aliases]}
+
+
+def find_state(text: str | None) -> State | None:
+    """The state named by ``text`` ("Karnataka", "KA", "29", "karnataka."), or None."""
+    if not text:
+        return None
+    return _LOOKUP.get(_key(text))
+
+
+def gstin_problem(gstin: str) -> str | None:
+    """Why ``gstin`` is not a valid GSTIN (format, state code, check digit), or None."""
+    if not _GSTIN.match(gstin):
+        return "must be 15 characters like 29ABCDE1234F1Z5"
+    if gstin[:2] not in STATES:
+        return f"starts with {gstin[:2]}, which is not a GST state code"
+    if gstin_check_digit(gstin[:14]) != gstin[14]:
+        return "has a wrong check digit (last character); look for a typo"
+    return None
+
+
+def gstin_check_digit(first14: str) -> str:
+    """The 15th character of a GSTIN: a Luhn mod 36 checksum over the first 14."""
+    total = 0
+    for index, char in enumerate(first14):
+        product = _ALPHABET.index(char) * (2 if index % 2 else 1)
+        total += product // 36 + product % 36
+    return _ALPHABET[(36 - total % 36) % 36]
+
+
+@dataclass(frozen=True)
+class TaxLine:
+    """One taxed line: the tax-inclusive amount after discount, and how it splits."""
+
+    label: str
+    hsn: str | None
+    amount: Decimal
+    taxable: Decimal
+    cgst: Decimal
+    sgst: Decimal
+    igst: Decimal
+
+    @property
+    def tax(self) -> Decimal:
+        return self.cgst + self.sgst + self.igst
+
+
+@dataclass(frozen=True)
+class TaxBreakdown:
+    """The whole order's tax: per line, and the sums (which add up to the order total exactly)."""
+
+    rate: Decimal
+    intra_state: bool
+    lines: list[TaxLine]
+
+    def _sum(self, attribute: str) -> Decimal:
+        return sum((getattr(line, attribute) for line in self.lines), Decimal("0.00"))
+
+    @property
+    def amount(self) -> Decimal:
+        return self._sum("amount")
+
+    @property
+    def taxable(self) -> Decimal:
+        return self._sum("taxable")
+
+    @property
+    def cgst(self) -> Decimal:
+        return self._sum("cgst")
+
+    @property
+    def sgst(self) -> Decimal:
+        return self._sum("sgst")
+
+    @property
+    def igst(self) -> Decimal:
+        return self._sum("igst")
+
+    @property
+    def tax(self) -> Decimal:
+        return self._sum("tax")
+
+
+def split_inclusive(
+    label: str, hsn: str | None, amount: Decimal, rate: Decimal, intra_state: bool
+) -> TaxLine:
+    """Split a tax-inclusive ``amount`` into taxable value and tax at ``rate`` percent.
+
+    Each tax is rounded half up to the paisa and the taxable value is what remains, so
+    taxable + tax is the inclusive amount exactly; CGST and SGST are always equal halves.
+    """
+    amount = Decimal(amount).quantize(PAISA)
+    zero = Decimal("0.00")
+    if intra_state:
+        half = _round(amount * (rate / 2) / (100 + rate))
+        return TaxLine(label, hsn, amount, amount - 2 * half, half, half, zero)
+    igst = _round(amount * rate / (100 + rate))
+    return TaxLine(label, hsn, amount, amount - igst, zero, zero, igst)
+
+
+def allocate(amount: Decimal, weights: list[Decimal]) -> list[Decimal]:
+    """Share ``amount`` over ``weights`` pro rata in whole paise that add up to it exactly.
+
+    Largest remainder: each share is floored to the paisa, then the leftover paise go to the
+    largest remainders (earliest line first on ties). No share exceeds its weight while
+    ``amount`` is at most the sum of the weights.
+    """
+    total = sum(weights, Decimal("0"))
+    if amount == 0 or total == 0:
+        return [Decimal("0.00") for _ in weights]
+    exact = [amount * weight / total for weight in weights]
+    shares = [share.quantize(PAISA, rounding=ROUND_FLOOR) for share in exact]
+    leftover = int((amount - sum(shares, Decimal("0"))) / PAISA)
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for index in by_remainder[:leftover]:
+        shares[index] += PAISA
+    return shares
+
+
+def tax_breakdown(
+    goods: list[tuple[str, str | None, Decimal]],
+    *,
+    shipping: Decimal,
+    shipping_hsn: str | None,
+    discount: Decimal,
+    rate: Decimal,
+    intra_state: bool,
+) -> TaxBreakdown:
+    """Tax for an order whose prices include GST.
+
+    ``goods`` is (label, HSN, inclusive line total) per line. The discount is a reduction
+    shown on the invoice, so it lowers the taxable value: it is shared over the goods pro
+    rata, and only what exceeds the goods' value comes off shipping. Shipping by the seller
+    is part of a composite supply and is taxed at the goods' rate, as its own line.
+    """
+    goods_value = sum((value for _, _, value in goods), Decimal("0"))
+    on_goods = min(discount, goods_value)
+    shares = allocate(on_goods, [value for _, _, value in goods])
+    lines = [
+        split_inclusive(label, hsn, value - share, rate, intra_state)
+        for (label, hsn, value), share in zip(goods, shares, strict=True)
+    ]
+    shipping_net = shipping - (discount - on_goods)
+    if shipping_net > 0:
+        lines.append(split_inclusive("Shipping", shipping_hsn, shipping_net, rate, intra_state))
+    return TaxBreakdown(rate=rate, intra_state=intra_state, lines=lines)
+
+
+def _round(value: Decimal) -> Decimal:
+    return value.quantize(PAISA, rounding=ROUND_HALF_UP)

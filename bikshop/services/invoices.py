@@ -1,0 +1,191 @@
+"""Invoices: what the customer's invoice page and PDF show, and the GST tax invoice number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from bikshop.extensions import db
+from bikshop.models import Order, OrderEvent
+from bikshop.services import gst
+from bikshop.services.orders import next_number
+from bikshop.services.states import record
+
+# The settings an invoice shows; a change to any of them changes every rendered invoice.
+STORE_SETTINGS = (
+    "STORE_NAME",
+    "STORE_LEGAL_NAME",
+    "STORE_ADDRESS",
+    "STORE_STATE",
+    "STORE_LOGO_URL",
+    "STORE_SUPPORT_PHONE",
+    "STORE_SUPPORT_EMAIL",
+    "STORE_GSTIN",
+    "STORE_HSN_CODE",
+    "STORE_GST_RATE",
+    "STORE_LOCALE",
+    "STORE_TIMEZONE",
+)
+NUMBERED = "invoice_numbered"  # the timeline entry whose date is the tax invoice date
+
+
+@dataclass(frozen=True)
+class Store:
+    """The seller as the invoice shows it, from ``BIKSHOP_STORE_*``."""
+
+    name: str
+    legal_name: str
+    address: str
+    logo_url: str | None
+    phone: str | None
+    email: str | None
+    gstin: str | None
+    state: gst.State | None
+    hsn_code: str | None
+    gst_rate: Decimal
+
+
+@dataclass(frozen=True)
+class TaxInvoice:
+    """The GST part of a tax invoice."""
+
+    number: str
+    date: datetime
+    place_of_supply: gst.State
+    breakdown: gst.TaxBreakdown
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """Everything the invoice template needs beyond the order itself."""
+
+    order: Order
+    store: Store
+    status: str  # pending, paid, partially_refunded, refunded, cancelled: the badge
+    tax: TaxInvoice | None
+
+
+STATUS_LABELS = {
+    "pending": "Payment pending",
+    "paid": "Paid",
+    "partially_refunded": "Partly refunded",
+    "refunded": "Refunded",
+    "cancelled": "Cancelled",
+}
+
+
+def store() -> Store:
+    """The store settings of the running app."""
+    config = current_app.config
+    gstin = config["STORE_GSTIN"]
+    state = gst.find_state(config["STORE_STATE"]) or (gst.STATES[gstin[:2]] if gstin else None)
+    return Store(
+        name=config["STORE_NAME"],
+        legal_name=config["STORE_LEGAL_NAME"] or config["STORE_NAME"],
+        address=config["STORE_ADDRESS"],
+        logo_url=config["STORE_LOGO_URL"],
+        phone=config["STORE_SUPPORT_PHONE"],
+        email=config["STORE_SUPPORT_EMAIL"],
+        gstin=gstin,
+        state=state,
+        hsn_code=config["STORE_HSN_CODE"],
+        gst_rate=Decimal(config["STORE_GST_RATE"]),
+    )
+
+
+def badge(order: Order) -> str:
+    """The one status a customer needs first: cancelled, else the payment status."""
+    return "cancelled" if order.status == "CANCELLED" else order.payment_status
+
+
+def invoice_for(order: Order) -> Invoice:
+    """The invoice of ``order``; with a GSTIN, a tax invoice (numbered on first issue)."""
+    seller = store()
+    tax = None
+    if seller.gstin and issue_invoice_number(order):
+        tax = TaxInvoice(
+            number=invoice_label(order.invoice_number),
+            date=_numbered_at(order),
+            place_of_supply=place_of_supply(order, seller),
+            breakdown=breakdown(order, seller),
+        )
+    return Invoice(order=order, store=seller, status=badge(order), tax=tax)
+
+
+def invoice_label(number: int) -> str:
+    """The printed tax invoice number: a series of its own, at most 16 characters."""
+    return f"INV-{number:05d}"
+
+
+def issue_invoice_number(order: Order) -> bool:
+    """Give ``order`` the next tax invoice number once; True when it has one.
+
+    A cancelled order that was never issued an invoice gets none. The counter step and the
+    conditional UPDATE share one transaction: a racing request that finds the number already
+    set rolls back its counter step too, so numbers stay gapless as well as unique.
+    """
+    if order.invoice_number is not None:
+        return True
+    if order.status == "CANCELLED":
+        return False
+    number = next_number("invoice", 1)
+    result = db.session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.invoice_number.is_(None))
+        .values(invoice_number=number)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        record(
+            order,
+            NUMBERED,
+            "system",
+            f"Tax invoice {invoice_label(number)} issued",
+            {"invoiceNumber": number},
+        )
+        db.session.commit()
+    else:
+        db.session.rollback()
+    db.session.refresh(order)
+    return order.invoice_number is not None
+
+
+def _numbered_at(order: Order) -> datetime:
+    issued = db.session.scalars(
+        select(OrderEvent.created_at)
+        .where(OrderEvent.order_id == order.id, OrderEvent.kind == NUMBERED)
+        .order_by(OrderEvent.id)
+        .limit(1)
+    ).first()
+    return issued or order.created_at
+
+
+def place_of_supply(order: Order, seller: Store) -> gst.State:
+    """Where the goods are delivered: the address's state, outside India, or the seller's.
+
+    An address without a recognisable state falls back to the seller's state: bikshop
+    cannot tell where it is, and the shop owner can correct the invoice by hand.
+    """
+    address = order.address or {}
+    country = (address.get("countryCode") or "").strip().upper()
+    if country and country != "IN":
+        return gst.OUTSIDE_INDIA
+    return gst.find_state(address.get("state")) or seller.state
+
+
+def breakdown(order: Order, seller: Store) -> gst.TaxBreakdown:
+    """The order's GST, line by line, out of Bik's tax-inclusive prices."""
+    intra_state = place_of_supply(order, seller) == seller.state
+    goods = [(item.name, item.hsn_code or seller.hsn_code, item.line_total) for item in order.items]
+    return gst.tax_breakdown(
+        goods,
+        shipping=order.shipping_charge,
+        shipping_hsn=seller.hsn_code,
+        discount=order.discount,
+        rate=seller.gst_rate,
+        intra_state=intra_state,
+    )

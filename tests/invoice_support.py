@@ -1,0 +1,69 @@
+"""Helpers for the invoice tests: orders placed through the real Bik endpoint, and PDF text."""
+
+from __future__ import annotations
+
+import subprocess
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from tests.bik import place, sample_body
+
+GSTIN_KARNATAKA = "29AABCG1234K1ZO"  # valid check digit; state code 29 = Karnataka
+GST_SETTINGS = {
+    "STORE_GSTIN": GSTIN_KARNATAKA,
+    "STORE_LEGAL_NAME": "Glow Naturals Private Limited",
+    "STORE_ADDRESS": "12 MG Road, Bengaluru 560001",
+    "STORE_HSN_CODE": "3304",
+    "STORE_GST_RATE": "18",
+}
+
+
+def order_body(items=None, *, shipping="49", discount="0", state=None, **changes) -> dict:
+    """A placeOrder body with ``items`` as (name, quantity, price) and totals that add up."""
+    items = items or [("Skin Renew Cream", 2, "499")]
+    lines = [
+        {
+            "productId": 1000 + n,
+            "variantId": 2000 + n,
+            "name": name,
+            "variantName": "50 ml",
+            "quantity": quantity,
+            "price": Decimal(price),
+        }
+        for n, (name, quantity, price) in enumerate(items)
+    ]
+    sub_total = sum(Decimal(line["price"]) * line["quantity"] for line in lines)
+    body = sample_body(
+        items=lines,
+        subTotal=sub_total,
+        shippingCharge=Decimal(shipping),
+        discount=Decimal(discount),
+        total=sub_total + Decimal(shipping) - Decimal(discount),
+        **changes,
+    )
+    if state is not None:
+        body["order"]["address"]["state"] = state
+    return body
+
+
+def place_invoice(client, body=None) -> str:
+    """Place an order through /bik/placeOrder and return its invoice path (/invoice/<token>)."""
+    response = place(client, body or order_body())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return urlsplit(response.get_json()["order"]["invoiceUrl"]).path
+
+
+def pdf_text(data: bytes, page: int | None = None) -> str:
+    """The text of a PDF (or one page of it) as poppler's pdftotext reads it."""
+    pages = ["-f", str(page), "-l", str(page)] if page else []
+    result = subprocess.run(
+        ["pdftotext", "-layout", *pages, "-", "-"], input=data, capture_output=True, check=True
+    )
+    return result.stdout.decode()
+
+
+def pdf_pages(data: bytes) -> int:
+    """How many pages a PDF has."""
+    info = subprocess.run(["pdfinfo", "-"], input=data, capture_output=True, check=True)
+    line = next(x for x in info.stdout.decode().splitlines() if x.startswith("Pages:"))
+    return int(line.split()[1])

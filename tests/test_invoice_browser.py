@@ -1,0 +1,60 @@
+"""The invoice in system Chromium at a phone's size, served by real gunicorn."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import requests
+
+from bikshop.jsonio import decimal_to_json
+from tests.invoice_support import GST_SETTINGS, order_body
+
+ITEMS = [
+    ("Skin Renew Cream", 2, "499"),
+    ("<script>alert(1)</script>", 1, "123456.5"),
+    ("Extraordinarilylongproductnamewithoutanyspacesatallthatmightoverflow", 3, "1299.99"),
+    ("Kumkumadi Tailam Ayurvedic Night Serum for Radiant Skin", 1, "2450"),
+]
+
+
+def test_invoice_on_a_phone(gunicorn, phone_page, output_dir, tmp_path):
+    settings = {f"BIKSHOP_{k}": v for k, v in GST_SETTINGS.items()}
+    settings["BIKSHOP_STORE_NAME"] = 'Glow "Naturals"'
+    settings["BIKSHOP_PDF_CACHE_DIR"] = str(tmp_path)
+    server = gunicorn(workers=1, env=settings)
+    body = order_body(ITEMS, discount="100", state="Maharashtra")
+    placed = requests.post(
+        server.url + "/bik/placeOrder",
+        data=json.dumps(body, default=decimal_to_json),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert placed.status_code == 200, placed.text
+    path = urlsplit(placed.json()["order"]["invoiceUrl"]).path
+
+    requested, dialogs, console = [], [], []
+    phone_page.on("request", lambda request: requested.append(request.url))
+    phone_page.on("dialog", lambda dialog: dialogs.append(dialog.message) or dialog.dismiss())
+    phone_page.on("console", lambda message: console.append(message.text))
+    response = phone_page.goto(server.url + path)
+    assert response.status == 200
+
+    for text in ["Order #1001", "₹1,30,753.47", *(name for name, _, _ in ITEMS)]:
+        assert phone_page.get_by_text(text, exact=False).first.is_visible(), text
+    assert phone_page.title().startswith("Tax invoice #1001")
+    assert phone_page.locator("text=<script>alert(1)</script>").count() == 2  # items, tax
+    assert phone_page.evaluate("document.scripts.length") == 0
+    assert dialogs == []  # the item named <script> did not run
+    overflow = phone_page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert overflow[0] <= overflow[1], overflow
+    stylesheet_applied = phone_page.evaluate(
+        "getComputedStyle(document.querySelector('.badge')).borderRadius"
+    )
+    assert stylesheet_applied == "999px"  # the CSS loaded despite the strict CSP
+    assert not [m for m in console if "Content Security Policy" in m], console
+    assert all(url.startswith(server.url) for url in requested), requested
+    phone_page.screenshot(path=output_dir / "invoice-phone.png", full_page=True)
+
+    pdf = requests.get(server.url + path + ".pdf", timeout=20)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -1,0 +1,184 @@
+"""GST tax invoices: the arithmetic (property-tested), the split by state, and numbering."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bikshop import ConfigError, create_app
+from bikshop.extensions import db
+from bikshop.services import gst
+from bikshop.services.orders import change_status, find_by_invoice_token
+from tests.invoice_support import GST_SETTINGS, order_body, place_invoice
+
+CENTS = st.integers(min_value=0, max_value=10_000_000).map(lambda c: Decimal(c) / 100)
+RATES = st.sampled_from([Decimal(r) for r in ("0", "0.25", "3", "5", "12", "18", "28")])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.tuples(CENTS, st.integers(1, 50)), min_size=1, max_size=12),
+    shipping=CENTS,
+    discount_share=st.fractions(0, 1),
+    rate=RATES,
+    intra_state=st.booleans(),
+)
+def test_tax_lines_add_up_to_the_order_total_exactly(
+    lines, shipping, discount_share, rate, intra_state
+):
+    goods = [("item", "3304", price * quantity) for price, quantity in lines]
+    value = sum((amount for _, _, amount in goods), Decimal(0)) + shipping
+    discount = (value * discount_share.numerator / discount_share.denominator).quantize(
+        Decimal("0.01"), rounding="ROUND_FLOOR"
+    )
+    result = gst.tax_breakdown(
+        goods,
+        shipping=shipping,
+        shipping_hsn="3304",
+        discount=discount,
+        rate=rate,
+        intra_state=intra_state,
+    )
+    assert result.amount == value - discount
+    assert result.taxable + result.tax == value - discount
+    for line in result.lines:
+        assert line.amount >= 0 and line.taxable >= 0
+        assert line.taxable + line.tax == line.amount
+        expected = line.amount * rate / (100 + rate)
+        assert abs(line.tax - expected) <= Decimal("0.01")
+        if intra_state:
+            assert line.cgst == line.sgst and line.igst == 0
+        else:
+            assert line.cgst == line.sgst == 0
+
+
+def test_allocation_is_exact_and_pro_rata():
+    shares = gst.allocate(Decimal("100"), [Decimal("1"), Decimal("1"), Decimal("1")])
+    assert shares == [Decimal("33.34"), Decimal("33.33"), Decimal("33.33")]
+    assert gst.allocate(Decimal("10"), [Decimal("0"), Decimal("30")]) == [0, Decimal("10")]
+
+
+def test_discount_beyond_the_goods_comes_off_shipping():
+    result = gst.tax_breakdown(
+        [("a", None, Decimal("100"))],
+        shipping=Decimal("50"),
+        shipping_hsn=None,
+        discount=Decimal("120"),
+        rate=Decimal("18"),
+        intra_state=False,
+    )
+    assert [line.amount for line in result.lines] == [Decimal("0.00"), Decimal("30.00")]
+
+
+def test_split_of_a_known_amount():
+    line = gst.split_inclusive("Cream", "3304", Decimal("1180"), Decimal("18"), True)
+    assert (line.taxable, line.cgst, line.sgst) == (Decimal("1000.00"), Decimal("90.00"), 90)
+    line = gst.split_inclusive("Cream", "3304", Decimal("1180"), Decimal("18"), False)
+    assert (line.taxable, line.igst) == (Decimal("1000.00"), Decimal("180.00"))
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [("Karnataka", "29"), ("KA", "29"), (" karnataka. ", "29"), ("29", "29"), ("J&K", "01")],
+)
+def test_states_are_recognised_as_people_type_them(text, code):
+    assert gst.find_state(text).code == code
+
+
+def test_gstin_checks():
+    assert gst.gstin_problem("27AAPFU0939F1ZV") is None  # a published, valid GSTIN
+    assert "check digit" in gst.gstin_problem("27AAPFU0939F1ZW")
+    assert "15 characters" in gst.gstin_problem("27AAPFU0939F1Z")
+    assert "state code" in gst.gstin_problem("99AAPFU0939F1ZV")
+
+
+@pytest.mark.parametrize(
+    "settings_, message",
+    [
+        ({"STORE_GSTIN": "29AABCG1234K1ZX"}, "BIKSHOP_STORE_GSTIN has a wrong check digit"),
+        ({"STORE_STATE": "Narnia"}, "BIKSHOP_STORE_STATE 'Narnia' is not"),
+        ({"STORE_GSTIN": "29AABCG1234K1ZO", "STORE_STATE": "MH"}, "does not match"),
+        ({"STORE_HSN_CODE": "33-04"}, "BIKSHOP_STORE_HSN_CODE"),
+        ({"STORE_LOCALE": "xx_QQ"}, "BIKSHOP_STORE_LOCALE"),
+        ({"STORE_TIMEZONE": "Mars/Olympus"}, "BIKSHOP_STORE_TIMEZONE"),
+        ({"STORE_LOGO_URL": "http://cdn.example/logo.png"}, "BIKSHOP_STORE_LOGO_URL"),
+    ],
+)
+def test_bad_store_settings_stop_the_start(tmp_path, settings_, message):
+    config = {"ENV": "development", "BIK_AUTH": "none", "DATABASE_URL": f"sqlite:///{tmp_path}/x"}
+    with pytest.raises(ConfigError, match=message):
+        create_app({**config, **settings_})
+
+
+def _tax_page(client, state, items=None, discount="100"):
+    path = place_invoice(client, order_body(items, discount=discount, state=state))
+    return path, client.get(path).get_data(as_text=True)
+
+
+def test_intra_state_order_splits_cgst_and_sgst(make_app):
+    client = make_app(**GST_SETTINGS).test_client()
+    _, html = _tax_page(client, "Karnataka")
+    for text in (
+        "Tax invoice",
+        "Glow Naturals Private Limited",
+        "12 MG Road, Bengaluru 560001",
+        "GSTIN <b>29AABCG1234K1ZO</b>",
+        "State Karnataka (29)",
+        "INV-00001",
+        "Place of supply</dt><dd>Karnataka (29)",
+        "Billed and delivered to",
+        "HSN 3304",
+        "CGST 9%",
+        "SGST 9%",
+    ):
+        assert text in html, text
+    assert "IGST" not in html
+    # 998 - 100 discount = 898 goods, 49 shipping; 9% of inclusive/1.18 each, rounded.
+    assert "₹761.02" in html and "₹68.49" in html  # goods: taxable, CGST (= SGST)
+    assert "₹41.52" in html and "₹3.74" in html  # shipping
+    assert "₹802.54" in html and "₹72.23" in html  # totals: 761.02 + 41.52, 68.49 + 3.74
+    assert "₹947.00" in html
+
+
+def test_inter_state_order_uses_igst(make_app):
+    client = make_app(**GST_SETTINGS).test_client()
+    _, html = _tax_page(client, "MH")
+    assert "Place of supply</dt><dd>Maharashtra (27)" in html
+    assert "IGST 18%" in html and "CGST" not in html
+    assert "₹136.98" in html and "₹761.02" in html  # goods IGST, taxable
+
+
+def test_invoice_numbers_are_sequential_and_assigned_once(make_app):
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    first, _ = _tax_page(client, "Karnataka")
+    second, _ = _tax_page(client, "Karnataka")
+    for _ in range(2):
+        assert "INV-00001" in client.get(first).get_data(as_text=True)
+        assert "INV-00002" in client.get(second).get_data(as_text=True)
+    with app.app_context():
+        order = find_by_invoice_token(first.rsplit("/", 1)[1])
+        assert order.invoice_number == 1
+        assert [e.kind for e in order.events].count("invoice_numbered") == 1
+        db.session.remove()
+
+
+def test_a_cancelled_order_never_viewed_gets_no_tax_invoice_number(make_app):
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    path = place_invoice(client, order_body(state="Karnataka"))
+    with app.app_context():
+        change_status(find_by_invoice_token(path.rsplit("/", 1)[1]), "CANCELLED", actor="t")
+    html = client.get(path).get_data(as_text=True)
+    assert "Cancelled" in html and "INV-" not in html
+    following, html = _tax_page(client, "Karnataka")
+    assert "INV-00001" in html  # no gap in the series
+
+
+def test_without_a_gstin_it_is_a_plain_invoice(client):
+    _, html = _tax_page(client, "Karnataka")
+    assert "Tax invoice" not in html and "GSTIN" not in html and "CGST" not in html
+    assert "INV-" not in html

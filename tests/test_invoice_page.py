@@ -1,0 +1,195 @@
+"""The customer's invoice page: content, escaping, privacy headers, ETag/304, 404s, weight."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import pytest
+
+from bikshop.extensions import db
+from bikshop.services.orders import change_status, find_by_invoice_token, set_fulfillment
+from tests.invoice_support import order_body, place_invoice
+
+PAGE_BUDGET = 30 * 1024
+
+
+def test_page_shows_the_order_items_totals_and_addresses(client):
+    path = place_invoice(client, order_body([("Skin Renew Cream", 2, "499")], discount="100"))
+    response = client.get(path)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    for text in (
+        "Glow Naturals",
+        "Order #1001",
+        "Payment pending",
+        "Skin Renew Cream",
+        "50 ml",
+        "₹499.00",
+        "₹998.00",  # line total and subtotal
+        "₹49.00",
+        "−₹100.00",
+        "₹947.00",
+        "Bik Office, HSR Layout, Sector 6",
+        "+919876543210",
+        "buyer@example.com",
+        "Download PDF",
+    ):
+        assert text in html, text
+    assert f'href="{path}.pdf"' in html
+    assert "Tax invoice" not in html and "GSTIN" not in html  # no GSTIN: a plain invoice
+
+
+def test_amounts_use_indian_digit_grouping(client):
+    path = place_invoice(client, order_body([("Hamper", 1, "123456.5")], shipping="0"))
+    assert "₹1,23,456.50" in client.get(path).get_data(as_text=True)
+
+
+def test_item_and_store_names_are_text_not_markup(make_app):
+    client = make_app(STORE_NAME='Glow "Naturals" <b>&</b>').test_client()
+    path = place_invoice(client, order_body([("<script>alert(1)</script>", 1, "10")]))
+    html = client.get(path).get_data(as_text=True)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Glow &#34;Naturals&#34; &lt;b&gt;&amp;&lt;/b&gt;" in html
+
+
+def test_status_badge_follows_the_order(client, app):
+    path = place_invoice(client)
+    token = path.rsplit("/", 1)[1]
+    with app.app_context():
+        change_status(find_by_invoice_token(token), "CANCELLED", actor="test")
+    assert 'class="badge cancelled">Cancelled<' in client.get(path).get_data(as_text=True)
+
+
+def test_tracking_link_shows_when_set_and_never_as_a_script_url(client, app):
+    path = place_invoice(client)
+    assert "Track your parcel" not in client.get(path).get_data(as_text=True)
+    token = path.rsplit("/", 1)[1]
+    with app.app_context():
+        order = find_by_invoice_token(token)
+        set_fulfillment(order, "fulfilled", actor="test", tracking_url="https://track.example/1")
+    assert 'href="https://track.example/1"' in client.get(path).get_data(as_text=True)
+    with app.app_context():
+        order = find_by_invoice_token(token)
+        set_fulfillment(order, "fulfilled", actor="test", tracking_url="javascript:alert(1)")
+    assert "javascript:" not in client.get(path).get_data(as_text=True)
+
+
+def test_privacy_headers(client):
+    response = client.get(place_invoice(client))
+    headers = response.headers
+    assert headers["Cache-Control"] == "private, no-cache"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "noindex" in headers["X-Robots-Tag"]
+    csp = headers["Content-Security-Policy"]
+    for directive in (
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self' https:",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ):
+        assert directive in csp
+    assert "unsafe-inline" not in csp and "script-src" not in csp
+
+
+def test_payment_host_may_receive_the_pay_form_only_when_payment_is_configured(make_app):
+    client = make_app(RAZORPAY_KEY_ID="rzp_test_x", RAZORPAY_KEY_SECRET="s").test_client()
+    csp = client.get(place_invoice(client)).headers["Content-Security-Policy"]
+    assert "form-action 'self' https://rzp.io https://*.razorpay.com;" in csp
+
+
+def test_etag_gives_304_until_the_order_changes(client, app):
+    path = place_invoice(client)
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    again = client.get(path, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag
+    assert again.headers["Cache-Control"] == "private, no-cache"
+    with app.app_context():
+        change_status(find_by_invoice_token(path.rsplit("/", 1)[1]), "IN PROGRESS", actor="t")
+    changed = client.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert "In progress" in changed.get_data(as_text=True)
+
+
+def test_etag_changes_when_the_store_settings_change(make_app):
+    client = make_app().test_client()
+    path = place_invoice(client)
+    etag = client.get(path).headers["ETag"]
+    other = make_app(STORE_NAME="Glow Naturals Two").test_client()
+    assert other.get(path, headers={"If-None-Match": etag}).status_code == 200
+
+
+def test_page_is_compressed_for_browsers_that_accept_it(client):
+    path = place_invoice(client)
+    plain = client.get(path)
+    response = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in response.headers["Vary"]
+    assert gzip.decompress(response.data) == plain.data
+    assert len(response.data) < len(plain.data) / 2
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["A" * 32, "short", "A" * 33, "%3Cscript%3E" + "A" * 20, "A" * 31 + "!"],
+)
+def test_bad_tokens_get_the_same_404_on_page_and_pdf(client, token):
+    place_invoice(client)
+    bodies = set()
+    for path in (f"/invoice/{token}", f"/invoice/{token}.pdf"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.mimetype == "text/html"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "Content-Security-Policy" in response.headers
+        body = response.get_data(as_text=True)
+        assert "<style" not in body and "<script" not in body  # passes the CSP as served
+        assert "#1001" not in body and "Glow" not in body
+        bodies.add(body)
+    assert len(bodies) == 1
+
+
+def test_page_and_stylesheet_stay_within_30_kb(client):
+    items = [(f"Product number {n} with a fairly long name", n % 3 + 1, "349.5") for n in range(10)]
+    path = place_invoice(client, order_body(items, discount="50"))
+    html = client.get(path).data
+    stylesheet = re.search(rb'<link rel="stylesheet" href="([^"]+)"', html).group(1).decode()
+    with client.get(stylesheet) as css:
+        assert css.status_code == 200 and css.mimetype == "text/css"
+        assert len(html) + len(css.data) <= PAGE_BUDGET, (len(html), len(css.data))
+
+
+def test_page_names_no_third_party_host(client):
+    path = place_invoice(client)
+    html = client.get(path).get_data(as_text=True)
+    urls = re.findall(r'(?:href|src|action)="([^"]+)"', html)
+    assert urls
+    assert all(url.startswith("/") for url in urls), urls
+
+
+def test_product_images_are_lazy_with_fixed_size(client):
+    body = order_body([("Cream", 1, "10"), ("Soap", 1, "20")])
+    body["order"]["items"][0]["image"] = "https://cdn.example.com/cream.jpg"
+    body["order"]["items"][1]["image"] = "http://insecure.example.com/soap.jpg"
+    html = client.get(place_invoice(client, body)).get_data(as_text=True)
+    assert (
+        '<img src="https://cdn.example.com/cream.jpg" alt="" width="56" height="56"'
+        ' loading="lazy">' in html
+    )
+    assert "insecure.example.com" not in html  # the CSP would block it: left out
+
+
+def test_viewing_writes_nothing_without_a_gstin(client, app):
+    path = place_invoice(client)
+    client.get(path)
+    with app.app_context():
+        order = find_by_invoice_token(path.rsplit("/", 1)[1])
+        assert order.invoice_number is None and order.version == 1
+        db.session.remove()
