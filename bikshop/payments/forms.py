@@ -1,21 +1,9 @@
-"""The two HTML-side inputs of the payments door: the Pay button and Razorpay's redirect query."""
+"""The payments door's one HTML-side input: the query Razorpay adds to the redirect back."""
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import Form, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
-
-
-class PayForm(FlaskForm):
-    """The Pay button: no fields, only the invoice token in its URL.
-
-    No CSRF token: the 192-bit token in the URL already is one (a stranger cannot aim a form
-    at a URL they cannot know), and a session-bound token would go stale in a cached page.
-    """
-
-    class Meta:
-        csrf = False
 
 
 class RedirectForm(Form):

@@ -8,7 +8,7 @@ from bikshop.errors import ApiError
 from bikshop.invoice.access import order_for_token
 from bikshop.invoice.rendering import invoice_page, protect
 from bikshop.payments import bp
-from bikshop.payments.forms import PayForm, RedirectForm
+from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
 
 PAID = "Paid. Thank you! Your payment is confirmed."
@@ -20,9 +20,13 @@ CONFIRMING = (
 
 @bp.post("/invoice/<token>/pay")
 def pay(token: str):
-    """Send the customer to a Razorpay payment link for the order (made, or reused)."""
+    """Send the customer to a Razorpay payment link for the order (made, or reused).
+
+    The form has no fields and no CSRF token: the 192-bit token in the URL already is one (a
+    stranger cannot aim a form at a URL they cannot know), and a session-bound token would go
+    stale in a page the browser revalidates by ETag.
+    """
     order = order_for_token(token)
-    PayForm()
     if not payments.can_pay_online(order):
         return redirect(url_for("invoice.page", token=token), 303)
     try:
