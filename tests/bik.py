@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 
 from bikshop.checkbik import SAMPLE_ORDER
 
@@ -28,3 +29,45 @@ def place(client, body=None, headers=None):
 
 def get(client, order_id, headers=None):
     return client.post("/bik/getOrder", json={"orderId": order_id}, headers=headers or {})
+
+
+# Every table a placeOrder writes; a refused request must leave all of them unchanged.
+STORED_TABLES = ("orders", "order_items", "order_events", "counters")
+
+
+def stored_state(app) -> dict:
+    """Row counts of every table placeOrder writes, plus each counter's value."""
+    from sqlalchemy import text
+
+    from bikshop.extensions import db
+
+    with app.app_context():
+        state = {
+            table: db.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+            for table in STORED_TABLES
+        }
+        state["counter values"] = dict(
+            db.session.execute(text("SELECT name, value FROM counters")).all()
+        )
+        db.session.remove()
+    return state
+
+
+def assert_error_shape(response, status: int) -> dict:
+    """The one JSON error shape; returns the ``error`` object."""
+    text = response.get_data(as_text=True) if hasattr(response, "get_data") else response.text
+    assert response.status_code == status, text[:500]
+    assert response.headers["Content-Type"].split(";")[0] == "application/json"
+    body = json.loads(text)
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"status", "code", "message", "fields"}
+    assert error["status"] == status
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["fields"], list)
+    for field in error["fields"]:
+        assert set(field) == {"field", "message"}
+        assert field["field"] is None or isinstance(field["field"], str)
+        assert isinstance(field["message"], str) and field["message"]
+    return error

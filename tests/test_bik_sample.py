@@ -1,8 +1,74 @@
 """Bik's published sample request gives Bik's published response shape, field by field."""
 
+import json
+import re
 from decimal import Decimal
 
+from sqlalchemy import select
+
+from bikshop.extensions import db
+from bikshop.models import Order, OrderEvent
+from bikshop.services import orders, payments
 from tests.bik import get, place, sample_body
+
+# The guide's BikOrder, BikOrderItem and BikAddress tables: field -> JSON types allowed.
+NUMBER = (int, float)
+BIK_ORDER = {
+    "id": (str,),
+    "name": (str,),
+    "status": (str,),
+    "paymentStatus": (str,),
+    "items": (list,),
+    "total": NUMBER,
+    "subTotal": NUMBER,
+    "shippingCharge": NUMBER,
+    "discount": NUMBER,
+    "currency": (str,),
+    "address": (dict, type(None)),
+    "phoneNumber": (str,),
+    "email": (str,),
+    "invoiceUrl": (str, type(None)),
+    # beyond the guide's table: what Bik's getOrder page and placeOrder notes add
+    "fulfillmentStatus": (str,),
+    "deliveryInfo": (dict,),
+    "partnersData": (dict,),
+    "createdAt": (str,),
+}
+BIK_ORDER_ITEM = {
+    "name": (str,),
+    "variantName": (str,),
+    "variantId": (int,),
+    "productId": (int,),
+    "quantity": (int,),
+    "price": NUMBER,
+    "image": (str, type(None)),
+}
+BIK_ADDRESS = {
+    "firstName": (str,),
+    "lastName": (str,),
+    "address1": (str,),
+    "address2": (str, type(None)),
+    "city": (str,),
+    "state": (str, type(None)),
+    "country": (str,),
+    "countryCode": (str, type(None)),
+    "zip": (str,),
+    "phoneNumber": (str, type(None)),
+}
+
+
+def json_of(response) -> dict:
+    """The body as a plain JSON parser (Bik's) sees it: numbers are int or float."""
+    return json.loads(response.get_data(as_text=True))
+
+
+def assert_types(obj: dict, table: dict, where: str) -> None:
+    assert set(obj) == set(table), f"{where}: keys {sorted(obj)}"
+    for field, kinds in table.items():
+        value = obj[field]
+        assert isinstance(value, kinds) and not isinstance(value, bool), (
+            f"{where}.{field} is {value!r}, expected {kinds}"
+        )
 
 
 def test_sample_order_is_stored_and_answered_in_bik_shape(client):
@@ -38,11 +104,140 @@ def test_sample_order_is_stored_and_answered_in_bik_shape(client):
     assert order["address"]["countryCode"] == "IN"
 
 
+def test_sample_response_has_every_field_of_the_guide_with_its_type(client):
+    body = sample_body()
+    response = place(client, body)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    envelope = json_of(response)
+    assert set(envelope) == {"order"}
+    order = envelope["order"]
+    assert_types(order, BIK_ORDER, "order")
+    assert len(order["items"]) == 1
+    assert_types(order["items"][0], BIK_ORDER_ITEM, "order.items[0]")
+    assert_types(order["address"], BIK_ADDRESS, "order.address")
+    assert order["address"] == {
+        **body["order"]["address"],
+        "address2": None,
+        "state": None,
+    }
+    assert order["phoneNumber"] == "+919876543210"
+    assert order["email"] == "buyer@example.com"
+    assert order["deliveryInfo"] == {"trackingURL": None}
+    assert order["partnersData"] == {"id": body["draftOrderId"]}
+    # The response id is bikshop's own, never Bik's draft id echoed back.
+    assert order["id"] != body["order"]["id"] and order["name"] != ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)", order["createdAt"])
+
+
+def test_invoice_url_carries_a_random_token_of_at_least_128_bits(make_app):
+    client = make_app(PUBLIC_URL="https://shop.example.com/").test_client()
+    first = place(client).get_json()["order"]["invoiceUrl"]
+    second = place(client).get_json()["order"]["invoiceUrl"]
+    tokens = []
+    for url in (first, second):
+        match = re.fullmatch(r"https://shop\.example\.com/invoice/([A-Za-z0-9_-]+)", url)
+        assert match, url
+        tokens.append(match.group(1))
+    assert tokens[0] != tokens[1]
+    assert all(len(token) * 6 >= 128 for token in tokens)  # base64url: 6 bits per character
+
+
+def test_sample_order_is_stored_with_items_address_timeline_and_raw_request(app, client):
+    body = sample_body()
+    body["order"]["email"] = "Buyer@Example.COM"
+    raw = json.dumps(body, indent=2)
+    response = client.post(
+        "/bik/placeOrder", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        assert order.raw_request == raw
+        assert order.draft_order_id == body["draftOrderId"]
+        assert (order.number, order.public_id, order.name) == (1001, "ORD-1001", "#1001")
+        assert order.email == "buyer@example.com"
+        assert order.currency == "INR"
+        assert (order.sub_total, order.shipping_charge, order.discount, order.total) == (
+            Decimal("998.00"),
+            Decimal("49.00"),
+            Decimal("100.00"),
+            Decimal("947.00"),
+        )
+        assert order.address["city"] == "Bengaluru" and order.address["countryCode"] == "IN"
+        assert order.customer_name == "Bik Tester"
+        assert order.tags == "ordered_via_bik"
+        assert order.paid_at is None
+        [item] = order.items
+        assert (item.product_id, item.variant_id) == ("6862852391049", "40946134352009")
+        assert (item.quantity, item.price) == (2, Decimal("499.00"))
+        [event] = db.session.scalars(select(OrderEvent)).all()
+        assert (event.kind, event.actor) == ("placed", "bik")
+        assert body["draftOrderId"] in event.message
+
+
 def test_get_order_returns_the_placed_order(client):
     placed = place(client).get_json()["order"]
     response = get(client, placed["id"])
     assert response.status_code == 200
     assert response.get_json()["order"] == placed
+
+
+def test_get_order_matches_bik_sample_response_after_delivery(app, client):
+    """Bik's published getOrder sample: DELIVERED, paid, fulfilled, with a tracking URL."""
+    placed = place(client).get_json()["order"]
+    tracking = "https://courier.example.com/track/ABCD1234"
+    with app.app_context():
+        order = orders.find_order(placed["id"])
+        orders.set_fulfillment(order, "fulfilled", actor="test", tracking_url=tracking)
+        orders.change_status(order, "DELIVERED", actor="test")
+        payments.mark_paid_offline(order, actor="test")
+        db.session.remove()
+    response = get(client, placed["id"])
+    assert response.status_code == 200
+    order = json_of(response)["order"]
+    assert_types(order, BIK_ORDER, "order")
+    published = {
+        "id": "ORD-1001",
+        "name": "#1001",
+        "status": "DELIVERED",
+        "paymentStatus": "paid",
+        "items": [
+            {
+                "productId": 6862852391049,
+                "variantId": 40946134352009,
+                "name": "Skin Renew Cream",
+                "variantName": "Default",
+                "quantity": 2,
+                "price": 499,
+                "image": None,
+            }
+        ],
+        "subTotal": 998,
+        "shippingCharge": 49,
+        "discount": 100,
+        "total": 947,
+        "currency": "INR",
+        "phoneNumber": "+919876543210",
+        "email": "buyer@example.com",
+        "fulfillmentStatus": "fulfilled",
+        "deliveryInfo": {"trackingURL": tracking},
+    }
+    for field, value in published.items():
+        assert order[field] == value, field
+        assert type(order[field]) is type(value), field
+
+
+def test_get_order_shows_partial_fulfilment_and_cancellation(app, client):
+    placed = place(client).get_json()["order"]
+    with app.app_context():
+        order = orders.find_order(placed["id"])
+        orders.set_fulfillment(order, "partial", actor="test")
+        orders.change_status(order, "CANCELLED", actor="test")
+        db.session.remove()
+    order = get(client, placed["id"]).get_json()["order"]
+    assert (order["status"], order["fulfillmentStatus"]) == ("CANCELLED", "partial")
+    assert order["deliveryInfo"] == {"trackingURL": None}
 
 
 def test_fractional_money_comes_back_as_sent(client):
@@ -64,3 +259,34 @@ def test_fractional_money_comes_back_as_sent(client):
     assert order["items"][0]["price"] == Decimal("499.5")
     raw = get(client, order["id"]).get_data(as_text=True)
     assert '"price":499.5' in raw and '"total":948' in raw
+
+
+def test_paise_amounts_survive_exactly(client):
+    body = sample_body(
+        subTotal=0.3,
+        shippingCharge=0.1,
+        discount=0.2,
+        total=0.2,
+        items=[
+            {"productId": 1, "variantId": 2, "name": "Sample", "quantity": 3, "price": 0.1},
+        ],
+    )
+    response = place(client, body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    order = json_of(get(client, response.get_json()["order"]["id"]))["order"]
+    assert (order["subTotal"], order["shippingCharge"], order["discount"], order["total"]) == (
+        0.3,
+        0.1,
+        0.2,
+        0.2,
+    )
+    assert order["items"][0]["price"] == 0.1
+
+
+def test_order_numbers_start_at_the_configured_number_with_the_prefix(make_app):
+    client = make_app(ORDER_NUMBER_START=5000, ORDER_ID_PREFIX="GLOW-").test_client()
+    first = place(client).get_json()["order"]
+    second = place(client).get_json()["order"]
+    assert (first["id"], first["name"]) == ("GLOW-5000", "#5000")
+    assert (second["id"], second["name"]) == ("GLOW-5001", "#5001")
+    assert get(client, "GLOW-5001").get_json()["order"]["id"] == "GLOW-5001"
