@@ -59,7 +59,9 @@ _ERRORS = {
 
 
 @blp.route("/placeOrder", methods=["POST"], endpoint="place_order")
-@blp.arguments(PlaceOrderRequest)
+# Schema instances, not classes: webargs would build a fresh schema (and its nested ones)
+# for every request from a class.
+@blp.arguments(PlaceOrderRequest())
 @blp.response(200, OrderEnvelope, description="The stored order (new, or the same draft again)")
 @blp.alt_response(409, schema=ErrorEnvelope, description="Same draftOrderId, different body")
 @blp.alt_response(401, schema=ErrorEnvelope, description=_ERRORS["401"])
@@ -72,7 +74,7 @@ def place_order(body):
 
 
 @blp.route("/getOrder", methods=["POST"], endpoint="get_order")
-@blp.arguments(GetOrderRequest)
+@blp.arguments(GetOrderRequest())
 @blp.response(200, OrderEnvelope, description="The order's current state")
 @blp.alt_response(404, schema=ErrorEnvelope, description="No order with that id")
 @blp.alt_response(401, schema=ErrorEnvelope, description=_ERRORS["401"])

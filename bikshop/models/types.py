@@ -29,6 +29,9 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
     def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        # PostgreSQL answers in the session's time zone: always hand out UTC.
+        return value.astimezone(UTC)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from bikshop.errors import ApiError
 from bikshop.extensions import db
@@ -50,14 +50,12 @@ def fingerprint(request: dict) -> str:
 def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
     """Persist a fully priced order from Bik; the same draft again returns the same order.
 
-    Idempotency rests on the unique ``draft_order_id``: two concurrent requests both try to
-    insert, one wins, the other's insert fails and it returns the winner's order.
+    Idempotency rests on the unique ``draft_order_id``: every request tries to insert (no
+    look-up first: retries are rare, new orders are not), one wins, and a repeat's insert fails
+    and it returns the winner's order, or a 409 if its body differs.
     """
     draft_id = request["draftOrderId"]
     digest = fingerprint(request)
-    existing = _by_draft(draft_id)
-    if existing is not None:
-        return _replay(existing, digest)
     order = _build(request, raw_body, digest)
     try:
         order.number = next_number("order", current_app.config["ORDER_NUMBER_START"])
@@ -72,7 +70,7 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
             f"Order placed through Bik (draft {draft_id})",
             {"paymentPending": request["paymentPending"]},
         )
-        db.session.commit()
+        _commit_without_expiring()
     except IntegrityError:
         db.session.rollback()
         existing = _by_draft(draft_id)
@@ -80,6 +78,18 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
             raise
         return _replay(existing, digest)
     return Placed(order, created=True)
+
+
+def _commit_without_expiring() -> None:
+    """Commit without expiring the new order: the answer is exactly what was just written (every
+    column is set in Python), so re-reading the order and its items would cost two queries."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def _by_draft(draft_id: str) -> Order | None:
@@ -146,9 +156,14 @@ def _build(request: dict, raw_body: str, digest: str) -> Order:
 
 def find_order(public_id: str) -> Order | None:
     """The order Bik knows as ``public_id`` (e.g. ``ORD-1001``), items loaded."""
-    return db.session.scalars(
-        select(Order).where(Order.public_id == public_id).options(selectinload(Order.items))
-    ).one_or_none()
+    # One query with a join, not a second SELECT for the items: getOrder is Bik's hot path.
+    return (
+        db.session.scalars(
+            select(Order).where(Order.public_id == public_id).options(joinedload(Order.items))
+        )
+        .unique()
+        .one_or_none()
+    )
 
 
 def find_by_invoice_token(token: str) -> Order | None:
