@@ -6,6 +6,8 @@ import copy
 import itertools
 import json
 
+import pytest
+
 from bikshop.checkbik import SAMPLE_ORDER
 
 _drafts = itertools.count(1)
@@ -71,3 +73,35 @@ def assert_error_shape(response, status: int) -> dict:
         assert field["field"] is None or isinstance(field["field"], str)
         assert isinstance(field["message"], str) and field["message"]
     return error
+
+
+@pytest.fixture(scope="module", name="bik_app")
+def bik_app_fixture(database_url):
+    """One app per test module and backend, for tests that count rows instead of emptying."""
+    from bikshop import create_app
+    from bikshop.extensions import db
+    from tests.conftest import BASE_CONFIG
+
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": database_url})
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def set_in(body: dict, path: str, value) -> dict:
+    """Set ``order.items.0.quantity``-style ``path`` in ``body`` (``DELETE`` removes it)."""
+    *parents, last = path.split(".")
+    target = body
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if isinstance(target, list):
+        last = int(last)
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return body
+
+
+DELETE = object()

@@ -1,0 +1,208 @@
+"""Bik's four auth schemes × missing, wrong and right credentials × both endpoints."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import pytest
+
+from bikshop import create_app
+from bikshop.bik.auth import parse_auth_spec
+from bikshop.extensions import db
+from tests.bik import assert_error_shape, sample_body, stored_state
+from tests.conftest import BASE_CONFIG
+
+TOKEN = "tok_9f8e7d6c5b4a39281706"
+API_KEY = "key_0a1b2c3d4e5f60718293"
+PASSWORD = "pa:ss-w0rd_4f5e6d"  # a colon inside the password is legal in basic auth
+SPECS = {
+    "none": "none",
+    "bearer": f"bearer:{TOKEN}",
+    "apikey": f"apikey:X-Brand-Key:{API_KEY}",
+    "basic": f"basic:bik-orders:{PASSWORD}",
+}
+SECRETS = (TOKEN, API_KEY, PASSWORD)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# What a caller with the wrong secret sends, per scheme.
+WRONG = {
+    "none": {"Authorization": "Bearer whatever"},
+    "bearer": {"Authorization": "Bearer tok_wrong"},
+    "apikey": {"X-Brand-Key": "key_wrong"},
+    "basic": {"Authorization": basic("bik-orders", "wrong")},
+}
+ENDPOINTS = ("placeOrder", "getOrder")
+
+
+@pytest.fixture(scope="module")
+def apps(database_url):
+    """One app per scheme (and per backend), built once for the module."""
+    built: dict = {}
+
+    def app_for(**auth):
+        key = tuple(sorted(auth.items()))
+        if key not in built:
+            built[key] = create_app({**BASE_CONFIG, "DATABASE_URL": database_url, **auth})
+        return built[key]
+
+    yield app_for
+    for app in built.values():
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def right_headers(scheme: str) -> dict:
+    return parse_auth_spec(SPECS[scheme]).headers()
+
+
+def call(client, endpoint: str, headers: dict, order_id: str = "ORD-1"):
+    body = sample_body() if endpoint == "placeOrder" else {"orderId": order_id}
+    return client.post(f"/bik/{endpoint}", json=body, headers=headers)
+
+
+def assert_unauthorized(response, scheme: str) -> None:
+    error = assert_error_shape(response, 401)
+    assert error == {
+        "status": 401,
+        "code": "unauthorized",
+        "message": "Missing or invalid credentials",
+        "fields": [],
+    }
+    text = response.get_data(as_text=True)
+    for secret in SECRETS + ("X-Brand-Key", "bearer", "basic", "apikey"):
+        assert secret.lower() not in text.lower()
+    if scheme in ("bearer", "basic"):
+        assert response.headers["WWW-Authenticate"] == f'{scheme.capitalize()} realm="bikshop"'
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("attempt", ["missing", "wrong", "right"])
+@pytest.mark.parametrize("scheme", list(SPECS))
+def test_auth_matrix(apps, scheme, attempt, endpoint):
+    app = apps(BIK_AUTH=SPECS[scheme])
+    client = app.test_client()
+    # An order that exists, so a refused getOrder cannot be mistaken for a 404.
+    existing = call(client, "placeOrder", right_headers(scheme)).get_json()["order"]["id"]
+    headers = {"missing": {}, "wrong": WRONG[scheme], "right": right_headers(scheme)}[attempt]
+    before = stored_state(app)
+    response = call(client, endpoint, headers, existing)
+    if attempt == "right" or scheme == "none":
+        assert response.status_code == 200, response.get_data(as_text=True)
+        order = response.get_json()["order"]
+        if endpoint == "getOrder":
+            assert order["id"] == existing
+        else:
+            assert stored_state(app)["orders"] == before["orders"] + 1
+    else:
+        assert_unauthorized(response, scheme)
+        assert stored_state(app) == before
+
+
+@pytest.mark.parametrize(
+    ("scheme", "headers"),
+    [
+        ("bearer", {"Authorization": f"Basic {TOKEN}"}),
+        ("bearer", {"Authorization": f"Bearer {TOKEN}x"}),
+        ("bearer", {"Authorization": f"Bearer {TOKEN[:-1]}"}),
+        ("bearer", {"Authorization": TOKEN}),
+        ("bearer", {"Authorization": "Bearer"}),
+        ("bearer", {"X-Brand-Key": TOKEN}),
+        ("bearer", {"Authorization": f"Bearer {TOKEN.upper()}"}),
+        ("apikey", {"X-Other-Key": API_KEY}),
+        ("apikey", {"Authorization": f"Bearer {API_KEY}"}),
+        ("apikey", {"X-Brand-Key": f"Bearer {API_KEY}"}),
+        ("apikey", {"X-Brand-Key": ""}),
+        ("basic", {"Authorization": basic("someone-else", PASSWORD)}),
+        ("basic", {"Authorization": basic("bik-orders", PASSWORD + "x")}),
+        ("basic", {"Authorization": basic("bik-orders", "pa")}),
+        ("basic", {"Authorization": "Basic " + base64.b64encode(b"bik-orders").decode()}),
+        ("basic", {"Authorization": "Basic not-base64!!"}),
+        ("basic", {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()}),
+        ("basic", {"Authorization": f"Bearer {PASSWORD}"}),
+        ("basic", {"Authorization": "Basic ñ"}),
+    ],
+)
+def test_near_miss_credentials_are_refused(apps, scheme, headers):
+    app = apps(BIK_AUTH=SPECS[scheme])
+    before = stored_state(app)
+    for endpoint in ENDPOINTS:
+        assert_unauthorized(call(app.test_client(), endpoint, headers), scheme)
+    assert stored_state(app) == before
+
+
+@pytest.mark.parametrize(
+    ("scheme", "headers"),
+    [
+        ("bearer", {"Authorization": f"bearer {TOKEN}"}),  # the scheme name is case-insensitive
+        ("bearer", {"Authorization": f"  Bearer   {TOKEN}  "}),
+        ("apikey", {"x-brand-key": API_KEY}),  # so are header names
+        ("basic", {"Authorization": basic("bik-orders", PASSWORD).replace("Basic", "BASIC")}),
+    ],
+)
+def test_equivalent_spellings_of_the_right_credentials_are_accepted(apps, scheme, headers):
+    client = apps(BIK_AUTH=SPECS[scheme]).test_client()
+    assert call(client, "placeOrder", headers).status_code == 200
+
+
+def test_per_endpoint_overrides(apps):
+    app = apps(
+        BIK_AUTH=SPECS["bearer"],
+        BIK_PLACE_ORDER_AUTH=SPECS["basic"],
+        BIK_GET_ORDER_AUTH=SPECS["apikey"],
+    )
+    client = app.test_client()
+    assert_unauthorized(call(client, "placeOrder", right_headers("bearer")), "basic")
+    assert_unauthorized(call(client, "placeOrder", right_headers("apikey")), "basic")
+    placed = call(client, "placeOrder", right_headers("basic"))
+    assert placed.status_code == 200
+    order_id = placed.get_json()["order"]["id"]
+    assert_unauthorized(call(client, "getOrder", right_headers("bearer"), order_id), "apikey")
+    assert_unauthorized(call(client, "getOrder", right_headers("basic"), order_id), "apikey")
+    got = call(client, "getOrder", right_headers("apikey"), order_id)
+    assert got.status_code == 200 and got.get_json()["order"]["id"] == order_id
+
+
+def test_one_override_leaves_the_other_endpoint_on_the_shared_setting(apps):
+    app = apps(BIK_AUTH=SPECS["bearer"], BIK_GET_ORDER_AUTH="none")
+    client = app.test_client()
+    assert_unauthorized(call(client, "placeOrder", {}), "bearer")
+    order_id = call(client, "placeOrder", right_headers("bearer")).get_json()["order"]["id"]
+    assert call(client, "getOrder", {}, order_id).status_code == 200
+
+
+def test_auth_is_checked_before_anything_else_so_a_401_hints_nothing(apps):
+    app = apps(BIK_AUTH=SPECS["bearer"])
+    client = app.test_client()
+    before = stored_state(app)
+    for data, content_type in (
+        (b"{not json", "application/json"),
+        (b"{}", "text/plain"),
+        (b"[]", "application/json"),
+    ):
+        response = client.post("/bik/placeOrder", data=data, headers={"Content-Type": content_type})
+        assert_unauthorized(response, "bearer")
+    assert stored_state(app) == before
+
+
+def test_credentials_never_reach_the_logs(apps, caplog):
+    app = apps(BIK_AUTH=SPECS["basic"])
+    client = app.test_client()
+    caplog.set_level(logging.DEBUG)
+    attempts = [
+        {"Authorization": basic("bik-orders", "wrong-secret-123")},
+        right_headers("basic"),
+        {"Authorization": "Basic !!"},
+    ]
+    for headers in attempts:
+        for endpoint in ENDPOINTS:
+            call(client, endpoint, headers)
+    logged = caplog.text + repr([r.__dict__ for r in caplog.records])
+    for secret in (PASSWORD, "wrong-secret-123", attempts[0]["Authorization"].split()[1]):
+        assert secret not in logged
+    assert PASSWORD not in repr(app.config["BIK_AUTH_SPECS"])

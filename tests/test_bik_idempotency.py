@@ -1,0 +1,97 @@
+"""placeOrder is idempotent on draftOrderId: Bik delivers at least once."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from bikshop.extensions import db
+from bikshop.models import Order
+from bikshop.services import payments
+from tests.bik import assert_error_shape, place, sample_body, stored_state
+
+
+def test_same_draft_twice_returns_the_same_order(app, client):
+    body = sample_body()
+    first = place(client, body)
+    assert first.status_code == 200
+    assert "Idempotent-Replayed" not in first.headers
+    after_first = stored_state(app)
+    second = place(client, body)
+    assert second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.get_json() == first.get_json()
+    assert stored_state(app) == after_first
+    assert after_first["orders"] == 1 and after_first["counter values"] == {"order": 1001}
+
+
+def test_a_retry_with_the_same_content_in_another_spelling_is_the_same_order(client):
+    body = sample_body()
+    first = place(client, body).get_json()["order"]
+    respelled = json.dumps(body, indent=4, sort_keys=True).replace(
+        '"quantity": 2', '"quantity": 2.0'
+    )
+    respelled = respelled.replace('"Skin Renew Cream"', '"  Skin Renew Cream "')
+    for raw in (respelled, json.dumps({**body, "bikRetry": 2})):
+        again = client.post(
+            "/bik/placeOrder", data=raw, headers={"Content-Type": "application/json"}
+        )
+        assert again.status_code == 200
+        assert again.get_json()["order"]["id"] == first["id"]
+
+
+def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, client):
+    body = sample_body()
+    placed = place(client, body).get_json()["order"]
+    before = stored_state(app)
+    changed = json.loads(json.dumps(body))
+    changed["order"]["items"][0]["quantity"] = 3
+    changed["order"]["subTotal"] = 1497
+    changed["order"]["total"] = 1446
+    for different in (
+        changed,
+        {**body, "paymentPending": False},
+        sample_body(body["draftOrderId"], email="someone@else.example"),
+    ):
+        response = place(client, different)
+        error = assert_error_shape(response, 409)
+        assert error["code"] == "draft_conflict"
+        assert body["draftOrderId"] in error["message"] and placed["id"] in error["message"]
+        assert error["fields"] == [
+            {"field": "draftOrderId", "message": f"already placed as {placed['id']}"}
+        ]
+        assert stored_state(app) == before
+    current = client.post("/bik/getOrder", json={"orderId": placed["id"]}).get_json()["order"]
+    assert current == placed
+
+
+def test_payment_pending_false_places_a_paid_order(app, client):
+    body = sample_body()
+    body["paymentPending"] = False
+    order = place(client, body).get_json()["order"]
+    assert order["paymentStatus"] == "paid"
+    with app.app_context():
+        stored = db.session.scalars(select(Order)).one()
+        assert stored.payment_status == "paid" and stored.paid_at is not None
+        db.session.remove()
+    assert place(client, body).get_json()["order"]["paymentStatus"] == "paid"
+
+
+def test_a_replay_answers_with_the_order_as_it_is_now(app, client):
+    body = sample_body()
+    placed = place(client, body).get_json()["order"]
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        payments.mark_paid_offline(order, actor="test")
+        db.session.remove()
+    replay = place(client, body)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json()["order"]["id"] == placed["id"]
+    assert replay.get_json()["order"]["paymentStatus"] == "paid"
+
+
+def test_different_drafts_with_the_same_content_are_different_orders(client):
+    first = place(client, sample_body()).get_json()["order"]
+    second = place(client, sample_body()).get_json()["order"]
+    assert (first["id"], second["id"]) == ("ORD-1001", "ORD-1002")
