@@ -67,7 +67,15 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
 
 
 def _refundable(order: Order) -> tuple[Payment, Decimal]:
-    db.session.refresh(order, with_for_update=True)  # one refund decision per order at a time
+    # One refund decision per order at a time. A plain locking SELECT, not refresh(): refresh
+    # re-runs the order's eager loads (the dashboard loads its items), and PostgreSQL refuses
+    # FOR UPDATE across that outer join.
+    db.session.execute(
+        select(Order)
+        .where(Order.id == order.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if order.payment_status not in ("paid", "partially_refunded"):
         raise ApiError(
             409,
