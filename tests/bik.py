@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -105,3 +106,41 @@ def set_in(body: dict, path: str, value) -> dict:
 
 
 DELETE = object()
+
+
+def assert_bik_order(order) -> None:
+    """A well-formed BikOrder, field by field and type by type (as a JSON parser sees it)."""
+    number = (int, float, Decimal)
+    assert isinstance(order, dict)
+    for field, kinds in {
+        "id": str,
+        "name": str,
+        "status": str,
+        "paymentStatus": str,
+        "fulfillmentStatus": str,
+        "items": list,
+        "total": number,
+        "subTotal": number,
+        "shippingCharge": number,
+        "discount": number,
+        "currency": str,
+        "phoneNumber": str,
+        "email": str,
+        "invoiceUrl": str,
+        "deliveryInfo": dict,
+        "partnersData": dict,
+    }.items():
+        value = order[field]
+        assert isinstance(value, kinds) and not isinstance(value, bool), (field, value)
+    assert order["status"] in ("ORDERED", "IN PROGRESS", "DELIVERED", "CANCELLED")
+    assert order["paymentStatus"] in ("pending", "paid", "partially_refunded", "refunded")
+    assert order["fulfillmentStatus"] in ("unfulfilled", "partial", "fulfilled")
+    assert order["address"] is None or isinstance(order["address"], dict)
+    assert order["items"], "an order always has items"
+    for item in order["items"]:
+        assert isinstance(item["name"], str) and item["name"]
+        assert isinstance(item["quantity"], int) and item["quantity"] >= 1
+        assert isinstance(item["price"], number) and item["price"] >= 0
+        assert isinstance(item["productId"], int | str) and isinstance(item["variantId"], int | str)
+    total = Decimal(str(order["subTotal"])) + Decimal(str(order["shippingCharge"]))
+    assert Decimal(str(order["total"])) == total - Decimal(str(order["discount"]))
