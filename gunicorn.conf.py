@@ -1,31 +1,55 @@
-"""gunicorn settings for bikshop; every value can be overridden on the command line."""
+"""gunicorn settings for bikshop (``gunicorn -c gunicorn.conf.py wsgi:app``).
 
+Every value can be overridden on the command line; the ``BIKSHOP_*`` variables below are the
+ones the README's production section and ``deploy/bikshop.service`` use.
+"""
+
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("BIKSHOP_BIND", "127.0.0.1:8000")
 # Sync workers: each request is short and database-bound. 2 × cores + 1 is gunicorn's advice.
 workers = int(os.environ.get("BIKSHOP_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "sync"
 # Load the app once in the master: a configuration error stops the server with one clear
-# line instead of every worker crashing in a loop, and workers fork faster.
+# line instead of every worker crashing in a loop, and workers fork faster. The price: a new
+# release needs a full restart (systemctl restart), since SIGHUP re-forks the loaded code.
 preload_app = True
 # The slowest route is a first PDF render of a long order; payment calls time out at 10 s.
-timeout = 30
+timeout = int(os.environ.get("BIKSHOP_TIMEOUT", 30))
+# On SIGTERM, workers finish the request in hand (a placeOrder commits or rolls back whole).
 graceful_timeout = 20
 keepalive = 5
 # Recycle workers now and then so a slow leak can never take the server down.
 max_requests = 2000
 max_requests_jitter = 200
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Heartbeat files in memory: a slow disk must not make gunicorn think a worker hung.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+# JSON lines, the access log on stdout and everything else on stderr (journald keeps both);
+# access lines carry the request id and mask invoice tokens (bikshop/logging.py).
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("BIKSHOP_LOG_LEVEL", "info")
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+logger_class = "bikshop.logging.GunicornLogger"
 # gunicorn 27's control socket defaults to one path per user: several servers on one machine
 # (tests, two instances) would fight over it. bikshop needs no runtime control interface.
 control_socket_disable = True
+# Only a proxy at these addresses may say the request was https (X-Forwarded-Proto).
 forwarded_allow_ips = os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus counters from every worker meet in one folder, emptied at each start. It must be
+# set before the app (and prometheus_client) is imported, which preload does next.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="bikshop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+os.makedirs(_metrics_dir, exist_ok=True)
+for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
+    os.remove(_stale)
 
 
 def post_fork(server, worker):
@@ -37,3 +61,16 @@ def post_fork(server, worker):
     if app is not None and "sqlalchemy" in getattr(app, "extensions", {}):
         with app.app_context():
             db.engine.dispose(close=False)
+
+
+def child_exit(server, worker):
+    """A dead worker's counters stay; its live-only values go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder gunicorn made for itself."""
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -28,11 +28,30 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.json = BikshopJSONProvider(app)
     settings.load(app, config)
+    register_operations(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_rate_limits(app)  # last: it attaches limits to the registered routes
     return app
+
+
+def register_operations(app: Flask) -> None:
+    """JSON logs with request ids, metrics, proxy headers and security headers."""
+    from bikshop import logging as json_logs
+    from bikshop import metrics, security
+
+    json_logs.init_app(app)
+    metrics.init_app(app)
+    security.init_app(app)
+
+
+def register_rate_limits(app: Flask) -> None:
+    """Flask-Limiter on the abusable routes (bikshop/ratelimit.py)."""
+    from bikshop import ratelimit
+
+    ratelimit.configure(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -61,11 +80,15 @@ def register_extensions(app: Flask) -> None:
 def _engine_options(app: Flask) -> dict:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # Writers from several gunicorn workers wait for the lock instead of failing at once.
-        return {"connect_args": {"timeout": 15}}
+        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
+    # A sync worker serves one request at a time: a small pool per worker keeps several
+    # workers (and instances) well under PostgreSQL's connection limit.
+    # hide_parameters: driver errors reach the logs without customers' phone numbers.
     return {
+        "hide_parameters": True,
         "pool_pre_ping": True,
-        "pool_size": 5,
-        "max_overflow": 5,
+        "pool_size": 2,
+        "max_overflow": 3,
         "pool_timeout": 10,
         "connect_args": {"connect_timeout": 5},
     }

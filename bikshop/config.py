@@ -47,6 +47,24 @@ DEFAULTS: dict[str, object] = {
     "RAZORPAY_TIMEOUT": 10,
     "RAZORPAY_LINK_EXPIRY_MINUTES": 60 * 24 * 7,
     "REDIS_URL": None,
+    # Operations (README: Production). Proxy counts say how many proxies in front set each
+    # X-Forwarded-* header: 1 behind one nginx, 0 when clients connect directly.
+    "LOG_LEVEL": "info",
+    "TRUSTED_HOSTS": None,
+    "PROXY_FIX_X_FOR": 0,
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PORT": 0,
+    "PROXY_FIX_X_PREFIX": 0,
+    "METRICS_TOKEN": None,
+    # Rate limits per client address ("N per minute;M per hour"); empty turns one off.
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_LOGIN": "10 per minute;60 per hour",
+    "RATELIMIT_INVOICE": "120 per minute",
+    "RATELIMIT_INVOICE_MISSES": "30 per 10 minutes",
+    "RATELIMIT_PAY": "10 per minute",
+    "RATELIMIT_BIK": None,  # off: Bik must never be refused for its own volume
+    "RATELIMIT_WEBHOOK": None,
     # Only for plain-http local runs: lets the admin session cookie work without https.
     "INSECURE_COOKIES": False,
     # Dashboard sign-in throttling: failures allowed per account and per address in the window.
@@ -137,6 +155,7 @@ def validate(config) -> None:
     if not config["SECRET_KEY"]:
         config["SECRET_KEY"] = os.urandom(32).hex()  # development only: sessions end on restart
     config["BIK_AUTH_SPECS"] = _bik_auth_specs(config, env)
+    _validate_operations(config)
     if not _CURRENCY.match(config["CURRENCY"]):
         raise ConfigError(
             f"BIKSHOP_CURRENCY must be a 3-letter ISO code, got {config['CURRENCY']!r}"
@@ -225,6 +244,32 @@ def _validate_razorpay(config, env: str) -> None:
             "BIKSHOP_RAZORPAY_KEY_ID is a live key but BIKSHOP_ENV is development: "
             "use rzp_test_ keys outside production"
         )
+
+
+def _validate_operations(config) -> None:
+    """Proxy counts, trusted hosts, log level and rate-limit strings."""
+    from limits import parse_many
+
+    for part in ("X_FOR", "X_PROTO", "X_HOST", "X_PORT", "X_PREFIX"):
+        if config[f"PROXY_FIX_{part}"] < 0:
+            raise ConfigError(f"BIKSHOP_PROXY_FIX_{part} must be 0 or more")
+    hosts = config["TRUSTED_HOSTS"]
+    if isinstance(hosts, str):
+        hosts = [h.strip() for h in hosts.split(",") if h.strip()]
+    config["TRUSTED_HOSTS"] = hosts or None  # Flask answers 400 to any other Host
+    level = (config["LOG_LEVEL"] or "info").strip().lower()
+    if level not in ("debug", "info", "warning", "error", "critical"):
+        raise ConfigError(f"BIKSHOP_LOG_LEVEL must be debug, info, warning or error, got {level!r}")
+    config["LOG_LEVEL"] = level
+    for key in ("LOGIN", "INVOICE", "INVOICE_MISSES", "PAY", "BIK", "WEBHOOK"):
+        value = config[f"RATELIMIT_{key}"]
+        try:
+            if value:
+                parse_many(value)
+        except ValueError:
+            raise ConfigError(
+                f"BIKSHOP_RATELIMIT_{key} must look like '10 per minute;100 per hour', got {value!r}"
+            )
 
 
 def _bik_auth_specs(config, env: str) -> dict:

@@ -1,6 +1,8 @@
 """Extension instances, created unbound here and bound to the app in ``create_app``."""
 
 from flask_compress import Compress
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -26,3 +28,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 compress = Compress()  # per view (@compress.compressed()), not app-wide
 api = BikshopApi()
+# No default limits: only the routes named in bikshop/ratelimit.py are limited.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -32,12 +32,14 @@ class GunicornServer:
         log_dir: Path,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        app: str = "wsgi:app",
     ):
         self.workers = workers
         self.port = port or free_port()
         self.env = {**os.environ, **env, "NO_PROXY": "127.0.0.1,localhost"}
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
         self.extra_args = extra_args
+        self.app = app
         self.process: subprocess.Popen | None = None
 
     @property
@@ -58,7 +60,7 @@ class GunicornServer:
                 "--workers",
                 str(self.workers),
                 *self.extra_args,
-                "wsgi:app",
+                self.app,
             ],
             cwd=ROOT,
             env=self.env,

@@ -1,0 +1,217 @@
+"""Structured logs: one JSON object per line, a request id on each, secrets and contacts masked.
+
+The request id comes from the client's ``X-Request-ID`` (nginx sets one) when it looks sane, or
+is made here; it is echoed in the answer and stamped on every line logged while serving it.
+gunicorn's own lines (access and error logs) go through the same formatter via ``GunicornLogger``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from flask import Flask, g, has_request_context, request
+from gunicorn.glogging import Logger as _GunicornBaseLogger
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:+/=@-]{1,128}$")
+
+# Values that must never reach a log line, whatever code logs them.
+_SECRET_KEYS = (
+    "SECRET_KEY",
+    "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET_PREVIOUS",
+    "METRICS_TOKEN",
+)
+_AUTH_KEYS = ("BIK_AUTH", "BIK_PLACE_ORDER_AUTH", "BIK_GET_ORDER_AUTH")
+
+_EMAIL = re.compile(r"([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# 10 to 15 digits, optionally led by + and split by single spaces or hyphens; not part of a
+# longer word, number or time (so draft ids, timestamps and dates stay readable).
+_PHONE = re.compile(r"(?<![\w.+:/-])\+?\d(?:[ -]?\d){9,14}(?![\w.:])")
+# Invoice links carry a bearer token in the path: the route is enough to read a log.
+_INVOICE_TOKEN = re.compile(r"(/invoice/)[A-Za-z0-9_-]{16,}")
+_CREDENTIAL = re.compile(
+    r"(?i)\b(bearer|basic|authorization[\"']?\s*[:=]\s*[\"']?|password[\"']?\s*[:=]\s*[\"']?"
+    r"|token[\"']?\s*[:=]\s*[\"']?|secret[\"']?\s*[:=]\s*[\"']?)(\s*)[^\s\"',;&]+"
+)
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+class Masker:
+    """Replaces configured secrets, credentials, invoice tokens, phone numbers and emails."""
+
+    def __init__(self, secrets: list[str] | None = None):
+        # Longest first, so a secret that contains another is replaced whole.
+        self.secrets = sorted(
+            {s for s in secrets or [] if s and len(s) >= 6}, key=len, reverse=True
+        )
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[secret]")
+        text = _CREDENTIAL.sub(r"\1\2[secret]", text)
+        text = _INVOICE_TOKEN.sub(r"\1[token]", text)
+        text = _EMAIL.sub(r"\1***@\2", text)
+        return _PHONE.sub(_mask_phone, text)
+
+    def value(self, value):
+        """Mask strings inside any JSON-able value."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+
+def _mask_phone(match: re.Match) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return "*" * (len(digits) - 2) + digits[-2:]
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "message", "request_id", ...extra, "exc"}`` on one line."""
+
+    def __init__(self, masker: Masker | None = None):
+        super().__init__()
+        self.masker = masker or Masker()
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or _current_request_id()
+        if request_id:
+            line["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and key not in line and not key.startswith("_"):
+                line[key] = value if _jsonable(value) else repr(value)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exc"] = record.exc_text
+        masked = self.masker.value(line)
+        masked["ts"] = line["ts"]
+        return json.dumps(masked, ensure_ascii=False, default=str)
+
+
+def _jsonable(value) -> bool:
+    return isinstance(value, str | int | float | bool | type(None) | dict | list | tuple)
+
+
+def _current_request_id() -> str | None:
+    if has_request_context():
+        return g.get("request_id")
+    return None
+
+
+def secret_values(config) -> list[str]:
+    """The configured secrets: keys, webhook secrets, Bik credentials, the database password."""
+    found = [config.get(key) for key in _SECRET_KEYS]
+    for key in _AUTH_KEYS:
+        spec = config.get(key) or ""
+        scheme, _, rest = spec.partition(":")
+        if scheme == "bearer":
+            found.append(rest)
+        elif scheme in ("apikey", "basic"):  # apikey:<Header>:<token>, basic:<user>:<password>
+            found.append(rest.partition(":")[2])
+    url = config.get("DATABASE_URL") or ""
+    if "://" in url:
+        found.append(urlsplit(url).password)
+    return [s for s in found if s]
+
+
+_handler: logging.Handler | None = None
+
+
+def configure(level: str = "info", secrets: list[str] | None = None) -> None:
+    """Send every log record to stderr as JSON (replacing our earlier handler, if any)."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(JsonFormatter(Masker(secrets)))
+    root.addHandler(_handler)
+    root.setLevel(level.upper())
+    # WeasyPrint narrates every render step at info: only its warnings are worth a line.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+
+
+def init_app(app: Flask) -> None:
+    """JSON logs for the app, and the request id on every request and answer."""
+    configure(app.config["LOG_LEVEL"], secret_values(app.config))
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _echo_request_id(response):
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+class GunicornLogger(_GunicornBaseLogger):
+    """gunicorn's logger with JSON lines: access lines name route data, never query strings."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        formatter = JsonFormatter(Masker(_secrets_from_env()))
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(formatter)
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
+            return
+        headers = dict((name.lower(), value) for name, value in resp.headers)
+        duration = request_time.total_seconds() * 1000
+        self.access_log.info(
+            "%s %s %s",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+            resp.status_code,
+            extra={
+                "request_id": headers.get("x-request-id"),
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "status": resp.status_code,
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": round(duration, 1),
+                "remote": environ.get("REMOTE_ADDR"),
+                "user_agent": environ.get("HTTP_USER_AGENT"),
+            },
+        )
+
+
+def _secrets_from_env() -> list[str]:
+    import os
+
+    config = {
+        name.removeprefix("BIKSHOP_"): value
+        for name, value in os.environ.items()
+        if name.startswith("BIKSHOP_")
+    }
+    return secret_values(config)

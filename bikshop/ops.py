@@ -1,0 +1,206 @@
+"""Operator commands: ``check-config`` (is this safe to run in production?) and ``backup``.
+
+``check-config`` is registered as a Flask CLI plugin (setup.cfg, ``flask.commands``) so that
+``flask --app bikshop check-config`` still runs, and explains, when the settings are so broken
+that the app itself refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+
+@dataclass
+class Finding:
+    """One line of ``check-config``: ``error`` blocks a production start, ``warning`` advises."""
+
+    level: str
+    variable: str
+    message: str
+
+
+def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> list[Finding]:
+    """Everything unsafe or missing for production in ``environ`` (default: the process's)."""
+    from bikshop import ConfigError, create_app
+
+    environ = dict(os.environ if environ is None else environ)
+    raw = {k.removeprefix("BIKSHOP_"): v for k, v in environ.items() if k.startswith("BIKSHOP_")}
+    try:
+        app = create_app(raw)
+    except ConfigError as exc:
+        variable = str(exc).split()[0] if str(exc).startswith("BIKSHOP_") else "BIKSHOP_*"
+        return [Finding("error", variable, f"the app refuses to start: {exc}")]
+    found = _settings_findings(app.config)
+    if connect:
+        with app.app_context():
+            found += _database_findings(app) + _redis_findings(app.config)
+    return found
+
+
+def _settings_findings(config) -> list[Finding]:
+    found: list[Finding] = []
+
+    def add(level, key, message):
+        found.append(Finding(level, f"BIKSHOP_{key}", message))
+
+    if config["ENV"] != "production":
+        add("error", "ENV", "is development: debug pages and throwaway secrets; use production")
+    specs = config["BIK_AUTH_SPECS"]
+    if any(spec.scheme == "none" for spec in specs.values()):
+        add("error", "BIK_AUTH", "is none: anyone who finds the URL can place orders")
+    if not config["PUBLIC_URL"]:
+        add("error", "PUBLIC_URL", "is not set: invoice links would trust the Host header")
+    elif not config["PUBLIC_URL"].startswith("https://"):
+        add("error", "PUBLIC_URL", "is not https: Bik and Razorpay need https links")
+    if config["INSECURE_COOKIES"]:
+        add("error", "INSECURE_COOKIES", "is on: the admin session cookie would travel over http")
+    if config["RAZORPAY_KEY_ID"] and not config["RAZORPAY_WEBHOOK_SECRET"]:
+        add(
+            "error",
+            "RAZORPAY_WEBHOOK_SECRET",
+            "is not set: paid orders would never be marked paid by the webhook",
+        )
+    if not config["RAZORPAY_KEY_ID"]:
+        add("warning", "RAZORPAY_KEY_ID", "is not set: invoices offer no online payment")
+    elif config["RAZORPAY_KEY_ID"].startswith("rzp_test_"):
+        add("warning", "RAZORPAY_KEY_ID", "is a test-mode key: no real money is collected")
+    if len(config["SECRET_KEY"] or "") < 32:
+        add("warning", "SECRET_KEY", "is shorter than 32 characters")
+    if not config["REDIS_URL"]:
+        add("warning", "REDIS_URL", "is not set: each gunicorn worker keeps its own rate limits")
+    if not config["TRUSTED_HOSTS"]:
+        add("warning", "TRUSTED_HOSTS", "is not set: any Host header is accepted")
+    if not config["PROXY_FIX_X_FOR"]:
+        add(
+            "warning",
+            "PROXY_FIX_X_FOR",
+            "is 0: behind nginx set 1, or every client shares one rate limit",
+        )
+    if config["STORE_NAME"] == "Your Store":
+        add("warning", "STORE_NAME", "is the placeholder: customers see it on invoices")
+    if not config["METRICS_TOKEN"]:
+        add("warning", "METRICS_TOKEN", "is not set: /metrics is off")
+    return found
+
+
+def _database_findings(app: Flask) -> list[Finding]:
+    from bikshop.extensions import db
+
+    head = app.extensions["bikshop.migration_head"]
+    try:
+        current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception as exc:  # any driver error: say which kind, never the URL
+        reason = type(getattr(exc, "orig", None) or exc).__name__
+        return [Finding("error", "BIKSHOP_DATABASE_URL", f"cannot read the schema ({reason})")]
+    finally:
+        db.session.remove()
+        db.engine.dispose()
+    if current != head:
+        return [
+            Finding(
+                "error",
+                "BIKSHOP_DATABASE_URL",
+                f"schema is at {current}, the code needs {head}: "
+                "run flask --app bikshop db upgrade",
+            )
+        ]
+    return []
+
+
+def _redis_findings(config) -> list[Finding]:
+    if not config["REDIS_URL"]:
+        return []
+    import redis
+
+    try:
+        redis.Redis.from_url(config["REDIS_URL"], socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        return [Finding("error", "BIKSHOP_REDIS_URL", f"does not answer ({type(exc).__name__})")]
+    return []
+
+
+@click.command("check-config")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option("--offline", is_flag=True, help="Do not connect to the database or Redis.")
+def check_config_command(strict: bool, offline: bool):
+    """List unsafe or missing production settings; exit 1 if any would hurt."""
+    found = check(connect=not offline)
+    for finding in found:
+        click.echo(f"{finding.level.upper():<8}{finding.variable} {finding.message}")
+    errors = [f for f in found if f.level == "error"]
+    warnings = [f for f in found if f.level == "warning"]
+    click.echo(f"check-config: {len(errors)} error(s), {len(warnings)} warning(s)")
+    if errors or (strict and warnings):
+        raise SystemExit(1)
+
+
+@click.command("backup")
+@click.argument("destination", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def backup_command(destination: str):
+    """Copy the live database to DESTINATION while bikshop keeps serving."""
+    url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    target = Path(destination)
+    if target.exists():
+        raise click.ClickException(f"{target} exists; choose a new file name")
+    if url.get_backend_name() == "sqlite":
+        orders = backup_sqlite(url.database, target)
+        click.echo(f"backup: {target} ({orders} orders, integrity ok)")
+    elif url.get_backend_name() == "postgresql":
+        backup_postgresql(url, target)
+        click.echo(f"backup: {target} (pg_dump custom format; restore with pg_restore)")
+    else:
+        raise click.ClickException(f"backup does not know {url.get_backend_name()} databases")
+
+
+def backup_sqlite(source: str, target: Path) -> int:
+    """SQLite's online backup API (readers and writers keep going), then verify the copy."""
+    partial = target.with_name(target.name + ".partial")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(partial)
+    try:
+        src.backup(dst, pages=1024)  # in steps, so writers are never blocked for long
+        if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise click.ClickException("the copy failed its integrity check")
+        orders = dst.execute("SELECT count(*) FROM orders").fetchone()[0]
+    finally:
+        src.close()
+        dst.close()
+    partial.rename(target)  # a half-written backup never carries the final name
+    return orders
+
+
+def backup_postgresql(url, target: Path) -> None:
+    """``pg_dump --format=custom``: a consistent snapshot taken without stopping writers."""
+    if shutil.which("pg_dump") is None:
+        raise click.ClickException("pg_dump is not installed (Debian: postgresql-client)")
+    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    plain = url.set(drivername="postgresql", password=None)
+    partial = target.with_name(target.name + ".partial")
+    result = subprocess.run(
+        [
+            "pg_dump",
+            "--format=custom",
+            "--no-owner",
+            f"--file={partial}",
+            plain.render_as_string(hide_password=False),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"pg_dump failed: {result.stderr.strip()}")
+    partial.rename(target)

@@ -1,0 +1,86 @@
+"""Rate limits on the doors people can abuse: admin sign-in, invoice lookups and the Pay button.
+
+Limits are attached by URL rule when the app is built, so each blueprint's views stay as their
+authors wrote them. Counts are per client address (``request.remote_addr``: set
+``BIKSHOP_PROXY_FIX_X_FOR`` behind nginx, or every client shares nginx's address). Storage is
+Redis when ``BIKSHOP_REDIS_URL`` is set, so all workers and instances share one count; without
+it each gunicorn worker counts on its own. The Bik endpoints and the Razorpay webhook carry no
+limit unless the operator sets one: refusing Bik or Razorpay loses orders and payments.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from werkzeug.routing import Rule
+
+from bikshop.extensions import limiter
+
+MESSAGE = "Too many requests from your network. Please wait a minute and try again."
+
+
+def _setting(name: str):
+    def value() -> str:
+        return current_app.config[f"RATELIMIT_{name}"]
+
+    value.__name__ = f"ratelimit_{name.lower()}"
+    return value
+
+
+_LOGIN, _INVOICE, _MISSES, _PAY, _BIK, _WEBHOOK = map(
+    _setting, ("LOGIN", "INVOICE", "INVOICE_MISSES", "PAY", "BIK", "WEBHOOK")
+)
+
+
+def _is_miss(response) -> bool:
+    # Only unknown tokens count here: guessing links is what this limit stops.
+    return response.status_code == 404
+
+
+def configure(app: Flask) -> None:
+    """Point the limiter at Redis or memory, then attach the limits to their routes."""
+    config = app.config
+    config.setdefault("RATELIMIT_STORAGE_URI", config["REDIS_URL"] or "memory://")
+    config.setdefault("RATELIMIT_KEY_PREFIX", "bikshop")
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A Redis outage must not take the shop down: let requests through and log it.
+    config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    limiter.init_app(app)
+    wanted: dict[str, list] = {}
+    for rule in app.url_map.iter_rules():
+        wanted.setdefault(rule.endpoint, []).extend(_limits_for(rule, config))
+    for endpoint, limits in wanted.items():
+        view = app.view_functions[endpoint]
+        for limit in dict.fromkeys(limits):  # one endpoint may have several rules
+            view = limit(view)
+        app.view_functions[endpoint] = view
+
+
+def _limits_for(rule: Rule, config) -> list:
+    path, methods = rule.rule, rule.methods or set()
+    found = []
+
+    def add(name: str, make):
+        if config[f"RATELIMIT_{name}"]:
+            found.append(make())
+
+    if path.startswith("/invoice/<") and "POST" in methods and path.endswith("/pay"):
+        add("PAY", lambda: limiter.limit(_PAY, methods=["POST"], error_message=MESSAGE))
+    elif path.startswith("/invoice/<") and "GET" in methods:
+        add("INVOICE", lambda: limiter.limit(_INVOICE, methods=["GET"], error_message=MESSAGE))
+        add(
+            "INVOICE_MISSES",
+            lambda: limiter.shared_limit(
+                _MISSES,
+                scope="invoice-misses",
+                methods=["GET"],
+                deduct_when=_is_miss,
+                error_message=MESSAGE,
+            ),
+        )
+    elif path == "/admin/login" and "POST" in methods:
+        add("LOGIN", lambda: limiter.limit(_LOGIN, methods=["POST"], error_message=MESSAGE))
+    elif path.startswith("/bik/"):
+        add("BIK", lambda: limiter.limit(_BIK, error_message=MESSAGE))
+    elif path.startswith("/webhooks/"):
+        add("WEBHOOK", lambda: limiter.limit(_WEBHOOK, error_message=MESSAGE))
+    return found

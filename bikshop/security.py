@@ -1,0 +1,40 @@
+"""Serving behind a proxy, and the security headers every answer carries."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Pages are plain server-rendered HTML: scripts and styles come from our own /static, images
+# also from https (a store logo) and data: URIs (inline icons), and no site may frame them.
+# form-action is left out on purpose: the Pay button redirects to the payment provider's host.
+DEFAULT_CSP = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+_PROXY_COUNTS = {"x_for": "X_FOR", "x_proto": "X_PROTO", "x_host": "X_HOST", "x_port": "X_PORT"}
+
+
+def init_app(app: Flask) -> None:
+    """Trust exactly the configured number of proxies; add security headers to every answer."""
+    counts = {arg: app.config[f"PROXY_FIX_{key}"] for arg, key in _PROXY_COUNTS.items()}
+    counts["x_prefix"] = app.config["PROXY_FIX_X_PREFIX"]
+    if any(counts.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **counts)
+    app.after_request(add_security_headers)
+
+
+def add_security_headers(response):
+    """nosniff and no referrer everywhere; on HTML also no framing and a default CSP."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Invoice links carry their token in the URL: never hand it to another site as a referrer.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype == "text/html":
+        headers.setdefault("X-Frame-Options", "DENY")
+        # A view that set its own (stricter) policy keeps it.
+        headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
