@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -17,7 +18,13 @@ from bikshop.money import format_plain
 @bp.app_template_filter("money")
 def money(amount: Decimal, currency: str) -> str:
     """``amount`` in ``currency`` for the store's locale: ₹1,23,456.50 for INR in en_IN."""
-    return format_currency(Decimal(amount), currency, locale=current_app.config["STORE_LOCALE"])
+    return _money(Decimal(amount), currency, current_app.config["STORE_LOCALE"])
+
+
+# Babel's formatting is most of a page render; the same prices recur on every view.
+@lru_cache(maxsize=8192)
+def _money(amount: Decimal, currency: str, locale: str) -> str:
+    return format_currency(amount, currency, locale=locale)
 
 
 @bp.app_template_filter("local_datetime")
