@@ -27,8 +27,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bikshop tests bench
 	$(BIN)/ruff format --check bikshop tests bench
 
+# Benchmarks need wrk (apt-get install wrk) and the local PostgreSQL; not part of `make test`.
+# Pass options through, e.g. make bench BENCH_ARGS="--duration 30 --rounds 3".
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.bik_endpoints
+	$(BIN)/python -m bench.bik_endpoints $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance test-output

@@ -52,9 +52,7 @@ def bik_order(order: dict, *, public_id: str, number: int, draft_id: str, paid: 
         "discount": order["discount"],
         "total": order["total"],
         "currency": order.get("currency") or "INR",
-        "address": {k: address[k] for k in _ADDRESS_FIELDS if address.get(k) is not None}
-        if address
-        else None,
+        "address": {k: address.get(k) for k in _ADDRESS_FIELDS} if address else None,
         "phoneNumber": order["phoneNumber"],
         "email": (order.get("email") or "").lower() or None,
         "invoiceUrl": f"{request.host_url.rstrip('/')}/invoice/{secrets.token_urlsafe(24)}",

@@ -132,9 +132,9 @@ def median_result(results: list[Result]) -> Result:
 
 
 def shape(value):
-    """The JSON structure of an answer: keys and value types, not values."""
+    """The JSON structure of an answer: keys and value types, not values (nulls left out)."""
     if isinstance(value, dict):
-        return {key: shape(item) for key, item in value.items()}
+        return {key: shape(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
         return [shape(item) for item in value]
     return "number" if isinstance(value, int | float) else type(value).__name__
