@@ -20,6 +20,10 @@ class BikParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         body = req.get_data(cache=True)
+        if req.content_length is None:
+            # A chunked body: Werkzeug stops reading at MAX_CONTENT_LENGTH without complaint,
+            # which would parse a truncated body. Reading on past the limit raises the 413.
+            req.stream.read(1)
         if not body.strip():
             abort(400, message="The request body is empty: send a JSON object")
         try:

@@ -1,0 +1,211 @@
+"""placeOrder under real concurrency: gunicorn with 4 workers, on SQLite and PostgreSQL.
+
+Bik delivers at least once: duplicates may arrive together, or a retry may arrive while the first
+request (which Bik gave up on) is still running. Either way there is exactly one order, and order
+numbers stay unique and gapless.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests.bik import sample_body
+from tests.conftest import BASE_CONFIG, empty_database
+from tests.servers import GunicornServer
+
+WORKERS = 4
+CONCURRENT = 50
+
+
+@pytest.fixture(scope="module")
+def server(database_url, tmp_path_factory):
+    """One real gunicorn with 4 workers per backend, shared by this module's tests."""
+    empty_database(database_url)
+    env = {f"BIKSHOP_{k}": str(v) for k, v in BASE_CONFIG.items() if k != "TESTING"}
+    env["BIKSHOP_DATABASE_URL"] = database_url
+    gunicorn = GunicornServer(workers=WORKERS, env=env, log_dir=tmp_path_factory.mktemp("gunicorn"))
+    gunicorn.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(gunicorn.worker_pids()) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.05)  # start() returns when the first worker answers
+        assert len(gunicorn.worker_pids()) == WORKERS
+        yield gunicorn
+    finally:
+        gunicorn.stop()
+    assert "Traceback" not in gunicorn.log()
+
+
+@pytest.fixture(scope="module")
+def database(database_url):
+    """Read what the server stored, straight from the database."""
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    yield engine
+    engine.dispose()
+
+
+def post_together(url: str, bodies: list[dict]) -> list[requests.Response]:
+    """POST every body at once: one thread and one requests.Session each, released together."""
+    local = threading.local()
+    start = threading.Barrier(len(bodies))
+
+    def send(body):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        start.wait()
+        return local.session.post(url, json=body, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def rows(engine, sql: str, **params) -> list:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).all()
+
+
+def counter(engine) -> int | None:
+    found = rows(engine, "SELECT value FROM counters WHERE name = 'order'")
+    return found[0][0] if found else None
+
+
+def test_concurrent_identical_requests_create_exactly_one_order(server, database):
+    body = sample_body()
+    before = counter(database)
+    responses = post_together(f"{server.url}/bik/placeOrder", [body] * CONCURRENT)
+    assert [r.status_code for r in responses] == [200] * CONCURRENT
+    ids = {r.json()["order"]["id"] for r in responses}
+    assert len(ids) == 1
+    replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
+    assert replayed.count(None) == 1 and replayed.count("true") == CONCURRENT - 1
+    stored = rows(
+        database,
+        "SELECT id, public_id FROM orders WHERE draft_order_id = :draft",
+        draft=body["draftOrderId"],
+    )
+    assert [public_id for _, public_id in stored] == list(ids)
+    order_id = stored[0][0]
+    assert rows(database, "SELECT kind FROM order_events WHERE order_id = :o", o=order_id) == [
+        ("placed",)
+    ]
+    assert len(rows(database, "SELECT id FROM order_items WHERE order_id = :o", o=order_id)) == 1
+    # The 49 losers rolled back their counter step: the next number is the very next one.
+    assert counter(database) == (before or 1000) + 1
+
+
+def test_concurrent_distinct_orders_get_distinct_gapless_numbers(server, database):
+    bodies = []
+    for n in range(CONCURRENT):
+        lines = [
+            {
+                "productId": 1000 + n,
+                "variantId": 2000 + line,
+                "name": f"draft {n} line {line}",
+                "quantity": line + 1,
+                "price": 10,
+            }
+            for line in range(n % 3 + 1)
+        ]
+        sub_total = sum(item["price"] * item["quantity"] for item in lines)
+        discount = 100 if sub_total >= 51 else 0
+        total = sub_total + 49 - discount
+        bodies.append(sample_body(items=lines, subTotal=sub_total, discount=discount, total=total))
+    before = counter(database) or 1000
+    responses = post_together(f"{server.url}/bik/placeOrder", bodies)
+    assert [r.status_code for r in responses] == [200] * CONCURRENT
+    numbers = sorted(int(r.json()["order"]["name"].lstrip("#")) for r in responses)
+    assert numbers == list(range(before + 1, before + CONCURRENT + 1))
+    assert counter(database) == before + CONCURRENT
+    for body, response in zip(bodies, responses, strict=True):
+        answered = response.json()["order"]
+        assert answered["id"] == f"ORD-{answered['name'][1:]}"
+        assert answered["partnersData"]["id"] == body["draftOrderId"]
+        stored_items = rows(
+            database,
+            "SELECT i.name, i.quantity FROM order_items i JOIN orders o ON o.id = i.order_id "
+            "WHERE o.draft_order_id = :draft ORDER BY i.position",
+            draft=body["draftOrderId"],
+        )
+        assert stored_items == [(i["name"], i["quantity"]) for i in body["order"]["items"]]
+
+
+class HeldWriteLock:
+    """Hold the database's write path, as a slow first request would, until released."""
+
+    def __init__(self, database_url: str):
+        if database_url.startswith("sqlite"):
+            self.conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn = psycopg.connect(database_url)
+            self.conn.execute("LOCK TABLE orders IN EXCLUSIVE MODE")  # reads pass, inserts wait
+
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.conn.rollback()
+            self.conn.close()
+
+
+def test_a_retry_while_the_first_request_still_runs_gets_the_same_order(
+    server, database, database_url
+):
+    body = sample_body()
+    url = f"{server.url}/bik/placeOrder"
+    lock = HeldWriteLock(database_url)
+    try:
+        # Bik's first attempt: the server is stuck behind the lock, Bik's client gives up.
+        with pytest.raises(requests.ReadTimeout):
+            requests.post(url, json=body, timeout=1)
+        # Bik retries while the first request is still running on the server.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            retry = pool.submit(requests.post, url, json=body, timeout=60)
+            time.sleep(0.5)
+            assert not retry.done()
+            lock.release()
+            response = retry.result()
+    finally:
+        lock.release()
+    assert response.status_code == 200, response.text
+    stored = rows(
+        database,
+        "SELECT id, public_id FROM orders WHERE draft_order_id = :draft",
+        draft=body["draftOrderId"],
+    )
+    assert [public_id for _, public_id in stored] == [response.json()["order"]["id"]]
+    # The abandoned first request finishes on the server too, without a second order.
+    time.sleep(0.5)
+    events = rows(database, "SELECT kind FROM order_events WHERE order_id = :o", o=stored[0][0])
+    assert events == [("placed",)]
+    again = requests.post(url, json=body, timeout=10)
+    assert again.status_code == 200 and again.json()["order"]["id"] == stored[0][1]
+
+
+def test_an_oversized_chunked_body_is_refused_by_the_real_server(server, database):
+    before = rows(database, "SELECT COUNT(*) FROM orders")
+
+    def chunks():
+        yield b'{"draftOrderId": "nb_big", "paymentPending": true, "order": {"note": "'
+        for _ in range(40):
+            yield b"x" * 32768
+        yield b'"}}'
+
+    response = requests.post(
+        f"{server.url}/bik/placeOrder",
+        data=chunks(),  # no Content-Length: Transfer-Encoding: chunked
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert rows(database, "SELECT COUNT(*) FROM orders") == before
