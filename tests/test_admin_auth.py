@@ -48,7 +48,7 @@ def test_every_admin_route_refuses_a_stranger(admin_app, endpoint, method, rule)
     assert answer.headers["Location"].startswith("/admin/login?next=")
     assert order["name"] not in answer.text
     after = client.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
-    assert after["status"] == "ORDERED"
+    assert (after["status"], after["paymentStatus"]) == ("ORDERED", "pending")
 
 
 def test_sign_in_sets_a_secure_httponly_lax_session_and_sign_out_needs_csrf(admin_app):

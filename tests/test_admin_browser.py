@@ -72,7 +72,8 @@ def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
 
     # On a phone: the same pages fit 390 px without sideways scrolling.
     phone = phone_page
-    _sign_in(phone, server.url)
+    phone.context.add_cookies(page.context.cookies())  # the same signed-in owner
+    phone.goto(f"{server.url}/admin/")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.screenshot(path=str(output_dir / f"admin-list-390-{backend}.png"), full_page=True)
     phone.goto(f"{server.url}/admin/orders/{order['id']}")

@@ -10,12 +10,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import Integer, cast, func, select, text
 from sqlalchemy.orm import selectinload
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem
-from bikshop.models.admin import PHONE_TAIL_DIGITS, phone_tail
+from bikshop.models.admin import AWAITING_PAYMENT, PHONE_TAIL_DIGITS, TO_SHIP, phone_tail
 
 PAGE_SIZE = 50
 # Filter values beyond the machines' own states, for the summary tiles' links.
@@ -170,6 +170,23 @@ def _as_money(value) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))
 
 
+def _tile(columns: list, index: str, where: str) -> tuple:
+    """One summary tile's figures over the orders its partial index holds.
+
+    SQLite's planner, without ANALYZE statistics, prefers a full status index to the small
+    partial one (70-90 ms instead of about 1 ms at a million orders), so SQLite is told which
+    index to use; PostgreSQL picks it unaided. Everything in the SQL is bikshop's own text.
+    """
+    dialect = db.engine.dialect
+    hint = f" INDEXED BY {index}" if dialect.name == "sqlite" else ""
+    figures = ", ".join(
+        str(column.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for column in columns
+    )
+    sql = f"SELECT {figures} FROM orders{hint} WHERE {where}"  # noqa: S608 (no client input)
+    return tuple(db.session.execute(text(sql)).one())
+
+
 def summary() -> Summary:
     """Today's orders and revenue, payments pending (count, value), orders to ship."""
     today = local_today()
@@ -179,17 +196,10 @@ def summary() -> Summary:
             Order.created_at >= _start_of(today), not_cancelled
         )
     ).one()
-    pending_count, pending_value = db.session.execute(
-        select(func.count(), sum_money(Order.total)).where(
-            Order.payment_status == "pending", not_cancelled
-        )
-    ).one()
-    to_ship = db.session.execute(
-        select(func.count()).where(
-            Order.status.in_(STATUS_GROUPS["open"]),
-            Order.fulfillment_status.in_(FULFILLMENT_GROUPS["unshipped"]),
-        )
-    ).scalar_one()
+    pending_count, pending_value = _tile(
+        [func.count(), sum_money(Order.total)], "ix_orders_awaiting_payment", AWAITING_PAYMENT
+    )
+    (to_ship,) = _tile([func.count()], "ix_orders_to_ship", TO_SHIP)
     return Summary(
         today_orders=today_count,
         today_revenue=_as_money(today_revenue),

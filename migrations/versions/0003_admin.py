@@ -14,6 +14,11 @@ depends_on = None
 
 # bikshop.models.admin.phone_tail, spelled out per database (a migration never imports models).
 _PHONE_TAIL = {"sqlite": "substr(phone_digits, -10)", "postgresql": "right(phone_digits, 10)"}
+# bikshop.models.admin.AWAITING_PAYMENT and TO_SHIP: the summary tiles' partial indexes.
+_AWAITING_PAYMENT = "payment_status = 'pending' AND status <> 'CANCELLED'"
+_TO_SHIP = (
+    "status IN ('ORDERED', 'IN PROGRESS') AND fulfillment_status IN ('unfulfilled', 'partial')"
+)
 
 
 def upgrade():
@@ -49,9 +54,22 @@ def upgrade():
     op.create_index("ix_orders_fulfillment_status_id", "orders", ["fulfillment_status", "id"])
     dialect = op.get_bind().dialect.name
     op.create_index("ix_orders_phone_tail", "orders", [sa.text(_PHONE_TAIL[dialect])])
+    for name, column, where in (
+        ("ix_orders_awaiting_payment", "total", _AWAITING_PAYMENT),
+        ("ix_orders_to_ship", "id", _TO_SHIP),
+    ):
+        op.create_index(
+            name,
+            "orders",
+            [column],
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
+        )
 
 
 def downgrade():
+    op.drop_index("ix_orders_to_ship", table_name="orders")
+    op.drop_index("ix_orders_awaiting_payment", table_name="orders")
     op.drop_index("ix_orders_phone_tail", table_name="orders")
     op.drop_index("ix_orders_fulfillment_status_id", table_name="orders")
     op.drop_index("ix_orders_payment_status_id", table_name="orders")
