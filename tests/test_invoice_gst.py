@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -182,3 +183,28 @@ def test_without_a_gstin_it_is_a_plain_invoice(client):
     _, html = _tax_page(client, "Karnataka")
     assert "Tax invoice" not in html and "GSTIN" not in html and "CGST" not in html
     assert "INV-" not in html
+
+
+def test_racing_first_views_issue_one_gapless_number_per_order(make_app):
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    paths = [place_invoice(client, order_body(state="Karnataka")) for _ in range(3)]
+    barrier = threading.Barrier(9)
+    statuses = []
+
+    def view(path):
+        barrier.wait()
+        statuses.append(app.test_client().get(path).status_code)
+
+    threads = [threading.Thread(target=view, args=(paths[n % 3],)) for n in range(9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 9
+    with app.app_context():
+        orders = [find_by_invoice_token(path.rsplit("/", 1)[1]) for path in paths]
+        assert sorted(order.invoice_number for order in orders) == [1, 2, 3]
+        for order in orders:
+            assert [e.kind for e in order.events].count("invoice_numbered") == 1
+        db.session.remove()
