@@ -38,8 +38,8 @@ _PHONE = re.compile(r"(?<![\w.+:/-])\+?\d(?:[ -]?\d){9,14}(?![\w.:])")
 # Invoice links carry a bearer token in the path: the route is enough to read a log.
 _INVOICE_TOKEN = re.compile(r"(/invoice/)[A-Za-z0-9_-]{16,}")
 _CREDENTIAL = re.compile(
-    r"(?i)\b(bearer|basic|authorization[\"']?\s*[:=]\s*[\"']?|password[\"']?\s*[:=]\s*[\"']?"
-    r"|token[\"']?\s*[:=]\s*[\"']?|secret[\"']?\s*[:=]\s*[\"']?)(\s*)[^\s\"',;&]+"
+    r"(?i)\b((?:authorization|password|token|secret)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:bearer|basic)\s+)?|(?:bearer|basic)\s+)[^\s\"',;&]+"
 )
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -61,7 +61,7 @@ class Masker:
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[secret]")
-        text = _CREDENTIAL.sub(r"\1\2[secret]", text)
+        text = _CREDENTIAL.sub(r"\1[secret]", text)
         text = _INVOICE_TOKEN.sub(r"\1[token]", text)
         text = _EMAIL.sub(r"\1***@\2", text)
         return _PHONE.sub(_mask_phone, text)

@@ -238,3 +238,22 @@ def wait_until(predicate, timeout: float = 20, every: float = 0.2):
             return result
         time.sleep(every)
     raise AssertionError(f"not true within {timeout}s: {predicate}")
+
+
+def crashing_app():
+    """The production app plus one route that fails with secrets in its error (for gunicorn).
+
+    gunicorn loads it as ``tests.faults:crashing_app()``; everything else is the real app.
+    """
+    import os
+
+    from bikshop import create_app
+
+    app = create_app()
+
+    @app.get("/crash")
+    def crash():
+        secret = os.environ["BIKSHOP_RAZORPAY_WEBHOOK_SECRET"]
+        raise RuntimeError(f"boom for +91 98765 43210 asha@example.com with {secret}")
+
+    return app

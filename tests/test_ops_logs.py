@@ -1,0 +1,101 @@
+"""Logs: JSON lines with a request id, no secrets, tokens, phone numbers or emails in them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import requests
+
+from bikshop.logging import JsonFormatter, Masker
+from tests.bik import sample_body
+
+SECRETS = {
+    "BIKSHOP_BIK_AUTH": "bearer:bik-token-5f1e2d3c4b5a69788796a5b4",
+    "BIKSHOP_RAZORPAY_KEY_ID": "rzp_test_keyid123456",
+    "BIKSHOP_RAZORPAY_KEY_SECRET": "rzp-key-secret-8a7b6c5d4e3f",
+    "BIKSHOP_RAZORPAY_WEBHOOK_SECRET": "whsec-0a9b8c7d6e5f4a3b",
+    "BIKSHOP_METRICS_TOKEN": "metrics-token-1234567890ab",
+}
+PHONE, EMAIL = "+919876543210", "asha.rao@example.com"
+
+
+def test_the_formatter_masks_contacts_secrets_and_tokens_and_keeps_the_rest():
+    formatter = JsonFormatter(Masker(["s3cr3t-value-123"]))
+    record = logging.LogRecord(
+        "bikshop.test",
+        logging.WARNING,
+        __file__,
+        1,
+        "order for %s (%s) via GET /invoice/AbCdEfGhIjKlMnOpQrStUvWx with s3cr3t-value-123 "
+        "and Authorization: Bearer xyz987 at 2024-05-08 12:30:00 draft nb_1715200000_t1",
+        ("+91 98765 43210", "asha.rao@example.com"),
+        None,
+    )
+    line = json.loads(formatter.format(record))
+    message = line["message"]
+    assert line["level"] == "warning" and line["logger"] == "bikshop.test"
+    for leaked in ("98765", "asha.rao", "AbCdEfGhIjKl", "s3cr3t", "xyz987"):
+        assert leaked not in message
+    assert "**********10" in message and "a***@example.com" in message
+    assert "/invoice/[token]" in message
+    assert "2024-05-08 12:30:00" in message and "nb_1715200000_t1" in message
+
+
+def test_the_request_id_is_echoed_or_made(client):
+    answer = client.get("/healthz", headers={"X-Request-ID": "nginx-4f2a9c"})
+    assert answer.headers["X-Request-ID"] == "nginx-4f2a9c"
+    made = client.get("/healthz").headers["X-Request-ID"]
+    assert len(made) == 32 and int(made, 16) >= 0
+    odd = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert odd.headers["X-Request-ID"] != "bad id\twith spaces"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about logs, not databases
+def test_gunicorn_logs_are_json_without_secrets_and_errors_show_no_trace(gunicorn):
+    server = gunicorn(workers=1, env=SECRETS, app="tests.faults:crashing_app()")
+    bik = {"Authorization": "Bearer bik-token-5f1e2d3c4b5a69788796a5b4"}
+    body = sample_body(phoneNumber=PHONE, email=EMAIL)
+    placed = requests.post(
+        server.url + "/bik/placeOrder", json=body, headers={**bik, "X-Request-ID": "req-place-1"}
+    )
+    assert placed.status_code == 200 and placed.headers["X-Request-ID"] == "req-place-1"
+    token = placed.json()["order"]["invoiceUrl"].rsplit("/", 1)[1]
+    requests.get(f"{server.url}/invoice/{token}?razorpay_signature=sig-in-query-77")
+    requests.post(
+        server.url + "/bik/getOrder",
+        json={"orderId": "x"},
+        headers={"Authorization": "Bearer wrong-guess-42"},
+    )
+    crash = requests.get(server.url + "/crash", headers={"X-Request-ID": "req-crash-1"})
+    page = requests.get(server.url + "/crash", headers={"Accept": "text/html"})
+    server.stop()
+
+    # A production failure tells the client nothing about the code.
+    assert crash.status_code == 500 and page.status_code == 500
+    assert crash.json()["error"]["code"] == "internal_error"
+    for answer in (crash, page):
+        assert "Traceback" not in answer.text and "boom" not in answer.text
+        assert "RuntimeError" not in answer.text
+
+    log = server.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert lines, log
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert any(line["request_id"] == "req-place-1" and line["status"] == 200 for line in access)
+    crashed = [line for line in lines if line.get("request_id") == "req-crash-1"]
+    assert any(line["level"] == "error" and "Traceback" in line.get("exc", "") for line in crashed)
+    assert any(line["path"] == "/invoice/[token]" for line in access)
+    for leaked in [
+        *(value.split(":", 1)[-1] for value in SECRETS.values() if "rzp_test" not in value),
+        token,
+        "sig-in-query-77",
+        "wrong-guess-42",
+        "98765",
+        "43210",
+        "asha.rao",
+        "asha@",
+    ]:
+        assert leaked not in log, leaked

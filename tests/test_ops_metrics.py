@@ -1,0 +1,91 @@
+"""Prometheus metrics: summed over gunicorn workers, behind a token, counting only commits."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import requests
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from bikshop.extensions import db
+from bikshop.services import orders
+from bikshop.services.payments import mark_paid_offline
+from tests.bik import place, sample_body
+
+TOKEN = "metrics-token-0123456789abcdef"
+
+
+def _samples(text: str) -> dict:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_metrics_add_up_every_worker_and_survive_a_killed_one(gunicorn):
+    server = gunicorn(workers=2, env={"BIKSHOP_METRICS_TOKEN": TOKEN})
+    body = sample_body()
+    session = requests.Session()
+    for _ in range(2):  # the second is Bik's retry: same order, not a new one
+        assert session.post(server.url + "/bik/placeOrder", json=body).status_code == 200
+    assert session.post(server.url + "/bik/getOrder", json={"orderId": "nope"}).status_code == 404
+    hook = session.post(
+        server.url + "/webhooks/razorpay",
+        data=b"{}",
+        headers={"Content-Type": "application/json", "X-Razorpay-Signature": "0" * 64},
+    )
+    assert hook.status_code >= 400
+    session.get(server.url + "/invoice/" + "x" * 32)
+    for pid in server.worker_pids():
+        os.kill(pid, signal.SIGKILL)  # counts live in files, not in the dead workers
+
+    assert requests.get(server.url + "/metrics").status_code == 401
+    wrong = requests.get(server.url + "/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    answer = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    samples = _samples(answer.text)
+    place_200 = (("method", "POST"), ("route", "/bik/placeOrder"), ("status", "200"))
+    assert samples[("bikshop_http_requests_total", place_200)] == 2
+    get_404 = (("method", "POST"), ("route", "/bik/getOrder"), ("status", "404"))
+    assert samples[("bikshop_http_requests_total", get_404)] == 1
+    latency = (("method", "POST"), ("route", "/bik/placeOrder"))
+    assert samples[("bikshop_http_request_duration_seconds_count", latency)] == 2
+    assert samples[("bikshop_orders_placed_total", ())] == 1
+    status = (("status", str(hook.status_code)),)
+    assert samples[("bikshop_webhook_failures_total", status)] == 1
+    routes = {dict(labels).get("route") for _, labels in samples}
+    assert "/invoice/<token>" in routes and not any("xxxx" in (r or "") for r in routes)
+
+
+def test_metrics_are_off_without_a_token(client):
+    answer = client.get("/metrics")
+    assert answer.status_code == 404
+    assert "BIKSHOP_METRICS_TOKEN" in answer.get_json()["error"]["message"]
+
+
+def test_orders_and_payments_count_on_commit_only(app, client):
+    def value(name, labels=None):
+        return REGISTRY.get_sample_value(name, labels or {}) or 0
+
+    before_orders = value("bikshop_orders_placed_total")
+    before_paid = value("bikshop_payments_confirmed_total", {"kind": "offline"})
+    order_id = place(client).get_json()["order"]["id"]
+    assert value("bikshop_orders_placed_total") == before_orders + 1
+    with app.test_request_context():
+        order = orders.find_order(order_id)
+        mark_paid_offline(order, actor="admin:test")
+        assert value("bikshop_payments_confirmed_total", {"kind": "offline"}) == before_paid + 1
+        # A change that is rolled back never counts.
+        unsaved = orders._build(sample_body(), "{}", "x")
+        unsaved.number, unsaved.public_id, unsaved.name = 999999, "ORD-999999", "#999999"
+        db.session.add(unsaved)
+        db.session.flush()
+        db.session.rollback()
+    assert value("bikshop_orders_placed_total") == before_orders + 1

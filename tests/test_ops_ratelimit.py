@@ -1,0 +1,93 @@
+"""Rate limits: admin sign-in, invoice lookups and the Pay button refuse floods with a 429."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+import requests
+
+from tests.bik import get, place
+
+
+def _invoice_path(client) -> str:
+    answer = place(client)
+    assert answer.status_code == 200
+    return "/invoice/" + answer.get_json()["order"]["invoiceUrl"].rsplit("/invoice/", 1)[1]
+
+
+def _assert_html_429(answer):
+    assert answer.status_code == 429
+    assert answer.mimetype == "text/html"
+    assert "Too many requests" in answer.get_data(as_text=True)
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_invoice_page_and_pdf_are_limited_per_address(make_app):
+    client = make_app(RATELIMIT_INVOICE="3 per minute").test_client()
+    path = _invoice_path(client)
+    for _ in range(3):
+        assert client.get(path).status_code == 200
+    _assert_html_429(client.get(path))
+    # Another address has its own allowance (behind one trusted proxy).
+    other = make_app(RATELIMIT_INVOICE="3 per minute", PROXY_FIX_X_FOR=1).test_client()
+    assert other.get(path, headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+
+
+def test_guessing_invoice_tokens_locks_the_address_out(make_app):
+    client = make_app(RATELIMIT_INVOICE_MISSES="2 per minute").test_client()
+    path = _invoice_path(client)
+    assert client.get(path).status_code == 200  # a real token costs nothing
+    for _ in range(2):
+        assert client.get(f"/invoice/{secrets.token_urlsafe(24)}").status_code == 404
+    _assert_html_429(client.get(f"/invoice/{secrets.token_urlsafe(24)}.pdf"))
+    _assert_html_429(client.get(path))
+
+
+def test_pay_button_is_limited(make_app):
+    client = make_app(RATELIMIT_PAY="2 per minute").test_client()
+    path = _invoice_path(client)
+    for _ in range(2):
+        assert client.post(path + "/pay").status_code == 303  # no Razorpay: back to the page
+    _assert_html_429(client.post(path + "/pay"))
+    assert client.get(path).status_code == 200  # viewing the invoice is a separate allowance
+
+
+def test_admin_sign_in_attempts_are_limited(make_app):
+    client = make_app(RATELIMIT_LOGIN="2 per minute").test_client()
+    for _ in range(2):
+        assert client.post("/admin/login", data={"email": "x@example.com"}).status_code != 429
+    _assert_html_429(client.post("/admin/login", data={"email": "x@example.com"}))
+    assert client.get("/admin/login").status_code == 200  # the form itself stays reachable
+
+
+def test_bik_is_not_limited_by_default_and_answers_json_when_the_operator_limits_it(make_app):
+    client = make_app(RATELIMIT_INVOICE="1 per minute").test_client()
+    order_id = place(client).get_json()["order"]["id"]
+    assert all(get(client, order_id).status_code == 200 for _ in range(30))
+    limited = make_app(RATELIMIT_BIK="2 per minute").test_client()
+    assert [get(limited, order_id).status_code for _ in range(2)] == [200, 200]
+    answer = get(limited, order_id)
+    assert answer.status_code == 429
+    assert answer.get_json()["error"]["code"] == "too_many_requests"
+    assert "Too many requests" in answer.get_json()["error"]["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about Redis, not the database
+def test_redis_keeps_one_count_across_gunicorn_workers(gunicorn):
+    prefix = f"bikshop-test-{secrets.token_hex(4)}"
+    server = gunicorn(
+        workers=3,
+        env={
+            "BIKSHOP_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "BIKSHOP_RATELIMIT_KEY_PREFIX": prefix,
+            "BIKSHOP_RATELIMIT_INVOICE_MISSES": "4 per minute",
+        },
+    )
+    statuses = [
+        requests.get(f"{server.url}/invoice/{secrets.token_urlsafe(24)}", timeout=10).status_code
+        for _ in range(12)
+    ]
+    # Spread over three workers, the misses still meet one shared limit.
+    assert statuses == [404] * 4 + [429] * 8

@@ -1,0 +1,95 @@
+"""Security headers on every answer, proxy headers trusted only as configured, trusted hosts."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from bikshop.security import DEFAULT_CSP
+from tests.bik import place
+
+HTML_PAGES = ["/invoice/{token}", "/admin/login", "/invoice/{missing}", "/admin/nowhere"]
+
+
+@pytest.fixture
+def invoice_token(client):
+    return place(client).get_json()["order"]["invoiceUrl"].rsplit("/invoice/", 1)[1]
+
+
+@pytest.mark.parametrize("path", HTML_PAGES)
+def test_every_html_page_refuses_framing_sniffing_and_foreign_scripts(client, invoice_token, path):
+    answer = client.get(path.format(token=invoice_token, missing=secrets.token_urlsafe(24)))
+    assert answer.mimetype == "text/html"
+    headers = answer.headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] in ("no-referrer", "same-origin")  # never to other sites
+    policy = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert _script_sources(policy) in ("'self'", "'none'")
+    assert "unsafe-eval" not in policy
+
+
+def _script_sources(policy: str) -> str:
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+    return directives.get("script-src", directives.get("default-src"))
+
+
+def test_a_page_without_its_own_policy_gets_the_default(client):
+    answer = client.get("/nowhere", headers={"Accept": "text/html"})  # the 404 error page
+    assert answer.status_code == 404
+    assert answer.mimetype == "text/html"
+    assert answer.headers["Content-Security-Policy"] == DEFAULT_CSP
+
+
+def test_a_stricter_policy_set_by_the_view_is_kept(client, invoice_token):
+    policy = client.get(f"/invoice/{invoice_token}").headers["Content-Security-Policy"]
+    assert policy != DEFAULT_CSP  # the invoice sets its own; the default never overrides it
+
+
+def test_json_answers_are_not_sniffable_and_carry_no_page_policy(client):
+    answer = client.post("/bik/getOrder", json={"orderId": "ORD-404"})
+    assert answer.status_code == 404
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in answer.headers
+
+
+def test_forwarded_proto_is_ignored_unless_a_proxy_is_trusted(make_app):
+    direct = make_app().test_client()
+    answer = direct.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in answer.headers
+    proxied = make_app(PROXY_FIX_X_PROTO=1).test_client()
+    answer = proxied.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_forwarded_host_builds_links_only_behind_a_trusted_proxy(make_app):
+    proxied = make_app(PROXY_FIX_X_HOST=1, PROXY_FIX_X_PROTO=1).test_client()
+    headers = {"X-Forwarded-Host": "shop.example.com", "X-Forwarded-Proto": "https"}
+    url = place(proxied, headers=headers).get_json()["order"]["invoiceUrl"]
+    assert url.startswith("https://shop.example.com/invoice/")
+    direct = make_app().test_client()
+    url = place(direct, headers=headers).get_json()["order"]["invoiceUrl"]
+    assert url.startswith("http://localhost/invoice/")
+
+
+def test_only_trusted_hosts_are_served(make_app):
+    client = make_app(TRUSTED_HOSTS="shop.example.com, 127.0.0.1").test_client()
+    assert client.get("/healthz", headers={"Host": "shop.example.com"}).status_code == 200
+    assert client.get("/healthz", headers={"Host": "127.0.0.1"}).status_code == 200
+    answer = client.post("/bik/getOrder", json={"orderId": "x"}, headers={"Host": "evil.example"})
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the page, not the database
+def test_the_default_policy_lets_the_error_page_render_cleanly(make_app, desktop_page, gunicorn):
+    server = gunicorn(workers=1)
+    refused = []
+    desktop_page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+    answer = desktop_page.goto(f"{server.url}/nowhere")
+    assert answer.status == 404
+    assert answer.headers["content-security-policy"] == DEFAULT_CSP
+    assert desktop_page.locator("h1").inner_text()
+    assert refused == []
