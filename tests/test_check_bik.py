@@ -1,0 +1,185 @@
+"""``flask --app bikshop check-bik`` against live gunicorn servers, one per auth scheme."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.bik import bik_app_fixture  # noqa: F401 (provides bik_app)
+from tests.conftest import BASE_CONFIG, empty_database
+from tests.servers import ROOT, GunicornServer
+
+SPECS = {
+    "none": "none",
+    "bearer": "bearer:chk_7Hq2Lm9Xw4Pz8Rt1",
+    "apikey": "apikey:X-Glow-Key:chk_k3y_5Vb8Nc2Md6",
+    "basic": "basic:bik:chk_pw_9Jx4Ks7Lq2",
+}
+# Two servers cover the four schemes, each endpoint configured on its own as Bik allows
+# (a gunicorn start is the costly part of these tests).
+SERVERS = {
+    "bearer+apikey": ("bearer", "apikey"),
+    "basic+none": ("basic", "none"),
+}
+CHECKS = [
+    "placeOrder accepts Bik's sample order",
+    "placeOrder returns the same order for the same draft",
+    "placeOrder refuses the same draft with a different body",
+    "getOrder returns the placed order",
+    "getOrder answers 404 for an unknown id",
+    "wrong credentials are refused with 401",
+    "a malformed body gets a 4xx",
+]
+
+
+def server_env(database_url: str, **settings) -> dict:
+    env = {f"BIKSHOP_{k}": str(v) for k, v in {**BASE_CONFIG, **settings}.items()}
+    env.pop("BIKSHOP_TESTING")
+    env["BIKSHOP_DATABASE_URL"] = database_url
+    return env
+
+
+@pytest.fixture(scope="module")
+def servers(database_url, tmp_path_factory):
+    """The two gunicorn servers, started side by side."""
+    empty_database(database_url)
+    log_dir = tmp_path_factory.mktemp("check-bik")
+    started = {
+        name: GunicornServer(
+            workers=1,
+            env=server_env(
+                database_url,
+                BIK_AUTH="none",  # never used: both endpoints are set explicitly
+                BIK_PLACE_ORDER_AUTH=SPECS[place],
+                BIK_GET_ORDER_AUTH=SPECS[get],
+            ),
+            log_dir=log_dir,
+        )
+        for name, (place, get) in SERVERS.items()
+    }
+    try:
+        with ThreadPoolExecutor(max_workers=len(started)) as pool:
+            list(pool.map(lambda server: server.start(), started.values()))
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def auth_options(place: str, get: str) -> list[str]:
+    return ["--place-order-auth", SPECS[place], "--get-order-auth", SPECS[get]]
+
+
+def check_bik(bik_app, *args: str):
+    result = bik_app.test_cli_runner().invoke(args=["check-bik", *args, "--timeout", "20"])
+    return result.exit_code, result.output.splitlines()
+
+
+def verdicts(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        verdict, _, rest = line.partition("  ")
+        if verdict in ("PASS", "FAIL", "SKIP"):
+            found[rest.split(":")[0]] = verdict
+    return found
+
+
+@pytest.mark.parametrize("name", list(SERVERS))
+def test_check_bik_passes_against_a_live_server_with_the_same_auth(bik_app, servers, name):
+    server = servers[name]
+    code, lines = check_bik(bik_app, server.url, *auth_options(*SERVERS[name]))
+    assert code == 0, "\n".join(lines)
+    assert verdicts(lines) == dict.fromkeys(CHECKS, "PASS")
+    assert lines[0] == (
+        f"Checking {server.url}/bik/placeOrder and {server.url}/bik/getOrder as Bik would"
+    )
+    assert lines[-1].startswith("All checks passed")
+    refused = next(line for line in lines if "wrong credentials" in line)
+    place, get = SERVERS[name]
+    assert "placeOrder 401" in refused
+    assert ("getOrder skipped (auth none)" if get == "none" else "getOrder 401") in refused
+
+
+def test_check_bik_with_one_scheme_for_both_endpoints(bik_app, servers):
+    # Against an open getOrder, the bearer token is simply not needed there.
+    url = servers["bearer+apikey"].url + "/bik/placeOrder"  # any URL Bik shows will do
+    code, lines = check_bik(bik_app, url, "--auth", SPECS["bearer"])
+    assert code == 1 and verdicts(lines)["getOrder returns the placed order"] == "FAIL"
+    code, lines = check_bik(bik_app, servers["basic+none"].url, "--auth", "none")
+    found = verdicts(lines)
+    assert code == 1 and found["placeOrder accepts Bik's sample order"] == "FAIL"
+    assert found["getOrder answers 404 for an unknown id"] == "PASS"
+
+
+@pytest.mark.parametrize(
+    ("name", "place", "get"),
+    [
+        ("bearer+apikey", "apikey", "bearer"),
+        ("bearer+apikey", "basic", "none"),
+        ("basic+none", "bearer", "none"),
+        ("basic+none", "basic", "apikey"),
+    ],
+)
+def test_check_bik_fails_against_a_server_with_different_auth(bik_app, servers, name, place, get):
+    code, lines = check_bik(bik_app, servers[name].url, *auth_options(place, get))
+    assert code == 1, "\n".join(lines)
+    found = verdicts(lines)
+    assert set(found) == set(CHECKS)
+    assert "FAIL" in found.values()
+    if place != SERVERS[name][0]:
+        assert found["placeOrder accepts Bik's sample order"] == "FAIL"
+        assert "expected HTTP 200, got 401" in "\n".join(lines)
+    if get == "none" and SERVERS[name][1] == "none":
+        # An open getOrder takes anything, so only placeOrder can fail here.
+        assert found["getOrder answers 404 for an unknown id"] == "PASS"
+    assert not lines[-1].startswith("All checks passed")
+
+
+def test_check_bik_through_the_real_command_line(servers, database_url):
+    url = servers["bearer+apikey"].url
+    env = {**os.environ, **server_env(database_url), "NO_PROXY": "127.0.0.1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "bikshop",
+            "check-bik",
+            url,
+            *auth_options("bearer", "apikey"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("\nPASS  ") == len(CHECKS)
+    assert "FAIL" not in result.stdout
+
+
+def test_a_malformed_auth_option_is_a_usage_error(bik_app):
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", "http://127.0.0.1:9", "--auth", "bearer"]
+    )
+    assert result.exit_code == 2 and "bearer:<token>" in result.output
+
+
+def test_credentials_never_reach_the_server_logs(bik_app, servers):
+    for name, (place, get) in SERVERS.items():
+        check_bik(bik_app, servers[name].url, *auth_options(place, get))
+    time.sleep(0.2)  # let the access log lines land
+    for name, server in servers.items():
+        log = server.log()
+        assert "/bik/placeOrder" in log, name  # the log is there, and it is clean
+        for spec in SPECS.values():
+            secret = spec.rsplit(":", 1)[-1]
+            if secret != "none":
+                assert secret not in log, (name, secret)
+        assert "wrong-" not in log  # check-bik's deliberately wrong credentials
