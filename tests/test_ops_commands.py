@@ -1,0 +1,176 @@
+"""Operator commands and probes: check-config, backup and restore, /readyz on an old schema."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from bikshop import create_app
+from tests.bik import sample_body
+from tests.conftest import BASE_CONFIG, PG_ADMIN_URL, backend_of
+from tests.faults import Load, assert_no_orphans_or_duplicates
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SAFE = {
+    "BIKSHOP_ENV": "production",
+    "BIKSHOP_SECRET_KEY": secrets.token_urlsafe(48),
+    "BIKSHOP_BIK_AUTH": "bearer:" + secrets.token_urlsafe(32),
+    "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
+    "BIKSHOP_TRUSTED_HOSTS": "shop.example.com",
+    "BIKSHOP_PROXY_FIX_X_FOR": "1",
+    "BIKSHOP_RAZORPAY_KEY_ID": "rzp_live_abcdefghijkl",
+    "BIKSHOP_RAZORPAY_KEY_SECRET": secrets.token_urlsafe(24),
+    "BIKSHOP_RAZORPAY_WEBHOOK_SECRET": secrets.token_urlsafe(24),
+    "BIKSHOP_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "BIKSHOP_METRICS_TOKEN": secrets.token_urlsafe(24),
+    "BIKSHOP_STORE_NAME": "Glow Naturals",
+}
+
+
+def flask(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """``flask --app bikshop ...`` as an operator types it, with exactly ``env`` set."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "bikshop", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def scratch_url(database_url, tmp_path):
+    """An empty database of the same backend, for schema experiments."""
+    if backend_of(database_url) == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+        return
+    name = f"bikshop_scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_check_config_passes_a_safe_production_setup(database_url):
+    result = flask("check-config", "--strict", env={**SAFE, "BIKSHOP_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "check-config: 0 error(s), 0 warning(s)" in result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_check_config_names_each_unsafe_or_missing_setting(database_url):
+    risky = {
+        **SAFE,
+        "BIKSHOP_DATABASE_URL": database_url,
+        "BIKSHOP_BIK_AUTH": "none",
+        "BIKSHOP_PUBLIC_URL": "http://shop.example.com",
+        "BIKSHOP_INSECURE_COOKIES": "1",
+        "BIKSHOP_RAZORPAY_WEBHOOK_SECRET": "",
+        "BIKSHOP_REDIS_URL": "",
+    }
+    result = flask("check-config", env=risky)
+    assert result.returncode == 1
+    for variable in ("BIK_AUTH", "PUBLIC_URL", "INSECURE_COOKIES", "RAZORPAY_WEBHOOK_SECRET"):
+        assert f"ERROR   BIKSHOP_{variable} " in result.stdout, result.stdout
+    assert "WARNING BIKSHOP_REDIS_URL " in result.stdout
+    # Warnings alone pass, unless --strict.
+    only_warnings = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_REDIS_URL": ""}
+    assert flask("check-config", env=only_warnings).returncode == 0
+    assert flask("check-config", "--strict", env=only_warnings).returncode == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_check_config_explains_a_setup_the_app_refuses(database_url):
+    result = flask("check-config", env={"BIKSHOP_DATABASE_URL": database_url})
+    assert result.returncode == 1
+    assert "ERROR   BIKSHOP_SECRET_KEY the app refuses to start" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    unreachable = {
+        **SAFE,
+        "BIKSHOP_DATABASE_URL": database_url,
+        "BIKSHOP_REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    assert (
+        "ERROR   BIKSHOP_REDIS_URL does not answer" in flask("check-config", env=unreachable).stdout
+    )
+
+
+def test_a_database_behind_on_migrations_is_not_ready(scratch_url):
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": scratch_url}
+    assert flask("db", "upgrade", "0002", env=env).returncode == 0
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": scratch_url})
+    answer = app.test_client().get("/readyz")
+    assert answer.status_code == 503
+    body = answer.get_json()
+    assert body["migrations"]["current"].startswith("0002")
+    assert body["migrations"]["fix"] == "run: flask --app bikshop db upgrade"
+    result = flask("check-config", env=env)
+    assert result.returncode == 1 and "run flask --app bikshop db upgrade" in result.stdout
+    assert flask("db", "upgrade", env=env).returncode == 0  # the release step fixes it
+    assert app.test_client().get("/readyz").status_code == 200
+    from bikshop.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_backup_while_serving_then_restore_gives_back_every_order(gunicorn, database_url, tmp_path):
+    server = gunicorn(workers=2)
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    target = tmp_path / "bikshop.backup"
+    with Load([server.url], threads=3) as load:
+        threading.Event().wait(1.0)
+        result = flask("backup", str(target), env=env)  # writers keep going meanwhile
+    assert result.returncode == 0, result.stderr
+    assert target.exists() and not Path(str(target) + ".partial").exists()
+    placed = {o.answer["order"]["id"] for o in load.outcomes if o.status == 200}
+    assert placed
+
+    restored = _restore(database_url, target, tmp_path)
+    engine = create_engine(restored.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        saved = set(conn.execute(text("SELECT public_id FROM orders")).scalars())
+    engine.dispose()
+    assert saved and saved <= placed  # a consistent snapshot: only whole, confirmed orders
+    assert_no_orphans_or_duplicates(restored)
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": restored})
+    some = sorted(saved)[0]
+    answer = app.test_client().post("/bik/getOrder", json={"orderId": some})
+    assert answer.status_code == 200
+    assert len(answer.get_json()["order"]["items"]) == len(sample_body()["order"]["items"])
+    assert flask("backup", str(target), env=env).returncode != 0  # never overwrites a backup
+    from bikshop.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+    if backend_of(restored) == "postgresql":
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{restored.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def _restore(database_url: str, backup: Path, tmp_path: Path) -> str:
+    """What the README tells the operator to do."""
+    if backend_of(database_url) == "sqlite":
+        restored = tmp_path / "restored.sqlite3"
+        restored.write_bytes(backup.read_bytes())
+        return f"sqlite:///{restored}"
+    name = f"bikshop_restored_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    subprocess.run(["pg_restore", "--no-owner", "-d", url, str(backup)], check=True)
+    return url
