@@ -8,7 +8,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from bikshop import jsonio
-from bikshop.errors import http_error_response
+from bikshop.errors import ErrorEnvelope, http_error_response
 
 
 class BikParser(FlaskParser):
@@ -52,6 +52,8 @@ class Blueprint(SmorestBlueprint):
 
 class BikshopApi(Api):
     """flask-smorest's Api, answering every HTTP error in bikshop's error shape."""
+
+    ERROR_SCHEMA = ErrorEnvelope  # the documented default error is the one we send
 
     def _register_error_handlers(self):
         pass  # bikshop.errors registers app-wide handlers in create_app

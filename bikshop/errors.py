@@ -6,6 +6,7 @@ import contextlib
 import logging
 
 from flask import current_app, jsonify, request
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,24 @@ class ApiError(HTTPException):
         self.code = status
         self.error_code = code or CODES.get(status, "error")
         self.fields = fields or []
+
+
+class ErrorDetail(Schema):
+    field = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class ErrorBody(Schema):
+    status = fields.Integer()
+    code = fields.String()
+    message = fields.String()
+    fields_ = fields.List(fields.Nested(ErrorDetail), data_key="fields")
+
+
+class ErrorEnvelope(Schema):
+    """Every non-2xx answer: ``{"error": {status, code, message, fields}}`` (for OpenAPI)."""
+
+    error = fields.Nested(ErrorBody)
 
 
 def error_body(status: int, message: str, *, code: str | None = None, fields=None) -> dict:

@@ -206,21 +206,3 @@ class OrderEnvelope(Schema):
     """Both endpoints answer ``{"order": BikOrder}``."""
 
     order = fields.Nested(BikOrderOut)
-
-
-class ErrorDetail(Schema):
-    field = fields.String(allow_none=True)
-    message = fields.String()
-
-
-class ErrorBody(Schema):
-    status = fields.Integer()
-    code = fields.String()
-    message = fields.String()
-    fields_ = fields.List(fields.Nested(ErrorDetail), data_key="fields")
-
-
-class ErrorEnvelope(Schema):
-    """Every non-2xx answer: ``{"error": {status, code, message, fields}}``."""
-
-    error = fields.Nested(ErrorBody)

@@ -6,8 +6,8 @@ from flask import current_app, request
 
 from bikshop.api import Blueprint
 from bikshop.bik.auth import is_authorized
-from bikshop.bik.schemas import ErrorEnvelope, GetOrderRequest, OrderEnvelope, PlaceOrderRequest
-from bikshop.errors import ApiError
+from bikshop.bik.schemas import GetOrderRequest, OrderEnvelope, PlaceOrderRequest
+from bikshop.errors import ApiError, ErrorEnvelope
 from bikshop.services import orders
 
 blp = Blueprint(
@@ -51,11 +51,19 @@ class _Unauthorized(ApiError):
 
 
 _ERRORS = {
-    "400": "Malformed JSON",
-    "401": "Missing or invalid credentials",
-    "415": "Body is not JSON",
-    "422": "The body failed validation; `fields` names each problem",
+    400: "The body is not JSON, is empty, or is nested too deeply",
+    401: "Missing or invalid credentials",
+    413: "The body is larger than 1 MiB",
+    415: "The body is not sent as application/json",
+    422: "The body failed validation; `fields` names each problem",
 }
+
+
+def _documents_errors(view):
+    """The error answers both endpoints share, for the OpenAPI document."""
+    for status, description in _ERRORS.items():
+        view = blp.alt_response(status, schema=ErrorEnvelope, description=description)(view)
+    return view
 
 
 @blp.route("/placeOrder", methods=["POST"], endpoint="place_order")
@@ -64,8 +72,7 @@ _ERRORS = {
 @blp.arguments(PlaceOrderRequest())
 @blp.response(200, OrderEnvelope, description="The stored order (new, or the same draft again)")
 @blp.alt_response(409, schema=ErrorEnvelope, description="Same draftOrderId, different body")
-@blp.alt_response(401, schema=ErrorEnvelope, description=_ERRORS["401"])
-@blp.alt_response(422, schema=ErrorEnvelope, description=_ERRORS["422"])
+@_documents_errors
 def place_order(body):
     """Persist a fully priced order; idempotent on draftOrderId."""
     placed = orders.place_order(body, request.get_data(as_text=True))
@@ -77,7 +84,7 @@ def place_order(body):
 @blp.arguments(GetOrderRequest())
 @blp.response(200, OrderEnvelope, description="The order's current state")
 @blp.alt_response(404, schema=ErrorEnvelope, description="No order with that id")
-@blp.alt_response(401, schema=ErrorEnvelope, description=_ERRORS["401"])
+@_documents_errors
 def get_order(body):
     """Return the order's current state."""
     order = orders.find_order(body["orderId"])

@@ -1,0 +1,95 @@
+"""The HTTP edges Bik and a load balancer meet: probes, methods, sizes, types, unknown routes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bikshop import create_app
+from tests.bik import assert_error_shape, bik_app_fixture, sample_body  # noqa: F401
+from tests.conftest import BASE_CONFIG
+from tests.servers import free_port
+
+
+def test_healthz_answers_without_touching_anything(bik_app):
+    response = bik_app.test_client().get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_the_database_and_migrations(bik_app):
+    response = bik_app.test_client().get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["migrations"]["current"] == body["migrations"]["head"] is not None
+
+
+UNREACHABLE = {
+    "sqlite": "sqlite:////nonexistent-bikshop-dir/db.sqlite3",
+    "postgresql": f"postgresql://postgres@127.0.0.1:{free_port()}/bikshop",  # a closed port
+}
+
+
+@pytest.fixture(params=list(UNREACHABLE))
+def unreachable_app(request):
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": UNREACHABLE[request.param]})
+    yield app
+    with app.app_context():
+        from bikshop.extensions import db
+
+        db.engine.dispose()
+
+
+def test_readyz_is_503_json_when_the_database_is_unreachable(unreachable_app):
+    response = unreachable_app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "unreachable"}
+    assert unreachable_app.test_client().get("/healthz").status_code == 200
+
+
+def test_bik_endpoints_answer_503_not_500_when_the_database_is_unreachable(unreachable_app):
+    client = unreachable_app.test_client()
+    for path, body in (("/bik/placeOrder", sample_body()), ("/bik/getOrder", {"orderId": "x"})):
+        response = client.post(path, json=body)
+        error = assert_error_shape(response, 503)
+        assert error["code"] == "service_unavailable"
+        assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("path", ["/bik/placeOrder", "/bik/getOrder"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_wrong_method_is_405_in_the_error_shape(bik_app, path, method):
+    response = bik_app.test_client().open(path, method=method, json={})
+    error = assert_error_shape(response, 405)
+    assert error["code"] == "method_not_allowed"
+    assert method in error["message"] and "POST" in error["message"]
+    assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/bik/placeOrder", "/bik/getOrder"])
+def test_a_body_over_one_mebibyte_is_413_in_the_error_shape(bik_app, path):
+    body = json.dumps({**sample_body(), "padding": "x" * (1 << 20)})
+    response = bik_app.test_client().post(
+        path, data=body, headers={"Content-Type": "application/json"}
+    )
+    error = assert_error_shape(response, 413)
+    assert error["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("path", ["/bik/placeOrder", "/bik/getOrder"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "multipart/form-data"])
+def test_a_non_json_content_type_is_415_in_the_error_shape(bik_app, path, content_type):
+    response = bik_app.test_client().post(
+        path, data=b'{"orderId": "ORD-1001"}', headers={"Content-Type": content_type}
+    )
+    error = assert_error_shape(response, 415)
+    assert error["code"] == "unsupported_media_type"
+    assert content_type in error["message"] and "application/json" in error["message"]
+
+
+@pytest.mark.parametrize("path", ["/bik/nope", "/bik/placeorder", "/bik", "/nope", "/api/orders"])
+def test_an_unknown_route_is_404_in_the_error_shape(bik_app, path):
+    response = bik_app.test_client().post(path, json={"orderId": "ORD-1001"})
+    error = assert_error_shape(response, 404)
+    assert error["code"] == "not_found"

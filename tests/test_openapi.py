@@ -1,0 +1,99 @@
+"""``/openapi.json``: a valid OpenAPI 3 document of both Bik endpoints, from the same schemas."""
+
+from __future__ import annotations
+
+import pytest
+from openapi_spec_validator import validate
+
+from bikshop import create_app
+
+CONFIG = {
+    "ENV": "production",
+    "SECRET_KEY": "x" * 32,
+    "BIK_AUTH": "none",
+    "DATABASE_URL": "sqlite://",
+}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    response = create_app(CONFIG).test_client().get("/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return response.get_json()
+
+
+def resolve(document: dict, node: dict) -> dict:
+    while "$ref" in node:
+        *_, kind, name = node["$ref"].split("/")
+        node = document["components"][kind][name]
+    return node
+
+
+def body_schema(document: dict, node: dict) -> dict:
+    return resolve(document, resolve(document, node)["content"]["application/json"]["schema"])
+
+
+def test_the_document_is_valid_openapi_3(document):
+    validate(document)
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {"/bik/placeOrder", "/bik/getOrder"}
+
+
+@pytest.mark.parametrize(
+    ("path", "request_schema", "required"),
+    [
+        ("/bik/placeOrder", "PlaceOrderRequest", {"draftOrderId", "paymentPending", "order"}),
+        ("/bik/getOrder", "GetOrderRequest", {"orderId"}),
+    ],
+)
+def test_each_endpoint_documents_its_request_and_answers(document, path, request_schema, required):
+    operation = document["paths"][path]["post"]
+    assert set(document["paths"][path]) == {"post"}
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert request["$ref"].endswith(f"/{request_schema}")
+    assert set(resolve(document, request)["required"]) == required
+    responses = operation["responses"]
+    for status in ("400", "401", "413", "415", "422"):
+        error = body_schema(document, responses[status])
+        assert set(error["properties"]) == {"error"}
+        detail = resolve(document, error["properties"]["error"])
+        assert set(detail["properties"]) == {"status", "code", "message", "fields"}
+    assert ("409" if path.endswith("placeOrder") else "404") in responses
+    envelope = body_schema(document, responses["200"])
+    order = resolve(document, envelope["properties"]["order"])
+    assert {
+        "id",
+        "name",
+        "status",
+        "paymentStatus",
+        "fulfillmentStatus",
+        "items",
+        "total",
+        "subTotal",
+        "shippingCharge",
+        "discount",
+        "currency",
+        "address",
+        "phoneNumber",
+        "email",
+        "invoiceUrl",
+        "deliveryInfo",
+        "partnersData",
+    } <= set(order["properties"])
+    item = resolve(document, order["properties"]["items"]["items"])
+    assert {"name", "variantName", "variantId", "productId", "quantity", "price", "image"} <= set(
+        item["properties"]
+    )
+
+
+def test_the_incoming_order_schema_matches_what_bik_sends(document):
+    schemas = document["components"]["schemas"]
+    incoming = schemas["IncomingOrder"]
+    assert {"phoneNumber", "items", "subTotal", "shippingCharge", "discount", "total"} <= set(
+        incoming["required"]
+    )
+    assert incoming["properties"]["subTotal"]["type"] == "number"
+    item = schemas["Item"]
+    assert {"productId", "variantId", "name", "quantity", "price"} <= set(item["required"])
+    assert item["properties"]["quantity"]["type"] == "integer"
+    assert schemas["PlaceOrderRequest"]["properties"]["paymentPending"]["type"] == "boolean"
