@@ -210,6 +210,8 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
 
     def malformed_body():
         response = target.post(target.place_url, target.place_auth, raw=b'{"draftOrderId": ')
+        if response.status_code == 401:
+            raise CheckFailed("the credentials were refused (401), so the body was never read")
         if not 400 <= response.status_code < 500:
             raise CheckFailed(f"malformed JSON answered {response.status_code}, expected 4xx")
         return f"{response.status_code}"
