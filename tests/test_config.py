@@ -159,3 +159,23 @@ def test_gunicorn_with_a_malformed_bik_auth_names_it_and_hides_the_token(tmp_pat
     assert len(output.splitlines()) == 1
     assert "BIKSHOP_BIK_AUTH is invalid" in output
     assert "gun-s3cret" not in output and "Traceback" not in output
+
+
+def test_bik_setup_prints_the_urls_and_credentials_to_enter_in_bik():
+    app = create_app(
+        {
+            **SAFE,
+            "PUBLIC_URL": "https://shop.example.com/",
+            "BIK_AUTH": "basic:bik:s3cret-pass",
+            "BIK_GET_ORDER_AUTH": "apikey:X-Brand-Key:0a1b2c3d4e5f",
+        }
+    )
+    result = app.test_cli_runner().invoke(args=["bik-setup"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "Register these in Bik (BIK Labs > Non-Shopify Onboarding):",
+        "  placeOrder POST https://shop.example.com/bik/placeOrder",
+        "             auth: Basic auth: username bik, password s3cret-pass",
+        "  getOrder   POST https://shop.example.com/bik/getOrder",
+        "             auth: API key: header X-Brand-Key, value 0a1b2c3d4e5f",
+    ]
