@@ -170,7 +170,8 @@ def test_bik_setup_prints_the_urls_and_credentials_to_enter_in_bik():
             "BIK_GET_ORDER_AUTH": "apikey:X-Brand-Key:0a1b2c3d4e5f",
         }
     )
-    result = app.test_cli_runner().invoke(args=["bik-setup"])
+    with app.app_context():  # the flask command pushes one; the test runner does not
+        result = app.test_cli_runner().invoke(args=["bik-setup"])
     assert result.exit_code == 0
     assert result.output.splitlines() == [
         "Register these in Bik (BIK Labs > Non-Shopify Onboarding):",
