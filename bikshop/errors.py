@@ -139,6 +139,12 @@ class DatabaseUnavailable(HTTPException):
         return [("Retry-After", "5")]
 
 
+def _read_only(error: Exception) -> bool:
+    # PostgreSQL reports a read-only database (default_transaction_read_only, a hot standby)
+    # as SQLSTATE 25006, which the driver files under InternalError, not OperationalError.
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "25006"
+
+
 def as_http_error(error: Exception) -> HTTPException:
     """Map an unexpected exception to what the client is told; log it, roll back."""
     from sqlalchemy.exc import InterfaceError, OperationalError
@@ -148,7 +154,7 @@ def as_http_error(error: Exception) -> HTTPException:
 
     with contextlib.suppress(Exception):  # the connection may be gone; the pool replaces it
         db.session.rollback()
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout) or _read_only(error):
         log.error(
             "database unavailable on %s %s: %s",
             request.method,

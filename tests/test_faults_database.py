@@ -1,0 +1,173 @@
+"""The database goes away, turns read-only or fills up: a clear 503, nothing half written,
+and service comes back by itself when the database does."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.bik import sample_body
+from tests.conftest import BASE_CONFIG, _migrate
+from tests.faults import (
+    Load,
+    PrivateCluster,
+    assert_no_orphans_or_duplicates,
+    assert_placed_orders_intact,
+    stored_drafts,
+    wait_until,
+)
+from tests.servers import GunicornServer
+
+pytestmark = pytest.mark.slow
+
+
+def _env(database_url: str) -> dict:
+    settings = {f"BIKSHOP_{k}": str(v) for k, v in BASE_CONFIG.items() if k != "TESTING"}
+    return {**settings, "BIKSHOP_DATABASE_URL": database_url}
+
+
+def _assert_unavailable(answer: requests.Response) -> None:
+    """A 503 in the one JSON error shape, with a retry hint and no trace."""
+    assert answer.status_code == 503, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "service_unavailable"
+    assert "nothing was changed" in error["message"]
+    assert answer.headers["Retry-After"]
+    assert "Traceback" not in answer.text
+
+
+def _place(url: str, body: dict | None = None) -> requests.Response:
+    return requests.post(url + "/bik/placeOrder", json=body or sample_body(), timeout=20)
+
+
+@pytest.fixture(scope="module")
+def private_pg():
+    """Our own PostgreSQL cluster (never the shared one), with a migrated database."""
+    cluster = PrivateCluster()
+    try:
+        cluster.init()
+        cluster.sql("CREATE DATABASE bikshop")
+        _migrate(cluster.url("bikshop"))
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_server(private_pg, tmp_path):
+    private_pg.sql("TRUNCATE orders, order_items, order_events, counters CASCADE", "bikshop")
+    server = GunicornServer(workers=2, env=_env(private_pg.url("bikshop")), log_dir=tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_postgresql_stopped_and_started_under_load(private_pg, pg_server):
+    url = private_pg.url("bikshop")
+    with Load([pg_server.url], threads=4) as load:
+        time.sleep(1)
+        private_pg.stop()
+        _assert_unavailable(_place(pg_server.url))
+        _assert_unavailable(requests.post(pg_server.url + "/bik/getOrder", json={"orderId": "x"}))
+        assert requests.get(pg_server.url + "/readyz").status_code == 503
+        time.sleep(1)
+        private_pg.start()
+        # Back without restarting bikshop: the pool replaces its dead connections.
+        wait_until(lambda: _place(pg_server.url).status_code == 200)
+        time.sleep(1)
+    assert load.by_status() == {200: len(load.outcomes)}, load.by_status()
+    assert 503 in load.failures() and set(load.failures()) <= {503}, load.failures()
+    assert_placed_orders_intact(pg_server.url, load.outcomes)
+    assert_no_orphans_or_duplicates(url)
+    assert "Traceback" not in pg_server.log()
+
+
+def test_postgresql_read_only_refuses_writes_with_503_and_keeps_reads(private_pg, pg_server):
+    placed = _place(pg_server.url).json()["order"]["id"]
+    private_pg.sql("ALTER SYSTEM SET default_transaction_read_only = on")
+    private_pg.sql("SELECT pg_reload_conf()")
+    try:
+        body = sample_body()
+        wait_until(lambda: _place(pg_server.url, body).status_code == 503)
+        _assert_unavailable(_place(pg_server.url, body))
+        got = requests.post(pg_server.url + "/bik/getOrder", json={"orderId": placed})
+        assert got.status_code == 200  # Bik can still read its orders
+    finally:
+        private_pg.sql("ALTER SYSTEM RESET default_transaction_read_only")
+        private_pg.sql("SELECT pg_reload_conf()")
+    assert body["draftOrderId"] not in stored_drafts(private_pg.url("bikshop"))
+    wait_until(lambda: _place(pg_server.url, body).status_code == 200)
+    assert_no_orphans_or_duplicates(private_pg.url("bikshop"))
+
+
+@contextlib.contextmanager
+def tiny_disk(path, size="3m"):
+    """A tmpfs of ``size`` at ``path`` (we run as root, as CI does)."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(path) -> None:
+    with open(path / "filler", "wb") as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+
+
+def test_sqlite_disk_full_gives_503_writes_nothing_and_heals(tmp_path):
+    with tiny_disk(tmp_path / "disk") as disk:
+        url = f"sqlite:///{disk / 'bikshop.sqlite3'}"
+        _migrate(url)
+        server = GunicornServer(workers=2, env=_env(url), log_dir=tmp_path)
+        server.start()
+        try:
+            before = _place(server.url).json()["order"]["id"]
+            _fill(disk)
+            full = [sample_body() for _ in range(3)]
+            for body in full:
+                _assert_unavailable(_place(server.url, body))
+            (disk / "filler").unlink()
+            assert _place(server.url).status_code == 200  # space again: no restart needed
+
+            got = requests.post(server.url + "/bik/getOrder", json={"orderId": before})
+            assert got.status_code == 200
+        finally:
+            server.stop()
+        drafts = stored_drafts(url)
+        assert not drafts & {b["draftOrderId"] for b in [*full]}
+        assert_no_orphans_or_duplicates(url)
+        check = sqlite3.connect(disk / "bikshop.sqlite3")
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        check.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_instances_on_one_postgresql_make_one_order_per_draft(gunicorn, database_url):
+    first, second = gunicorn(workers=2), gunicorn(workers=2)
+    drafts = [sample_body() for _ in range(40)]
+    with ThreadPoolExecutor(8) as pool, Load([first.url, second.url], threads=2) as load:
+        # Each draft reaches both instances at the same moment, as a Bik retry might.
+        answers = list(
+            pool.map(
+                lambda job: _place(*job), [(s.url, b) for b in drafts for s in (first, second)]
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * len(answers)
+    for a, b in zip(answers[::2], answers[1::2], strict=True):
+        assert a.json()["order"]["id"] == b.json()["order"]["id"]
+    assert load.by_status() == {200: len(load.outcomes)}
+    assert_no_orphans_or_duplicates(database_url)
+    expected = {b["draftOrderId"] for b in drafts} | {o.body["draftOrderId"] for o in load.outcomes}
+    assert stored_drafts(database_url) == expected
+    numbers = [a.json()["order"]["id"] for a in answers[::2]]
+    assert len(set(numbers)) == len(drafts)
