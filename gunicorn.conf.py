@@ -54,7 +54,10 @@ for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
 
 def post_fork(server, worker):
     """Each worker opens its own database connections, never the master's."""
+    from bikshop import heartbeat
     from bikshop.extensions import db
+
+    heartbeat.install(worker.notify)  # a long CSV export checks in while it streams
 
     app = getattr(server.app, "callable", None)
     # Only a bikshop app has an engine (the benchmark's bare baseline runs with this file too).

@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,10 +74,12 @@ def create_admin(settings: Settings) -> None:
     from bikshop import create_app
     from bikshop.extensions import db
     from bikshop.services.admins import create_admin as create
+    from bikshop.services.admins import find_admin
 
     app = create_app(settings.app_config())
     with app.app_context():
-        create(ADMIN, PASSWORD)
+        if find_admin(ADMIN) is None:
+            create(ADMIN, PASSWORD)
         db.engine.dispose()
 
 
@@ -179,7 +182,14 @@ def newest_day_for(url: str, count: int, zone: str = "Asia/Kolkata") -> str:
     return (stamp.astimezone(ZoneInfo(zone)) + timedelta(days=1)).date().isoformat()
 
 
-def run_backend(backend: str, args, workdir: Path, say) -> dict:
+@contextmanager
+def prepared_database(backend: str, args, workdir: Path, say):
+    """A database with ``--orders`` realistic orders and the bench admin: a fresh scratch one,
+    or ``--database-url``, already seeded (for instance by an earlier run's steps)."""
+    if args.database_url:
+        create_admin(Settings(args.database_url, "bench-token-" + backend))
+        yield args.database_url
+        return
     with scratch_database(backend, workdir) as url:
         settings = Settings(url, "bench-token-" + backend)
         seed_orders(settings, args.orders, say=say)
@@ -187,6 +197,12 @@ def run_backend(backend: str, args, workdir: Path, say) -> dict:
         realistic(url)
         say(f"  varied phones and states in {time.monotonic() - started:.0f} s")
         create_admin(settings)
+        yield url
+
+
+def run_backend(backend: str, args, workdir: Path, say) -> dict:
+    with prepared_database(backend, args, workdir, say) as url:
+        settings = Settings(url, "bench-token-" + backend)
         env = settings.env() | {"BIKSHOP_INSECURE_COOKIES": "true"}
         ids = sample_ids(url, args.samples)
         with (
@@ -222,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv-orders", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=40, help="requests per page measured")
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument(
+        "--database-url",
+        help="measure this already prepared database (one backend) instead of seeding one",
+    )
     args = parser.parse_args(argv)
 
     def say(line: str) -> None:

@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from bikshop import heartbeat
 from bikshop.admin import bp
 from bikshop.admin.forms import (
     CancelForm,
@@ -87,6 +88,7 @@ def export_csv():
         for count, row in enumerate(rows, 1):
             writer.writerow([_cell(value) for value in row])
             if count % 500 == 0:
+                heartbeat.beat()  # still working: gunicorn must not time this worker out
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()

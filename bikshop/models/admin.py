@@ -16,6 +16,7 @@ from sqlalchemy.types import String as StringType
 
 from bikshop.extensions import db
 from bikshop.models.orders import Order
+from bikshop.models.payments import WebhookEvent
 from bikshop.models.types import UTCDateTime, utcnow
 
 # The national part of a phone number: its last ten digits (a whole Indian mobile number), so
@@ -109,3 +110,5 @@ Index(
     postgresql_where=text(AWAITING_PAYMENT),
 )
 Index("ix_orders_to_ship", _orders.c.id, sqlite_where=text(TO_SHIP), postgresql_where=text(TO_SHIP))
+# The order page lists the order's webhooks; there is one or more per payment.
+Index("ix_webhook_events_order_id", WebhookEvent.__table__.c.order_id)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import Integer, cast, func, select, text
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem
@@ -133,7 +133,11 @@ def order_page(
 
     Keyset, not OFFSET: page 20,000 costs the same as page 1.
     """
-    query = select(Order).where(*filter_conditions(filters)).options(selectinload(Order.items))
+    query = (
+        select(Order)
+        .where(*filter_conditions(filters))
+        .options(selectinload(Order.items), defer(Order.raw_request))
+    )
     if after is not None:
         rows = db.session.scalars(
             query.where(Order.id > after).order_by(Order.id.asc()).limit(PAGE_SIZE + 1)

@@ -49,6 +49,7 @@ def upgrade():
             "ix_admin_login_failures_email_created_at", ["email", "created_at"], unique=False
         )
     # Plain create_index (not batch): SQLite adds an index without rebuilding the table.
+    op.create_index("ix_webhook_events_order_id", "webhook_events", ["order_id"])
     op.create_index("ix_orders_status_id", "orders", ["status", "id"])
     op.create_index("ix_orders_payment_status_id", "orders", ["payment_status", "id"])
     op.create_index("ix_orders_fulfillment_status_id", "orders", ["fulfillment_status", "id"])
@@ -74,5 +75,6 @@ def downgrade():
     op.drop_index("ix_orders_fulfillment_status_id", table_name="orders")
     op.drop_index("ix_orders_payment_status_id", table_name="orders")
     op.drop_index("ix_orders_status_id", table_name="orders")
+    op.drop_index("ix_webhook_events_order_id", table_name="webhook_events")
     op.drop_table("admin_login_failures")
     op.drop_table("admin_users")
