@@ -62,6 +62,7 @@ def test_sign_in_sets_a_secure_httponly_lax_session_and_sign_out_needs_csrf(admi
     assert page.status_code == 200 and OWNER in page.text
 
     assert client.post("/admin/logout").status_code == 400
+    assert client.post("/admin/logout", data={"csrf_token": "forged"}).status_code == 400
     assert client.get("/admin/").status_code == 200  # still signed in
     out = client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
     assert out.status_code == 303

@@ -47,4 +47,4 @@ def _private_headers(response):
     return response
 
 
-from bikshop.admin import auth, display, views  # noqa: E402,F401  (routes register on bp)
+from bikshop.admin import actions, auth, display, views  # noqa: E402,F401  (routes on bp)

@@ -1,22 +1,17 @@
-"""The order list, the order page, the CSV export, and the actions on an order."""
+"""The order list, the CSV export and the order page (the actions are in actions.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
 
 from flask import (
     Response,
     abort,
-    flash,
-    redirect,
     render_template,
     request,
     stream_with_context,
-    url_for,
 )
-from flask_login import current_user
 
 from bikshop import heartbeat
 from bikshop.admin import bp
@@ -28,12 +23,9 @@ from bikshop.admin.forms import (
     MarkPaidForm,
     RefundForm,
     StatusForm,
-    csrf_failed,
 )
-from bikshop.errors import ApiError
-from bikshop.extensions import db
 from bikshop.models import Order
-from bikshop.services import orders, payments, search
+from bikshop.services import orders, search
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS
 
 
@@ -114,14 +106,16 @@ def _cell(value):
     return value
 
 
-def _order_or_404(public_id: str) -> Order:
+def order_or_404(public_id: str) -> Order:
+    """The order, or a 404 page naming the id."""
     order = orders.find_order(public_id)
     if order is None:
         abort(404, description=f"No order {public_id}.")
     return order
 
 
-def _render_order(order: Order, status: int = 200, error: str | None = None, **forms):
+def render_order(order: Order, status: int = 200, error: str | None = None, **forms):
+    """The order page, with an error (and its status code) when an action was refused."""
     forms = {
         "status_form": StatusForm(),
         "cancel_form": CancelForm(),
@@ -150,91 +144,4 @@ def _render_order(order: Order, status: int = 200, error: str | None = None, **f
 @bp.get("/orders/<public_id>")
 def order(public_id: str):
     """One order: items, totals, customer, payments, timeline, raw request, actions."""
-    return _render_order(_order_or_404(public_id))
-
-
-def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], done: str):
-    """Validate ``form`` (CSRF included), run one service function, and show the outcome."""
-    order = _order_or_404(public_id)
-    if not form.validate_on_submit():
-        if csrf_failed(form):
-            message = "This form expired or did not come from this page. Reload and try again."
-        else:
-            message = "; ".join(e for errors in form.errors.values() for e in errors)
-        return _render_order(order, 400, message, **{form_name: form})
-    try:
-        changed = action(order)
-    except ApiError as exc:  # IllegalTransition among them: say why, change nothing
-        db.session.rollback()
-        return _render_order(_order_or_404(public_id), exc.code, exc.description)
-    flash(done if changed else "Nothing to change: the order was already like that.")
-    return redirect(url_for("admin.order", public_id=public_id), 303)
-
-
-def _actor() -> str:
-    return f"admin:{current_user.email}"
-
-
-@bp.post("/orders/<public_id>/status")
-def change_status(public_id: str):
-    """Move the order's status along its machine."""
-    form = StatusForm()
-    return _act(
-        public_id,
-        form,
-        "status_form",
-        lambda order: orders.change_status(order, form.status.data, actor=_actor()),
-        f"Status changed to {form.status.data}.",
-    )
-
-
-@bp.post("/orders/<public_id>/cancel")
-def cancel(public_id: str):
-    """Cancel the order (from any state that is not final)."""
-    return _act(
-        public_id,
-        CancelForm(),
-        "cancel_form",
-        lambda order: orders.change_status(order, "CANCELLED", actor=_actor()),
-        "Order cancelled.",
-    )
-
-
-@bp.post("/orders/<public_id>/fulfillment")
-def set_fulfillment(public_id: str):
-    """Set the fulfilment status and the tracking link Bik shares with the customer."""
-    form = FulfillmentForm()
-    return _act(
-        public_id,
-        form,
-        "fulfillment_form",
-        lambda order: orders.set_fulfillment(
-            order, form.fulfillment.data, actor=_actor(), tracking_url=form.tracking_url.data or ""
-        ),
-        "Fulfilment saved.",
-    )
-
-
-@bp.post("/orders/<public_id>/paid")
-def mark_paid(public_id: str):
-    """Record cash on delivery received."""
-    return _act(
-        public_id,
-        MarkPaidForm(),
-        "paid_form",
-        lambda order: payments.mark_paid_offline(order, actor=_actor()),
-        "Marked as paid (cash).",
-    )
-
-
-@bp.post("/orders/<public_id>/refund")
-def refund(public_id: str):
-    """Refund all or part of an online payment through Razorpay."""
-    form = RefundForm()
-    return _act(
-        public_id,
-        form,
-        "refund_form",
-        lambda order: bool(payments.refund(order, form.amount.data, actor=_actor())),
-        "Refund asked of Razorpay; the order shows it as refunded once Razorpay confirms.",
-    )
+    return render_order(order_or_404(public_id))

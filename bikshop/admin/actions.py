@@ -1,0 +1,111 @@
+"""The actions on an order: each validates its form (CSRF included), calls one service
+function, and shows the outcome on the order page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import flash, redirect, url_for
+from flask_login import current_user
+
+from bikshop.admin import bp
+from bikshop.admin.forms import (
+    CancelForm,
+    FulfillmentForm,
+    MarkPaidForm,
+    RefundForm,
+    StatusForm,
+    csrf_failed,
+)
+from bikshop.admin.views import order_or_404, render_order
+from bikshop.errors import ApiError
+from bikshop.extensions import db
+from bikshop.models import Order
+from bikshop.services import orders, payments
+
+
+def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], done: str):
+    """Validate ``form`` (CSRF included), run one service function, and show the outcome."""
+    order = order_or_404(public_id)
+    if not form.validate_on_submit():
+        if csrf_failed(form):
+            message = "This form expired or did not come from this page. Reload and try again."
+        else:
+            message = "; ".join(e for errors in form.errors.values() for e in errors)
+        return render_order(order, 400, message, **{form_name: form})
+    try:
+        changed = action(order)
+    except ApiError as exc:  # IllegalTransition among them: say why, change nothing
+        db.session.rollback()
+        return render_order(order_or_404(public_id), exc.code, exc.description)
+    flash(done if changed else "Nothing to change: the order was already like that.")
+    return redirect(url_for("admin.order", public_id=public_id), 303)
+
+
+def _actor() -> str:
+    return f"admin:{current_user.email}"
+
+
+@bp.post("/orders/<public_id>/status")
+def change_status(public_id: str):
+    """Move the order's status along its machine."""
+    form = StatusForm()
+    return _act(
+        public_id,
+        form,
+        "status_form",
+        lambda order: orders.change_status(order, form.status.data, actor=_actor()),
+        f"Status changed to {form.status.data}.",
+    )
+
+
+@bp.post("/orders/<public_id>/cancel")
+def cancel(public_id: str):
+    """Cancel the order (from any state that is not final)."""
+    return _act(
+        public_id,
+        CancelForm(),
+        "cancel_form",
+        lambda order: orders.change_status(order, "CANCELLED", actor=_actor()),
+        "Order cancelled.",
+    )
+
+
+@bp.post("/orders/<public_id>/fulfillment")
+def set_fulfillment(public_id: str):
+    """Set the fulfilment status and the tracking link Bik shares with the customer."""
+    form = FulfillmentForm()
+    return _act(
+        public_id,
+        form,
+        "fulfillment_form",
+        lambda order: orders.set_fulfillment(
+            order, form.fulfillment.data, actor=_actor(), tracking_url=form.tracking_url.data or ""
+        ),
+        "Fulfilment saved.",
+    )
+
+
+@bp.post("/orders/<public_id>/paid")
+def mark_paid(public_id: str):
+    """Record cash on delivery received."""
+    return _act(
+        public_id,
+        MarkPaidForm(),
+        "paid_form",
+        lambda order: payments.mark_paid_offline(order, actor=_actor()),
+        "Marked as paid (cash).",
+    )
+
+
+@bp.post("/orders/<public_id>/refund")
+def refund(public_id: str):
+    """Refund all or part of an online payment through Razorpay."""
+    form = RefundForm()
+    return _act(
+        public_id,
+        form,
+        "refund_form",
+        lambda order: bool(payments.refund(order, form.amount.data, actor=_actor())),
+        "Refund asked of Razorpay; the order shows it as refunded once Razorpay confirms.",
+    )
