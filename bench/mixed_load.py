@@ -175,8 +175,8 @@ def server_env(settings: Settings) -> dict[str, str]:
     """bikshop's environment for the run: the bench settings plus the webhook secret."""
     return settings.env() | {
         "BIKSHOP_RAZORPAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "BIKSHOP_RATELIMIT_INVOICE": "",
-        "BIKSHOP_RATELIMIT_INVOICE_MISSES": "",
+        "BIKSHOP_RATELIMIT_INVOICE": "off",
+        "BIKSHOP_RATELIMIT_INVOICE_MISSES": "off",
     }
 
 

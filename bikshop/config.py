@@ -263,6 +263,8 @@ def _validate_operations(config) -> None:
     config["LOG_LEVEL"] = level
     for key in ("LOGIN", "INVOICE", "INVOICE_MISSES", "PAY", "BIK", "WEBHOOK"):
         value = config[f"RATELIMIT_{key}"]
+        if value and value.strip().lower() == "off":
+            config[f"RATELIMIT_{key}"] = value = None  # empty means the default; off means none
         try:
             if value:
                 parse_many(value)

@@ -32,6 +32,8 @@ def test_invoice_page_and_pdf_are_limited_per_address(make_app):
     # Another address has its own allowance (behind one trusted proxy).
     other = make_app(RATELIMIT_INVOICE="3 per minute", PROXY_FIX_X_FOR=1).test_client()
     assert other.get(path, headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+    unlimited = make_app(RATELIMIT_INVOICE="off").test_client()
+    assert all(unlimited.get(path).status_code == 200 for _ in range(6))
 
 
 def test_guessing_invoice_tokens_locks_the_address_out(make_app):
