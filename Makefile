@@ -24,8 +24,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check bikshop tests bench
-	$(BIN)/ruff format --check bikshop tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Benchmarks need wrk (apt-get install wrk) and the local PostgreSQL; not part of `make test`.
 # Pass options through, e.g. make bench BENCH_ARGS="--duration 30 --rounds 3".

@@ -230,7 +230,8 @@ def _validate_razorpay(config, env: str) -> None:
         raise ConfigError("BIKSHOP_RAZORPAY_TIMEOUT must be 1 to 20 seconds")
     if not 16 <= config["RAZORPAY_LINK_EXPIRY_MINUTES"] <= 180 * 24 * 60:
         raise ConfigError(
-            "BIKSHOP_RAZORPAY_LINK_EXPIRY_MINUTES must be 16 minutes to 180 days (Razorpay's limits)"
+            "BIKSHOP_RAZORPAY_LINK_EXPIRY_MINUTES must be 16 minutes to 180 days "
+            "(Razorpay's limits)"
         )
     api_url = (config["RAZORPAY_API_URL"] or "").rstrip("/")
     if not re.match(r"^(https://[^/\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?)$", api_url):
@@ -270,7 +271,8 @@ def _validate_operations(config) -> None:
                 parse_many(value)
         except ValueError:
             raise ConfigError(
-                f"BIKSHOP_RATELIMIT_{key} must look like '10 per minute;100 per hour', got {value!r}"
+                f"BIKSHOP_RATELIMIT_{key} must look like '10 per minute;100 per hour', "
+                f"got {value!r}"
             )
 
 

@@ -46,15 +46,17 @@ def main() -> int:
     env = {**os.environ, **load_env_file()}
     bin_dir = Path(sys.executable).parent
     flask = [str(bin_dir / "flask"), "--app", "bikshop"]
-    steps = [[*flask, "db", "upgrade"], [*flask, "bik-setup", "--base-url",
-                                          "http://127.0.0.1:8000"]]
+    steps = [
+        [*flask, "db", "upgrade"],
+        [*flask, "bik-setup", "--base-url", "http://127.0.0.1:8000"],
+    ]
     for step in steps:
         result = subprocess.run(step, cwd=ROOT, env=env)
         if result.returncode:
             return result.returncode
     gunicorn = [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
     os.chdir(ROOT)
-    os.execve(gunicorn[0], gunicorn, env)
+    os.execve(gunicorn[0], gunicorn, env)  # noqa: S606 (replace this process: Ctrl-C stops gunicorn)
 
 
 if __name__ == "__main__":

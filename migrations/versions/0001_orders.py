@@ -65,7 +65,8 @@ def upgrade():
             name=op.f("ck_orders_status"),
         ),
         sa.CheckConstraint(
-            "sub_total >= 0 AND shipping_charge >= 0 AND discount >= 0 AND total >= 0 AND amount_refunded >= 0",
+            "sub_total >= 0 AND shipping_charge >= 0 AND discount >= 0 AND total >= 0"
+            " AND amount_refunded >= 0",
             name=op.f("ck_orders_money_not_negative"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
