@@ -174,9 +174,16 @@ def find_by_invoice_token(token: str) -> Order | None:
 
 
 def change_status(order: Order, to: str, *, actor: str) -> bool:
-    """Move the order status (ORDERED → IN PROGRESS → DELIVERED, or CANCELLED); commits."""
+    """Move the order status (ORDERED → IN PROGRESS → DELIVERED, or CANCELLED); commits.
+
+    Cancelling also cancels the order's open payment links, so the customer cannot pay it.
+    """
     changed = transition(order, ORDER_STATUS, to, actor=actor)
     db.session.commit()
+    if changed and to == "CANCELLED":
+        from bikshop.services.payments import cancel_open_links  # payments builds on orders
+
+        cancel_open_links(order, actor=actor)
     return changed
 
 

@@ -32,6 +32,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "GatewayFailure",
     "apply_link_state",
     "can_pay_online",
+    "cancel_open_links",
     "confirm_redirect",
     "confirm_refund",
     "create_or_reuse_link",
@@ -268,6 +269,42 @@ def apply_link_state(
             return f"link {status}"
         return f"ignored: link already {link.status}"
     return f"no change: link is {status}"
+
+
+def cancel_open_links(order: Order, *, actor: str) -> list[str]:
+    """Cancel the order's unpaid links at Razorpay, so a cancelled order cannot be paid; commits.
+
+    Best effort, after the cancellation has committed: a link Razorpay will not cancel (paid in
+    the meantime, or Razorpay unreachable) stays open, and a payment on it is flagged on the
+    timeline by ``_apply_paid`` ("paid although the order is cancelled").
+    """
+    if not razorpay_client.is_configured():
+        return []
+    links = db.session.scalars(
+        select(PaymentLink).where(
+            PaymentLink.order_id == order.id,
+            PaymentLink.status == "created",
+            PaymentLink.razorpay_id.is_not(None),
+        )
+    ).all()
+    outcomes = []
+    for link in links:
+        try:
+            entity = razorpay_client.cancel_link(link.razorpay_id)
+        except razorpay_client.RazorpayError as exc:
+            outcomes.append(f"{link.razorpay_id}: not cancelled ({exc})")
+            record(
+                order,
+                "payment_link_cancel_failed",
+                actor,
+                f"Could not cancel payment link {link.razorpay_id} ({exc}); "
+                "a payment on it will be flagged for a refund",
+                {"paymentLink": link.razorpay_id},
+            )
+            continue
+        outcomes.append(f"{link.razorpay_id}: {apply_link_state(link, entity, actor=actor)}")
+    db.session.commit()
+    return outcomes
 
 
 def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None) -> bool:
