@@ -70,7 +70,7 @@ def register_extensions(app: Flask) -> None:
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)
-    _register_security_schemes(api)
+    _register_security_schemes(api, app.config["BIK_AUTH_SPECS"])
     app.config.setdefault("COMPRESS_REGISTER", False)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
     compress.init_app(app)
@@ -122,13 +122,15 @@ def _alembic_config(directory: str):
     return cfg
 
 
-def _register_security_schemes(api) -> None:
+def _register_security_schemes(api, specs: dict) -> None:
+    """Document the auth Bik must send, with the API-key header this deployment chose."""
     spec = api.spec
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
-    spec.components.security_scheme(
-        "apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
-    )
+    headers = sorted({s.header for s in specs.values() if s.scheme == "apikey"}) or ["X-Api-Key"]
+    for header in headers:
+        name = "apiKey" if len(headers) == 1 else f"apiKey-{header}"
+        spec.components.security_scheme(name, {"type": "apiKey", "in": "header", "name": header})
 
 
 def register_blueprints(app: Flask) -> None:

@@ -97,3 +97,11 @@ def test_the_incoming_order_schema_matches_what_bik_sends(document):
     assert {"productId", "variantId", "name", "quantity", "price"} <= set(item["required"])
     assert item["properties"]["quantity"]["type"] == "integer"
     assert schemas["PlaceOrderRequest"]["properties"]["paymentPending"]["type"] == "boolean"
+
+
+def test_the_api_key_scheme_names_the_configured_header(make_app):
+    app = make_app(BIK_AUTH="apikey:X-Brand-Key:s3cret-value")
+    document = app.test_client().get("/openapi.json").get_json()
+    scheme = document["components"]["securitySchemes"]["apiKey"]
+    assert scheme == {"type": "apiKey", "in": "header", "name": "X-Brand-Key"}
+    assert "s3cret-value" not in str(document)
