@@ -23,9 +23,11 @@ timeout = int(os.environ.get("BIKSHOP_TIMEOUT", 30))
 # On SIGTERM, workers finish the request in hand (a placeOrder commits or rolls back whole).
 graceful_timeout = 20
 keepalive = 5
-# Recycle workers now and then so a slow leak can never take the server down.
-max_requests = 2000
-max_requests_jitter = 200
+# Recycling workers is off by default: under load a recycle every few thousand requests made
+# every in-flight request behind it wait (p99 of 160 ms instead of 7 ms in bench/). Set
+# BIKSHOP_MAX_REQUESTS (e.g. 100000) to recycle anyway if a leak ever shows up.
+max_requests = int(os.environ.get("BIKSHOP_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 10
 # Heartbeat files in memory: a slow disk must not make gunicorn think a worker hung.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # JSON lines, the access log on stdout and everything else on stderr (journald keeps both);
