@@ -62,7 +62,6 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
         order.public_id = f"{current_app.config['ORDER_ID_PREFIX']}{order.number}"
         order.name = f"#{order.number}"
         db.session.add(order)
-        db.session.flush()
         record(
             order,
             "placed",

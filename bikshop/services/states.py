@@ -124,7 +124,9 @@ def transition(
 
 
 def record(order: Order, kind: str, actor: str, message: str, data: dict | None = None) -> None:
-    """Add an entry to the order's timeline (in the caller's transaction)."""
-    db.session.add(
-        OrderEvent(order_id=order.id, kind=kind, actor=actor, message=message, data=data)
-    )
+    """Add an entry to the order's timeline (in the caller's transaction).
+
+    Linked through the relationship, so it works for an order not yet flushed (placeOrder
+    writes the order, its items and this entry in one flush) without loading the timeline.
+    """
+    db.session.add(OrderEvent(order=order, kind=kind, actor=actor, message=message, data=data))
