@@ -1,0 +1,159 @@
+"""The nginx site in deploy/ as the README installs it: valid, and in front of real gunicorn it
+terminates TLS, passes the client's address and a request id, compresses, and hides /metrics."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import urllib3
+
+from tests.bik import sample_body
+from tests.servers import ROOT, free_port
+
+SITE = ROOT / "deploy" / "bikshop.nginx.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _site_for_test(tmp: Path, upstream_port: int, http_port: int, https_port: int) -> str:
+    """The site file with only what a test machine needs changed: ports and a throwaway cert."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=shop.example.com",
+            "-keyout",
+            str(tmp / "key.pem"),
+            "-out",
+            str(tmp / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    site = SITE.read_text()
+    site = site.replace(
+        "/etc/letsencrypt/live/shop.example.com/fullchain.pem", str(tmp / "cert.pem")
+    )
+    site = site.replace("/etc/letsencrypt/live/shop.example.com/privkey.pem", str(tmp / "key.pem"))
+    site = site.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+    site = re.sub(
+        r"listen (\[::\]:)?80;", lambda m: "" if m.group(1) else f"listen {http_port};", site
+    )
+    site = re.sub(
+        r"listen (\[::\]:)?443 ssl http2;",
+        lambda m: "" if m.group(1) else f"listen {https_port} ssl http2;",
+        site,
+    )
+    return site
+
+
+@pytest.fixture
+def nginx_in_front(gunicorn, tmp_path):
+    """gunicorn behind the repository's nginx site, configured as the README says."""
+    assert Path(NGINX).exists(), "nginx not found: apt-get install nginx (.ci/run does)"
+    server = gunicorn(
+        workers=1,
+        env={
+            "BIKSHOP_PROXY_FIX_X_FOR": "1",
+            "BIKSHOP_PROXY_FIX_X_PROTO": "1",
+            "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
+        },
+    )
+    http_port, https_port = free_port(), free_port()
+    (tmp_path / "site.conf").write_text(
+        _site_for_test(tmp_path, server.port, http_port, https_port)
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"worker_processes 1;\nerror_log {tmp_path}/error.log;\npid {tmp_path}/nginx.pid;\n"
+        "events {}\nhttp {\n  include /etc/nginx/mime.types;\n"
+        f"  client_body_temp_path {tmp_path}/body;\n  proxy_temp_path {tmp_path}/proxy;\n"
+        f"  include {tmp_path}/site.conf;\n}}\n"
+    )
+    conf = str(tmp_path / "nginx.conf")
+    checked = subprocess.run([NGINX, "-t", "-c", conf], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    subprocess.run([NGINX, "-c", conf], check=True)
+    base = f"https://127.0.0.1:{https_port}"
+    session = requests.Session()
+    session.trust_env = False  # an environment CA bundle would override verify=False
+    session.verify = False
+    session.headers["Host"] = "shop.example.com"
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    for _ in range(50):
+        try:
+            session.get(base + "/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield session, base, http_port, server
+    subprocess.run([NGINX, "-c", conf, "-s", "stop"], check=False)
+
+
+def test_the_nginx_site_serves_bikshop_over_tls_as_documented(nginx_in_front):
+    session, base, http_port, server = nginx_in_front
+
+    plain = requests.get(
+        f"http://127.0.0.1:{http_port}/bik/getOrder",
+        headers={"Host": "shop.example.com"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == "https://shop.example.com/bik/getOrder"
+
+    placed = session.post(base + "/bik/placeOrder", json=sample_body(), timeout=10)
+    assert placed.status_code == 200, placed.text
+    order = placed.json()["order"]
+    assert order["invoiceUrl"].startswith("https://shop.example.com/invoice/")
+    request_id = placed.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)  # nginx's $request_id, passed through
+
+    invoice = session.get(
+        base + "/invoice/" + order["invoiceUrl"].rsplit("/", 1)[1],
+        headers={"Accept-Encoding": "gzip"},
+        stream=True,
+        timeout=10,
+    )
+    assert invoice.status_code == 200
+    assert invoice.headers["Content-Encoding"] == "gzip"
+    assert order["name"] in gzip.decompress(invoice.raw.read()).decode()
+
+    assert session.get(base + "/metrics", timeout=5).status_code == 404
+
+    # A client cannot pass itself off as another address: nginx appends the real one and
+    # bikshop trusts exactly one proxy (BIKSHOP_PROXY_FIX_X_FOR=1).
+    spoofed = session.post(
+        base + "/bik/getOrder",
+        json={"orderId": order["id"]},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+        timeout=5,
+    )
+    assert spoofed.status_code == 200
+    lines = [line for line in server.log().splitlines() if '"gunicorn.access"' in line]
+    assert any(request_id in line for line in lines)
+    spoofed_line = next(line for line in lines if spoofed.headers["X-Request-ID"] in line)
+    assert '"remote": "127.0.0.1"' in spoofed_line and "203.0.113.9" not in spoofed_line
+
+
+def test_the_systemd_unit_migrates_before_serving_and_does_not_restart_loop_on_bad_config():
+    unit = (ROOT / "deploy" / "bikshop.service").read_text()
+    lines = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert lines["ExecStartPre"].endswith("flask --app bikshop db upgrade")
+    assert lines["ExecStart"].endswith("gunicorn -c gunicorn.conf.py wsgi:app")
+    assert lines["RestartPreventExitStatus"] == "3"  # wsgi.py exits 3 on a configuration error
+    assert "exit(3)" in (ROOT / "wsgi.py").read_text()
