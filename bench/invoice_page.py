@@ -6,8 +6,9 @@ For each backend: ``--orders`` orders of 10 items each are placed through biksho
 then, with bikshop and ``bench/bare_app.py`` under gunicorn (2 workers, identical settings):
 wrk GETs the invoice pages (Accept-Encoding: gzip, as a phone sends) and the baseline's
 ``GET /healthz``; each order's PDF is fetched once from cold (rendered by WeasyPrint) and timed
-sequentially; wrk then GETs the now-cached PDFs. Prints requests/s, p50 and PASS/FAIL per target:
-page >= 50 % of the baseline's requests/s, cold PDF p50 <= 400 ms, cached PDF >= 50 %.
+sequentially; wrk then GETs the now-cached PDFs. Prints requests/s, p50 and the share of the
+baseline's requests/s. Issue 3 sets no speed target; the figures are there to watch for
+regressions (a page that costs more, a PDF cache that stops working).
 """
 
 from __future__ import annotations
@@ -168,15 +169,15 @@ def run_backend(backend: str, args, workdir: Path, say) -> dict:
     return {"baseline": baseline, "page": page, "repeat": repeat, "cold": cold, "cached": cached}
 
 
-def line(name: str, result: Result, baseline: Result, target: float) -> tuple[str, bool]:
-    """One wrk figure as a printed line, and whether it met ``target`` (share of baseline)."""
+def line(name: str, result: Result, baseline: Result) -> tuple[str, bool]:
+    """One wrk figure as a printed line, and whether every answer was a success."""
     ratio = result.rps / baseline.rps
-    met = ratio >= target and result.non_2xx == result.socket_errors == 0
+    clean = result.non_2xx == result.socket_errors == 0
     return (
         f"  {name:<22} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
-        f"{ratio:6.0%} of baseline (target >= {target:.0%})  {'PASS' if met else 'FAIL'}"
-        + (f"  ({result.non_2xx} non-2xx)" if result.non_2xx else "")
-    ), met
+        f"{ratio:6.0%} of baseline"
+        + ("" if clean else f"  ({result.non_2xx} non-2xx, {result.socket_errors} socket errors)")
+    ), clean
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,19 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         baseline = result["baseline"]
         floor = f"{baseline.rps:8.0f} req/s  p50 {baseline.p50_ms:6.1f} ms"
         say(f"  {'baseline GET /healthz':<22} {floor}")
-        text, page_met = line("invoice page", result["page"], baseline, 0.5)
+        text, page_clean = line("invoice page", result["page"], baseline)
         say(text)
-        text, _ = line("page again (304)", result["repeat"], baseline, 0.5)
-        say(text.rsplit("(target", 1)[0].rstrip() + "  (no target)")
+        text, repeat_clean = line("page again (304)", result["repeat"], baseline)
+        say(text)
         cold = statistics.median(result["cold"])
-        cold_met = cold <= 400
-        say(
-            f"  {'PDF from cold':<22} p50 {cold:6.0f} ms  max {max(result['cold']):6.0f} ms"
-            f"  (target p50 <= 400 ms)  {'PASS' if cold_met else 'FAIL'}"
-        )
-        text, cached_met = line("PDF from cache", result["cached"], baseline, 0.5)
+        say(f"  {'PDF from cold':<22} p50 {cold:6.0f} ms  max {max(result['cold']):6.0f} ms")
+        text, cached_clean = line("PDF from cache", result["cached"], baseline)
         say(text)
-        failed |= not (page_met and cold_met and cached_met)
+        failed |= not (page_clean and repeat_clean and cached_clean)
     return 1 if failed else 0
 
 
