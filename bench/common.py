@@ -288,10 +288,9 @@ def lua_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-_LUA_COMMON = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-{headers}
+# Thread numbering and the WRK_RESULT line every script ends with. A str.format template
+# (braces doubled): scripts are built with ``.format(headers=...)``.
+LUA_THREADS_AND_RESULT = """
 local started = 0
 function setup(thread)
   started = started + 1
@@ -307,6 +306,14 @@ function done(summary, latency, requests)
     latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
+_LUA_COMMON = (
+    """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+{headers}
+"""
+    + LUA_THREADS_AND_RESULT
+)
 
 
 def _lua_headers(headers: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from bench.common import (
     BACKENDS,
+    LUA_THREADS_AND_RESULT,
     Result,
     Server,
     Settings,
@@ -35,33 +36,23 @@ from bench.common import (
     scratch_database,
 )
 
-_GET_SCRIPT = """
+_GET_SCRIPT = (
+    """
 wrk.method = "GET"
 wrk.headers["Accept-Encoding"] = "gzip"
 {headers}
 local paths = {{
 {paths}
 }}
-local started = 0
-function setup(thread)
-  started = started + 1
-  thread:set("thread_no", started)
-end
 function init(args)
   math.randomseed(thread_no * 7919)
 end
 function request()
   return wrk.format(nil, paths[math.random(#paths)])
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"mean_us":%.1f,'
-    .. '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
-end
 """
+    + LUA_THREADS_AND_RESULT
+)
 
 
 def get_script(workdir: Path, name: str, paths: list[str], headers: dict | None = None) -> Path:

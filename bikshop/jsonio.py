@@ -15,7 +15,7 @@ def loads(data: bytes | str):
     nesting too deep to parse).
     """
     if isinstance(data, bytes):
-        data = data.decode("utf-8")
+        data = data.decode("utf-8-sig")  # RFC 8259 lets a parser ignore a byte order mark
     try:
         return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
     except RecursionError:

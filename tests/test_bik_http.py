@@ -93,3 +93,38 @@ def test_an_unknown_route_is_404_in_the_error_shape(bik_app, path):
     response = bik_app.test_client().post(path, json={"orderId": "ORD-1001"})
     error = assert_error_shape(response, 404)
     assert error["code"] == "not_found"
+
+
+# --- odd but legal things a real client does ------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/bik/placeOrder/", "/bik/getOrder/"])
+def test_a_url_registered_with_a_trailing_slash_works(client, path):
+    placed = client.post("/bik/placeOrder", json=sample_body()).get_json()["order"]
+    body = sample_body() if path.startswith("/bik/place") else {"orderId": placed["id"]}
+    response = client.post(path, json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["order"]["id"].startswith("ORD-")
+
+
+def test_a_body_with_a_utf8_byte_order_mark_is_read(client):
+    raw = b"\xef\xbb\xbf" + json.dumps(sample_body()).encode()
+    response = client.post("/bik/placeOrder", data=raw, content_type="application/json")
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/bik/placeOrder", "/bik/getOrder"])
+def test_options_is_answered_without_a_body_or_credentials(make_app, path):
+    client = make_app(BIK_AUTH="bearer:some-long-token").test_client()
+    response = client.open(path, method="OPTIONS")
+    assert response.status_code == 200
+    assert set(response.headers["Allow"].split(", ")) >= {"POST", "OPTIONS"}
+
+
+def test_an_image_url_with_spaces_is_kept_encoded_not_refused(client):
+    body = sample_body()
+    body["order"]["items"][0]["image"] = "https://cdn.example.com/skin renew/crème.png?v=2"
+    response = client.post("/bik/placeOrder", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    image = response.get_json()["order"]["items"][0]["image"]
+    assert image == "https://cdn.example.com/skin%20renew/cr%C3%A8me.png?v=2"

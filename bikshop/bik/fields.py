@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
+from urllib.parse import quote, urlsplit
 
 from marshmallow import ValidationError, fields
 
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # reserved and already-escaped characters stay as sent
 MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
 _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 
@@ -71,6 +73,20 @@ class Tags(fields.Field):
         elif not isinstance(value, str):
             raise ValidationError("Must be a string or a list of strings.")
         return clean_text(value, self.max_length) or None
+
+
+class ImageURL(Text):
+    """A product image: an http(s) URL with a host. Characters a catalog may leave raw (spaces,
+    non-ASCII) are percent-encoded rather than refused: an odd image URL must not lose an order."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        url = super()._deserialize(value, attr, data, **kwargs)
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValidationError("Must be an http(s) URL of the product image.")
+        return quote(url, safe=_URL_SAFE)
 
 
 class Money(fields.Number):

@@ -10,6 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from bikshop.bik.fields import (
     BoundedList,
     CatalogId,
+    ImageURL,
     Money,
     Quantity,
     StrictBoolean,
@@ -58,7 +59,7 @@ class ItemSchema(BikSchema):
     variantName = _text(1024)
     quantity = Quantity(required=True)
     price = Money(required=True)
-    image = _text(2048, validate=validate.URL(schemes={"http", "https"}, require_tld=False))
+    image = ImageURL(max_length=2048, load_default=None, allow_none=True)
 
 
 class IncomingOrderSchema(BikSchema):

@@ -24,8 +24,8 @@ _ENDPOINT_AUTH = {"bik.place_order": "placeOrder", "bik.get_order": "getOrder"}
 def check_auth_and_content_type():
     """Credentials first (401 tells nothing else), then a JSON body (415)."""
     endpoint = _ENDPOINT_AUTH.get(request.endpoint or "")
-    if endpoint is None:
-        return None
+    if endpoint is None or request.method == "OPTIONS":
+        return None  # Flask answers OPTIONS itself (Allow: POST, OPTIONS); no body, no data
     spec = current_app.config["BIK_AUTH_SPECS"][endpoint]
     if not is_authorized(spec, request.headers):
         headers = {}
@@ -66,7 +66,8 @@ def _documents_errors(view):
     return view
 
 
-@blp.route("/placeOrder", methods=["POST"], endpoint="place_order")
+# strict_slashes=False: a URL registered in Bik with a trailing slash must work too.
+@blp.route("/placeOrder", methods=["POST"], endpoint="place_order", strict_slashes=False)
 # Schema instances, not classes: webargs would build a fresh schema (and its nested ones)
 # for every request from a class.
 @blp.arguments(PlaceOrderRequest())
@@ -80,7 +81,7 @@ def place_order(body):
     return {"order": placed.order}, 200, headers
 
 
-@blp.route("/getOrder", methods=["POST"], endpoint="get_order")
+@blp.route("/getOrder", methods=["POST"], endpoint="get_order", strict_slashes=False)
 @blp.arguments(GetOrderRequest())
 @blp.response(200, OrderEnvelope, description="The order's current state")
 @blp.alt_response(404, schema=ErrorEnvelope, description="No order with that id")
