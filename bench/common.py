@@ -15,8 +15,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import psycopg
 from sqlalchemy import create_engine, text
 
 from bikshop.checkbik import SAMPLE_ORDER
+from tests.servers import GunicornServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
@@ -146,69 +145,25 @@ def sample_order_ids(url: str, limit: int) -> list[str]:
 # --- servers -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``gunicorn -c gunicorn.conf.py --workers 2 <app>`` on a free loopback port.
+class Server(GunicornServer):
+    """``gunicorn -c gunicorn.conf.py --workers 2 <app>`` on a free loopback port: the tests'
+    server (same command line), plus what a benchmark needs: a name, a drain, a quick POST.
 
     Every server in a run gets the same command line and environment; only the app differs.
     """
 
     def __init__(self, name: str, app: str, env: dict[str, str], log_dir: Path):
+        super().__init__(workers=WORKERS, env=env, log_dir=log_dir, app=app)
         self.name = name
-        self.app = app
-        self.env = env
-        self.port = free_port()
+        self.env = env  # exactly Settings.env(): no stray BIKSHOP_* from the caller's shell
         self.log_path = log_dir / f"{name}-{self.port}.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Server:
-        self.start()
+        self.start(timeout=30)
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    def start(self, timeout: float = 30) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    str(ROOT / "gunicorn.conf.py"),
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    str(WORKERS),
-                    self.app,
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not answer in {timeout}s:\n{self.log()}")
 
     def wait_idle(self) -> None:
         """Return once the requests wrk left queued are served.
@@ -219,19 +174,6 @@ class Server:
         for _ in range(WORKERS + 1):
             with urllib.request.urlopen(self.url + "/healthz", timeout=60) as answer:
                 answer.read()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def post(self, path: str, body: str, headers: dict[str, str] | None = None):
         """One POST with urllib; returns (status, parsed JSON answer)."""
