@@ -56,9 +56,12 @@ def register_rate_limits(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from bikshop import models  # noqa: F401  (registers the tables)
+    from bikshop.database import engine_options, install_idle_ping
     from bikshop.extensions import api, compress, db, migrate
 
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app))
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
     app.config.update(
         API_TITLE="bikshop",
         API_VERSION="1",
@@ -67,6 +70,8 @@ def register_extensions(app: Flask) -> None:
         OPENAPI_JSON_PATH="openapi.json",
     )
     db.init_app(app)
+    with app.app_context():
+        install_idle_ping(db.engine)
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)
@@ -75,23 +80,6 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
     compress.init_app(app)
     app.extensions["bikshop.migration_head"] = _migration_head(migrations)
-
-
-def _engine_options(app: Flask) -> dict:
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # Writers from several gunicorn workers wait for the lock instead of failing at once.
-        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
-    # A sync worker serves one request at a time: a small pool per worker keeps several
-    # workers (and instances) well under PostgreSQL's connection limit.
-    # hide_parameters: driver errors reach the logs without customers' phone numbers.
-    return {
-        "hide_parameters": True,
-        "pool_pre_ping": True,
-        "pool_size": 2,
-        "max_overflow": 3,
-        "pool_timeout": 10,
-        "connect_args": {"connect_timeout": 5},
-    }
 
 
 @event.listens_for(Engine, "connect")

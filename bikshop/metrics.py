@@ -106,13 +106,18 @@ def _note_flushed(session, flush_context) -> None:
             pending.append(("payment", "online" if row.razorpay_payment_id else "offline"))
 
 
+def count_committed(kind: str, label: str | None = None) -> None:
+    """Count an ``order``, or a ``payment`` (``label``: online/offline), already committed."""
+    if kind == "order":
+        ORDERS_PLACED.inc()
+    else:
+        PAYMENTS_CONFIRMED.labels(label).inc()
+
+
 @event.listens_for(Session, "after_commit")
 def _count_committed(session) -> None:
     for kind, label in session.info.pop(_PENDING, []):
-        if kind == "order":
-            ORDERS_PLACED.inc()
-        else:
-            PAYMENTS_CONFIRMED.labels(label).inc()
+        count_committed(kind, label)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -11,9 +11,10 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bikshop.extensions import db
+from bikshop.models import Order
 from bikshop.services import orders
 from bikshop.services.payments import mark_paid_offline
-from tests.bik import place, sample_body
+from tests.bik import sample_body
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -76,15 +77,19 @@ def test_orders_and_payments_count_on_commit_only(app, client):
 
     before_orders = value("bikshop_orders_placed_total")
     before_paid = value("bikshop_payments_confirmed_total", {"kind": "offline"})
-    order_id = place(client).get_json()["order"]["id"]
+    body = sample_body()
+    order_id = client.post("/bik/placeOrder", json=body).get_json()["order"]["id"]
+    assert value("bikshop_orders_placed_total") == before_orders + 1
+    replay = client.post("/bik/placeOrder", json=body)  # the same draft again: no new order
+    assert replay.headers["Idempotent-Replayed"] == "true"
     assert value("bikshop_orders_placed_total") == before_orders + 1
     with app.test_request_context():
         order = orders.find_order(order_id)
         mark_paid_offline(order, actor="admin:test")
         assert value("bikshop_payments_confirmed_total", {"kind": "offline"}) == before_paid + 1
         # A change that is rolled back never counts.
-        unsaved = orders._build(sample_body(), "{}", "x")
-        unsaved.number, unsaved.public_id, unsaved.name = 999999, "ORD-999999", "#999999"
+        columns, _ = orders._columns(sample_body(), "{}", "x")
+        unsaved = Order(**columns, number=999999, public_id="ORD-999999", name="#999999")
         db.session.add(unsaved)
         db.session.flush()
         db.session.rollback()

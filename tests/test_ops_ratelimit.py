@@ -93,3 +93,18 @@ def test_redis_keeps_one_count_across_gunicorn_workers(gunicorn):
     ]
     # Spread over three workers, the misses still meet one shared limit.
     assert statuses == [404] * 4 + [429] * 8
+
+
+def test_the_limiter_hooks_run_only_on_limited_routes(make_app):
+    """Flask-Limiter's app-wide hooks are gated to the routes that have a limit (ratelimit.py)."""
+    app = make_app()
+    limited = app.extensions["bikshop.rate_limited"]
+    assert {"invoice.page", "invoice.pdf", "payments.pay", "admin.login"} <= limited
+    assert not {"bik.place_order", "bik.get_order", "health.healthz"} & limited
+    gated = [h for h in app.before_request_funcs[None] if h.__name__.startswith("limited_only")]
+    assert len(gated) == 1  # Flask-Limiter's own check, wrapped (not left running for all)
+    with_bik = make_app(RATELIMIT_BIK="5 per minute")
+    assert {"bik.place_order", "bik.get_order"} <= with_bik.extensions["bikshop.rate_limited"]
+    answer = get(with_bik.test_client(), "ORD-1")
+    assert answer.status_code == 404 and answer.headers["X-RateLimit-Limit"] == "5"
+    assert "X-RateLimit-Limit" not in get(app.test_client(), "ORD-1").headers

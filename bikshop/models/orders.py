@@ -37,7 +37,27 @@ class Counter(db.Model):
     value: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
-class Order(db.Model):
+class BikOrderFields:
+    """What Bik's answer derives from an order's columns; shared by :class:`Order` and the
+    plain snapshots the Bik endpoints answer from (``bikshop.services.orders.OrderSnapshot``).
+    Needs ``tracking_url``, ``draft_order_id`` and ``invoice_token``."""
+
+    @property
+    def delivery_info(self) -> dict:
+        return {"trackingURL": self.tracking_url}
+
+    @property
+    def partners_data(self) -> dict:
+        return {"id": self.draft_order_id}
+
+    @property
+    def invoice_url(self) -> str:
+        from bikshop.links import invoice_url
+
+        return invoice_url(self)
+
+
+class Order(BikOrderFields, db.Model):
     """An order Bik placed: money, customer, delivery address and the three state machines."""
 
     __tablename__ = "orders"
@@ -99,20 +119,6 @@ class Order(db.Model):
 
     def __repr__(self) -> str:
         return f"<Order {self.public_id}>"
-
-    @property
-    def delivery_info(self) -> dict:
-        return {"trackingURL": self.tracking_url}
-
-    @property
-    def partners_data(self) -> dict:
-        return {"id": self.draft_order_id}
-
-    @property
-    def invoice_url(self) -> str:
-        from bikshop.links import invoice_url
-
-        return invoice_url(self)
 
 
 class OrderItem(db.Model):

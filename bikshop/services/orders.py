@@ -6,17 +6,29 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import String, bindparam, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
+from bikshop.database import autocommit_connection, read_connection
 from bikshop.errors import ApiError
 from bikshop.extensions import db
-from bikshop.models import Order, OrderItem
+from bikshop.metrics import count_committed
+from bikshop.models import Order, OrderEvent, OrderItem
+from bikshop.models.orders import BikOrderFields
 from bikshop.models.types import utcnow
-from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, record, transition
+from bikshop.services.states import (
+    FULFILLMENT_STATUS,
+    ORDER_STATUS,
+    event_columns,
+    record,
+    transition,
+)
 
 # One statement, atomic on PostgreSQL (row lock) and SQLite (write lock): never MAX()+1.
 # A raised BIKSHOP_ORDER_NUMBER_START takes effect on the next order.
@@ -28,17 +40,30 @@ _NEXT_NUMBER = text(
 )
 
 
+class OrderSnapshot(BikOrderFields):
+    """An order's columns (``raw_request`` aside) and its items as plain values: what the Bik
+    endpoints answer from. Reading and writing them with SQLAlchemy Core instead of ORM objects
+    halves the cost of Bik's two calls (bench/bik_endpoints.py); everything else uses
+    :class:`~bikshop.models.Order`."""
+
+    def __init__(self, columns: dict, items: list[dict]):
+        self.__dict__.update(columns)
+        self.items = items
+
+
 @dataclass
 class Placed:
     """The outcome of placeOrder: the order, and whether this call created it."""
 
-    order: Order
+    order: OrderSnapshot
     created: bool
 
 
-def next_number(name: str, start: int) -> int:
-    """The next value of counter ``name`` (``start`` the first time), in the open transaction."""
-    return db.session.execute(_NEXT_NUMBER, {"name": name, "start": start}).scalar_one()
+def next_number(name: str, start: int, connection: Connection | None = None) -> int:
+    """The next value of counter ``name`` (``start`` the first time), in the open transaction
+    (the session's, or ``connection``'s)."""
+    run = connection or db.session
+    return run.execute(_NEXT_NUMBER, {"name": name, "start": start}).scalar_one()
 
 
 def fingerprint(request: dict) -> str:
@@ -53,51 +78,133 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
     Idempotency rests on the unique ``draft_order_id``: every request tries to insert (no
     look-up first: retries are rare, new orders are not), one wins, and a repeat's insert fails
     and it returns the winner's order, or a 409 if its body differs.
+
+    Every value is prepared before the first write, so the transaction, which holds the order
+    counter (and on SQLite the whole database) until it commits, is as short as it can be.
     """
     draft_id = request["draftOrderId"]
     digest = fingerprint(request)
-    order = _build(request, raw_body, digest)
+    columns, items = _columns(request, raw_body, digest)
+    event = placed_event(actor, draft_id, request["paymentPending"])
+    write = _INSERT_ORDER_BY_DIALECT.get(db.engine.dialect.name, _insert_order_stepwise)
     try:
-        order.number = next_number("order", current_app.config["ORDER_NUMBER_START"])
-        order.public_id = f"{current_app.config['ORDER_ID_PREFIX']}{order.number}"
-        order.name = f"#{order.number}"
-        db.session.add(order)
-        record(
-            order,
-            "placed",
-            actor,
-            f"Order placed through Bik (draft {draft_id})",
-            {"paymentPending": request["paymentPending"]},
-        )
-        _commit_without_expiring()
+        columns["id"], number = write(columns, items, event)
     except IntegrityError:
-        db.session.rollback()
-        existing = _by_draft(draft_id)
+        existing = _snapshot(_ORDERS.c.draft_order_id, draft_id)
         if existing is None:
             raise
         return _replay(existing, digest)
-    return Placed(order, created=True)
+    count_committed("order")
+    columns |= _numbered(number)
+    return Placed(OrderSnapshot(columns, items), created=True)
 
 
-def _commit_without_expiring() -> None:
-    """Commit without expiring the new order: the answer is exactly what was just written (every
-    column is set in Python), so re-reading the order and its items would cost two queries."""
-    session = db.session()
-    expire = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
+def _numbered(number: int) -> dict:
+    """The columns that follow from an order's number: ``ORD-1001`` and ``#1001``."""
+    prefix = current_app.config["ORDER_ID_PREFIX"]
+    return {"number": number, "public_id": f"{prefix}{number}", "name": f"{NAME_PREFIX}{number}"}
 
 
-def _by_draft(draft_id: str) -> Order | None:
-    return db.session.scalars(
-        select(Order).where(Order.draft_order_id == draft_id).options(selectinload(Order.items))
-    ).one_or_none()
+NAME_PREFIX = "#"
+_ORDERS, _ITEMS, _EVENTS = Order.__table__, OrderItem.__table__, OrderEvent.__table__
+_INSERT_ORDER = _ORDERS.insert().returning(_ORDERS.c.id)
+_INSERT_ITEMS = _ITEMS.insert()
+_INSERT_EVENT = _EVENTS.insert()
 
 
-def _replay(order: Order, digest: str) -> Placed:
+def _insert_order_stepwise(columns: dict, items: list[dict], event: dict) -> tuple[int, int]:
+    """Number and insert the order, its items and its first event in one transaction, one
+    statement each; returns (id, number). For SQLite, where a statement costs no round trip."""
+    with db.engine.begin() as connection:
+        number = next_number("order", current_app.config["ORDER_NUMBER_START"], connection)
+        order_id = connection.execute(_INSERT_ORDER, columns | _numbered(number)).scalar_one()
+        connection.execute(_INSERT_ITEMS, [item | {"order_id": order_id} for item in items])
+        connection.execute(_INSERT_EVENT, event | {"order_id": order_id})
+    return order_id, number
+
+
+def _insert_order_postgresql(columns: dict, items: list[dict], event: dict) -> tuple[int, int]:
+    """The same rows as :func:`_insert_order_stepwise` in one statement, run in autocommit: one
+    round trip, and the order counter is locked only while that statement commits."""
+    config = current_app.config
+    params = (
+        columns
+        | {f"event_{name}": value for name, value in event.items()}
+        | {
+            "counter_start": config["ORDER_NUMBER_START"],
+            "id_prefix": config["ORDER_ID_PREFIX"],
+            "name_prefix": NAME_PREFIX,
+            "items": json.dumps(items, default=str),
+        }
+    )
+    with autocommit_connection() as connection:
+        return tuple(connection.execute(_PG_INSERT_ORDER, params).one())
+
+
+def _pg_insert_order_statement():
+    """``WITH number AS (counter), new_order AS (INSERT orders) , items, event SELECT id,
+    number``: PostgreSQL runs data-modifying CTEs as one atomic statement. Column lists and
+    types come from the tables, so a new column cannot be missed here."""
+    dialect = postgresql.dialect()
+    numbered = {"id", "number", "public_id", "name"}
+    order_columns = [c for c in _ORDERS.c if c.name not in numbered]
+    item_columns = [c for c in _ITEMS.c if c.name not in ("id", "order_id")]
+    timeline_columns = [c for c in _EVENTS.c if c.name not in ("id", "order_id")]
+
+    def sql_type(column) -> str:
+        # Strings as TEXT: an explicit CAST to VARCHAR(n) would silently cut a long value; the
+        # column itself refuses one (validation has already refused it).
+        if isinstance(column.type, String):
+            return "TEXT"
+        return column.type.compile(dialect=dialect)
+
+    def cast(name: str, column) -> str:
+        return f"CAST(:{name} AS {sql_type(column)})"
+
+    counter = _NEXT_NUMBER.text.replace(":name", "'order'").replace(":start", ":counter_start")
+    # Names and types come from the table definitions; every value is bound.
+    sql = f"""
+WITH number AS ({counter}),
+new_order AS (
+  INSERT INTO orders ({", ".join(c.name for c in order_columns)}, number, public_id, name)
+  SELECT {", ".join(cast(c.name, c) for c in order_columns)}, number.value,
+         CAST(:id_prefix AS TEXT) || number.value, CAST(:name_prefix AS TEXT) || number.value
+  FROM number
+  RETURNING id, number
+),
+new_items AS (
+  INSERT INTO order_items (order_id, {", ".join(c.name for c in item_columns)})
+  SELECT new_order.id, {", ".join(f"item.{c.name}" for c in item_columns)}
+  FROM new_order, jsonb_to_recordset(CAST(:items AS JSONB)) AS item(
+    {", ".join(f"{c.name} {sql_type(c)}" for c in item_columns)})
+),
+new_event AS (
+  INSERT INTO order_events (order_id, {", ".join(c.name for c in timeline_columns)})
+  SELECT new_order.id, {", ".join(cast("event_" + c.name, c) for c in timeline_columns)}
+  FROM new_order
+)
+SELECT id, number FROM new_order
+"""  # noqa: S608
+    typed = [bindparam(c.name, type_=c.type) for c in order_columns]
+    typed += [bindparam("event_" + c.name, type_=c.type) for c in timeline_columns]
+    return text(sql).bindparams(*typed)
+
+
+_PG_INSERT_ORDER = _pg_insert_order_statement()
+_INSERT_ORDER_BY_DIALECT = {"postgresql": _insert_order_postgresql}
+
+
+def placed_event(actor: str, draft_id: str, payment_pending: bool) -> dict:
+    """The timeline entry placeOrder writes with the order (column values)."""
+    return event_columns(
+        "placed",
+        actor,
+        f"Order placed through Bik (draft {draft_id})",
+        {"paymentPending": payment_pending},
+    )
+
+
+def _replay(order: OrderSnapshot, digest: str) -> Placed:
     if order.request_fingerprint != digest:
         raise ApiError(
             409,
@@ -109,7 +216,8 @@ def _replay(order: Order, digest: str) -> Placed:
     return Placed(order, created=False)
 
 
-def _build(request: dict, raw_body: str, digest: str) -> Order:
+def _columns(request: dict, raw_body: str, digest: str) -> tuple[dict, list[dict]]:
+    """The new order's column values (all but its number) and its items' (all but order_id)."""
     incoming = request["order"]
     address = incoming.get("address")
     if address is not None:
@@ -117,52 +225,95 @@ def _build(request: dict, raw_body: str, digest: str) -> Order:
     paid = not request["paymentPending"]
     email = (incoming.get("email") or "").lower() or None
     name_parts = [(address or {}).get("firstName"), (address or {}).get("lastName")]
-    return Order(
-        draft_order_id=request["draftOrderId"],
-        request_fingerprint=digest,
-        raw_request=raw_body,
-        invoice_token=secrets.token_urlsafe(24),  # 192 random bits
-        status="ORDERED",
-        payment_status="paid" if paid else "pending",
-        paid_at=utcnow() if paid else None,  # captured elsewhere before Bik called
-        fulfillment_status="unfulfilled",
-        currency=(incoming.get("currency") or current_app.config["CURRENCY"]).upper(),
-        sub_total=incoming["subTotal"],
-        shipping_charge=incoming["shippingCharge"],
-        discount=incoming["discount"],
-        total=incoming["total"],
-        phone_number=incoming["phoneNumber"],
-        phone_digits="".join(c for c in incoming["phoneNumber"] if c.isdigit()),
-        email=email,
-        customer_name=" ".join(p for p in name_parts if p)[:512],
-        tags=incoming.get("tags"),
-        address=address,
-        items=[
-            OrderItem(
-                position=position,
-                product_id=item["productId"],
-                variant_id=item["variantId"],
-                name=item["name"],
-                variant_name=item.get("variantName"),
-                quantity=item["quantity"],
-                price=item["price"],
-                image=item.get("image") or None,
-            )
-            for position, item in enumerate(incoming["items"])
-        ],
+    now = utcnow()
+    columns = {
+        "draft_order_id": request["draftOrderId"],
+        "request_fingerprint": digest,
+        "raw_request": raw_body,
+        "invoice_token": secrets.token_urlsafe(24),  # 192 random bits
+        "invoice_number": None,
+        "status": "ORDERED",
+        "payment_status": "paid" if paid else "pending",
+        "fulfillment_status": "unfulfilled",
+        "tracking_url": None,
+        "currency": (incoming.get("currency") or current_app.config["CURRENCY"]).upper(),
+        "sub_total": incoming["subTotal"],
+        "shipping_charge": incoming["shippingCharge"],
+        "discount": incoming["discount"],
+        "total": incoming["total"],
+        "amount_refunded": Decimal("0.00"),
+        "phone_number": incoming["phoneNumber"],
+        "phone_digits": "".join(c for c in incoming["phoneNumber"] if c.isdigit()),
+        "email": email,
+        "customer_name": " ".join(p for p in name_parts if p)[:512],
+        "tags": incoming.get("tags"),
+        "address": address,
+        "created_at": now,
+        "updated_at": now,
+        "paid_at": now if paid else None,  # captured elsewhere before Bik called
+        "version": 1,
+    }
+    items = [
+        {
+            "position": position,
+            "product_id": item["productId"],
+            "variant_id": item["variantId"],
+            "name": item["name"],
+            "variant_name": item.get("variantName"),
+            "quantity": item["quantity"],
+            "price": item["price"],
+            "image": item.get("image") or None,
+            "hsn_code": None,
+        }
+        for position, item in enumerate(incoming["items"])
+    ]
+    return columns, items
+
+
+# Bik's reads: one statement, the order joined to its items, built once at import with a bound
+# parameter. raw_request (up to 1 MiB) is the one column an answer never needs.
+_ITEM_PREFIX = "item_"
+_SNAPSHOT_COLUMNS = [c for c in _ORDERS.c if c.name != "raw_request"]
+_SNAPSHOT_ITEM_COLUMNS = [c.label(_ITEM_PREFIX + c.name) for c in _ITEMS.c]
+
+
+def _snapshot_query(column):
+    return (
+        select(*_SNAPSHOT_COLUMNS, *_SNAPSHOT_ITEM_COLUMNS)
+        .select_from(_ORDERS.outerjoin(_ITEMS, _ITEMS.c.order_id == _ORDERS.c.id))
+        .where(column == bindparam("key"))
+        .order_by(_ITEMS.c.position)
     )
 
 
-# getOrder is Bik's hot path: one query with a join (not a second SELECT for the items), built
-# once at import with a bound parameter instead of on every request.
-_ORDER_BY_PUBLIC_ID = (
-    select(Order).where(Order.public_id == bindparam("public_id")).options(joinedload(Order.items))
-)
+_SNAPSHOT_BY = {
+    column: _snapshot_query(column) for column in (_ORDERS.c.public_id, _ORDERS.c.draft_order_id)
+}
+_ORDER_KEYS = [c.name for c in _SNAPSHOT_COLUMNS]
+_ITEM_KEYS = [(c.name, _ITEM_PREFIX + c.name) for c in _ITEMS.c]
+
+
+def _snapshot(column, key: str) -> OrderSnapshot | None:
+    with read_connection() as connection:
+        rows = connection.execute(_SNAPSHOT_BY[column], {"key": key}).mappings().all()
+    if not rows:
+        return None
+    items = [{name: row[label] for name, label in _ITEM_KEYS} for row in rows]
+    if items[0]["id"] is None:  # the outer join found no item (never stored, but be exact)
+        items = []
+    return OrderSnapshot({name: rows[0][name] for name in _ORDER_KEYS}, items)
+
+
+def order_snapshot(public_id: str) -> OrderSnapshot | None:
+    """The order Bik knows as ``public_id`` (e.g. ``ORD-1001``) with its items, as Bik reads it."""
+    return _snapshot(_ORDERS.c.public_id, public_id)
 
 
 def find_order(public_id: str) -> Order | None:
-    """The order Bik knows as ``public_id`` (e.g. ``ORD-1001``), items loaded."""
-    return db.session.scalars(_ORDER_BY_PUBLIC_ID, {"public_id": public_id}).unique().one_or_none()
+    """The order ``public_id`` as a model, items loaded (the dashboard)."""
+    return db.session.scalars(
+        select(Order).where(Order.public_id == public_id).options(selectinload(Order.items))
+    ).one_or_none()
 
 
 def find_by_invoice_token(token: str) -> Order | None:

@@ -126,7 +126,12 @@ def transition(
 def record(order: Order, kind: str, actor: str, message: str, data: dict | None = None) -> None:
     """Add an entry to the order's timeline (in the caller's transaction).
 
-    Linked through the relationship, so it works for an order not yet flushed (placeOrder
-    writes the order, its items and this entry in one flush) without loading the timeline.
+    Linked through the relationship, so it works for an order not yet flushed, without loading
+    the timeline.
     """
-    db.session.add(OrderEvent(order=order, kind=kind, actor=actor, message=message, data=data))
+    db.session.add(OrderEvent(order=order, **event_columns(kind, actor, message, data)))
+
+
+def event_columns(kind: str, actor: str, message: str, data: dict | None = None) -> dict:
+    """A timeline entry's column values, all but ``order_id`` (placeOrder inserts them itself)."""
+    return {"kind": kind, "actor": actor, "message": message, "data": data, "created_at": utcnow()}
