@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from bikshop import config as settings
 from bikshop.config import ConfigError
+from bikshop.flaskapp import BikshopFlask
 from bikshop.jsonio import BikshopJSONProvider
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,7 +21,7 @@ __all__ = ["ConfigError", "create_app"]
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: settings, extensions, blueprints, error handlers, commands."""
-    app = Flask(
+    app = BikshopFlask(
         __name__,
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),

@@ -62,13 +62,31 @@ def _observe(response):
     # The URL rule, never the path: a path holds invoice tokens and would explode the series.
     route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
     status = response.status_code
-    REQUESTS.labels(request.method, route, str(status)).inc()
+    method = request.method if request.method in _METHODS else "other"
+    counter, latency = _series(method, route, status)
+    counter.inc()
     started = g.get("metrics_started")
     if started is not None:
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started)
     if request.path.startswith("/webhooks/") and status >= 400:
         WEBHOOK_FAILURES.labels(str(status)).inc()
     return response
+
+
+# Any token is a valid method to gunicorn: others are counted together, not one series each.
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple:
+    """The request counter and latency histogram for these labels, looked up once: routes,
+    methods and statuses are few, and ``labels()`` costs more than the increment."""
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+        _SERIES[key] = found
+    return found
 
 
 @bp.get("/metrics")

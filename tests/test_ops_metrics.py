@@ -94,3 +94,16 @@ def test_orders_and_payments_count_on_commit_only(app, client):
         db.session.flush()
         db.session.rollback()
     assert value("bikshop_orders_placed_total") == before_orders + 1
+
+
+def test_odd_methods_share_one_series(client):
+    """gunicorn passes any token as a method: each must not become a series of its own."""
+    for method in ("BREW", "XYZ123", "PROPFIND"):
+        assert client.open("/bik/getOrder", method=method).status_code == 405
+    methods = {
+        labels["method"]
+        for metric in REGISTRY.collect()
+        if metric.name == "bikshop_http_requests"
+        for labels in (sample.labels for sample in metric.samples)
+    }
+    assert "other" in methods and not {"BREW", "XYZ123", "PROPFIND"} & methods

@@ -60,11 +60,25 @@ _ERRORS = {
 }
 
 
-def _documents_errors(view):
-    """The error answers both endpoints share, for the OpenAPI document."""
-    for status, description in _ERRORS.items():
-        view = blp.alt_response(status, schema=ErrorEnvelope, description=description)(view)
-    return view
+def _documents_errors(*extra):
+    """The error answers of an endpoint (those both share, and ``extra`` (status, description)
+    pairs), for the OpenAPI document only.
+
+    flask-smorest's ``alt_response`` documents by wrapping the view in one more function per
+    status, each run on every request; this applies them all and keeps only the document they
+    build, on the view itself.
+    """
+
+    def decorate(view):
+        documented = view
+        for status, description in (*_ERRORS.items(), *extra):
+            documented = blp.alt_response(status, schema=ErrorEnvelope, description=description)(
+                documented
+            )
+        view._apidoc = documented._apidoc
+        return view
+
+    return decorate
 
 
 # strict_slashes=False: a URL registered in Bik with a trailing slash must work too.
@@ -73,8 +87,7 @@ def _documents_errors(view):
 # for every request from a class.
 @blp.arguments(PlaceOrderRequest())
 @blp.response(200, OrderEnvelope, description="The stored order (new, or the same draft again)")
-@blp.alt_response(409, schema=ErrorEnvelope, description="Same draftOrderId, different body")
-@_documents_errors
+@_documents_errors((409, "Same draftOrderId, different body"))
 def place_order(body):
     """Persist a fully priced order; idempotent on draftOrderId."""
     placed = orders.place_order(body, request.get_data(as_text=True))
@@ -87,8 +100,7 @@ def place_order(body):
 @blp.route("/getOrder", methods=["POST"], endpoint="get_order", strict_slashes=False)
 @blp.arguments(GetOrderRequest())
 @blp.response(200, OrderEnvelope, description="The order's current state")
-@blp.alt_response(404, schema=ErrorEnvelope, description="No order with that id")
-@_documents_errors
+@_documents_errors((404, "No order with that id"))
 def get_order(body):
     """Return the order's current state."""
     order = orders.order_snapshot(body["orderId"])

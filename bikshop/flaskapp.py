@@ -1,0 +1,46 @@
+"""bikshop's Flask class: Flask, minus two costs it pays again on every request for answers that
+never change. Together about a tenth of a getOrder (bench/bik_endpoints.py).
+
+* ``ensure_sync``: Flask and flask-smorest ask it for every hook and view layer on every request
+  (a dozen ``inspect.iscoroutinefunction`` calls); bikshop has no async views, and the answer
+  for a given function is fixed, so it is remembered.
+* The session cookie's signing serializer: Flask builds a new one on every request, even one
+  that carries no cookie (every Bik call); it depends only on the secret keys, so it is kept.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+
+_MAX_REMEMBERED = 4096  # functions made per request (there are none today) cannot grow it forever
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions with the serializer built once per set of secret keys."""
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        cached = getattr(self, "_serializer", None)
+        if cached is None or cached[0] != keys:
+            cached = (keys, super().get_signing_serializer(app))
+            self._serializer = cached
+        return cached[1]
+
+
+class BikshopFlask(Flask):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.session_interface = SessionInterface()  # one per app: its own secret keys
+        self._sync = {}
+
+    def ensure_sync(self, func):
+        try:
+            return self._sync[func]
+        except KeyError:
+            wrapped = super().ensure_sync(func)
+            if len(self._sync) < _MAX_REMEMBERED:
+                self._sync[func] = wrapped
+            return wrapped
+        except TypeError:  # unhashable callable
+            return super().ensure_sync(func)
