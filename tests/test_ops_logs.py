@@ -7,8 +7,18 @@ import logging
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bikshop.logging import JsonFormatter, Masker
+from bikshop.logging import (
+    _CREDENTIAL,
+    _EMAIL,
+    _INVOICE_TOKEN,
+    _PHONE,
+    JsonFormatter,
+    Masker,
+    _mask_phone,
+)
 from tests.bik import sample_body
 
 SECRETS = {
@@ -41,6 +51,56 @@ def test_the_formatter_masks_contacts_secrets_and_tokens_and_keeps_the_rest():
     assert "**********10" in message and "a***@example.com" in message
     assert "/invoice/[token]" in message
     assert "2024-05-08 12:30:00" in message and "nb_1715200000_t1" in message
+
+
+_PIECES = st.sampled_from(
+    [
+        "GET /bik/getOrder 200",
+        "/invoice/",
+        "AbCdEfGhIjKlMnOpQrStUv_-",
+        "@",
+        "a@b.co",
+        "x.y@z",
+        "Bearer ",
+        "basic ",
+        "Authorization: ",
+        "password=",
+        "TOKEN:",
+        "secret",
+        " ",
+        "-",
+        "+",
+        "9876543210",
+        "98765 43210",
+        "+91-98765-43210",
+        "2026-11-23",
+        "12:30:00",
+        "ORD-1001",
+        "e3b0c44298fc1c149afbf4c8996fb924",
+        "Mozilla/5.0",
+        "'",
+        '"',
+        ";",
+        "&",
+        "\u20b9",
+    ]
+)
+
+
+@settings(max_examples=500, derandomize=True, database=None)
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=6)), max_size=8).map("".join))
+def test_the_masker_shortcut_never_skips_what_the_patterns_would_mask(text):
+    """Text the quick check lets through unchanged is text every pattern leaves alone."""
+    masker = Masker(["s3cret-value"])
+    full = text
+    for pattern, replacement in (
+        (_CREDENTIAL, r"\1[secret]"),
+        (_INVOICE_TOKEN, r"\1[token]"),
+        (_EMAIL, r"\1***@\2"),
+    ):
+        full = pattern.sub(replacement, full)
+    full = _PHONE.sub(_mask_phone, full)
+    assert masker(text) == full
 
 
 def test_the_request_id_is_echoed_or_made(client):

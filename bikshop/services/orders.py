@@ -290,18 +290,20 @@ _SNAPSHOT_BY = {
     column: _snapshot_query(column) for column in (_ORDERS.c.public_id, _ORDERS.c.draft_order_id)
 }
 _ORDER_KEYS = [c.name for c in _SNAPSHOT_COLUMNS]
-_ITEM_KEYS = [(c.name, _ITEM_PREFIX + c.name) for c in _ITEMS.c]
+_ITEM_KEYS = [c.name for c in _ITEMS.c]
+_FIRST_ITEM_COLUMN = len(_ORDER_KEYS)
 
 
 def _snapshot(column, key: str) -> OrderSnapshot | None:
     with read_connection() as connection:
-        rows = connection.execute(_SNAPSHOT_BY[column], {"key": key}).mappings().all()
+        rows = connection.execute(_SNAPSHOT_BY[column], {"key": key}).all()
     if not rows:
         return None
-    items = [{name: row[label] for name, label in _ITEM_KEYS} for row in rows]
+    items = [dict(zip(_ITEM_KEYS, row[_FIRST_ITEM_COLUMN:], strict=True)) for row in rows]
     if items[0]["id"] is None:  # the outer join found no item (never stored, but be exact)
         items = []
-    return OrderSnapshot({name: rows[0][name] for name in _ORDER_KEYS}, items)
+    order = dict(zip(_ORDER_KEYS, rows[0][:_FIRST_ITEM_COLUMN], strict=True))
+    return OrderSnapshot(order, items)
 
 
 def order_snapshot(public_id: str) -> OrderSnapshot | None:
