@@ -540,3 +540,17 @@ def test_big_ids_are_stored_as_exact_text(bik_app):
         assert order.items[0].product_id == order.items[0].variant_id == str(BIG_ID)
         assert order.sub_total == Decimal("998.00")
         db.session.remove()
+
+
+def test_unprintable_means_unicode_control_or_surrogate_for_every_code_point():
+    """bik/fields.py refuses by one regex exactly what unicodedata calls Cc or Cs (bar tab, LF,
+    CR), so no printable character is refused and no control character gets through."""
+    import sys
+    import unicodedata
+
+    from bikshop.bik.fields import _UNPRINTABLE
+
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        expected = unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r"
+        assert bool(_UNPRINTABLE.match(char)) == expected, hex(code)

@@ -93,3 +93,11 @@ def test_the_default_policy_lets_the_error_page_render_cleanly(make_app, desktop
     assert answer.headers["content-security-policy"] == DEFAULT_CSP
     assert desktop_page.locator("h1").inner_text()
     assert refused == []
+
+
+def test_api_answers_do_not_vary_on_cookies(client):
+    """No session is read for a Bik call (the dashboard's sign-in hook runs on its own routes)."""
+    answer = client.post("/bik/getOrder", json={"orderId": "ORD-1"})
+    assert answer.status_code == 404
+    assert "Vary" not in answer.headers
+    assert "Set-Cookie" not in answer.headers

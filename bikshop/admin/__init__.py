@@ -35,6 +35,17 @@ def init_app(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=None,
     )
     login_manager.init_app(app)
+    _remember_cookie_hook_on_dashboard_only(app, login_manager._update_remember_cookie)
+
+
+def _remember_cookie_hook_on_dashboard_only(app: Flask, hook) -> None:
+    """Flask-Login refreshes its remember-me cookie from an app-wide hook that reads the session
+    on every answer, which costs every Bik call a session look-up and a ``Vary: Cookie``. Only
+    the dashboard signs anyone in, so the hook runs on its routes alone."""
+    app_hooks = app.after_request_funcs.get(None, [])
+    if hook in app_hooks:
+        app_hooks.remove(hook)
+        app.after_request_funcs.setdefault(bp.name, []).append(hook)
 
 
 @bp.after_request
