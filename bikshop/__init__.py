@@ -72,7 +72,7 @@ def register_extensions(app: Flask) -> None:
     )
     db.init_app(app)
     with app.app_context():
-        install_idle_ping(db.engine)
+        install_idle_ping(db.engine, app.config["DATABASE_PING_AFTER_IDLE"])
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)

@@ -18,6 +18,7 @@ DEFAULTS: dict[str, object] = {
     "ENV": "production",
     "SECRET_KEY": None,
     "DATABASE_URL": None,  # None means sqlite:///<instance>/bikshop.sqlite3
+    "DATABASE_PING_AFTER_IDLE": 10,  # seconds a pooled connection may idle before a ping
     "PUBLIC_URL": None,
     "BIK_AUTH": None,
     "BIK_PLACE_ORDER_AUTH": None,

@@ -6,10 +6,11 @@ benchmark machine), and the Bik endpoints are made of a few statements each, so 
 most of their cost. Two of them are pure overhead and are removed here:
 
 * ``pool_pre_ping`` pings on *every* checkout. :func:`install_idle_ping` pings only a connection
-  that sat unused for ``IDLE_PING_SECONDS``, which is when a restarted or failed-over server or a
-  proxy that drops idle connections leaves it dead. A connection that dies while in use still
-  fails its statement; SQLAlchemy then discards the whole pool and the request gets a 503 with
-  ``Retry-After`` (tests/test_faults_database.py).
+  that sat unused for ``BIKSHOP_DATABASE_PING_AFTER_IDLE`` seconds (10; 0 pings every time),
+  which is when a restarted or failed-over server, or a proxy that drops idle connections,
+  leaves it dead. A connection that dies while in use still fails its statement; SQLAlchemy then
+  discards the whole pool and the request gets a 503 with ``Retry-After``
+  (tests/test_database_pool.py, tests/test_faults_database.py).
 * A single statement needs no ``BEGIN``/``COMMIT`` pair: :func:`read_connection` runs it
   in autocommit, where the statement is its own transaction (one snapshot, all or nothing).
 """
@@ -25,7 +26,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from bikshop.extensions import db
 
-IDLE_PING_SECONDS = 10.0
 _IDLE_SINCE = "bikshop_idle_since"
 
 
@@ -46,7 +46,7 @@ def engine_options(database_uri: str) -> dict:
     }
 
 
-def install_idle_ping(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> None:
+def install_idle_ping(engine: Engine, idle_seconds: float) -> None:
     """Ping a pooled connection at checkout if it has been idle for ``idle_seconds``; a dead one
     is replaced before the request uses it (SQLAlchemy retries the checkout on
     ``DisconnectionError``)."""
