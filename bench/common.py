@@ -29,6 +29,7 @@ import psycopg
 from sqlalchemy import create_engine, text
 
 from bikshop.checkbik import SAMPLE_ORDER
+from tests.databases import scratch_postgresql
 from tests.servers import GunicornServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,16 +94,8 @@ def scratch_database(backend: str, workdir: Path) -> Iterator[str]:
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}")
-    name = f"bikshop_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        migrate(url)
+    with scratch_postgresql(PG_ADMIN_URL, "bikshop_bench_", migrate) as url:
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrate(url: str) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
 from bikshop import create_app
 from tests.admin_support import admin_app, owner  # noqa: F401 (fixtures)
 from tests.browser import browser, desktop_page, phone_page  # noqa: F401 (fixtures)
+from tests.databases import scratch_postgresql
 from tests.servers import GunicornServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -46,16 +45,8 @@ def database_url(request, tmp_path_factory):
         _migrate(url)
         yield url
         return
-    name = f"bikshop_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        _migrate(url)
+    with scratch_postgresql(PG_ADMIN_URL, "bikshop_test_", _migrate) as url:
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrate(url: str) -> None:
