@@ -13,16 +13,22 @@ most of their cost. Two of them are pure overhead and are removed here:
   (tests/test_database_pool.py, tests/test_faults_database.py).
 * A single statement needs no ``BEGIN``/``COMMIT`` pair: :func:`read_connection` runs it
   in autocommit, where the statement is its own transaction (one snapshot, all or nothing).
+
+And for the two statements Bik's calls are made of, :class:`DirectStatement` skips SQLAlchemy's
+per-execution work (cache key, execution context, result metadata: 40 to 90 µs a call) while
+keeping its SQL, its types and, on any error, its error handling.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.sql import Executable
 
 from bikshop.extensions import db
 
@@ -88,3 +94,94 @@ def read_connection() -> Iterator[Connection]:
     else:
         with autocommit_connection() as connection:
             yield connection
+
+
+class DirectStatement:
+    """A Core statement run straight on the driver's cursor of a SQLAlchemy ``Connection``.
+
+    It is compiled once per dialect, by SQLAlchemy; parameters and result values go through the
+    columns' own SQLAlchemy types (``bind_processor``, ``result_processor``), as
+    ``Connection.execute`` would do. On any driver error the statement runs once more through
+    ``Connection.execute``, so that errors are raised and lost connections invalidated by
+    SQLAlchemy exactly as everywhere else (a dead connection fails the same way twice: one 503).
+
+    Only for statements that return rows (a SELECT, or ``text(...).columns(...)``) and are safe to
+    run a second time after a failed first: a read, or a single write in autocommit, which a
+    failure rolls back whole.
+    """
+
+    def __init__(self, statement: Executable):
+        self.statement = statement
+        self._plans: dict[str, _Plan] = {}
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """Every row of the result, as tuples of Python values."""
+        dialect = connection.dialect
+        plan = self._plans.get(dialect.name) or self._plan(dialect)
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(plan.sql, plan.parameters(params))
+            rows = cursor.fetchall()
+            if plan.readers is None:  # the driver's column types, known after a first run
+                plan.read_with(cursor.description, dialect)
+        except dialect.loaded_dbapi.Error:
+            return [tuple(row) for row in connection.execute(self.statement, params)]
+        finally:
+            cursor.close()
+        return plan.convert(rows)
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans[dialect.name] = _Plan(self.statement, dialect)
+        return plan
+
+
+class _Plan:
+    """One statement compiled for one dialect: its SQL, how to pass parameters, how to read."""
+
+    def __init__(self, statement: Executable, dialect: Dialect):
+        compiled = statement.compile(dialect=dialect)
+        if compiled.escaped_bind_names or compiled.post_compile_params:
+            raise ValueError("DirectStatement: no escaped names, no expanding parameters")
+        self.sql = compiled.string
+        self._compiled = compiled
+        self._names = list(compiled.positiontup) if compiled.positional else None
+        self._binds = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        columns = getattr(statement, "selected_columns", None)
+        if not columns:
+            raise ValueError("DirectStatement: only statements that return rows")
+        self._types = [c.type for c in columns]
+        self.readers: list[tuple[int, Callable]] | None = None
+
+    def parameters(self, params: Mapping[str, Any]):
+        values = self._compiled.construct_params(params)
+        for name, processor in self._binds.items():
+            values[name] = processor(values[name])
+        if self._names is None:
+            return values
+        return tuple(values[name] for name in self._names)
+
+    def read_with(self, description, dialect: Dialect) -> None:
+        """Each result column's conversion, for the driver's type of it (``description``)."""
+        readers = []
+        for index, (column_type, described) in enumerate(
+            zip(self._types, description, strict=True)
+        ):
+            processor = column_type.dialect_impl(dialect).result_processor(dialect, described[1])
+            if processor is not None:
+                readers.append((index, processor))
+        self.readers = readers
+
+    def convert(self, rows: list) -> list[tuple]:
+        if not self.readers:
+            return [tuple(row) for row in rows]
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, processor in self.readers:
+                values[index] = processor(values[index])
+            converted.append(tuple(values))
+        return converted

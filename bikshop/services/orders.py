@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import String, bindparam, select, text
+from sqlalchemy import Integer, String, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from bikshop.database import autocommit_connection, read_connection
+from bikshop.database import DirectStatement, autocommit_connection, read_connection
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.metrics import count_committed
@@ -138,7 +138,8 @@ def _insert_order_postgresql(columns: dict, items: list[dict], event: dict) -> t
         }
     )
     with autocommit_connection() as connection:
-        return tuple(connection.execute(_PG_INSERT_ORDER, params).one())
+        (row,) = _PG_INSERT_ORDER.rows(connection, params)
+    return row
 
 
 def _pg_insert_order_statement():
@@ -187,10 +188,10 @@ SELECT id, number FROM new_order
 """  # noqa: S608
     typed = [bindparam(c.name, type_=c.type) for c in order_columns]
     typed += [bindparam("event_" + c.name, type_=c.type) for c in timeline_columns]
-    return text(sql).bindparams(*typed)
+    return text(sql).bindparams(*typed).columns(id=Integer, number=Integer)
 
 
-_PG_INSERT_ORDER = _pg_insert_order_statement()
+_PG_INSERT_ORDER = DirectStatement(_pg_insert_order_statement())
 _INSERT_ORDER_BY_DIALECT = {"postgresql": _insert_order_postgresql}
 
 
@@ -294,7 +295,8 @@ def _snapshot_query(column):
 
 
 _SNAPSHOT_BY = {
-    column: _snapshot_query(column) for column in (_ORDERS.c.public_id, _ORDERS.c.draft_order_id)
+    column: DirectStatement(_snapshot_query(column))
+    for column in (_ORDERS.c.public_id, _ORDERS.c.draft_order_id)
 }
 _ORDER_KEYS = [c.name for c in _SNAPSHOT_COLUMNS]
 _ITEM_KEYS = [c.name.removeprefix(_ITEM_PREFIX) for c in _SNAPSHOT_ITEM_COLUMNS]
@@ -303,7 +305,7 @@ _FIRST_ITEM_COLUMN = len(_ORDER_KEYS)
 
 def _snapshot(column, key: str) -> OrderSnapshot | None:
     with read_connection() as connection:
-        rows = connection.execute(_SNAPSHOT_BY[column], {"key": key}).all()
+        rows = _SNAPSHOT_BY[column].rows(connection, {"key": key})
     if not rows:
         return None
     items = [dict(zip(_ITEM_KEYS, row[_FIRST_ITEM_COLUMN:], strict=True)) for row in rows]
