@@ -5,7 +5,9 @@ never change. Together about a tenth of a getOrder (bench/bik_endpoints.py).
   (a dozen ``inspect.iscoroutinefunction`` calls); bikshop has no async views, and the answer
   for a given function is fixed, so it is remembered.
 * The session cookie's signing serializer: Flask builds a new one on every request, even one
-  that carries no cookie (every Bik call); it depends only on the secret keys, so it is kept.
+  that carries no cookie; it depends only on the secret keys, so it is kept.
+* The session itself on Bik's API (``/bik/``): machine calls authenticated per request, which
+  never carry or set a cookie, get Flask's null session without reading one.
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ from flask.sessions import SecureCookieSessionInterface
 _MAX_REMEMBERED = 4096  # functions made per request (there are none today) cannot grow it forever
 
 
+_SESSIONLESS_PREFIX = "/bik/"
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions with the serializer built once per set of secret keys."""
+    """Flask's signed-cookie sessions with the serializer built once per set of secret keys, and
+    none at all on Bik's API."""
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith(_SESSIONLESS_PREFIX):
+            return None  # Flask then uses its null session: reading works, writing raises
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))

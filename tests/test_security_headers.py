@@ -101,3 +101,14 @@ def test_api_answers_do_not_vary_on_cookies(client):
     assert answer.status_code == 404
     assert "Vary" not in answer.headers
     assert "Set-Cookie" not in answer.headers
+
+
+def test_bik_calls_open_no_session_and_other_routes_do(app):
+    """Bik's API gets Flask's null session, even with a cookie; the dashboard gets a real one."""
+    from flask import session
+
+    cookie = {"Cookie": "session=anything"}
+    with app.test_request_context("/bik/getOrder", method="POST", headers=cookie):
+        assert app.session_interface.is_null_session(session)
+    with app.test_request_context("/admin/login", headers=cookie):
+        assert not app.session_interface.is_null_session(session)
