@@ -57,7 +57,7 @@ for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
 def post_fork(server, worker):
     """Each worker opens its own database connections, never the master's."""
     from bikshop import heartbeat
-    from bikshop.extensions import db
+    from bikshop.database import dispose_engines
 
     heartbeat.install(worker.notify)  # a long CSV export checks in while it streams
 
@@ -65,7 +65,7 @@ def post_fork(server, worker):
     # Only a bikshop app has an engine (the benchmark's bare baseline runs with this file too).
     if app is not None and "sqlalchemy" in getattr(app, "extensions", {}):
         with app.app_context():
-            db.engine.dispose(close=False)
+            dispose_engines(close=False)
 
 
 def child_exit(server, worker):

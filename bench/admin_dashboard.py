@@ -72,7 +72,7 @@ def realistic(url: str) -> None:
 
 def create_admin(settings: Settings) -> None:
     from bikshop import create_app
-    from bikshop.extensions import db
+    from bikshop.database import dispose_engines
     from bikshop.services.admins import create_admin as create
     from bikshop.services.admins import find_admin
 
@@ -80,7 +80,7 @@ def create_admin(settings: Settings) -> None:
     with app.app_context():
         if find_admin(ADMIN) is None:
             create(ADMIN, PASSWORD)
-        db.engine.dispose()
+        dispose_engines()
 
 
 def signed_in(base: str) -> requests.Session:

@@ -32,6 +32,7 @@ _SPREAD = timedelta(days=365)  # clones are spread over the past year, oldest fi
 def seed_orders(settings: Settings, total: int, *, say: Callable[[str], None] = print) -> int:
     """Bring the database to ``total`` stored orders; returns how many there are."""
     from bikshop import create_app
+    from bikshop.database import dispose_engines
     from bikshop.extensions import db
 
     app = create_app(settings.app_config())
@@ -54,7 +55,7 @@ def seed_orders(settings: Settings, total: int, *, say: Callable[[str], None] = 
     finally:
         with app.app_context():
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
     return total
 
 

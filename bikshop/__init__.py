@@ -57,12 +57,12 @@ def register_rate_limits(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from bikshop import models  # noqa: F401  (registers the tables)
-    from bikshop.database import engine_options, install_idle_ping
+    from bikshop.database import engine_binds, engine_options, install_idle_ping
     from bikshop.extensions import api, compress, db, migrate
 
-    app.config.setdefault(
-        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
-    )
+    database_uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(database_uri))
+    app.config.setdefault("SQLALCHEMY_BINDS", engine_binds(database_uri))
     app.config.update(
         API_TITLE="bikshop",
         API_VERSION="1",
@@ -72,7 +72,8 @@ def register_extensions(app: Flask) -> None:
     )
     db.init_app(app)
     with app.app_context():
-        install_idle_ping(db.engine, app.config["DATABASE_PING_AFTER_IDLE"])
+        for engine in db.engines.values():
+            install_idle_ping(engine, app.config["DATABASE_PING_AFTER_IDLE"])
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)

@@ -95,6 +95,7 @@ def _settings_findings(config) -> list[Finding]:
 
 
 def _database_findings(app: Flask) -> list[Finding]:
+    from bikshop.database import dispose_engines
     from bikshop.extensions import db
 
     head = app.extensions["bikshop.migration_head"]
@@ -105,7 +106,7 @@ def _database_findings(app: Flask) -> list[Finding]:
         return [Finding("error", "BIKSHOP_DATABASE_URL", f"cannot read the schema ({reason})")]
     finally:
         db.session.remove()
-        db.engine.dispose()
+        dispose_engines()
     if current != head:
         return [
             Finding(

@@ -80,6 +80,7 @@ def assert_error_shape(response, status: int) -> dict:
 def bik_app_fixture(database_url):
     """One app per test module and backend, for tests that count rows instead of emptying."""
     from bikshop import create_app
+    from bikshop.database import dispose_engines
     from bikshop.extensions import db
     from tests.conftest import BASE_CONFIG
 
@@ -87,7 +88,7 @@ def bik_app_fixture(database_url):
     yield app
     with app.app_context():
         db.session.remove()
-        db.engine.dispose()
+        dispose_engines()
 
 
 def set_in(body: dict, path: str, value) -> dict:

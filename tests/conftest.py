@@ -55,9 +55,9 @@ def _migrate(url: str) -> None:
     app = create_app({**BASE_CONFIG, "DATABASE_URL": url})
     with app.app_context():
         upgrade()
-        from bikshop.extensions import db
+        from bikshop.database import dispose_engines
 
-        db.engine.dispose()
+        dispose_engines()
 
 
 def backend_of(url: str) -> str:
@@ -91,12 +91,13 @@ def make_app(database_url):
         return app
 
     yield factory
+    from bikshop.database import dispose_engines
     from bikshop.extensions import db
 
     for app in apps:
         with app.app_context():
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from bikshop import create_app
 from bikshop.bik.auth import parse_auth_spec
+from bikshop.database import dispose_engines
 from bikshop.extensions import db
 from tests.bik import assert_error_shape, sample_body, stored_state
 from tests.conftest import BASE_CONFIG
@@ -54,7 +55,7 @@ def apps(database_url):
     for app in built.values():
         with app.app_context():
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 def right_headers(scheme: str) -> dict:
@@ -211,4 +212,4 @@ def test_credentials_never_reach_the_logs(caplog):
         assert secret not in logged
     assert PASSWORD not in repr(app.config["BIK_AUTH_SPECS"])
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()

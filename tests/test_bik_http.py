@@ -36,9 +36,9 @@ def unreachable_app(request):
     app = create_app({**BASE_CONFIG, "DATABASE_URL": UNREACHABLE[request.param]})
     yield app
     with app.app_context():
-        from bikshop.extensions import db
+        from bikshop.database import dispose_engines
 
-        db.engine.dispose()
+        dispose_engines()
 
 
 def test_readyz_is_503_json_when_the_database_is_unreachable(unreachable_app):

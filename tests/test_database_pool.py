@@ -39,3 +39,20 @@ def test_without_the_check_a_dropped_connection_costs_one_503_then_service_retur
     answer = get(client, order_id)
     assert answer.status_code == 503 and answer.headers["Retry-After"]
     assert get(client, order_id).status_code == 200  # the pool was refilled
+
+
+def test_bik_calls_use_the_autocommit_pool_and_leave_the_main_one_alone(make_app):
+    """One connection that stays in autocommit serves both calls: none is switched in and out."""
+    from bikshop.database import AUTOCOMMIT
+    from bikshop.extensions import db
+
+    app = make_app()
+    client = app.test_client()
+    order_id = place(client).get_json()["order"]["id"]
+    assert get(client, order_id).status_code == 200
+    with app.app_context():
+        engine = db.engines[AUTOCOMMIT]
+        assert engine.pool.checkedin() == 1
+        with engine.connect() as connection:
+            assert connection.connection.driver_connection.autocommit is True
+        assert db.engine.pool.checkedin() == 0  # never opened by a Bik call

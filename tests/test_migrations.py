@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from bikshop import create_app
+from bikshop.database import dispose_engines
 from bikshop.extensions import db
 from tests.conftest import BASE_CONFIG, PG_ADMIN_URL, backend_of
 
@@ -63,7 +64,7 @@ def index_names(app) -> set[str]:
 def tables(app) -> set[str]:
     with app.app_context():
         found = set(inspect(db.engine).get_table_names())
-        db.engine.dispose()
+        dispose_engines()
     return found
 
 
@@ -86,7 +87,7 @@ def test_upgrade_from_empty_creates_every_model_table_and_matches_the_models(fre
     finally:
         with app.app_context():
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 def test_the_models_declare_the_tables_bik_orders_need():

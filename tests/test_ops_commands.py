@@ -121,10 +121,10 @@ def test_a_database_behind_on_migrations_is_not_ready(scratch_url):
     assert result.returncode == 1 and "run flask --app bikshop db upgrade" in result.stdout
     assert flask("db", "upgrade", env=env).returncode == 0  # the release step fixes it
     assert app.test_client().get("/readyz").status_code == 200
-    from bikshop.extensions import db
+    from bikshop.database import dispose_engines
 
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 @pytest.mark.slow
@@ -153,10 +153,10 @@ def test_backup_while_serving_then_restore_gives_back_every_order(gunicorn, data
     assert answer.status_code == 200
     assert len(answer.get_json()["order"]["items"]) == len(sample_body()["order"]["items"])
     assert flask("backup", str(target), env=env).returncode != 0  # never overwrites a backup
-    from bikshop.extensions import db
+    from bikshop.database import dispose_engines
 
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
     if backend_of(restored) == "postgresql":
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{restored.rsplit("/", 1)[1]}" WITH (FORCE)')
