@@ -5,8 +5,11 @@
 For each backend: getOrder over 1,000 stored orders and placeOrder (a new draft per request),
 on bikshop and on ``bench/bare_app.py``, both under gunicorn with identical settings and driven
 by wrk at 16 connections; then getOrder again once the table holds 1,000,000 orders. Prints
-requests/s, p50, p99, the ratio to the baseline and PASS/FAIL per target. Needs wrk and, for
-PostgreSQL, the local server on 127.0.0.1:5432 (user postgres, see BIKSHOP_BENCH_PG_ADMIN_URL).
+requests/s, p50, p99, the ratio to the baseline and PASS/FAIL per target, and the CPU each
+request cost the server's gunicorn processes (and PostgreSQL), read from ``/proc``: on a
+machine where wrk, servers and database share the cores, those explain the ratios. Needs wrk
+and, for PostgreSQL, the local server on 127.0.0.1:5432 (user postgres, see
+BIKSHOP_BENCH_PG_ADMIN_URL).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.common import (
@@ -34,6 +37,7 @@ from bench.common import (
     get_order_script,
     machine_description,
     place_order_script,
+    postgresql_cpu_seconds,
     require_wrk,
     run_wrk,
     sample_body_json,
@@ -101,25 +105,51 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def measure(server: Server, script: Callable[[], Path], seconds: float, warmup: float) -> Result:
-    """A warm-up run (discarded), then the measured run; each with a fresh script."""
+def measure(
+    server: Server, script: Callable[[], Path], seconds: float, warmup: float, backend: str
+) -> Result:
+    """A warm-up run (discarded), then the measured run; each with a fresh script. Also the CPU
+    each request cost the server's processes and, on PostgreSQL, the database server."""
     if warmup > 0:
         run_wrk(server.url, script(), warmup)
         server.wait_idle()
+    database_cpu = postgresql_cpu_seconds if backend == "postgresql" else lambda: None
+    before = server.cpu_seconds(), database_cpu()
     result = run_wrk(server.url, script(), seconds)
     server.wait_idle()
+    after = server.cpu_seconds(), database_cpu()
+    per_request = [
+        None if start is None or end is None else (end - start) * 1000 / max(result.requests, 1)
+        for start, end in zip(before, after, strict=True)
+    ]
+    result = replace(result, server_cpu_ms=per_request[0], database_cpu_ms=per_request[1])
     say(
         f"  {server.name:<8} {result.rps:8.1f} req/s  p50 {result.p50_ms:6.1f} ms  "
         f"p99 {result.p99_ms:6.1f} ms  non-2xx {result.non_2xx}  socket errors "
-        f"{result.socket_errors}"
+        f"{result.socket_errors}  CPU/request {cpu_description(result)}"
     )
     return result
+
+
+def cpu_description(result: Result) -> str:
+    """``0.81 ms`` (the server's processes), ``+ 0.10 ms PostgreSQL`` when measured."""
+    if result.server_cpu_ms is None:
+        return "n/a"
+    text = f"{result.server_cpu_ms:.2f} ms"
+    if result.database_cpu_ms is not None:
+        text += f" + {result.database_cpu_ms:.2f} ms PostgreSQL"
+    return text
 
 
 def median_result(results: list[Result]) -> Result:
     """Each figure's median over the rounds (one round: that round)."""
     if len(results) == 1:
         return results[0]
+
+    def median_of(name):
+        values = [getattr(r, name) for r in results if getattr(r, name) is not None]
+        return statistics.median(values) if values else None
+
     return Result(
         requests=round(statistics.median(r.requests for r in results)),
         seconds=statistics.median(r.seconds for r in results),
@@ -128,6 +158,8 @@ def median_result(results: list[Result]) -> Result:
         mean_ms=statistics.median(r.mean_ms for r in results),
         non_2xx=sum(r.non_2xx for r in results),
         socket_errors=sum(r.socket_errors for r in results),
+        server_cpu_ms=median_of("server_cpu_ms"),
+        database_cpu_ms=median_of("database_cpu_ms"),
     )
 
 
@@ -181,9 +213,11 @@ def run_backend(backend: str, args, workdir: Path) -> tuple[list[Comparison], Gr
                 say(f" {endpoint} with {count_orders(url):,} stored orders")
                 runs: dict[str, list[Result]] = {"bikshop": [], "baseline": []}
                 for _ in range(args.rounds):
-                    runs["baseline"].append(measure(baseline, script, args.duration, args.warmup))
+                    runs["baseline"].append(
+                        measure(baseline, script, args.duration, args.warmup, backend)
+                    )
                     before = count_orders(url)
-                    result = measure(bikshop, script, args.duration, args.warmup)
+                    result = measure(bikshop, script, args.duration, args.warmup, backend)
                     if endpoint == "placeOrder":
                         check_stored(url, before, result)
                     runs["bikshop"].append(result)
@@ -201,7 +235,7 @@ def run_backend(backend: str, args, workdir: Path) -> tuple[list[Comparison], Gr
             large_ids = sample_order_ids(url, SAMPLED_IDS)
             large = median_result(
                 [
-                    measure(bikshop, get_script(large_ids), args.duration, args.warmup)
+                    measure(bikshop, get_script(large_ids), args.duration, args.warmup, backend)
                     for _ in range(args.rounds)
                 ]
             )
@@ -220,7 +254,7 @@ def report(comparisons: list[Comparison], growths: list[Growth]) -> bool:
     say("\nResults: bikshop against the bare baseline in the same run (latency as wrk saw it)")
     header = (
         f"{'backend':<11}{'endpoint':<12}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'share':>8}  {'target':<25}result"
+        f"{'share':>8}  {'target':<25}{'result':<8}CPU/request"
     )
     say(header)
     say("-" * len(header))
@@ -237,10 +271,12 @@ def report(comparisons: list[Comparison], growths: list[Growth]) -> bool:
                     verdict += f" ({result.non_2xx} non-2xx, {result.socket_errors} socket errors)"
                 line += (
                     f"{c.bikshop.rps / c.baseline.rps:8.0%}  "
-                    f"{TARGETS[c.endpoint].describe():<25}{verdict}"
+                    f"{TARGETS[c.endpoint].describe():<25}{verdict:<8}"
                 )
                 passed &= c.passed
-            say(line)
+            else:
+                line += " " * (8 + 2 + 25 + 8)
+            say(line + cpu_description(result))
     say(f"\ngetOrder p50 as the table grows ({SMALL:,} -> {LARGE:,} stored orders)")
     header = (
         f"{'backend':<11}{f'{SMALL:,} orders':>15}{f'{LARGE:,} orders':>19}{'ratio':>8}"

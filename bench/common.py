@@ -168,6 +168,16 @@ class Server(GunicornServer):
             with urllib.request.urlopen(self.url + "/healthz", timeout=60) as answer:
                 answer.read()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the master and its workers have used so far; None where
+        ``/proc`` cannot tell (not Linux)."""
+        master = self.process.pid
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except OSError:
+            return None
+        return process_cpu_seconds([master, *map(int, children)])
+
     def post(self, path: str, body: str, headers: dict[str, str] | None = None):
         """One POST with urllib; returns (status, parsed JSON answer)."""
         request = urllib.request.Request(
@@ -191,6 +201,35 @@ def baseline_server(settings: Settings, log_dir: Path) -> Server:
     return Server("baseline", "bench.bare_app:app", settings.env(), log_dir)
 
 
+def process_cpu_seconds(pids) -> float:
+    """User + system CPU seconds of ``pids`` (those that have exited count as 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgresql_cpu_seconds() -> float | None:
+    """CPU seconds used so far by every PostgreSQL server process on this machine (the
+    benchmark's own database is the only busy one); None where ``/proc`` cannot tell."""
+    try:
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return None
+    servers = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster"):
+                servers.append(pid)
+        except OSError:
+            continue
+    return process_cpu_seconds(servers)
+
+
 # --- wrk ---------------------------------------------------------------------------------------
 
 
@@ -205,6 +244,9 @@ class Result:
     mean_ms: float
     non_2xx: int
     socket_errors: int
+    # CPU per request during the run (ms): the server's gunicorn processes, and PostgreSQL's
+    server_cpu_ms: float | None = None
+    database_cpu_ms: float | None = None
 
     @property
     def rps(self) -> float:
