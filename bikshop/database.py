@@ -135,19 +135,29 @@ class DirectStatement:
     ``Connection.execute``, so that errors are raised and lost connections invalidated by
     SQLAlchemy exactly as everywhere else (a dead connection fails the same way twice: one 503).
 
-    Only for statements that return rows (a SELECT, or ``text(...).columns(...)``) and are safe to
-    run a second time after a failed first: a read, or a single write in autocommit, which a
-    failure rolls back whole.
+    :meth:`rows` is for statements that return rows (a SELECT, or ``text(...).columns(...)``)
+    and are safe to run a second time after a failed first: a read, or a single write in
+    autocommit, which a failure rolls back whole.
+
+    :meth:`write` and :meth:`write_many` are for an INSERT inside the caller's transaction,
+    compiled for the columns in ``keys``; every one must be given (a column's Python-side
+    default is not applied, so one left out of ``keys`` is refused when the plan is made). A
+    failed write is not run again (it may have waited ``timeout`` seconds for a lock):
+    the driver's error is raised as SQLAlchemy's, with the connection invalidated when it was
+    lost, and the caller's transaction rolls back as usual.
     """
 
-    def __init__(self, statement: Executable):
+    def __init__(self, statement: Executable, keys: list[str] | None = None):
         self.statement = statement
+        self._keys = keys
         self._plans: dict[str, _Plan] = {}
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple]:
         """Every row of the result, as tuples of Python values."""
         dialect = connection.dialect
         plan = self._plans.get(dialect.name) or self._plan(dialect)
+        if not plan.returns_rows:
+            raise ValueError("DirectStatement: only statements that return rows")
         cursor = connection.connection.driver_connection.cursor()
         try:
             cursor.execute(plan.sql, plan.parameters(params))
@@ -160,18 +170,70 @@ class DirectStatement:
             cursor.close()
         return plan.convert(rows)
 
+    def write(self, connection: Connection, params: Mapping[str, Any]) -> int | None:
+        """Write one row; returns the driver's ``lastrowid`` (SQLite's new rowid)."""
+        return self._write(connection, params, many=False, fetch=False)
+
+    def write_many(self, connection: Connection, rows: list[Mapping[str, Any]]) -> None:
+        """Write every row of ``rows`` (the driver's ``executemany``)."""
+        if rows:
+            self._write(connection, rows, many=True, fetch=False)
+
+    def write_returning(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """Write, and return the rows of its RETURNING clause as Python values."""
+        return self._write(connection, params, many=False, fetch=True)
+
+    def _write(self, connection: Connection, params, *, many: bool, fetch: bool):
+        dialect = connection.dialect
+        plan = self._plans.get(dialect.name) or self._plan(dialect)
+        if fetch and not plan.returns_rows:
+            raise ValueError("DirectStatement: only statements that return rows")
+        driver_connection = connection.connection.driver_connection
+        values = [plan.parameters(p) for p in params] if many else plan.parameters(params)
+        cursor = driver_connection.cursor()
+        try:
+            if many:
+                cursor.executemany(plan.sql, values)
+                return None
+            cursor.execute(plan.sql, values)
+            if not fetch:
+                return getattr(cursor, "lastrowid", None)  # psycopg has none
+            rows = cursor.fetchall()
+            if plan.readers is None:
+                plan.read_with(cursor.description, dialect)
+            return plan.convert(rows)
+        except dialect.loaded_dbapi.Error as error:
+            lost = dialect.is_disconnect(error, driver_connection, cursor)
+            if lost:
+                connection.invalidate(error)
+            raise exc.DBAPIError.instance(
+                plan.sql,
+                values,
+                error,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=connection.engine.hide_parameters,
+                connection_invalidated=lost,
+                dialect=dialect,
+                ismulti=many,
+            ) from error
+        finally:
+            cursor.close()
+
     def _plan(self, dialect: Dialect) -> _Plan:
-        plan = self._plans[dialect.name] = _Plan(self.statement, dialect)
+        plan = self._plans[dialect.name] = _Plan(self.statement, dialect, self._keys)
         return plan
 
 
 class _Plan:
     """One statement compiled for one dialect: its SQL, how to pass parameters, how to read."""
 
-    def __init__(self, statement: Executable, dialect: Dialect):
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Executable, dialect: Dialect, keys: list[str] | None):
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
         if compiled.escaped_bind_names or compiled.post_compile_params:
             raise ValueError("DirectStatement: no escaped names, no expanding parameters")
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            missing = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+            raise ValueError(f"DirectStatement: give every column a value (not {missing})")
         self.sql = compiled.string
         self._compiled = compiled
         self._names = list(compiled.positiontup) if compiled.positional else None
@@ -180,9 +242,8 @@ class _Plan:
             for name, bind in compiled.binds.items()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        columns = getattr(statement, "selected_columns", None)
-        if not columns:
-            raise ValueError("DirectStatement: only statements that return rows")
+        columns = getattr(statement, "selected_columns", None) or []
+        self.returns_rows = bool(columns)
         self._types = [c.type for c in columns]
         self.readers: list[tuple[int, Callable]] | None = None
 

@@ -1,9 +1,10 @@
-"""DirectStatement (bikshop/database.py): the same rows as ``Connection.execute``, and on any
-driver error SQLAlchemy's own exception, on both backends."""
+"""DirectStatement (bikshop/database.py): the same rows as ``Connection.execute``, the same
+stored values from its writes, and on any driver error SQLAlchemy's own exception, on both
+backends."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,11 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bikshop.database import DirectStatement, autocommit_connection, read_connection
 from bikshop.extensions import db
-from bikshop.models import Order, OrderItem
+from bikshop.models import Order, OrderEvent, OrderItem
 from bikshop.services.orders import order_snapshot
 from tests.bik import place, sample_body
 
-ORDERS, ITEMS = Order.__table__, OrderItem.__table__
+ORDERS, ITEMS, EVENTS = Order.__table__, OrderItem.__table__, OrderEvent.__table__
 
 
 def _placed(client, count: int) -> list[str]:
@@ -92,3 +93,119 @@ def test_statements_it_cannot_run_as_compiled_are_refused(app, statement, reason
         pytest.raises(ValueError, match=reason),
     ):
         DirectStatement(statement).rows(connection, {})
+
+
+def _event(order_id: int, kind: str) -> dict:
+    """Every column of an order event but its id, with values that need conversion."""
+    return {
+        "order_id": order_id,
+        "kind": kind,
+        "actor": "direct-test",
+        "message": "Ünïcode, 'quotes' and ₹",
+        "data": {"amount": "499.50", "nested": [1, None, True]},
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+    }
+
+
+def _stored_events(connection, order_id: int) -> list[tuple]:
+    columns = [c for c in EVENTS.c if c.key not in ("id", "kind")]
+    query = (
+        select(EVENTS.c.kind, *columns)
+        .where(EVENTS.c.order_id == order_id, EVENTS.c.actor == "direct-test")
+        .order_by(EVENTS.c.kind)
+    )
+    return [tuple(row) for row in connection.execute(query)]
+
+
+def test_writes_store_what_connection_execute_stores(app, client):
+    (public_id,) = _placed(client, 1)
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+        order_id = order_snapshot(public_id).id
+        one = DirectStatement(EVENTS.insert(), keys=[c.key for c in EVENTS.c if c.key != "id"])
+        with db.engine.begin() as connection:
+            connection.execute(
+                EVENTS.insert(), [_event(order_id, "a_core"), _event(order_id, "b_core")]
+            )
+            new_id = one.write(connection, _event(order_id, "c_direct"))
+            one.write_many(connection, [_event(order_id, "d_direct"), _event(order_id, "e_direct")])
+            one.write_many(connection, [])  # nothing to write is not an error
+        with db.engine.connect() as connection:
+            stored = _stored_events(connection, order_id)
+            direct_id = connection.execute(
+                select(EVENTS.c.id).where(EVENTS.c.kind == "c_direct")
+            ).scalar_one()
+        db.session.remove()
+    assert [row[0] for row in stored] == ["a_core", "b_core", "c_direct", "d_direct", "e_direct"]
+    # Every column the same but the kind: the JSON, the aware time, the text.
+    assert all(row[1:] == stored[0][1:] for row in stored)
+    values = dict(
+        zip(
+            ["kind", *(c.key for c in EVENTS.c if c.key not in ("id", "kind"))],
+            stored[2],
+            strict=True,
+        )
+    )
+    assert values["data"] == {"amount": "499.50", "nested": [1, None, True]}
+    assert values["created_at"] - datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC) == timedelta(0)
+    assert values["message"] == "Ünïcode, 'quotes' and ₹"
+    if sqlite:
+        assert new_id == direct_id  # SQLite's lastrowid is the new row's id
+
+
+def test_write_returning_gives_the_rows_of_returning(app):
+    statement = DirectStatement(
+        text(
+            "INSERT INTO counters (name, value) VALUES (:name, :value) "
+            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+        ).columns(value=Integer)
+    )
+    with app.app_context():
+        with db.engine.begin() as connection:
+            first = statement.write_returning(connection, {"name": "direct_returning", "value": 7})
+            second = statement.write_returning(connection, {"name": "direct_returning", "value": 7})
+        db.session.remove()
+    assert (first, second) == ([(7,)], [(8,)])
+
+
+def test_a_failed_write_raises_sqlalchemys_error_once_and_its_transaction_rolls_back(app):
+    insert = DirectStatement(
+        text("INSERT INTO counters (name, value) VALUES (:name, :value)"), keys=None
+    )
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+        with db.engine.begin() as connection:
+            insert.write(connection, {"name": "direct_once", "value": 1})
+        statements = []
+        with pytest.raises(IntegrityError) as raised, db.engine.begin() as connection:
+            driver = connection.connection.driver_connection
+            if sqlite:  # the driver reports each statement it runs
+                driver.set_trace_callback(statements.append)
+            insert.write(connection, {"name": "direct_rolled_back", "value": 2})
+            insert.write(connection, {"name": "direct_once", "value": 3})
+        with db.engine.connect() as connection:
+            names = connection.execute(
+                text("SELECT name FROM counters WHERE name LIKE 'direct_%' ORDER BY name")
+            ).scalars()
+            names = list(names)
+        if sqlite:
+            driver.set_trace_callback(None)
+        db.session.remove()
+    assert "parameters hidden" in str(raised.value)  # as the engine's hide_parameters asks
+    assert names == ["direct_once"]  # the whole transaction rolled back, the first row kept
+    if sqlite:
+        # Not run a second time after failing: a write may have waited for a lock.
+        assert sum(s.startswith("INSERT INTO counters") for s in statements) == 2, statements
+
+
+def test_a_write_without_every_column_is_refused(app):
+    # created_at has a Python-side default, which a direct write cannot apply.
+    keys = [c.key for c in EVENTS.c if c.key not in ("id", "created_at")]
+    with (
+        app.app_context(),
+        db.engine.begin() as connection,
+        pytest.raises(ValueError, match="created_at"),
+    ):
+        DirectStatement(EVENTS.insert(), keys=keys).write(connection, {})
+    with app.app_context():
+        db.session.remove()
