@@ -18,13 +18,15 @@ from bikshop.bik.fields import (
     Text,
     TextOut,
 )
+from bikshop.bik.load import CompiledLoad
 from bikshop.money import format_plain
 
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
 
 
-class BikSchema(Schema):
-    """Unknown fields are tolerated (the raw request keeps them) and never rejected."""
+class BikSchema(CompiledLoad):
+    """Unknown fields are tolerated (the raw request keeps them) and never rejected. Loads
+    compiled (bikshop/bik/load.py): marshmallow's own load runs for any body with a problem."""
 
     class Meta:
         unknown = EXCLUDE
