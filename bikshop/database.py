@@ -235,22 +235,29 @@ class _Plan:
             missing = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
             raise ValueError(f"DirectStatement: give every column a value (not {missing})")
         self.sql = compiled.string
-        self._compiled = compiled
         self._names = list(compiled.positiontup) if compiled.positional else None
-        self._binds = {
-            name: processor
-            for name, bind in compiled.binds.items()
-            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        }
+        # Per parameter: its name in the SQL, the key it is given by, the bind (for a literal's
+        # value, and whether one is required) and the type's conversion: what
+        # ``construct_params`` and the execution context would do, worked out once.
+        self._slots = [
+            (name, bind.key, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
+            for bind, name in compiled.bind_names.items()
+        ]
         columns = getattr(statement, "selected_columns", None) or []
         self.returns_rows = bool(columns)
         self._types = [c.type for c in columns]
         self.readers: list[tuple[int, Callable]] | None = None
 
     def parameters(self, params: Mapping[str, Any]):
-        values = self._compiled.construct_params(params)
-        for name, processor in self._binds.items():
-            values[name] = processor(values[name])
+        values = {}
+        for name, key, bind, processor in self._slots:
+            if key in params:
+                value = params[key]
+            elif bind.required:
+                raise exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
+            else:
+                value = bind.effective_value
+            values[name] = value if processor is None else processor(value)
         if self._names is None:
             return values
         return tuple(values[name] for name in self._names)

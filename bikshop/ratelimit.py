@@ -61,8 +61,9 @@ def configure(app: Flask) -> None:
 def _hooks_only_on(app: Flask, endpoints: set[str]) -> None:
     """Run Flask-Limiter's app-wide request hooks only for ``endpoints``.
 
-    Flask-Limiter checks every request against its registry, and on the way out looks for
-    deductions and headers, even where no limit applies: about 0.1 ms a request, a tenth of a
+    Flask-Limiter checks every request against its registry, on the way out looks for
+    deductions and headers, and at teardown resets its per-request context, even where no
+    limit applies: about 0.1 ms a request, a tenth of a
     getOrder. bikshop has no default limits (config.py has no setting for them), so every other
     request can skip both hooks. The set is kept on the app, for tests.
     """
@@ -75,6 +76,10 @@ def _hooks_only_on(app: Flask, endpoints: set[str]) -> None:
     for i, hook in enumerate(after):
         if isinstance(hook, partial) and limiter in hook.args:
             after[i] = _gated(hook, endpoints, passthrough=True)
+    teardown = app.teardown_request_funcs.get(None, [])
+    for i, hook in enumerate(teardown):  # resets the per-request context the check made
+        if getattr(hook, "__self__", None) is limiter:
+            teardown[i] = _gated(hook, endpoints)
 
 
 def _gated(hook, endpoints: set[str], *, passthrough: bool = False):

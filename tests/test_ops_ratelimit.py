@@ -7,6 +7,7 @@ import secrets
 import pytest
 import requests
 
+from bikshop.extensions import limiter
 from tests.bik import get, place
 
 
@@ -103,6 +104,11 @@ def test_the_limiter_hooks_run_only_on_limited_routes(make_app):
     assert not {"bik.place_order", "bik.get_order", "health.healthz"} & limited
     gated = [h for h in app.before_request_funcs[None] if h.__name__.startswith("limited_only")]
     assert len(gated) == 1  # Flask-Limiter's own check, wrapped (not left running for all)
+    teardown = app.teardown_request_funcs[None]
+    assert [h.__name__ for h in teardown if h.__name__.startswith("limited_only")] == [
+        "limited_only___release_context"
+    ]
+    assert not [h for h in teardown if getattr(h, "__self__", None) is limiter]  # none ungated
     with_bik = make_app(RATELIMIT_BIK="5 per minute")
     assert {"bik.place_order", "bik.get_order"} <= with_bik.extensions["bikshop.rate_limited"]
     answer = get(with_bik.test_client(), "ORD-1")

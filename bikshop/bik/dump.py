@@ -64,6 +64,9 @@ def _converter(field: fields.Field) -> Callable:
             raise TypeError(f"{field.name}: only List(Nested(...)) is compiled")
         each = compile_dumper(_nested_schema(field.inner))
         return lambda value, attr, obj: None if value is None else [each(v) for v in value]
+    if type(field) is fields.String:  # its _serialize returns a str as it is
+        serialize = field._serialize
+        return lambda value, attr, obj: value if type(value) is str else serialize(value, attr, obj)
     return field._serialize
 
 
