@@ -131,20 +131,21 @@ class DirectStatement:
 
     It is compiled once per dialect, by SQLAlchemy; parameters and result values go through the
     columns' own SQLAlchemy types (``bind_processor``, ``result_processor``), as
-    ``Connection.execute`` would do. On any driver error the statement runs once more through
-    ``Connection.execute``, so that errors are raised and lost connections invalidated by
-    SQLAlchemy exactly as everywhere else (a dead connection fails the same way twice: one 503).
+    ``Connection.execute`` would do.
 
     :meth:`rows` is for statements that return rows (a SELECT, or ``text(...).columns(...)``)
     and are safe to run a second time after a failed first: a read, or a single write in
-    autocommit, which a failure rolls back whole.
+    autocommit, which a failure rolls back whole. On any driver error the statement runs once
+    more through ``Connection.execute``, so that errors are raised and lost connections
+    invalidated by SQLAlchemy exactly as everywhere else (a dead connection fails the same way
+    twice: one 503).
 
-    :meth:`write` and :meth:`write_many` are for an INSERT inside the caller's transaction,
-    compiled for the columns in ``keys``; every one must be given (a column's Python-side
-    default is not applied, so one left out of ``keys`` is refused when the plan is made). A
-    failed write is not run again (it may have waited ``timeout`` seconds for a lock):
-    the driver's error is raised as SQLAlchemy's, with the connection invalidated when it was
-    lost, and the caller's transaction rolls back as usual.
+    :meth:`write`, :meth:`write_many` and :meth:`write_returning` are for writes inside the
+    caller's transaction; an INSERT is compiled for the columns in ``keys`` and every one must
+    be given (a column's Python-side default is not applied, so one left out of ``keys`` is
+    refused when the plan is made). A failed write is not run again (it may have waited
+    ``timeout`` seconds for a lock): the driver's error is raised as SQLAlchemy's, with the
+    connection invalidated when it was lost, and the caller's transaction rolls back as usual.
     """
 
     def __init__(self, statement: Executable, keys: list[str] | None = None):
@@ -155,9 +156,7 @@ class DirectStatement:
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple]:
         """Every row of the result, as tuples of Python values."""
         dialect = connection.dialect
-        plan = self._plans.get(dialect.name) or self._plan(dialect)
-        if not plan.returns_rows:
-            raise ValueError("DirectStatement: only statements that return rows")
+        plan = self._plan(dialect, returning=True)
         cursor = connection.connection.driver_connection.cursor()
         try:
             cursor.execute(plan.sql, plan.parameters(params))
@@ -185,9 +184,7 @@ class DirectStatement:
 
     def _write(self, connection: Connection, params, *, many: bool, fetch: bool):
         dialect = connection.dialect
-        plan = self._plans.get(dialect.name) or self._plan(dialect)
-        if fetch and not plan.returns_rows:
-            raise ValueError("DirectStatement: only statements that return rows")
+        plan = self._plan(dialect, returning=fetch)
         driver_connection = connection.connection.driver_connection
         values = [plan.parameters(p) for p in params] if many else plan.parameters(params)
         cursor = driver_connection.cursor()
@@ -219,8 +216,12 @@ class DirectStatement:
         finally:
             cursor.close()
 
-    def _plan(self, dialect: Dialect) -> _Plan:
-        plan = self._plans[dialect.name] = _Plan(self.statement, dialect, self._keys)
+    def _plan(self, dialect: Dialect, *, returning: bool) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _Plan(self.statement, dialect, self._keys)
+        if returning and not plan.returns_rows:
+            raise ValueError("DirectStatement: only statements that return rows")
         return plan
 
 

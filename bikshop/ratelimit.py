@@ -63,9 +63,9 @@ def _hooks_only_on(app: Flask, endpoints: set[str]) -> None:
 
     Flask-Limiter checks every request against its registry, on the way out looks for
     deductions and headers, and at teardown resets its per-request context, even where no
-    limit applies: about 0.1 ms a request, a tenth of a
-    getOrder. bikshop has no default limits (config.py has no setting for them), so every other
-    request can skip both hooks. The set is kept on the app, for tests.
+    limit applies: about 0.1 ms a request, a tenth of a getOrder. bikshop has no default limits
+    (config.py has no setting for them), so every other request can skip all three hooks. The
+    set is kept on the app, for tests.
     """
     app.extensions["bikshop.rate_limited"] = frozenset(endpoints)
     before = app.before_request_funcs.get(None, [])
