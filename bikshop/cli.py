@@ -13,7 +13,7 @@ def register(app: Flask) -> None:
     from bikshop.ops import backup_command
     from bikshop.payments.cli import reconcile_payments_command
 
-    app.cli.add_command(check_bik_command)
+    app.cli.add_command(check_bik_command)  # also a plugin command (setup.cfg): for test runners
     app.cli.add_command(backup_command)
     app.cli.add_command(reconcile_payments_command)
     for command in admin_commands:

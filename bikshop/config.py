@@ -6,11 +6,14 @@ import os
 import re
 from decimal import Decimal
 
+import click
+
 from bikshop.bik.auth import AuthSpecError, parse_auth_spec
 
 
-class ConfigError(RuntimeError):
-    """A setting is missing or unsafe; the message is one line naming the variable."""
+class ConfigError(click.ClickException):
+    """A setting is missing or unsafe; the message is one line naming the variable. A
+    ClickException, so ``flask --app bikshop <command>`` prints that line, not a traceback."""
 
 
 # Every setting bikshop reads, with its default. Keys are the names after the ``BIKSHOP_`` prefix.

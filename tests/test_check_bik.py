@@ -12,7 +12,7 @@ import pytest
 
 from tests.bik import bik_app_fixture  # noqa: F401 (provides bik_app)
 from tests.conftest import BASE_CONFIG, empty_database
-from tests.servers import ROOT, GunicornServer
+from tests.servers import GunicornServer
 
 SPECS = {
     "none": "none",
@@ -140,9 +140,12 @@ def test_check_bik_fails_against_a_server_with_different_auth(bik_app, servers, 
     assert not lines[-1].startswith("All checks passed")
 
 
-def test_check_bik_through_the_real_command_line(servers, database_url):
+def test_check_bik_through_the_real_command_line(servers, tmp_path):
+    """As a brand runs it from its own laptop: no bikshop settings at all (check-bik is a
+    plugin command and never loads the app), and no instance folder."""
     url = servers["bearer+apikey"].url
-    env = {**os.environ, **server_env(database_url), "NO_PROXY": "127.0.0.1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env["NO_PROXY"] = "127.0.0.1"
     result = subprocess.run(
         [
             sys.executable,
@@ -154,7 +157,7 @@ def test_check_bik_through_the_real_command_line(servers, database_url):
             url,
             *auth_options("bearer", "apikey"),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,

@@ -146,6 +146,27 @@ def test_gunicorn_without_a_secret_key_exits_at_once_with_one_line(tmp_path):
     assert "Traceback" not in output
 
 
+def test_a_flask_command_without_a_secret_key_says_so_in_one_line(tmp_path):
+    """``flask --app bikshop <command>`` in a shell without the settings: the setting, not a
+    traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env |= {"BIKSHOP_BIK_AUTH": "none", "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "bikshop", "list-admins"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: BIKSHOP_SECRET_KEY is not set: production needs a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_gunicorn_with_a_malformed_bik_auth_names_it_and_hides_the_token(tmp_path):
     result, _ = start_gunicorn(
         {
