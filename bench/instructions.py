@@ -21,7 +21,6 @@ callgrind, two at a time; a whole run takes about three minutes.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import secrets
@@ -31,6 +30,8 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from werkzeug.test import EnvironBuilder
 
 from bench.common import BACKENDS, ROOT, Settings, sample_body_json, scratch_database
 
@@ -42,26 +43,16 @@ TOKEN = "bench-token"
 
 def wsgi_environ(path: str, body: str, token: str) -> dict:
     """A POST as gunicorn would hand it to the app."""
-    data = body.encode()
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "HTTP_AUTHORIZATION": f"Bearer {token}",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(data)),
-        "wsgi.input": io.BytesIO(data),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    headers = {"Authorization": f"Bearer {token}"}
+    builder = EnvironBuilder(
+        path,
+        base_url="http://127.0.0.1:8000",
+        method="POST",
+        data=body,
+        headers=headers,
+        content_type="application/json",
+    )
+    return builder.get_environ()
 
 
 def call(app, environ: dict) -> bytes:
