@@ -7,6 +7,7 @@ numbers stay unique and gapless.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 import time
@@ -189,6 +190,37 @@ def test_a_retry_while_the_first_request_still_runs_gets_the_same_order(
     assert events == [("placed",)]
     again = requests.post(url, json=body, timeout=10)
     assert again.status_code == 200 and again.json()["order"]["id"] == stored[0][1]
+
+
+def test_sqlite_writers_take_turns_on_the_writer_lock(server, database, database_url):
+    """Workers queue on ``<database>-writer.lock`` (bikshop.database.sqlite_writer) rather than
+    sleeping in SQLite's busy handler: one held by someone else holds placeOrder back, and its
+    release lets the order through at once."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL orders concurrent writers itself: no lock file")
+    lock_path = database_url.removeprefix("sqlite:///") + "-writer.lock"
+    body = sample_body()
+    with open(lock_path, "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                placed = pool.submit(
+                    requests.post, f"{server.url}/bik/placeOrder", json=body, timeout=60
+                )
+                time.sleep(0.8)
+                assert not placed.done()
+                waited_from = time.monotonic()
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                response = placed.result()
+                waited = time.monotonic() - waited_from
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    assert response.status_code == 200, response.text
+    assert waited < 0.5, f"placeOrder took {waited:.2f} s after the lock was released"
+    stored = rows(
+        database, "SELECT public_id FROM orders WHERE draft_order_id = :d", d=body["draftOrderId"]
+    )
+    assert stored == [(response.json()["order"]["id"],)]
 
 
 def test_an_oversized_chunked_body_is_refused_by_the_real_server(server, database):

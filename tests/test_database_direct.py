@@ -8,10 +8,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Integer, bindparam, select, text
+from sqlalchemy import Integer, bindparam, create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
-from bikshop.database import DirectStatement, autocommit_connection, read_connection
+from bikshop.database import (
+    DirectStatement,
+    autocommit_connection,
+    read_connection,
+    sqlite_writer,
+)
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, OrderItem
 from bikshop.services.orders import order_snapshot
@@ -208,3 +213,25 @@ def test_a_write_without_every_column_is_refused(app):
         DirectStatement(EVENTS.insert(), keys=keys).write(connection, {})
     with app.app_context():
         db.session.remove()
+
+
+def test_the_sqlite_writer_lock_is_skipped_where_its_file_cannot_be_made(tmp_path):
+    """A lock file that cannot be created (here: its folder is gone) must not fail the write:
+    SQLite's own locking still orders writers. In-memory databases and servers have none."""
+    ran = []
+    for url in (
+        f"sqlite:///{tmp_path / 'gone' / 'shop.sqlite3'}",
+        "sqlite://",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none",
+    ):
+        engine = create_engine(url)
+        with sqlite_writer(engine):
+            ran.append(url)
+        engine.dispose()
+    assert len(ran) == 3
+    assert not (tmp_path / "gone").exists()
+    made = tmp_path / "shop.sqlite3"
+    engine = create_engine(f"sqlite:///{made}")
+    with sqlite_writer(engine):
+        assert (tmp_path / "shop.sqlite3-writer.lock").exists()
+    engine.dispose()

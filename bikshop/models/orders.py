@@ -71,7 +71,6 @@ class Order(BikOrderFields, db.Model):
             name="money_not_negative",
         ),
         Index("ix_orders_created_at", "created_at"),
-        Index("ix_orders_phone_digits", "phone_digits"),
         Index("ix_orders_email", "email"),
     )
 
@@ -98,7 +97,7 @@ class Order(BikOrderFields, db.Model):
     amount_refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
 
     phone_number: Mapped[str] = mapped_column(String(32))
-    phone_digits: Mapped[str] = mapped_column(String(32))  # digits only, for search
+    phone_digits: Mapped[str] = mapped_column(String(32))  # digits only; ix_orders_phone_tail
     email: Mapped[str | None] = mapped_column(String(320))
     customer_name: Mapped[str] = mapped_column(String(512), default="")
     tags: Mapped[str | None] = mapped_column(String(1024))

@@ -15,7 +15,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from bikshop.database import DirectStatement, autocommit_connection, read_connection
+from bikshop.database import (
+    DirectStatement,
+    autocommit_connection,
+    read_connection,
+    sqlite_writer,
+)
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.metrics import count_committed
@@ -126,7 +131,7 @@ def _insert_order_stepwise(columns: dict, items: list[dict], event: dict) -> tup
     statement each; returns (id, number). For SQLite, where a statement costs no round trip
     and SQLAlchemy's own work per statement is most of a statement's cost (DirectStatement)."""
     start = current_app.config["ORDER_NUMBER_START"]
-    with db.engine.begin() as connection:
+    with sqlite_writer(db.engine), db.engine.begin() as connection:
         ((number,),) = _NEXT_ORDER_NUMBER.write_returning(
             connection, {"name": "order", "start": start}
         )
