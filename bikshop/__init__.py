@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from bikshop import config as settings
 from bikshop.config import ConfigError
+from bikshop.database import AUTOCHECKPOINT_PAGES
 from bikshop.flaskapp import BikshopFlask
 from bikshop.jsonio import BikshopJSONProvider
 
@@ -93,6 +94,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     # WAL: readers never wait for the writer; NORMAL sync is durable across process crashes.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")  # see database.py
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -8,16 +8,19 @@ numbers stay unique and gapless.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from bikshop.database import ORDERS_PER_CHECKPOINT
 from tests.bik import sample_body
 from tests.conftest import BASE_CONFIG, empty_database
 from tests.servers import GunicornServer
@@ -221,6 +224,41 @@ def test_sqlite_writers_take_turns_on_the_writer_lock(server, database, database
         database, "SELECT public_id FROM orders WHERE draft_order_id = :d", d=body["draftOrderId"]
     )
     assert stored == [(response.json()["order"]["id"],)]
+
+
+def test_sqlite_checkpoints_after_answering_every_40th_order(server, database_url):
+    """The WAL is copied into the database file after the answer to every 40th order (by
+    number), outside the writer lock, and not in between (SQLite's own checkpoint waits for
+    4,000 pages)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL checkpoints on its own schedule")
+    database_file = Path(database_url.removeprefix("sqlite:///"))
+    session = requests.Session()
+
+    def place() -> int:
+        response = session.post(f"{server.url}/bik/placeOrder", json=sample_body(), timeout=30)
+        assert response.status_code == 200, response.text
+        return int(response.json()["order"]["name"].lstrip("#"))
+
+    def settled_digest() -> str:
+        """The database file's hash once it has stopped changing (a checkpoint has landed)."""
+        digest = None
+        while True:
+            time.sleep(0.3)
+            latest = hashlib.sha256(database_file.read_bytes()).hexdigest()
+            if latest == digest:
+                return digest
+            digest = latest
+
+    while place() % ORDERS_PER_CHECKPOINT:
+        pass
+    checkpointed = settled_digest()
+    for _ in range(ORDERS_PER_CHECKPOINT - 1):
+        place()
+    time.sleep(0.5)
+    assert hashlib.sha256(database_file.read_bytes()).hexdigest() == checkpointed
+    assert place() % ORDERS_PER_CHECKPOINT == 0
+    assert settled_digest() != checkpointed
 
 
 def test_an_oversized_chunked_body_is_refused_by_the_real_server(server, database):

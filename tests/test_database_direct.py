@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from bikshop.database import (
     DirectStatement,
     autocommit_connection,
+    checkpoint_after_response,
     read_connection,
     sqlite_writer,
 )
@@ -235,3 +236,12 @@ def test_the_sqlite_writer_lock_is_skipped_where_its_file_cannot_be_made(tmp_pat
     with sqlite_writer(engine):
         assert (tmp_path / "shop.sqlite3-writer.lock").exists()
     engine.dispose()
+
+
+def test_a_failed_checkpoint_is_logged_not_raised(tmp_path, caplog):
+    """The answer is already sent when a checkpoint runs: a failure there is a warning."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'gone' / 'shop.sqlite3'}")
+    with caplog.at_level("WARNING", logger="bikshop.database"):
+        checkpoint_after_response(engine)  # outside a request: runs at once
+    engine.dispose()
+    assert "SQLite WAL checkpoint failed" in caplog.text

@@ -16,8 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from bikshop.database import (
+    ORDERS_PER_CHECKPOINT,
     DirectStatement,
     autocommit_connection,
+    checkpoint_after_response,
     read_connection,
     sqlite_writer,
 )
@@ -100,6 +102,8 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
             raise
         return _replay(existing, digest)
     count_committed("order")
+    if number % ORDERS_PER_CHECKPOINT == 0:
+        checkpoint_after_response(db.engine)
     columns |= _numbered(number)
     return Placed(OrderSnapshot(columns, items), created=True)
 
