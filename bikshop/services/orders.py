@@ -135,7 +135,10 @@ def _insert_order_stepwise(columns: dict, items: list[dict], event: dict) -> tup
     statement each; returns (id, number). For SQLite, where a statement costs no round trip
     and SQLAlchemy's own work per statement is most of a statement's cost (DirectStatement)."""
     start = current_app.config["ORDER_NUMBER_START"]
-    with sqlite_writer(db.engine), db.engine.begin() as connection:
+    engine = db.engine
+    # Pool checkout and return outside the writer lock; the transaction, from its first
+    # statement to its commit, inside (pysqlite sends BEGIN with the first write).
+    with engine.connect() as connection, sqlite_writer(engine), connection.begin():
         ((number,),) = _NEXT_ORDER_NUMBER.write_returning(
             connection, {"name": "order", "start": start}
         )
