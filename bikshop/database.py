@@ -126,7 +126,7 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
 
     Without it, gunicorn workers writing at once meet SQLite's busy handler, which sleeps 1, 2,
     5, 10 ms … between retries: the waiting worker idles for a millisecond or more behind a
-    write that takes a third of that, and under concurrent placeOrders a quarter of them waited
+    write that takes half of that, and under concurrent placeOrders a quarter of them waited
     so (``strace`` on a worker in ``bench/bik_endpoints.py``; about a fifth more orders a
     second with the lock). The lock is an ``flock`` on ``<database>-writer.lock`` beside the
     database: the kernel releases it if its holder dies, and SQLite's own locking still guards
@@ -148,6 +148,23 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
 
 
 _WRITER_LOCKS: dict[tuple[int, str], int] = {}
+
+
+def _writer_lock_descriptor(database: str) -> int | None:
+    """This process's open lock file for ``database``, or None where it cannot be made (a full
+    disk, a read-only folder: SQLite's own locking is enough to be correct). Per process: a
+    descriptor inherited over ``fork`` shares its lock with the parent, and so would threads of
+    one process (they take turns on SQLite's lock alone, as before)."""
+    key = (os.getpid(), database)
+    descriptor = _WRITER_LOCKS.get(key)
+    if descriptor is None:
+        try:
+            descriptor = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None  # tried again on the next write
+        _WRITER_LOCKS[key] = descriptor
+    return descriptor
+
 
 # SQLite copies the WAL back into the database file (a checkpoint: page writes and two fsyncs)
 # inside the commit that takes the WAL past ``wal_autocheckpoint`` pages (1,000 by default), so
@@ -188,22 +205,6 @@ def sqlite_checkpoint(engine: Engine) -> None:
             connection.close()
     except Exception:
         log.warning("SQLite WAL checkpoint failed; the next one will retry", exc_info=True)
-
-
-def _writer_lock_descriptor(database: str) -> int | None:
-    """This process's open lock file for ``database``, or None where it cannot be made (a full
-    disk, a read-only folder: SQLite's own locking is enough to be correct). Per process: a
-    descriptor inherited over ``fork`` shares its lock with the parent, and so would threads of
-    one process (they take turns on SQLite's lock alone, as before)."""
-    key = (os.getpid(), database)
-    descriptor = _WRITER_LOCKS.get(key)
-    if descriptor is None:
-        try:
-            descriptor = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return None  # tried again on the next write
-        _WRITER_LOCKS[key] = descriptor
-    return descriptor
 
 
 @contextmanager
