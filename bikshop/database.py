@@ -137,14 +137,16 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
     descriptor = None
     if path and path != ":memory:" and not path.startswith("file:"):
         descriptor = _writer_lock_descriptor(path)
-    if descriptor is None:
-        yield
-        return
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    if descriptor is not None:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock (ENOLCK on some network mounts)
+            descriptor = None
     try:
         yield
     finally:
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        if descriptor is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
 _WRITER_LOCKS: dict[tuple[int, str], int] = {}
