@@ -90,6 +90,16 @@ class GunicornServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_once_it_has(self, *texts: str, timeout: float = 10) -> str:
+        """The log, once every one of ``texts`` is in it: gunicorn writes a request's access
+        line after sending the answer, so a client can read the log before the line lands."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if all(text in log for text in texts) or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -142,7 +142,8 @@ def test_the_nginx_site_serves_bikshop_over_tls_as_documented(nginx_in_front):
         timeout=5,
     )
     assert spoofed.status_code == 200
-    lines = [line for line in server.log().splitlines() if '"gunicorn.access"' in line]
+    log = server.log_once_it_has(request_id, spoofed.headers["X-Request-ID"])
+    lines = [line for line in log.splitlines() if '"gunicorn.access"' in line]
     assert any(request_id in line for line in lines)
     spoofed_line = next(line for line in lines if spoofed.headers["X-Request-ID"] in line)
     assert '"remote": "127.0.0.1"' in spoofed_line and "203.0.113.9" not in spoofed_line
