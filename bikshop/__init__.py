@@ -58,7 +58,12 @@ def register_rate_limits(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from bikshop import models  # noqa: F401  (registers the tables)
-    from bikshop.database import engine_binds, engine_options, install_idle_ping
+    from bikshop.database import (
+        engine_binds,
+        engine_options,
+        install_idle_ping,
+        install_read_only_recovery,
+    )
     from bikshop.extensions import api, compress, db, migrate
 
     database_uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -75,6 +80,7 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():
             install_idle_ping(engine, app.config["DATABASE_PING_AFTER_IDLE"])
+            install_read_only_recovery(engine)
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)

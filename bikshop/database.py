@@ -83,6 +83,29 @@ def dispose_engines(*, close: bool = True) -> None:
         engine.dispose(close=close)
 
 
+def read_only_error(driver_error: BaseException | None) -> bool:
+    """Whether the driver's error is PostgreSQL refusing a write as read-only (SQLSTATE 25006:
+    ``default_transaction_read_only``, a hot standby), which the driver files under
+    InternalError, not OperationalError."""
+    return getattr(driver_error, "sqlstate", None) == "25006"
+
+
+def install_read_only_recovery(engine: Engine) -> None:
+    """Drop a connection that a write found read-only, instead of pooling it again.
+
+    ``default_transaction_read_only`` (set by ``ALTER DATABASE``, or a standby's) is fixed for
+    a session when it connects: a pooled connection opened while the database was read-only
+    stays so after the database is writable again, and would refuse every write until it died.
+    Treated as a lost connection, it is replaced by a fresh one (and, through SQLAlchemy, the
+    rest of the pool with it); :class:`DirectStatement` does the same for its writes.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _read_only_is_stale(context) -> None:
+        if read_only_error(context.original_exception):
+            context.is_disconnect = True
+
+
 def install_idle_ping(engine: Engine, idle_seconds: float) -> None:
     """Ping a pooled connection at checkout if it has been idle for ``idle_seconds``; a dead one
     is replaced before the request uses it (SQLAlchemy retries the checkout on
@@ -297,6 +320,7 @@ class DirectStatement:
             return plan.convert(rows)
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, driver_connection, cursor)
+            lost = lost or read_only_error(error)  # see install_read_only_recovery
             if lost:
                 connection.invalidate(error)
             raise exc.DBAPIError.instance(

@@ -7,7 +7,7 @@ import logging
 
 from flask import current_app, jsonify, request
 from marshmallow import Schema, fields
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
 
@@ -139,22 +139,24 @@ class DatabaseUnavailable(HTTPException):
         return [("Retry-After", "5")]
 
 
-def _read_only(error: Exception) -> bool:
-    # PostgreSQL reports a read-only database (default_transaction_read_only, a hot standby)
-    # as SQLSTATE 25006, which the driver files under InternalError, not OperationalError.
-    return getattr(getattr(error, "orig", None), "sqlstate", None) == "25006"
-
-
 def as_http_error(error: Exception) -> HTTPException:
     """Map an unexpected exception to what the client is told; log it, roll back."""
     from sqlalchemy.exc import InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    from bikshop.database import read_only_error
     from bikshop.extensions import db
 
+    if _unreadable_body(error):
+        return BadRequest(
+            "The request body could not be read: its chunked encoding is malformed or the "
+            "connection closed before the whole body arrived"
+        )
     with contextlib.suppress(Exception):  # the connection may be gone; the pool replaces it
         db.session.rollback()
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeout) or _read_only(error):
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout) or read_only_error(
+        getattr(error, "orig", None)
+    ):
         log.error(
             "database unavailable on %s %s: %s",
             request.method,
@@ -164,3 +166,13 @@ def as_http_error(error: Exception) -> HTTPException:
         return DatabaseUnavailable()
     log.exception("unhandled error on %s %s", request.method, request.path)
     return InternalServerError("Something went wrong on our side; nothing was changed.")
+
+
+def _unreadable_body(error: Exception) -> bool:
+    """gunicorn's errors from reading a request body (a malformed chunk, a body cut short),
+    which reach the app while it reads ``wsgi.input``: the client's fault, not ours."""
+    try:
+        from gunicorn.http.errors import NoMoreData, ParseException
+    except ImportError:  # served by something else
+        return False
+    return isinstance(error, ParseException | NoMoreData)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from decimal import Decimal
 
 from flask.json.provider import DefaultJSONProvider
@@ -12,7 +13,8 @@ def loads(data: bytes | str):
     """Parse JSON keeping every digit: floats become Decimal, integers stay int.
 
     Raises ValueError for anything that is not one JSON document (bad UTF-8, NaN,
-    nesting too deep to parse).
+    nesting too deep to parse) or that holds a number no one could mean (an exponent past
+    Decimal's range, an integer of more than 4,300 digits).
     """
     if isinstance(data, bytes):
         data = data.decode("utf-8-sig")  # RFC 8259 lets a parser ignore a byte order mark
@@ -20,6 +22,12 @@ def loads(data: bytes | str):
         return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply")
+    except ArithmeticError:  # decimal.InvalidOperation: 1e1000000000000000000
+        raise ValueError("a number's exponent is out of range")
+    except ValueError as error:
+        if "int_max_str_digits" in str(error):  # Python's guard against quadratic int parsing
+            raise ValueError(f"an integer has more than {sys.get_int_max_str_digits()} digits")
+        raise
 
 
 def _reject_constant(name: str):

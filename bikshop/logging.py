@@ -196,22 +196,35 @@ class GunicornLogger(_GunicornBaseLogger):
             return
         headers = dict((name.lower(), value) for name, value in resp.headers)
         duration = request_time.total_seconds() * 1000
+        # The Response gunicorn builds for its own error page (an app that failed after
+        # starting its answer, a malformed request) has a status line but no status_code.
+        # Its environ has no PATH_INFO either; the parsed request's path has no query string.
+        status = getattr(resp, "status_code", None) or _status_code(getattr(resp, "status", ""))
+        path = environ.get("PATH_INFO") or getattr(req, "path", None)
         self.access_log.info(
             "%s %s %s",
             environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO"),
-            resp.status_code,
+            path,
+            status,
             extra={
                 "request_id": headers.get("x-request-id"),
                 "method": environ.get("REQUEST_METHOD"),
-                "path": environ.get("PATH_INFO"),
-                "status": resp.status_code,
+                "path": path,
+                "status": status,
                 "bytes": getattr(resp, "sent", None),
                 "duration_ms": round(duration, 1),
                 "remote": environ.get("REMOTE_ADDR"),
                 "user_agent": environ.get("HTTP_USER_AGENT"),
             },
         )
+
+
+def _status_code(status) -> int | None:
+    """200 from "200 OK" (or from 200); None when there is none to read."""
+    try:
+        return int(str(status).split(None, 1)[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def _secrets_from_env() -> list[str]:

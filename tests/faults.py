@@ -256,4 +256,12 @@ def crashing_app():
         secret = os.environ["BIKSHOP_RAZORPAY_WEBHOOK_SECRET"]
         raise RuntimeError(f"boom for +91 98765 43210 asha@example.com with {secret}")
 
+    @app.get("/crash-mid-stream")
+    def crash_mid_stream():
+        def rows():
+            raise RuntimeError("the stream broke before its first line")
+            yield "never"
+
+        return app.response_class(rows(), mimetype="text/plain")
+
     return app

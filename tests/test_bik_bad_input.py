@@ -80,6 +80,18 @@ BAD_PLACE_ORDERS = [
         raw=sample_with().replace(b'"total": 947', b'"total": Infinity'),
         status=400,
     ),
+    Bad(
+        "exponent_beyond_decimal_in_an_unknown_field",
+        raw=sample_with().replace(b'"draftOrderId"', b'"x": 1e1000000000000000000, "draftOrderId"'),
+        status=400,
+        says=("exponent is out of range",),
+    ),
+    Bad(
+        "integer_of_five_thousand_digits",
+        raw=sample_with().replace(b'"draftOrderId"', b'"x": ' + b"9" * 5000 + b', "draftOrderId"'),
+        status=400,
+        says=("more than 4300 digits",),
+    ),
     Bad("body_is_array", raw=b"[]", says=("must be a JSON object", "array")),
     Bad("body_is_null", raw=b"null", says=("must be a JSON object", "null")),
     Bad("body_is_string", raw=b'"order"', says=("must be a JSON object",)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
+import socket
 import sqlite3
 import threading
 import time
@@ -279,3 +281,27 @@ def test_an_oversized_chunked_body_is_refused_by_the_real_server(server, databas
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert rows(database, "SELECT COUNT(*) FROM orders") == before
+
+
+def raw_post(server: GunicornServer, path: str, head: list[str], body: bytes) -> tuple[int, bytes]:
+    """An HTTP/1.1 request written by hand (for framing no client library sends)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *head]
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize("path", ["/bik/placeOrder", "/webhooks/razorpay"])
+def test_a_malformed_chunked_body_is_a_400_not_a_500(server, database, path):
+    before = rows(database, "SELECT COUNT(*) FROM orders")
+    head = ["Content-Type: application/json", "Transfer-Encoding: chunked"]
+    status, body = raw_post(server, path, head, b"ZZZ\r\n{}\r\n0\r\n\r\n")
+    assert status == 400, body
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request" and "chunked" in error["message"], error
+    assert rows(database, "SELECT COUNT(*) FROM orders") == before
+    assert "Traceback" not in server.log()

@@ -159,3 +159,23 @@ def test_gunicorn_logs_are_json_without_secrets_and_errors_show_no_trace(gunicor
         "asha@",
     ]:
         assert leaked not in log, leaked
+
+
+def test_a_streamed_answer_that_fails_is_logged_and_the_worker_lives_on(gunicorn):
+    """gunicorn answers an app that fails while its streamed body is being read (a CSV export
+    whose query breaks) with a Response of its own, which has a status line but no status_code:
+    the access line must still be written, and the worker must not die writing it."""
+    server = gunicorn(workers=1, env=SECRETS, app="tests.faults:crashing_app()")
+    (worker,) = server.worker_pids()
+    answer = requests.get(server.url + "/crash-mid-stream", timeout=10)
+    assert answer.status_code == 500 and "Traceback" not in answer.text
+    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+    assert server.worker_pids() == [worker]  # the same worker: it did not die
+    log = server.log_once_it_has("GET /crash-mid-stream 500")
+    access = [
+        json.loads(line)
+        for line in log.splitlines()
+        if '"gunicorn.access"' in line and "/crash-mid-stream" in line
+    ]
+    assert 500 in [line["status"] for line in access], log
+    assert "has no attribute" not in log, log
