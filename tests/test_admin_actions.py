@@ -211,3 +211,19 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
     assert _bik_view(client, order["id"])["paymentStatus"] == "partially_refunded"
     timeline = _timeline(client.get(f"/admin/orders/{order['id']}").text)
     assert any("Refund of 500.5 INR" in m and who == f"admin:{OWNER}" for m, who in timeline)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the refusal belongs in services/orders.set_fulfillment, which admin does not own",
+)
+def test_a_cancelled_order_cannot_be_fulfilled(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "cancel").status_code == 303
+    track = "https://track.example/AWB1"
+    refused = _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=track)
+    assert refused.status_code == 409
+    assert "cancelled" in refused.text
+    bik = _bik_view(owner, oid)
+    assert (bik["status"], bik["fulfillmentStatus"]) == ("CANCELLED", "unfulfilled")
+    assert bik["deliveryInfo"]["trackingURL"] is None

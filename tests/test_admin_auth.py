@@ -169,3 +169,26 @@ def test_dashboard_pages_are_private_and_locked_down(owner):
     assert page.headers["Cache-Control"] == "no-store"
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+
+
+def test_an_action_posted_while_signed_out_returns_to_its_order_page(admin_app):
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    order = place_order(client)
+    page = f"/admin/orders/{order['id']}"
+    refused = client.post(f"{page}/cancel", data={"csrf_token": "from an old session"})
+    assert refused.status_code == 302
+    login_page = client.get(refused.headers["Location"])
+    assert f'value="{page}"' in login_page.text  # not the action's URL, which only takes POST
+    answer = sign_in(client, next_url=page)
+    assert answer.headers["Location"] == page
+    assert client.get(answer.headers["Location"]).status_code == 200
+    after = client.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
+    assert after["status"] == "ORDERED"  # the action itself did not happen
+
+
+def test_a_sign_out_posted_while_signed_out_returns_to_the_order_list(admin_app):
+    client = admin_app.test_client()
+    refused = client.post("/admin/logout")
+    assert refused.status_code == 302
+    assert refused.headers["Location"] == "/admin/login?next=/admin/"

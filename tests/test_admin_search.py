@@ -203,10 +203,12 @@ def test_summary_tiles_count_today_pending_and_to_ship(admin_app, shop):
         tiles = search.summary()
     # Today: 1001, 1002, 1004 (1003 cancelled, 1005 three days ago).
     assert tiles.today_orders == 3
-    assert tiles.today_revenue == Decimal("1048.00") + Decimal("1234.05") + Decimal("299.97")
+    assert tiles.today_revenue == {
+        "INR": Decimal("1048.00") + Decimal("1234.05") + Decimal("299.97")
+    }
     # Pending and not cancelled: 1001, 1004, 1005.
     assert tiles.pending_count == 3
-    assert tiles.pending_value == Decimal("1048.00") + Decimal("299.97") + Decimal("10.00")
+    assert tiles.pending_value == {"INR": Decimal("1048.00") + Decimal("299.97") + Decimal("10.00")}
     assert tiles.to_ship == 3  # 1001, 1004, 1005 (1002 fulfilled, 1003 cancelled)
     page = shop.get("/admin/").text
     assert "₹2,582.02" in page and "₹1,357.97" in page
@@ -244,3 +246,103 @@ def test_csv_cells_never_become_spreadsheet_formulas(admin_app):
     rows = list(csv.DictReader(io.StringIO(client.get("/admin/orders.csv").text)))
     assert rows[0]["customer"].startswith("'=HYPERLINK")
     assert rows[0]["phone"] == "+919876543210"
+
+
+@pytest.mark.parametrize(
+    ("field", "label", "day"),
+    [("date_from", "From", "0001-01-01"), ("date_to", "To", "9999-12-31")],
+)
+def test_a_date_beyond_the_calendar_is_refused_naming_the_field(shop, field, label, day):
+    page = shop.get("/admin/", query_string={field: day})
+    assert page.status_code == 400
+    assert f"{label}: Enter a date between" in page.text
+    # The export refuses before it starts streaming, so no half-written file is downloaded.
+    export = shop.get("/admin/orders.csv", query_string={field: day})
+    assert export.status_code == 400
+    assert "Enter a date between" in export.text
+
+
+@pytest.mark.parametrize("cursor", ["before", "after"])
+def test_a_page_cursor_beyond_any_order_id_is_refused(shop, cursor):
+    page = shop.get("/admin/", query_string={cursor: "99999999999999999999999"})
+    assert page.status_code == 400
+    assert f"{cursor.title()}: Number must be between" in page.text
+
+
+def test_name_search_ignores_case_beyond_ascii(admin_app, owner):
+    bik = admin_app.test_client()
+    place_order(bik, address=_address("Émile", "Zoë", "+919876543210"))
+    place_order(bik, address=_address("Emile", "Zoe", "+919876543211"))
+    found = {
+        typed: _listed(owner, q=typed)
+        for typed in ("Émile", "émile", "ÉMILE", "zoë", "ÉMILE ZOË", "emile", "ZOE")
+    }
+    assert found == {
+        "Émile": ["#1001"],
+        "émile": ["#1001"],
+        "ÉMILE": ["#1001"],
+        "zoë": ["#1001"],
+        "ÉMILE ZOË": ["#1001"],
+        "emile": ["#1002"],
+        "ZOE": ["#1002"],
+    }
+
+
+def test_name_folding_does_not_depend_on_the_database_locale(admin_app):
+    # A PostgreSQL database created with the C locale lowers ASCII letters only; an explicit
+    # COLLATE "C" on the value is the same situation, without a second database.
+    from sqlalchemy import String, literal, select
+
+    from bikshop.extensions import db
+
+    with admin_app.test_request_context():
+        name = literal("ÉMILE ZOË ΣΟΦΊΑ", String)
+        if db.engine.dialect.name == "postgresql":
+            name = name.collate("C")
+        lowered = db.session.scalar(select(search.lowered(name)))
+    assert lowered == "émile zoë σοφία"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "ORD-00000100200000000000",  # once read as its first nine digits: ORD-000001002
+        "ORD-" + "9" * 20,
+        "#" + "9" * 20,
+        "ORD-2147483648",
+        "²",
+        "ORD-²",
+        "#²",
+    ],
+)
+def test_an_order_number_that_cannot_exist_matches_nothing(shop, typed):
+    assert _listed(shop, q=typed) == []
+
+
+def test_an_empty_shop_says_where_orders_come_from(owner):
+    page = owner.get("/admin/")
+    assert page.status_code == 200
+    assert "No orders yet" in page.text and "Bik" in page.text
+    assert "No orders match" not in page.text
+    searched = owner.get("/admin/", query_string={"q": "asha"})
+    assert "No orders match." in searched.text and "No orders yet" not in searched.text
+
+
+def test_summary_tiles_add_money_per_currency_and_leave_out_refunds(admin_app, shop):
+    bik = admin_app.test_client()
+    place_order(bik, currency="USD", **_money(10))  # 1006, pending
+    place_order(bik, currency="USD", **_money(5))  # 1007, paid, then refunded in part
+    _set_states(admin_app, 1007, payment_status="partially_refunded", amount_refunded=2)
+    _set_states(admin_app, 1002, payment_status="refunded", amount_refunded=Decimal("1234.05"))
+    _set_states(admin_app, 1001, payment_status="partially_refunded", amount_refunded=48)
+    with admin_app.test_request_context():
+        tiles = search.summary()
+    assert tiles.today_orders == 7
+    inr_today = Decimal("1000.00") + Decimal("250.00") - 10 + Decimal("299.97") + 10
+    assert tiles.today_revenue == {"INR": inr_today, "USD": Decimal("13.00")}
+    assert tiles.pending_count == 4  # 1003, 1004, 1005, 1006
+    pending_inr = Decimal("240.00") + Decimal("299.97") + Decimal("10.00")
+    assert tiles.pending_value == {"INR": pending_inr, "USD": Decimal("10.00")}
+    page = shop.get("/admin/").text
+    assert "₹1,549.97" in page and "$13.00" in page
+    assert "₹549.97" in page and "$10.00" in page

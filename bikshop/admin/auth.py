@@ -29,7 +29,14 @@ def _to_login():
 
 
 def _here() -> str:
-    return request.full_path.rstrip("?") if request.method == "GET" else request.path
+    """Where to come back to after signing in: this page, or for a form posted from a page
+    (an action URL only takes POST), the page the form was on."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    public_id = (request.view_args or {}).get("public_id")
+    if public_id:
+        return url_for("admin.order", public_id=public_id)
+    return url_for("admin.orders")
 
 
 @bp.before_request

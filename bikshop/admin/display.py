@@ -44,6 +44,13 @@ def money(amount: Decimal | None, currency: str = "INR") -> str:
     return f"{symbol}{text}" if symbol else f"{currency} {text}"
 
 
+def amounts(per_currency: dict[str, Decimal], currency: str) -> str:
+    """Money in several currencies, each on its own: ₹1,234.50 + $12.00 (nothing: ₹0.00)."""
+    if not per_currency:
+        return money(Decimal(0), currency)
+    return " + ".join(money(amount, code) for code, amount in per_currency.items())
+
+
 def pill(state: str) -> str:
     """The CSS modifier for a state's pill."""
     return _PILLS.get(state, "wait")
@@ -78,6 +85,7 @@ def _helpers() -> dict:
     return {
         "local_time": local_time,
         "money": money,
+        "amounts": amounts,
         "pill": pill,
         "label": label,
         "tel_link": tel_link,

@@ -18,7 +18,13 @@ from wtforms import (
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
 from bikshop.models import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
-from bikshop.services.search import FULFILLMENT_GROUPS, STATUS_GROUPS
+from bikshop.services.search import (
+    FIRST_DAY,
+    FULFILLMENT_GROUPS,
+    LARGEST_ID,
+    LAST_DAY,
+    STATUS_GROUPS,
+)
 
 
 def csrf_failed(form: FlaskForm) -> bool:
@@ -47,6 +53,13 @@ def _choices(values, groups=()) -> list[SelectChoice]:
     ]
 
 
+def _searchable_day(form, field):
+    if field.data and not FIRST_DAY <= field.data <= LAST_DAY:
+        raise ValidationError(
+            f"Enter a date between {FIRST_DAY:%-d %b %Y} and {LAST_DAY:%-d %b %Y}."
+        )
+
+
 class FilterForm(FlaskForm):
     """The list's search and filters, read from the query string (GET, nothing changes)."""
 
@@ -59,10 +72,11 @@ class FilterForm(FlaskForm):
     fulfillment = SelectField(
         "Fulfilment", choices=_choices(FULFILLMENT_STATUSES, FULFILLMENT_GROUPS), default=""
     )
-    date_from = DateField("From", validators=[Optional()])
-    date_to = DateField("To", validators=[Optional()])
-    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
-    after = IntegerField(validators=[Optional(), NumberRange(min=0)])
+    first_day, last_day = FIRST_DAY, LAST_DAY  # the date inputs' min and max
+    date_from = DateField("From", validators=[Optional(), _searchable_day])
+    date_to = DateField("To", validators=[Optional(), _searchable_day])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=LARGEST_ID)])
+    after = IntegerField(validators=[Optional(), NumberRange(min=0, max=LARGEST_ID)])
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:

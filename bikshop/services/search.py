@@ -10,8 +10,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Integer, cast, func, select, text
+from sqlalchemy import Integer, cast, event, false, func, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import defer, selectinload
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem
@@ -25,7 +29,14 @@ STATUS_GROUPS = {
 }
 FULFILLMENT_GROUPS = {"unshipped": ("unfulfilled", "partial")}
 _PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
-_HASH_NUMBER = re.compile(r"^#\s*(\d{1,9})$")
+_DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: int() also reads other scripts' digits
+_HASH_NUMBER = re.compile(r"^#\s*([0-9]+)$")
+# The largest order id or number the orders table holds (PostgreSQL's integer); a cursor or an
+# order number beyond it names no order.
+LARGEST_ID = 2**31 - 1
+# The days a date filter may name: the shop's midnight of each, in UTC, is a datetime.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 @dataclass
@@ -54,9 +65,9 @@ class Summary:
     """The tiles on top of the list."""
 
     today_orders: int
-    today_revenue: Decimal
+    today_revenue: dict[str, Decimal]  # per currency, net of refunds
     pending_count: int
-    pending_value: Decimal
+    pending_value: dict[str, Decimal]  # per currency
     to_ship: int
     today: date = field(default_factory=date.today)
 
@@ -75,6 +86,43 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=store_zone()).astimezone(UTC)
 
 
+class lowered(FunctionElement):  # noqa: N801  (reads like the SQL function it renders)
+    """SQL for a text in lower case, non-ASCII letters included, whatever the database's locale.
+
+    SQLite's lower() folds ASCII only, and so does PostgreSQL's in a database created with the C
+    locale: "ÉMILE" would stay "éMILE" there, never meeting the "émile" Python makes of a search.
+    """
+
+    type = String()
+    name = "lowered"
+    inherit_cache = True
+
+
+@compiles(lowered, "sqlite")
+def _lowered_sqlite(element, compiler, **kw):
+    return f"bikshop_lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(lowered, "postgresql")
+def _lowered_postgresql(element, compiler, **kw):
+    # ICU's root locale lowers every script the same way, whatever the database's own ctype;
+    # "und-x-icu" is there wherever PostgreSQL was built with ICU: every distribution's package,
+    # and the default build since PostgreSQL 16.
+    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "und-x-icu")'
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_lower(dbapi_connection, connection_record):
+    """Give every SQLite connection ``bikshop_lower``: Python's lower(), as searches use."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.create_function(
+            "bikshop_lower",
+            1,
+            lambda value: value.lower() if isinstance(value, str) else value,
+            deterministic=True,
+        )
+
+
 def search_condition(text: str):
     """What a typed search means: an order name or number, a phone, an email, or a name."""
     text = (text or "").strip()
@@ -84,24 +132,25 @@ def search_condition(text: str):
         return Order.email == text.lower()
     number = _order_number(text)
     if number is not None:
-        return Order.number == number
+        # A number too long for any order names none (never the order its first digits name).
+        return Order.number == number if number <= LARGEST_ID else false()
     if _PHONE_CHARS.match(text):
         # "+91 98765 43210", "9876543210", "098765 43210" and "0091…" share the same last digits.
         digits = "".join(c for c in text if c.isdigit()).lstrip("0")
         return phone_tail(Order.phone_digits) == digits[-PHONE_TAIL_DIGITS:]
-    return func.lower(Order.customer_name).contains(text.lower(), autoescape=True)
+    return lowered(Order.customer_name).contains(text.lower(), autoescape=True)
 
 
 def _order_number(text: str) -> int | None:
     prefix = (current_app.config["ORDER_ID_PREFIX"] or "").upper()
     upper = text.upper().replace(" ", "")
-    if prefix and upper.startswith(prefix) and upper[len(prefix) :].isdigit():
-        return int(upper[len(prefix) :][:9])
+    if prefix and upper.startswith(prefix) and _DIGITS.match(upper[len(prefix) :]):
+        return int(upper[len(prefix) :])
     match = _HASH_NUMBER.match(text)
     if match:
         return int(match.group(1))
     # A bare number shorter than a phone number, not starting like one, is an order number.
-    if text.isdigit() and len(text) < 10 and not text.startswith("0"):
+    if _DIGITS.match(text) and len(text) < 10 and not text.startswith("0"):
         return int(text)
     return None
 
@@ -174,7 +223,15 @@ def _as_money(value) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))
 
 
-def _tile(columns: list, index: str, where: str) -> tuple:
+def _per_currency(rows) -> dict[str, Decimal]:
+    """``(currency, amount)`` rows as one amount per currency, the shop's own currency first:
+    rupees and dollars are never added together."""
+    shop_currency = current_app.config["CURRENCY"]
+    amounts = {currency: _as_money(amount) for currency, amount in rows}
+    return dict(sorted(amounts.items(), key=lambda item: (item[0] != shop_currency, item[0])))
+
+
+def _tile(columns: list, index: str, where: str, group_by: str = "") -> list[tuple]:
     """One summary tile's figures over the orders its partial index holds.
 
     SQLite's planner, without ANALYZE statistics, prefers a full status index to the small
@@ -187,28 +244,33 @@ def _tile(columns: list, index: str, where: str) -> tuple:
         str(column.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         for column in columns
     )
-    sql = f"SELECT {figures} FROM orders{hint} WHERE {where}"  # noqa: S608 (no client input)
-    return tuple(db.session.execute(text(sql)).one())
+    grouped = f" GROUP BY {group_by}" if group_by else ""
+    sql = f"SELECT {figures} FROM orders{hint} WHERE {where}{grouped}"  # noqa: S608 (our text)
+    return [tuple(row) for row in db.session.execute(text(sql))]
 
 
 def summary() -> Summary:
-    """Today's orders and revenue, payments pending (count, value), orders to ship."""
+    """Today's orders and takings (less refunds), payments pending (count, value), orders to
+    ship; money per currency."""
     today = local_today()
     not_cancelled = Order.status != "CANCELLED"
-    today_count, today_revenue = db.session.execute(
-        select(func.count(), sum_money(Order.total)).where(
-            Order.created_at >= _start_of(today), not_cancelled
-        )
-    ).one()
-    pending_count, pending_value = _tile(
-        [func.count(), sum_money(Order.total)], "ix_orders_awaiting_payment", AWAITING_PAYMENT
+    today_rows = db.session.execute(
+        select(Order.currency, func.count(), sum_money(Order.total - Order.amount_refunded))
+        .where(Order.created_at >= _start_of(today), not_cancelled)
+        .group_by(Order.currency)
+    ).all()
+    pending_rows = _tile(
+        [Order.currency, func.count(), sum_money(Order.total)],
+        "ix_orders_awaiting_payment",
+        AWAITING_PAYMENT,
+        group_by="currency",
     )
-    (to_ship,) = _tile([func.count()], "ix_orders_to_ship", TO_SHIP)
+    [(to_ship,)] = _tile([func.count()], "ix_orders_to_ship", TO_SHIP)
     return Summary(
-        today_orders=today_count,
-        today_revenue=_as_money(today_revenue),
-        pending_count=pending_count,
-        pending_value=_as_money(pending_value),
+        today_orders=sum(count for _, count, _ in today_rows),
+        today_revenue=_per_currency((currency, amount) for currency, _, amount in today_rows),
+        pending_count=sum(count for _, count, _ in pending_rows),
+        pending_value=_per_currency((currency, amount) for currency, _, amount in pending_rows),
         to_ship=to_ship,
         today=today,
     )
@@ -270,7 +332,12 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
         .order_by(Order.id.desc())
         .execution_options(yield_per=batch)
     )
-    zone = store_zone()
+    # The query is built now and only run as rows are read: a filter that cannot become SQL
+    # fails before the export's first byte, not halfway through a download.
+    return _csv_values(query, store_zone())
+
+
+def _csv_values(query, zone: ZoneInfo) -> Iterator[list]:
     for row in db.session.execute(query):
         values = list(row)
         values[2] = values[2].astimezone(zone).isoformat(timespec="seconds")
