@@ -11,7 +11,6 @@ them, so the next real placeOrder continues the numbering.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import sqlite3
@@ -61,9 +60,13 @@ def seed_orders(settings: Settings, total: int, *, say: Callable[[str], None] = 
 
 def _place_template(app, settings: Settings, draft_id: str) -> str:
     """Place one order through placeOrder; return its canonical fingerprint text."""
+    from sqlalchemy import select
+
     from bikshop.bik.schemas import PlaceOrderRequest
+    from bikshop.extensions import db
     from bikshop.jsonio import loads
-    from bikshop.services.orders import fingerprint
+    from bikshop.models import Order
+    from bikshop.services.orders import _columns, canonical_order
 
     raw = sample_body_json(draft_id)
     answer = app.test_client().post(
@@ -73,11 +76,15 @@ def _place_template(app, settings: Settings, draft_id: str) -> str:
     )
     if answer.status_code != 200:
         raise RuntimeError(f"template placeOrder failed: {answer.status_code} {answer.data!r}")
-    validated = PlaceOrderRequest().load(loads(raw))
-    # The same canonical text services.orders.fingerprint hashes; the draft id appears in it
-    # only as a value, so replacing it gives exactly the clone's canonical text.
-    canonical = json.dumps(validated, sort_keys=True, separators=(",", ":"), default=str)
-    if hashlib.sha256(canonical.encode()).hexdigest() != fingerprint(validated):
+    with app.test_request_context():
+        # The same canonical text services.orders.fingerprint hashes; the draft id appears in
+        # it only as a value, so replacing it gives exactly the clone's canonical text.
+        canonical = canonical_order(*_columns(PlaceOrderRequest().load(loads(raw)), raw))
+        stored = db.session.scalar(
+            select(Order.request_fingerprint).where(Order.draft_order_id == draft_id)
+        )
+        db.session.remove()
+    if hashlib.sha256(canonical.encode()).hexdigest() != stored:
         raise RuntimeError("seed: fingerprint recipe no longer matches services.orders")
     return canonical
 

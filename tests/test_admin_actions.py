@@ -213,10 +213,6 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
     assert any("Refund of 500.5 INR" in m and who == f"admin:{OWNER}" for m, who in timeline)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the refusal belongs in services/orders.set_fulfillment, which admin does not own",
-)
 def test_a_cancelled_order_cannot_be_fulfilled(owner):
     oid = place_order(owner)["id"]
     assert _act(owner, oid, "cancel").status_code == 303

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,6 +36,7 @@ class Bad:
     field: str | None = None  # the field the error must name
     says: tuple[str, ...] = ()  # fragments the message must contain
     content_type: str | None = JSON
+    headers: dict = dataclasses.field(default_factory=dict)
 
     def body(self) -> bytes:
         if self.raw is not None:
@@ -115,6 +117,20 @@ BAD_PLACE_ORDERS = [
         status=415,
         content_type="application/x-www-form-urlencoded",
         says=("application/json",),
+    ),
+    Bad(
+        "gzip_compressed",
+        raw=gzip.compress(sample_with()),
+        status=415,
+        headers={"Content-Encoding": "gzip"},
+        says=("uncompressed", "gzip"),
+    ),
+    Bad(
+        "latin1_charset",
+        raw=sample_with(),
+        status=415,
+        content_type="application/json; charset=latin-1",
+        says=("UTF-8", "latin-1"),
     ),
     Bad(
         "missing_content_type",
@@ -274,6 +290,13 @@ BAD_PLACE_ORDERS = [
         says=("buyer-at-example",),
     ),
     Bad("email_a_list", {"order.email": ["a@b.co"]}, field="order.email"),
+    Bad("email_not_an_address", {"order.email": "N/A"}, field="order.email", says=("N/A",)),
+    Bad(
+        "email_too_long_once_lowercased",
+        {"order.email": "\u0130" * 300 + "@example.com"},  # İ lowercases to two characters
+        field="order.email",
+        says=("once lowercased",),
+    ),
     Bad("currency_not_iso", {"order.currency": "RUPEES"}, field="order.currency"),
     Bad("currency_digits", {"order.currency": "123"}, field="order.currency"),
     Bad("address_a_string", {"order.address": "Bengaluru"}, field="order.address"),
@@ -293,7 +316,7 @@ BAD_PLACE_ORDERS = [
 
 def post(client, bad: Bad, path="/bik/placeOrder"):
     headers = {"Content-Type": bad.content_type} if bad.content_type else {}
-    return client.post(path, data=bad.body(), headers=headers)
+    return client.post(path, data=bad.body(), headers=headers | bad.headers)
 
 
 def assert_refused(response, bad: Bad) -> None:
@@ -496,6 +519,31 @@ LEGAL_ORDERS = [
         {"items.0.name": "Skin Renew Cream"},
     ),
     Legal("exponent_money", {"order.shippingCharge": 4.9e1}, {"shippingCharge": 49}),
+    Legal(
+        "money_added_up_in_binary_floating_point",
+        {
+            "order.items": one_item(price=199.99, quantity=3),
+            "order.subTotal": 199.99 * 3,  # 599.9699999999999, as JavaScript adds it up
+            "order.shippingCharge": 0.1 + 0.2,  # 0.30000000000000004
+            "order.discount": 0,
+            "order.total": 599.97 + 0.3,  # 600.27
+        },
+        {"subTotal": 599.97, "shippingCharge": 0.3, "total": 600.27},
+        {"sub_total": Decimal("599.97"), "shipping_charge": Decimal("0.30")},
+    ),
+    Legal(
+        "email_without_a_dotted_domain",
+        {"order.email": "Buyer@Gmail"},
+        {"email": "buyer@gmail"},
+        {"email": "buyer@gmail"},
+    ),
+    Legal("email_with_a_trailing_dot", {"order.email": "a@b.co."}, {"email": "a@b.co."}),
+    Legal(
+        "image_url_too_long_once_encoded",
+        {"order.items.0.image": "https://cdn.example.com/" + "é" * 400},
+        {"items.0.name": "Skin Renew Cream"},
+        {},
+    ),
 ]
 
 

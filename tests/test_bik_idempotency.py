@@ -41,6 +41,49 @@ def test_a_retry_with_the_same_content_in_another_spelling_is_the_same_order(cli
         assert again.get_json()["order"]["id"] == first["id"]
 
 
+def test_a_retry_that_changes_nothing_stored_is_the_same_order(app, client):
+    """What the order stores is what a retry must repeat: an email's case, the currency as ""
+    or "inr" or "INR", an empty variantName or none, the order's own name are not differences."""
+    body = sample_body(email="Buyer@Example.com", currency="")
+    body["order"]["items"][0]["variantName"] = ""
+    first = place(client, body).get_json()["order"]
+    after_first = stored_state(app)
+    for change in (
+        {"email": "buyer@example.com"},
+        {"currency": "inr"},
+        {"currency": None},
+        {"currency": "INR"},
+        {"name": "#1001"},
+    ):
+        again = place(client, sample_body(body["draftOrderId"], **{**body["order"], **change}))
+        assert again.status_code == 200, (change, again.get_json())
+        assert again.get_json()["order"] == first
+    no_variant = json.loads(json.dumps(body))
+    no_variant["order"]["items"][0]["variantName"] = None
+    assert place(client, no_variant).get_json()["order"] == first
+    assert stored_state(app) == after_first
+
+
+def test_a_retry_of_an_order_fingerprinted_the_old_way_is_still_the_same_order(app, client):
+    """Orders placed before 2026-12-03 hold a hash of the validated body as it came; a retry
+    that straddles the upgrade must not become a 409."""
+    from bikshop.bik.schemas import PlaceOrderRequest
+    from bikshop.services.orders import _fingerprint_before_2026_12
+
+    body = sample_body()
+    first = place(client, body).get_json()["order"]
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.public_id == first["id"])).one()
+        with app.test_request_context():
+            order.request_fingerprint = _fingerprint_before_2026_12(PlaceOrderRequest().load(body))
+        db.session.commit()
+        db.session.remove()
+    again = place(client, body)
+    assert again.status_code == 200 and again.get_json()["order"]["id"] == first["id"]
+    changed = sample_body(body["draftOrderId"], phoneNumber="+919999999999")
+    assert place(client, changed).status_code == 409
+
+
 def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, client):
     body = sample_body()
     placed = place(client, body).get_json()["order"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote, urlsplit
@@ -78,7 +79,9 @@ class Tags(fields.Field):
 
 class ImageURL(Text):
     """A product image: an http(s) URL with a host. Characters a catalog may leave raw (spaces,
-    non-ASCII) are percent-encoded rather than refused: an odd image URL must not lose an order."""
+    non-ASCII) are percent-encoded rather than refused: an odd image URL must not lose an order.
+    For the same reason, a URL that encoding makes longer than ``max_length`` is dropped (the
+    order has no image; the raw request keeps what was sent) instead of refused."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         url = super()._deserialize(value, attr, data, **kwargs)
@@ -87,11 +90,17 @@ class ImageURL(Text):
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValidationError("Must be an http(s) URL of the product image.")
-        return quote(url, safe=_URL_SAFE)
+        encoded = quote(url, safe=_URL_SAFE)
+        return encoded if len(encoded) <= self.max_length else None
 
 
 class Money(fields.Number):
-    """A JSON number of major units (499.5 = ₹499.50): not negative, at most two decimals."""
+    """A JSON number of major units (499.5 = ₹499.50): not negative, at most two decimals.
+
+    A caller that adds prices in binary floating point (JavaScript's numbers: 199.99 × 3 is
+    599.9699999999999) sends amounts a few units in the last place off a whole paisa; such an
+    amount is read as that paisa amount. Anything further off (499.001) is refused.
+    """
 
     num_type = Decimal
 
@@ -108,12 +117,22 @@ class Money(fields.Number):
             raise ValidationError(f"Must not be negative (got {value}).")
         if amount > MAX_MONEY:
             raise ValidationError(f"Must be at most {MAX_MONEY} (got {value}).")
-        if amount != amount.quantize(Decimal("0.01")):
+        paise = amount.quantize(_PAISA)
+        if amount != paise and abs(amount - paise) > _float_noise(paise):
             raise ValidationError(f"Must have at most two decimal places (got {value}).")
-        return amount.quantize(Decimal("0.01")) + 0  # + 0 turns -0.00 into 0.00
+        return paise + 0  # + 0 turns -0.00 into 0.00
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else Decimal(value)
+
+
+_PAISA = Decimal("0.01")
+
+
+def _float_noise(amount: Decimal) -> Decimal:
+    """How far binary floating point arithmetic can stray from ``amount`` in a few operations:
+    64 units in the last place of a double of that size (at least that of 1.0)."""
+    return Decimal(64 * math.ulp(max(float(amount), 1.0)))
 
 
 class Quantity(fields.Integer):

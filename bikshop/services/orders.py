@@ -73,8 +73,33 @@ def next_number(name: str, start: int, connection: Connection | None = None) -> 
     return run.execute(_NEXT_NUMBER, {"name": name, "start": start}).scalar_one()
 
 
-def fingerprint(request: dict) -> str:
-    """A stable hash of a validated placeOrder body, to tell a retry from a different order."""
+# What a retry must repeat to be the same order: every stored value that comes from Bik's body.
+_FINGERPRINTED = (
+    "draft_order_id", "payment_status", "currency", "sub_total", "shipping_charge", "discount",
+    "total", "phone_number", "email", "tags", "address",
+)  # fmt: skip
+_FINGERPRINTED_ITEM = (
+    "product_id", "variant_id", "name", "variant_name", "quantity", "price", "image",
+)  # fmt: skip
+
+
+def canonical_order(columns: dict, items: list[dict]) -> str:
+    """The text :func:`fingerprint` hashes: the order as it is stored, so that what changes
+    nothing stored (``"INR"`` or ``""``, an email's case, ``2`` or ``2.0``, key order, unknown
+    fields) changes nothing in it."""
+    picked = {key: columns[key] for key in _FINGERPRINTED}
+    picked["items"] = [[item[key] for key in _FINGERPRINTED_ITEM] for item in items]
+    return json.dumps(picked, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(columns: dict, items: list[dict]) -> str:
+    """A stable hash of a new order's stored values, to tell a retry from a different order."""
+    return hashlib.sha256(canonical_order(columns, items).encode()).hexdigest()
+
+
+def _fingerprint_before_2026_12(request: dict) -> str:
+    """How orders placed before 2026-12-03 were fingerprinted: the validated body as it came.
+    A retry of one of them is checked against this as well."""
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -90,8 +115,8 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
     counter (and on SQLite the whole database) until it commits, is as short as it can be.
     """
     draft_id = request["draftOrderId"]
-    digest = fingerprint(request)
-    columns, items = _columns(request, raw_body, digest)
+    columns, items = _columns(request, raw_body)
+    columns["request_fingerprint"] = digest = fingerprint(columns, items)
     event = placed_event(actor, draft_id, request["paymentPending"])
     write = _INSERT_ORDER_BY_DIALECT.get(db.engine.dialect.name, _insert_order_stepwise)
     try:
@@ -100,7 +125,7 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
         existing = _snapshot(_ORDERS.c.draft_order_id, draft_id)
         if existing is None:
             raise
-        return _replay(existing, digest)
+        return _replay(existing, digest, request)
     count_committed("order")
     if number % ORDERS_PER_CHECKPOINT == 0:
         checkpoint_after_response(db.engine)
@@ -230,8 +255,9 @@ def placed_event(actor: str, draft_id: str, payment_pending: bool) -> dict:
     )
 
 
-def _replay(order: OrderSnapshot, digest: str) -> Placed:
-    if order.request_fingerprint != digest:
+def _replay(order: OrderSnapshot, digest: str, request: dict) -> Placed:
+    stored = order.request_fingerprint
+    if stored != digest and stored != _fingerprint_before_2026_12(request):
         raise ApiError(
             409,
             f"draftOrderId {order.draft_order_id!r} was already placed as {order.public_id} "
@@ -242,8 +268,9 @@ def _replay(order: OrderSnapshot, digest: str) -> Placed:
     return Placed(order, created=False)
 
 
-def _columns(request: dict, raw_body: str, digest: str) -> tuple[dict, list[dict]]:
-    """The new order's column values (all but its number) and its items' (all but order_id)."""
+def _columns(request: dict, raw_body: str) -> tuple[dict, list[dict]]:
+    """The new order's column values (all but its number and fingerprint) and its items' (all
+    but order_id)."""
     incoming = request["order"]
     address = incoming.get("address")
     if address is not None:
@@ -254,7 +281,6 @@ def _columns(request: dict, raw_body: str, digest: str) -> tuple[dict, list[dict
     now = utcnow()
     columns = {
         "draft_order_id": request["draftOrderId"],
-        "request_fingerprint": digest,
         "raw_request": raw_body,
         "invoice_token": secrets.token_urlsafe(24),  # 192 random bits
         "invoice_number": None,
@@ -285,7 +311,7 @@ def _columns(request: dict, raw_body: str, digest: str) -> tuple[dict, list[dict
             "product_id": item["productId"],
             "variant_id": item["variantId"],
             "name": item["name"],
-            "variant_name": item.get("variantName"),
+            "variant_name": item.get("variantName") or None,  # answered "" either way
             "quantity": item["quantity"],
             "price": item["price"],
             "image": item.get("image") or None,
@@ -374,7 +400,15 @@ def change_status(order: Order, to: str, *, actor: str) -> bool:
 
 
 def set_fulfillment(order: Order, to: str, *, actor: str, tracking_url: str | None = None) -> bool:
-    """Set fulfilment (and optionally the tracking URL Bik shares with the customer); commits."""
+    """Set fulfilment (and optionally the tracking URL Bik shares with the customer); commits.
+    A cancelled order is not shipped: neither changes there (a 409)."""
+    if order.status == "CANCELLED":
+        raise ApiError(
+            409,
+            "A cancelled order cannot be fulfilled or given a tracking link",
+            code="illegal_transition",
+            fields=[{"field": "status", "message": "currently CANCELLED"}],
+        )
     changed = False
     if to != order.fulfillment_status:
         changed = transition(order, FULFILLMENT_STATUS, to, actor=actor)
