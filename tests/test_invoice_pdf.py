@@ -124,3 +124,20 @@ def test_rendering_never_fetches_outside_static(app):
     assert "₹947.00" in pdf_text(data)
     assert pdf.BASE_URL + "static/invoice.css" in requested
     assert any(url.endswith("DejaVuSans-subset.ttf") for url in requested)  # the ₹ font
+
+
+def test_indian_scripts_and_emoji_are_drawn_in_the_pdf(pdf_app, output_dir):
+    """A customer's Hindi address or an emoji in a product name must show on the invoice, not
+    vanish: glyphs the bundled font lacks come from the system's Noto fonts (fonts-noto-core,
+    fonts-noto-color-emoji; README, Production), which WeasyPrint falls back to per character."""
+    client = pdf_app.test_client()
+    body = order_body([("देसी घी 🧴", 1, "499"), ("நெய் Ghee", 1, "100")])
+    body["order"]["address"].update(city="मुंबई", address1="12, गली नंबर 4")
+    response = client.get(place_invoice(client, body) + ".pdf")
+    assert response.status_code == 200
+    (output_dir / "invoice-scripts.pdf").write_bytes(response.data)
+    text = pdf_text(response.data)
+    assert "मुंबई" in text or "मुं" in text
+    fonts = subprocess.run(["pdffonts", "-"], input=response.data, capture_output=True).stdout
+    for family in (b"Noto-Sans-Devanagari", b"Noto-Sans-Tamil", b"Noto-Color-Emoji"):
+        assert family in fonts, fonts.decode()
