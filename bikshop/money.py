@@ -5,16 +5,64 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
+# Razorpay takes no payment, and makes no refund, below one unit of the currency ("The amount
+# must be at least INR 1.00": razorpay.md §5, and Razorpay's create-refund API docs).
+RAZORPAY_MINIMUM = Decimal("1")
+
+# The currencies Razorpay takes payments in, and how many decimals its integer amounts carry:
+# paise and cents (2), zero-decimal currencies passed as is (0), three-decimal ones in
+# thousandths that must end in 0 (razorpay.md §1.2). The one table every conversion reads.
+_TWO_DECIMAL = """
+    AED ALL AMD ARS AUD AWG BBD BDT BMD BND BOB BSD BWP BZD CAD CHF CNY COP CRC CUP CZK DKK
+    DOP DZD EGP ETB EUR FJD GBP GHS GIP GMD GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR JMD KES
+    KGS KHR KYD KZT LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MUR MVR MWK MXN MYR NAD NGN
+    NIO NOK NPR NZD PEN PGK PHP PKR QAR RUB SAR SCR SEK SGD SLL SOS SSP SVC SZL THB TTD TZS
+    USD UYU UZS YER ZAR
+"""
+RAZORPAY_EXPONENTS: dict[str, int] = (
+    dict.fromkeys(_TWO_DECIMAL.split(), 2) | {"JPY": 0} | dict.fromkeys(("BHD", "KWD", "OMR"), 3)
+)
 
 
-def to_minor_units(amount: Decimal) -> int:
-    """Major units to the integer Razorpay expects (₹947.50 -> 94750 paise)."""
-    return int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
+class NotPayable(ValueError):
+    """Razorpay cannot take this amount in this currency; ``str()`` says why, for a person."""
 
 
-def from_minor_units(value: int) -> Decimal:
-    """Razorpay's integer paise back to major units."""
-    return (Decimal(value) / 100).quantize(CENT)
+def razorpay_exponent(currency: str) -> int:
+    """The decimals of ``currency``'s minor unit at Razorpay; NotPayable if it takes none."""
+    exponent = RAZORPAY_EXPONENTS.get((currency or "").upper())
+    if exponent is None:
+        raise NotPayable(f"Razorpay does not take payments in {currency or 'no currency'}")
+    return exponent
+
+
+def razorpay_takes(currency: str) -> bool:
+    """Does Razorpay take payments in ``currency`` at all?"""
+    return (currency or "").upper() in RAZORPAY_EXPONENTS
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """Major units to the integer Razorpay expects: ₹947.50 -> 94750, ¥947 -> 947,
+    KWD 9.5 -> 9500. Never rounds: NotPayable when the amount is finer than Razorpay can take."""
+    exponent = razorpay_exponent(currency)
+    if not Decimal(amount).is_finite():
+        raise NotPayable(f"{amount} is not an amount")
+    minor = Decimal(amount).scaleb(exponent)
+    step = 10 if exponent == 3 else 1  # three-decimal amounts must end in 0
+    if minor != minor.to_integral_value() or int(minor) % step:
+        places = min(exponent, 2)
+        raise NotPayable(
+            f"{format_plain(amount)} {currency} has more decimals than {currency} allows "
+            f"(at most {places})"
+        )
+    return int(minor)
+
+
+def from_minor_units(value: int, currency: str) -> Decimal:
+    """Razorpay's integer amount in ``currency`` back to major units (947 JPY -> 947.00)."""
+    exponent = razorpay_exponent(currency)
+    amount = Decimal(value).scaleb(-exponent)
+    return amount.quantize(CENT) if exponent <= 2 else amount
 
 
 def format_plain(amount: Decimal) -> str:

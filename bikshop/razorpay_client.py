@@ -16,6 +16,17 @@ from bikshop.errors import ApiError
 
 log = logging.getLogger(__name__)
 
+
+def _sdk_print(*args, **kwargs) -> None:
+    """The SDK print()s its connection trouble ("Connection failed.") to stdout, which is a
+    command's output (reconcile-payments) or gunicorn's console: it goes to the log instead.
+    ``_call`` logs each failure itself, so this is debug detail."""
+    log.debug("razorpay SDK: %s", " ".join(str(arg) for arg in args))
+
+
+# Module globals come before builtins, so this reaches only the SDK client's own print calls.
+razorpay.client.print = _sdk_print
+
 DUPLICATE_REFERENCE = "reference id already attempted"
 
 

@@ -55,3 +55,49 @@ def test_razorpay_down_while_cancelling_keeps_the_cancel_and_says_the_link_is_op
             (link,) = db.session.scalars(select(PaymentLink)).all()
             assert (order.status, link.status) == ("CANCELLED", "created")
         assert "payment_link_cancel_failed" in _kinds(app)
+
+
+def test_cash_received_cancels_the_open_link_so_the_customer_cannot_pay_twice(make_app):
+    from bikshop.services.payments import mark_paid_offline
+
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        order_id, invoice = place_order(client)
+        assert client.post(invoice + "/pay").status_code == 303
+        plink = fake.only_link()["id"]
+
+        with app.app_context():
+            order = db.session.scalars(select(Order)).one()
+            assert mark_paid_offline(order, actor="admin:owner@example.com")
+            assert not mark_paid_offline(order, actor="admin:owner@example.com")  # a repeat
+
+        assert fake.links[plink]["status"] == "cancelled"
+        cancels = [path for method, path, _ in fake.calls if path.endswith("/cancel")]
+        assert cancels == [f"/v1/payment_links/{plink}/cancel"]
+        with app.app_context():
+            (link,) = db.session.scalars(select(PaymentLink)).all()
+            assert (link.order.payment_status, link.status) == ("paid", "cancelled")
+        assert "payment_link_cancelled" in _kinds(app)
+        assert f'action="{invoice}/pay"' not in client.get(invoice).get_data(as_text=True)
+
+
+def test_a_payment_after_cancelling_advises_a_refund_not_reopening(make_app):
+    from tests.fake_razorpay import post_webhook
+
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        order_id, invoice = place_order(client)
+        assert client.post(invoice + "/pay").status_code == 303
+        plink = fake.only_link()["id"]
+        fake.stop()  # the link cannot be cancelled, and the customer pays on it
+        _cancel(app, order_id)
+        fake.start()
+        fake.pay(plink, deliver=False)
+        assert post_webhook(client, *fake.paid_event(plink)).status_code == 200
+        with app.app_context():
+            (flag,) = db.session.scalars(
+                select(OrderEvent).where(OrderEvent.kind == "paid_after_cancel")
+            ).all()
+        assert "refund" in flag.message and "reopen" not in flag.message  # CANCELLED is final

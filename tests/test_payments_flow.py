@@ -144,9 +144,12 @@ def test_a_duplicate_reference_of_someone_elses_link_is_refused_and_stores_nothi
         },
     }
     response = client.post(invoice + "/pay")
-    assert response.status_code == 503
-    assert "couldn't start the payment" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 502  # refused for good: not the 503 that means "try again"
+    assert "couldn't start the payment" in page and "Try again" not in page
     assert rows(app, PaymentLink) == []
+    (refused,) = timeline(app, "payment_link_refused")
+    assert "belongs to a link we did not make" in refused.message
 
 
 def test_webhook_lost_the_redirect_alone_makes_it_paid(shop):
@@ -280,3 +283,28 @@ def test_pay_with_an_unknown_token_is_a_404_page(shop):
     _, client, _ = shop
     response = client.post("/invoice/" + "x" * 32 + "/pay")
     assert response.status_code == 404 and "text/html" in response.content_type
+
+
+def test_razorpay_refusing_the_link_is_on_the_timeline_and_promises_no_retry(shop):
+    app, client, fake = shop
+    app.config["RAZORPAY_KEY_SECRET"] = "not-the-secret"  # Razorpay answers 401, every time
+    order_id, invoice = place_order(client)
+    response = client.post(invoice + "/pay")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 502  # not 503: trying again in 30 seconds will not help
+    assert "couldn't start the payment" in page and "the shop has been told" in page
+    assert "Try again" not in page and "Nothing was charged" in page
+    (refused,) = timeline(app, "payment_link_refused")
+    assert "api key provided is invalid" in refused.message
+    assert rows(app, PaymentLink) == [] and payment_status(client, order_id) == "pending"
+
+
+def test_reconcile_payments_keeps_the_sdks_connection_messages_out_of_stdout(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    fake.stop()
+    result = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert result.exit_code == 1
+    assert "Connection failed" not in result.output
+    assert result.stdout.splitlines() == ["checked 1 link(s), 1 failed"]

@@ -149,7 +149,10 @@ def test_an_amount_or_currency_mismatch_leaves_the_order_pending_and_says_so(sho
     # The redirect and reconcile-payments see the same link: still pending, flagged once.
     from tests.fake_razorpay import path_of
 
-    assert "confirming" in client.get(path_of(callback)).get_data(as_text=True)
+    page = client.get(path_of(callback)).get_data(as_text=True)
+    # Not "confirming ... reload to see it marked paid": that never happens on its own.
+    assert "confirming" not in page and "reload" not in page
+    assert "The shop is checking it against your order" in page and "Pay ₹947" not in page
     app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
     assert payment_status(client, order_id) == "pending"
     assert kinds(app).count("payment_mismatch") == 1
@@ -287,3 +290,126 @@ def test_refunding_an_unpaid_order_or_while_razorpay_is_down_changes_nothing(sho
         assert down.value.code == 503
     assert payment_status(client, order_id) == "paid"
     assert [r.status for r in rows(app, Refund)] == ["failed"]
+
+
+def _signed(fake, raw: bytes, event_id: str | None = None) -> tuple[bytes, dict]:
+    return raw, {
+        "X-Razorpay-Signature": sign(fake.webhook_secret, raw),
+        "X-Razorpay-Event-Id": event_id or "evt_Malformed0001",
+    }
+
+
+@pytest.mark.parametrize("payment_id", [{"id": "pay_x"}, ["pay_x"], 12, None])
+def test_a_signed_refund_with_a_malformed_payment_id_is_kept_and_acknowledged(shop, payment_id):
+    app, client, fake, order_id = shop
+    refund_entity = {"id": "rfnd_Odd0000000001", "payment_id": payment_id, "amount": 100}
+    raw, headers = fake.event("refund.processed", refund=refund_entity)
+    response = post_webhook(client, raw, headers)
+    assert response.status_code == 200
+    assert response.get_json()["outcome"].startswith("ignored: malformed")
+    (stored,) = rows(app, WebhookEvent)
+    assert stored.signature_valid and stored.outcome.startswith("ignored: malformed")
+    assert stored.raw_body == raw.decode() and payment_status(client, order_id) == "pending"
+
+
+@pytest.mark.parametrize(
+    "payment",
+    [{"id": {"nested": 1}}, {"id": "pay_1", "currency": ["INR"]}, {"id": "pay_1", "amount": "1"}],
+)
+def test_a_signed_link_payment_with_malformed_fields_is_kept_and_not_applied(shop, payment):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    raw, headers = fake.event(
+        "payment_link.paid", payment_link=fake.links[link_id], payment=payment
+    )
+    response = post_webhook(client, raw, headers)
+    assert response.status_code == 200
+    assert response.get_json()["outcome"].startswith("ignored: malformed")
+    assert payment_status(client, order_id) == "pending"  # reconcile-payments settles it
+    app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert payment_status(client, order_id) == "paid"
+
+
+def test_a_signed_body_nested_too_deep_is_kept_and_acknowledged(shop):
+    app, client, fake, _ = shop
+    raw = b"[" * 100_000 + b"]" * 100_000
+    response = post_webhook(client, *_signed(fake, raw))
+    assert response.status_code == 200
+    assert response.get_json()["outcome"].startswith("ignored: malformed")
+    (stored,) = rows(app, WebhookEvent)
+    assert stored.signature_valid and stored.outcome.startswith("ignored: malformed")
+    # Unsigned, the same body is refused as before.
+    unsigned = {"X-Razorpay-Signature": "0" * 64, "X-Razorpay-Event-Id": "evt_2"}
+    assert post_webhook(client, raw, unsigned).status_code == 400
+
+
+@pytest.mark.parametrize("raw", [b'{"event": "x\x00"}', b'{"event": "x\\u0000", "payload": {}}'])
+def test_a_body_with_a_nul_character_is_kept_signed_or_not(shop, raw):
+    app, client, fake, _ = shop  # PostgreSQL's text columns cannot hold NUL
+    signed = post_webhook(client, *_signed(fake, raw))
+    assert signed.status_code == 200 and signed.get_json()["outcome"].startswith(
+        "ignored: malformed"
+    )
+    unsigned = {"X-Razorpay-Signature": "0" * 64, "X-Razorpay-Event-Id": "evt_2"}
+    assert post_webhook(client, raw, unsigned).status_code == 400
+    assert len(rows(app, WebhookEvent)) == 2
+
+
+def test_event_ids_longer_than_64_characters_are_deduplicated_exactly(shop):
+    app, client, fake, order_id = shop
+    link = fake.only_link()
+    prefix = "evt_" + "x" * 70
+    first = fake.event(
+        "payment_link.partially_paid",
+        payment_link={**link, "status": "partially_paid", "amount_paid": 10000},
+        event_id=prefix + "-1",
+    )
+    second = fake.event(
+        "payment_link.partially_paid",
+        payment_link={**link, "status": "partially_paid", "amount_paid": 20000},
+        event_id=prefix + "-2",
+    )
+    outcomes = [
+        post_webhook(client, *delivery).get_json()["outcome"] for delivery in (first, second)
+    ]
+    assert outcomes == ["link partially paid", "link partially paid"]  # two events, both applied
+    again = post_webhook(client, *first)
+    assert again.status_code == 200 and again.get_json()["outcome"].startswith("duplicate")
+    assert kinds(app).count("payment_partial") == 2
+    claimed = [d.event_id for d in rows(app, WebhookEvent) if d.event_id]
+    assert len(claimed) == 2 and len(set(claimed)) == 2 and all(len(k) <= 64 for k in claimed)
+
+
+def _paid_shop(shop):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    post_webhook(client, *fake.paid_event(link_id))
+    return app, client, fake, order_id
+
+
+@pytest.mark.parametrize(
+    "amount, says",
+    [
+        ("100.005", "more decimals than INR allows"),
+        ("0.50", "no less than 1 INR"),
+        ("0", "no less than 1 INR"),
+        ("-5", "no less than 1 INR"),
+        ("947.01", "at most 947 INR is left"),
+    ],
+)
+def test_a_refund_razorpay_would_refuse_is_refused_first_and_says_why(shop, amount, says):
+    app, client, fake, order_id = _paid_shop(shop)
+    with app.app_context(), pytest.raises(ApiError) as refused:
+        refund(db.session.scalars(select(Order)).one(), Decimal(amount), actor="admin")
+    assert refused.value.code == 422 and says in refused.value.description
+    assert not [path for _, path, _ in fake.calls if path.endswith("/refund")]
+    assert rows(app, Refund) == [] and payment_status(client, order_id) == "paid"
+
+
+def test_a_one_rupee_refund_goes_through(shop):
+    app, client, fake, order_id = _paid_shop(shop)
+    with app.app_context():
+        refund(db.session.scalars(select(Order)).one(), Decimal("1"), actor="admin")
+    assert [body for _, path, body in fake.calls if path.endswith("/refund")] == [{"amount": 100}]

@@ -11,11 +11,18 @@ from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
 
-PAID = "Paid. Thank you! Your payment is confirmed."
-CONFIRMING = (
-    "Payment received, confirming with Razorpay. This usually takes a few seconds: "
-    "reload this page to see it marked paid."
-)
+NOTICES = {
+    "paid": "Paid. Thank you! Your payment is confirmed.",
+    "confirming": (
+        "Payment received, confirming with Razorpay. This usually takes a few seconds: "
+        "reload this page to see it marked paid."
+    ),
+    # Razorpay holds a payment that does not settle the order (e.g. a different amount).
+    "checking": (
+        "Payment received. The shop is checking it against your order and will be in touch; "
+        "please do not pay again."
+    ),
+}
 
 
 @bp.post("/invoice/<token>/pay")
@@ -27,13 +34,18 @@ def pay(token: str):
     stale in a page the browser revalidates by ETag.
     """
     order = order_for_token(token)
+    problem = payments.online_payment_problem(order)
+    if problem:  # e.g. a currency Razorpay does not take: no link, and a page that says why
+        return render_template("payments/unavailable.html", order=order, problem=problem), 409
     if not payments.can_pay_online(order):
         return redirect(url_for("invoice.page", token=token), 303)
     try:
         link = payments.create_or_reuse_link(order)
     except payments.GatewayFailure as failure:
         page = render_template("payments/retry.html", order=order, retry=failure.retry)
-        return page, 503, {"Retry-After": "30"}
+        if failure.retry:  # Razorpay down or slow: worth another tap in a moment
+            return page, 503, {"Retry-After": "30"}
+        return page, 502  # refused: the shop has it on the order's timeline
     except ApiError as refused:
         if refused.code != 409:
             raise
@@ -53,8 +65,7 @@ def paid(token: str):
             400,
             "This payment confirmation link is incomplete. Your invoice shows the current state.",
         )
-    payments.confirm_redirect(order, form.data)
-    return invoice_page(order, notice=PAID if order.payment_status != "pending" else CONFIRMING)
+    return invoice_page(order, notice=NOTICES[payments.confirm_redirect(order, form.data)])
 
 
 @bp.post("/webhooks/razorpay")

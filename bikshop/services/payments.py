@@ -23,7 +23,14 @@ from bikshop.extensions import db
 from bikshop.links import public_base
 from bikshop.models import Order, Payment, PaymentLink
 from bikshop.models.types import utcnow
-from bikshop.money import format_plain, from_minor_units, to_minor_units
+from bikshop.money import (
+    RAZORPAY_MINIMUM,
+    NotPayable,
+    format_plain,
+    from_minor_units,
+    razorpay_takes,
+    to_minor_units,
+)
 from bikshop.razorpay_client import GatewayFailure
 from bikshop.services.refunds import confirm_refund, refund
 from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
@@ -38,6 +45,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "create_or_reuse_link",
     "mark_paid",
     "mark_paid_offline",
+    "online_payment_problem",
     "reconcile",
     "refund",
 ]
@@ -54,7 +62,18 @@ LINK_SOURCES = {
 }
 # A link about to expire is not handed out again: the customer needs time to pay on it.
 REUSE_MARGIN = timedelta(minutes=10)
-MINIMUM_ONLINE = Decimal("1.00")  # Razorpay refuses less than ₹1
+
+
+class LinkPayment(Schema):
+    """One captured payment as a fetched payment link lists it."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    payment_id = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    method = fields.String(allow_none=True)
+    amount = fields.Integer(strict=True)
 
 
 class LinkEntity(Schema):
@@ -71,7 +90,7 @@ class LinkEntity(Schema):
     reference_id = fields.String(allow_none=True)
     order_id = fields.String(allow_none=True)
     short_url = fields.String(allow_none=True)
-    payments = fields.List(fields.Dict(), allow_none=True)
+    payments = fields.List(fields.Nested(LinkPayment), allow_none=True)
 
 
 def read_link_entity(entity) -> dict:
@@ -82,15 +101,29 @@ def read_link_entity(entity) -> dict:
         raise razorpay_client.RazorpayUnavailable(f"malformed payment link: {exc.messages}")
 
 
-def can_pay_online(order: Order) -> bool:
-    """The invoice offers a Pay button: Razorpay is configured and money is still owed."""
+def _owes_online(order: Order) -> bool:
     configured = bool(current_app.config["RAZORPAY_KEY_ID"])
-    return (
-        configured
-        and order.payment_status == "pending"
-        and order.status != "CANCELLED"
-        and order.total >= MINIMUM_ONLINE
-    )
+    return configured and order.payment_status == "pending" and order.status != "CANCELLED"
+
+
+def online_payment_problem(order: Order) -> str | None:
+    """Why an order that still owes money cannot be paid through Razorpay (its currency, or a
+    total Razorpay cannot take), for the customer; None when it can, or when nothing is owed."""
+    if not _owes_online(order):
+        return None
+    try:
+        to_minor_units(order.total, order.currency)
+    except NotPayable as exc:
+        return str(exc)
+    if order.total < RAZORPAY_MINIMUM:
+        return f"Razorpay takes no payment below {RAZORPAY_MINIMUM} {order.currency}"
+    return None
+
+
+def can_pay_online(order: Order) -> bool:
+    """The invoice offers a Pay button: Razorpay is configured, money is still owed, and
+    Razorpay can take the order's total in its currency."""
+    return _owes_online(order) and online_payment_problem(order) is None
 
 
 def create_or_reuse_link(order: Order) -> PaymentLink:
@@ -101,10 +134,9 @@ def create_or_reuse_link(order: Order) -> PaymentLink:
     """
     for _ in range(3):  # an adopted link that turns out expired costs one more attempt
         if not can_pay_online(order):
+            problem = online_payment_problem(order) or f"payment {order.payment_status}"
             raise ApiError(
-                409,
-                f"Order {order.name} cannot be paid online (payment {order.payment_status})",
-                code="not_payable",
+                409, f"Order {order.name} cannot be paid online ({problem})", code="not_payable"
             )
         link = _reusable_link(order) or _new_link(order)
         if link.status == "created":
@@ -147,7 +179,7 @@ def _link_request(order: Order, attempt: int) -> dict:
     if order.customer_name:
         customer["name"] = order.customer_name[:255]
     return {
-        "amount": to_minor_units(order.total),
+        "amount": to_minor_units(order.total, order.currency),
         "currency": order.currency,
         "accept_partial": False,
         "reference_id": reference_id(order, attempt),
@@ -177,6 +209,16 @@ def _new_link(order: Order) -> PaymentLink:
             entity = _adopt(request)  # an earlier try timed out after Razorpay made the link
         entity = read_link_entity(entity)
     except razorpay_client.RazorpayError as exc:
+        if isinstance(exc, razorpay_client.RazorpayRejected):  # retrying will not help: say so
+            record(
+                db.session.get(Order, order_id),
+                "payment_link_refused",
+                "razorpay",
+                f"Razorpay refused to make a payment link ({exc}); the customer cannot pay "
+                "online until this is fixed (check the Razorpay keys and account)",
+                {"referenceId": request["reference_id"]},
+            )
+            db.session.commit()
         raise GatewayFailure(exc, "make a payment link")
     order = db.session.get(Order, order_id)
     link = PaymentLink(
@@ -185,7 +227,7 @@ def _new_link(order: Order) -> PaymentLink:
         razorpay_id=entity["id"],
         razorpay_order_id=entity.get("order_id") or None,
         short_url=entity.get("short_url"),
-        amount=from_minor_units(request["amount"]),
+        amount=from_minor_units(request["amount"], request["currency"]),
         currency=request["currency"],
         amount_paid=Decimal("0"),
         status="created",
@@ -215,7 +257,10 @@ def _new_link(order: Order) -> PaymentLink:
 
 def _adopt(request: dict) -> dict:
     ref = request["reference_id"]
-    for entity in razorpay_client.links_by_reference(ref):
+    found = razorpay_client.links_by_reference(ref)
+    if not found:  # Razorpay's lists can lag behind a create: worth asking again shortly
+        raise razorpay_client.RazorpayUnavailable(f"Razorpay does not list reference {ref} yet")
+    for entity in found:
         notes = entity.get("notes") if isinstance(entity.get("notes"), dict) else {}
         if (
             entity.get("reference_id") == ref
@@ -238,6 +283,10 @@ def apply_link_state(
     """
     if entity.get("id") != link.razorpay_id:
         return f"ignored: entity {entity.get('id')} is not link {link.razorpay_id}"
+    if not razorpay_takes(link.currency):  # made before bikshop checked currencies
+        return (
+            f"ignored: link {link.razorpay_id} is in {link.currency}, which Razorpay does not take"
+        )
     if entity.get("order_id") and not link.razorpay_order_id:
         link.razorpay_order_id = entity["order_id"]
     order = db.session.get(Order, link.order_id)
@@ -245,7 +294,7 @@ def apply_link_state(
     if status == "paid":
         return _apply_paid(link, order, entity, payment, actor)
     if status == "partially_paid":
-        paid = from_minor_units(entity["amount_paid"])
+        paid = from_minor_units(entity["amount_paid"], link.currency)
         if _move_link(link, "partially_paid", amount_paid=paid):
             record(
                 order,
@@ -325,7 +374,7 @@ def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None
 
 
 def _apply_paid(link, order, entity, payment, actor) -> str:
-    paid = from_minor_units(entity["amount_paid"])
+    paid = from_minor_units(entity["amount_paid"], link.currency)
     problems = _mismatches(link, order, entity, payment)
     moved = _move_link(link, "paid", amount_paid=paid)
     if problems:
@@ -365,7 +414,8 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
                 order,
                 "paid_after_cancel",
                 actor,
-                "Paid although the order is cancelled: refund the customer or reopen it",
+                "Paid although the order is cancelled, and a cancelled order stays cancelled: "
+                "refund the payment to the customer",
             )
         return "paid"
     if moved:  # a second link paid after the order was already settled: real money, say so
@@ -382,14 +432,18 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
 
 
 def _mismatches(link, order, entity, payment) -> list[str]:
-    expected = to_minor_units(order.total)
+    expected = to_minor_units(order.total, link.currency)
     problems = []
     amounts = [("paid", entity["amount_paid"])]
     if payment and "amount" in payment:
         amounts.append(("payment", payment.get("amount")))
     for what, paise in amounts:
         if paise != expected:
-            shown = format_plain(from_minor_units(paise)) if isinstance(paise, int) else repr(paise)
+            shown = (
+                format_plain(from_minor_units(paise, link.currency))
+                if isinstance(paise, int)
+                else repr(paise)
+            )
             problems.append(
                 f"{what} amount {shown} but the order total is {format_plain(order.total)}"
             )
@@ -460,7 +514,11 @@ def mark_paid(
 
 
 def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool:
-    """The owner received the money outside Razorpay (cash on delivery); commits."""
+    """The owner received the money outside Razorpay (cash on delivery); commits.
+
+    Its open payment links are then cancelled, as for a cancelled order: the customer must
+    not be able to pay twice.
+    """
     if order.status == "CANCELLED":
         raise ApiError(
             409,
@@ -472,12 +530,19 @@ def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool
         order, actor=actor, amount=order.total, currency=order.currency, method=method
     )
     db.session.commit()
+    if changed:
+        cancel_open_links(order, actor=actor)
     return changed
 
 
-def confirm_redirect(order: Order, params: dict) -> None:
+def confirm_redirect(order: Order, params: dict) -> str:
     """The customer came back from Razorpay: check the signature, then fetch the link and apply
-    its state. Query parameters alone never change anything. Commits."""
+    its state. Query parameters alone never change anything. Commits.
+
+    Returns what the customer should be told: ``paid``; ``checking`` (Razorpay holds a payment
+    that does not settle the order, e.g. the amount differs: the shop has to look at it); or
+    ``confirming`` (Razorpay has not said yet: its webhook or reconcile-payments will).
+    """
     valid = razorpay_client.callback_signature_valid(
         link_id=params["razorpay_payment_link_id"],
         reference_id=params.get("razorpay_payment_link_reference_id") or "",
@@ -506,10 +571,16 @@ def confirm_redirect(order: Order, params: dict) -> None:
     try:
         entity = read_link_entity(razorpay_client.fetch_link(razorpay_id))
     except razorpay_client.RazorpayError:
-        return  # the webhook or reconcile-payments will confirm it; the page says "confirming"
-    outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="razorpay")
-    db.session.commit()
-    log.info("payment redirect for %s: %s", order.public_id, outcome)
+        entity = None  # the webhook or reconcile-payments will confirm it
+    if entity is not None:
+        outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="razorpay")
+        db.session.commit()
+        log.info("payment redirect for %s: %s", order.public_id, outcome)
+    db.session.refresh(order)
+    if order.payment_status != "pending":
+        return "paid"
+    link = db.session.get(PaymentLink, link_id)
+    return "checking" if link.status in ("paid", "partially_paid") else "confirming"
 
 
 @dataclass

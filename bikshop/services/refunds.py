@@ -12,7 +12,7 @@ from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
 from bikshop.models.types import utcnow
-from bikshop.money import CENT, format_plain, to_minor_units
+from bikshop.money import RAZORPAY_MINIMUM, NotPayable, format_plain, to_minor_units
 from bikshop.razorpay_client import GatewayFailure
 from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
 
@@ -25,17 +25,12 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
     """
     payment, refundable = _refundable(order)
     amount = refundable if amount is None else Decimal(amount)
-    if not (CENT <= amount <= refundable) or amount != amount.quantize(CENT):
-        raise ApiError(
-            422,
-            f"A refund must be between 0.01 and {format_plain(refundable)} {order.currency}",
-            fields=[{"field": "amount", "message": f"got {amount}"}],
-        )
+    minor = _check_amount(amount, refundable, payment.currency)
     row = Refund(order_id=order.id, payment_id=payment.id, amount=amount, status="pending")
     db.session.add(row)
     db.session.commit()  # reserved before asking Razorpay, so a second click cannot over-refund
     try:
-        entity = razorpay_client.refund_payment(payment.razorpay_payment_id, to_minor_units(amount))
+        entity = razorpay_client.refund_payment(payment.razorpay_payment_id, minor)
     except razorpay_client.RazorpayError as exc:
         row.status = "failed"
         record(order, "refund_failed", actor, f"Refund of {format_plain(amount)} failed: {exc}")
@@ -64,6 +59,29 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
         confirm_refund(row, actor="razorpay")
         db.session.commit()
     return row
+
+
+def _check_amount(amount: Decimal, refundable: Decimal, currency: str) -> int:
+    """The refund in Razorpay's minor units, or a 422 that names what is wrong with it."""
+    try:
+        minor = to_minor_units(amount, currency)
+    except NotPayable as exc:
+        raise ApiError(
+            422, f"Cannot refund: {exc}", fields=[{"field": "amount", "message": str(exc)}]
+        ) from None
+    if refundable <= 0:
+        problem = "nothing is left to refund"
+    elif amount > refundable:
+        problem = f"at most {format_plain(refundable)} {currency} is left to refund"
+    elif amount < RAZORPAY_MINIMUM:
+        problem = f"Razorpay refunds no less than {format_plain(RAZORPAY_MINIMUM)} {currency}"
+    else:
+        return minor
+    raise ApiError(
+        422,
+        f"Cannot refund {format_plain(amount)} {currency}: {problem}",
+        fields=[{"field": "amount", "message": problem}],
+    )
 
 
 def _refundable(order: Order) -> tuple[Payment, Decimal]:

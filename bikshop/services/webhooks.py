@@ -8,7 +8,7 @@ import json
 import logging
 
 from flask import current_app
-from marshmallow import INCLUDE, Schema, ValidationError, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -16,7 +16,7 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
-from bikshop.money import from_minor_units
+from bikshop.money import from_minor_units, razorpay_takes
 from bikshop.services.payments import apply_link_state, read_link_entity
 from bikshop.services.refunds import confirm_refund
 from bikshop.services.states import record
@@ -39,6 +39,33 @@ class _Entity(Schema):
     entity = fields.Dict(required=True)
 
 
+class _Payment(Schema):
+    """The fields of Razorpay's payment entity we read (the money, and how to find the link)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String()
+    amount = fields.Integer(strict=True)
+    currency = fields.String()
+    method = fields.String(allow_none=True)
+    order_id = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    error_description = fields.String(allow_none=True)
+    error_reason = fields.String(allow_none=True)
+
+
+class _Refund(Schema):
+    """The fields of Razorpay's refund entity we read."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String(required=True)
+    payment_id = fields.String(required=True)
+    amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+
+
 class _Event(Schema):
     """The envelope of every Razorpay event; the entities inside are checked where used."""
 
@@ -56,17 +83,21 @@ def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | Non
     storing the delivery. Signed events we cannot use still get a 2xx: a 4xx only earns
     retries, and 24 hours of failures make Razorpay disable the webhook.
     """
-    text = raw_body.decode("utf-8", errors="replace")
-    received = (event_id or "").strip()[:64] or None
+    # PostgreSQL text holds no NUL character; the stored body is for people, the HMAC was
+    # checked over the exact bytes.
+    text = raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    received = (event_id or "").strip() or None
     config = current_app.config
     secrets = [config["RAZORPAY_WEBHOOK_SECRET"], config["RAZORPAY_WEBHOOK_SECRET_PREVIOUS"]]
     if not any(secrets):
         _store(text, received, valid=False, outcome="rejected: no webhook secret configured")
-        log.error("webhook %s refused: BIKSHOP_RAZORPAY_WEBHOOK_SECRET is not set", received)
+        log.error(
+            "webhook %s refused: BIKSHOP_RAZORPAY_WEBHOOK_SECRET is not set", _shown(received)
+        )
         raise ApiError(503, "Webhooks are not configured on this server", code="not_configured")
     if not razorpay_client.webhook_signature_valid(raw_body, signature, secrets):
         _store(text, received, valid=False, outcome="rejected: signature missing or wrong")
-        log.warning("webhook %s refused: signature missing or wrong", received)
+        log.warning("webhook %s refused: signature missing or wrong", _shown(received))
         raise ApiError(
             400,
             "The X-Razorpay-Signature header is missing or does not match the body",
@@ -74,17 +105,17 @@ def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | Non
             fields=[{"field": "X-Razorpay-Signature", "message": "does not match"}],
         )
     try:
+        if b"\\u0000" in raw_body:  # a NUL in any string: no database column could hold it
+            raise ValueError("a NUL character in the event")
         event = _Event().load(json.loads(raw_body))
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, ValidationError, RecursionError) as exc:  # RecursionError: deep nesting
         outcome = f"ignored: malformed event ({type(exc).__name__})"
         _store(text, received, valid=True, outcome=outcome)
-        log.error("webhook %s signed but malformed: %s", received, exc)
+        log.error("webhook %s signed but malformed: %s", _shown(received), type(exc).__name__)
         return outcome
-    # Without the header (never seen from Razorpay) the body itself is the identity.
-    key = received or "body-" + hashlib.sha256(raw_body).hexdigest()[:59]
     delivery = WebhookEvent(
-        event_id=key,
-        received_event_id=received,
+        event_id=dedupe_key(received, raw_body),
+        received_event_id=_shown(received),
         event=event["event"][:64],
         signature_valid=True,
         outcome="processing",
@@ -95,22 +126,45 @@ def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | Non
         db.session.flush()  # the claim: a second delivery of this event fails here
     except IntegrityError:
         db.session.rollback()
-        outcome = f"duplicate: event {key} already received"
+        outcome = f"duplicate: event {_shown(received)} already received"
         _store(text, received, valid=True, outcome=outcome, event=event["event"])
         return outcome
     outcome, order = _dispatch(event["event"], event["payload"])
     delivery.outcome = outcome[:255]
     delivery.order_id = order.id if order is not None else None
+    key = delivery.event_id
     db.session.commit()
     log.info("webhook %s %s: %s", key, event["event"], outcome)
     return outcome
+
+
+def dedupe_key(received: str | None, raw_body: bytes) -> str:
+    """What a delivery claims in ``webhook_events.event_id`` (64 characters at most).
+
+    Razorpay's event id itself when it fits, so the table reads naturally; a longer one by
+    its SHA-256, so two ids that share their first 64 characters stay two events (cutting
+    them short would make the second a "duplicate"). Without the header (never seen from
+    Razorpay) the body itself is the identity. The prefixes keep the three forms apart.
+    """
+    if received is None:
+        return "body-" + hashlib.sha256(raw_body).hexdigest()[:59]
+    if len(received) <= 64 and not received.startswith(("body-", "sha256-")):
+        return received
+    return "sha256-" + hashlib.sha256(received.encode("utf-8", "replace")).hexdigest()[:57]
+
+
+def _shown(received: str | None) -> str | None:
+    """The event id as kept for people (the column holds 64 characters)."""
+    if received is None or len(received) <= 64:
+        return received
+    return received[:63] + "…"
 
 
 def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=None) -> None:
     db.session.add(
         WebhookEvent(
             event_id=None,
-            received_event_id=received,
+            received_event_id=_shown(received),
             event=(event or "")[:64] or None,
             signature_valid=valid,
             outcome=outcome[:255],
@@ -122,12 +176,19 @@ def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=
 
 def _dispatch(name: str, payload: dict) -> tuple[str, Order | None]:
     entity = {key: value["entity"] for key, value in payload.items()}
+    try:  # a signed event whose entities are not what Razorpay sends is kept, not applied
+        if "payment" in entity:
+            entity["payment"] = _Payment().load(entity["payment"])
+        if name in ("refund.processed", "refund.failed"):
+            entity["refund"] = _Refund().load(entity.get("refund") or {})
+    except ValidationError as exc:
+        return f"ignored: malformed {name} entity ({', '.join(sorted(exc.messages))})", None
     if name in LINK_EVENTS:
         return _link_event(entity)
     if name == "payment.failed":
         return _payment_failed(entity.get("payment") or {})
     if name in ("refund.processed", "refund.failed"):
-        return _refund_event(name, entity.get("refund") or {})
+        return _refund_event(name, entity["refund"])
     return f"ignored: {name} is not used", None
 
 
@@ -179,16 +240,16 @@ def _link_of_payment(payment: dict) -> PaymentLink | None:
 
 
 def _refund_event(name: str, entity: dict) -> tuple[str, Order | None]:
-    refund_id, payment_id, paise = entity.get("id"), entity.get("payment_id"), entity.get("amount")
-    if not (isinstance(refund_id, str) and isinstance(paise, int) and paise > 0):
-        return "ignored: malformed refund entity", None
+    refund_id, payment_id, minor = entity["id"], entity["payment_id"], entity["amount"]
     payment = db.session.scalars(
         select(Payment).where(Payment.razorpay_payment_id == payment_id)
     ).one_or_none()
     if payment is None:
         return f"ignored: refund for unknown payment {payment_id}", None
     order = db.session.get(Order, payment.order_id)
-    row = _refund_row(payment, refund_id, from_minor_units(paise), entity)
+    if not razorpay_takes(payment.currency):
+        return f"ignored: refund of a payment in {payment.currency}", order
+    row = _refund_row(payment, refund_id, from_minor_units(minor, payment.currency), entity)
     if name == "refund.failed":
         if row.status == "pending":
             row.status = "failed"
