@@ -201,7 +201,9 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         assert "Refund through Razorpay" in page
 
         too_much = _act(client, order["id"], "refund", amount="947.01")
-        assert too_much.status_code == 422 and "between 0.01 and 947" in too_much.text
+        assert too_much.status_code == 422 and "at most 947 INR is left to refund" in too_much.text
+        too_little = _act(client, order["id"], "refund", amount="0.50")
+        assert too_little.status_code == 422 and "no less than 1 INR" in too_little.text
         asked = _act(client, order["id"], "refund", amount="500.50")
         assert asked.status_code == 303
         assert [b for _, path, b in fake.calls if path.endswith("/refund")] == [{"amount": 50050}]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
@@ -112,6 +110,5 @@ class FulfillmentForm(FlaskForm):
 class RefundForm(FlaskForm):
     """Refund part of an online payment, or (amount left empty) all that is refundable."""
 
-    amount = DecimalField(
-        "Amount", places=2, validators=[Optional(), NumberRange(min=Decimal("0.01"))]
-    )
+    # The amount's rules (decimals, Razorpay's minimum, what is left) are the refund service's.
+    amount = DecimalField("Amount", places=2, validators=[Optional()])
