@@ -8,25 +8,52 @@ import glob
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
+
+# Prometheus counters from every worker meet in one folder, emptied at each start. It must be
+# set before the app (and prometheus_client, which bikshop imports) is imported.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="bikshop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+os.makedirs(_metrics_dir, exist_ok=True)
+for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
+    os.remove(_stale)
+
+from bikshop.config import ConfigError, whole_number  # noqa: E402 (after the metrics folder)
+
+
+def _number(name: str, default: int) -> int:
+    """``BIKSHOP_<name>`` within bikshop's range for it; a bad value stops the server with one
+    line and exit 3, as a bad app setting does (wsgi.py), so systemd does not restart-loop."""
+    try:
+        return whole_number(name, os.environ.get(f"BIKSHOP_{name}") or default)
+    except ConfigError as exc:
+        print(f"bikshop: configuration error: {exc}", file=sys.stderr, flush=True)
+        if _own_metrics_dir:
+            shutil.rmtree(_metrics_dir, ignore_errors=True)
+        sys.exit(3)
+
 
 bind = os.environ.get("BIKSHOP_BIND", "127.0.0.1:8000")
 # Sync workers: each request is short and database-bound. 2 × cores + 1 is gunicorn's advice.
-workers = int(os.environ.get("BIKSHOP_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+workers = _number("WORKERS", multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
 # Load the app once in the master: a configuration error stops the server with one clear
 # line instead of every worker crashing in a loop, and workers fork faster. The price: a new
 # release needs a full restart (systemctl restart), since SIGHUP re-forks the loaded code.
 preload_app = True
 # The slowest route is a first PDF render of a long order; payment calls time out at 10 s.
-timeout = int(os.environ.get("BIKSHOP_TIMEOUT", 30))
+timeout = _number("TIMEOUT", 30)
 # On SIGTERM, workers finish the request in hand (a placeOrder commits or rolls back whole).
 graceful_timeout = 20
 keepalive = 5
 # Recycling workers is off by default: under load a recycle every few thousand requests made
 # every in-flight request behind it wait (p99 of 160 ms instead of 7 ms in bench/). Set
 # BIKSHOP_MAX_REQUESTS (e.g. 100000) to recycle anyway if a leak ever shows up.
-max_requests = int(os.environ.get("BIKSHOP_MAX_REQUESTS", "0"))
+max_requests = _number("MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
 # Heartbeat files in memory: a slow disk must not make gunicorn think a worker hung.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
@@ -41,17 +68,6 @@ logger_class = "bikshop.logging.GunicornLogger"
 control_socket_disable = True
 # Only a proxy at these addresses may say the request was https (X-Forwarded-Proto).
 forwarded_allow_ips = os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS", "127.0.0.1")
-
-# Prometheus counters from every worker meet in one folder, emptied at each start. It must be
-# set before the app (and prometheus_client) is imported, which preload does next.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_own_metrics_dir = not _metrics_dir
-if _own_metrics_dir:
-    _metrics_dir = tempfile.mkdtemp(prefix="bikshop-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
-os.makedirs(_metrics_dir, exist_ok=True)
-for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
-    os.remove(_stale)
 
 
 def post_fork(server, worker):

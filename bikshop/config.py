@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bikshop.bik.auth import AuthSpecError, parse_auth_spec
 
@@ -77,6 +79,32 @@ DEFAULTS: dict[str, object] = {
     "ADMIN_LOGIN_LOCK_MINUTES": 15,
 }
 
+# Every whole-number setting and the values it may take: (lowest, highest, what it counts). One
+# table and one message, so no setting can be 0 where 0 would lock every sign-in or refuse every
+# order. WORKERS, TIMEOUT and MAX_REQUESTS are read by gunicorn.conf.py, not by the app.
+RANGES: dict[str, tuple[int, int, str]] = {
+    "DATABASE_PING_AFTER_IDLE": (0, 3600, "seconds"),
+    "ORDER_NUMBER_START": (1, 999_999_999, ""),
+    "MAX_ITEMS_PER_ORDER": (1, 10_000, "items"),
+    # gunicorn kills a worker after 30 s: a Razorpay call must give up well before.
+    "RAZORPAY_TIMEOUT": (1, 20, "seconds"),
+    "RAZORPAY_LINK_EXPIRY_MINUTES": (16, 180 * 24 * 60, "minutes (Razorpay's limits)"),
+    "PROXY_FIX_X_FOR": (0, 5, "proxies"),
+    "PROXY_FIX_X_PROTO": (0, 5, "proxies"),
+    "PROXY_FIX_X_HOST": (0, 5, "proxies"),
+    "PROXY_FIX_X_PORT": (0, 5, "proxies"),
+    "PROXY_FIX_X_PREFIX": (0, 5, "proxies"),
+    "ADMIN_LOGIN_MAX_FAILURES": (1, 1000, "failures"),
+    "ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS": (1, 10_000, "failures"),
+    "ADMIN_LOGIN_LOCK_MINUTES": (1, 24 * 60, "minutes"),
+    "WORKERS": (1, 1024, "processes"),
+    "TIMEOUT": (10, 3600, "seconds"),
+    "MAX_REQUESTS": (0, 100_000_000, "requests (0: never recycle)"),
+}
+
+# deploy/bikshop.env.example's stand-in for every secret: public, so production refuses it.
+PLACEHOLDER = "change-me"
+
 # Settings that must be text even when the environment value looks like JSON ("123", "true").
 _TEXT_KEYS = {k for k, v in DEFAULTS.items() if v is None or isinstance(v, str)}
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
@@ -112,10 +140,7 @@ def _normalise(app) -> None:
         elif value == "":
             config[key] = None if DEFAULTS[key] is None else DEFAULTS[key]
     for key in _INT_KEYS:
-        try:
-            config[key] = int(config[key])
-        except (TypeError, ValueError):
-            raise ConfigError(f"BIKSHOP_{key} must be a whole number, got {config[key]!r}")
+        config[key] = whole_number(key, config[key])
     for key in _BOOL_KEYS:
         value = config[key]
         if isinstance(value, str):
@@ -127,20 +152,70 @@ def _normalise(app) -> None:
     if config["PUBLIC_URL"]:
         config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
     if not config["DATABASE_URL"]:
-        os.makedirs(app.instance_path, exist_ok=True)
-        config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "bikshop.sqlite3")
-    config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(config["DATABASE_URL"])
+        config["DATABASE_URL"] = "sqlite:///bikshop.sqlite3"  # in the instance folder
+    config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(config["DATABASE_URL"], app.instance_path)
+    config["PDF_CACHE_DIR"] = config["PDF_CACHE_DIR"] or os.path.join(
+        app.instance_path, "invoice-pdfs"
+    )
     config["DEBUG"] = False if config["ENV"] == "production" else config.get("DEBUG", False)
     if config.get("MAX_CONTENT_LENGTH") is None:
         config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # Bik's largest real order is far smaller
 
 
-def _sqlalchemy_url(url: str) -> str:
+def whole_number(key: str, value) -> int:
+    """``value`` as an int within ``RANGES[key]``, or a ConfigError naming ``BIKSHOP_<key>``."""
+    low, high, unit = RANGES[key]
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        unit = f" {unit}" if unit else ""
+        raise ConfigError(
+            f"BIKSHOP_{key} must be a whole number from {low} to {high}{unit}, got {value!r}"
+        )
+    return number
+
+
+_SUPPORTED_DATABASES = "sqlite:////absolute/path.sqlite3 or postgresql://user:password@host/name"
+
+
+def _sqlalchemy_url(url: str, instance_path: str) -> str:
+    """The SQLAlchemy URL for the operator's ``url``: a driver bikshop ships, an absolute path."""
     # Operators paste URLs in libpq form; psycopg 3 is the driver we ship.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
+            url = "postgresql+psycopg://" + url.removeprefix(prefix)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # Never echo the value: it may carry the database password.
+        raise ConfigError(f"BIKSHOP_DATABASE_URL is not a database URL: use {_SUPPORTED_DATABASES}")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(
+            f"BIKSHOP_DATABASE_URL uses {parsed.drivername}://, which bikshop does not support: "
+            f"use {_SUPPORTED_DATABASES} (psycopg is the PostgreSQL driver installed)"
+        )
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    path = parsed.database or ""
+    if parsed.host or parsed.port:
+        raise ConfigError(
+            "BIKSHOP_DATABASE_URL: a sqlite URL has no host; write sqlite:////absolute/path.sqlite3"
+        )
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return url  # in memory (tests), or SQLite's own URI form
+    # A relative path is inside the instance folder (as Flask-SQLAlchemy resolves it); resolved
+    # here once, so the backup command and the writer lock see the same file.
+    if not os.path.isabs(path):
+        os.makedirs(instance_path, exist_ok=True)
+        path = os.path.join(instance_path, path)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise ConfigError(
+            f"BIKSHOP_DATABASE_URL points into {folder}, which does not exist: create it first"
+        )
+    return parsed.set(database=path).render_as_string(hide_password=False)
 
 
 def validate(config) -> None:
@@ -149,6 +224,7 @@ def validate(config) -> None:
     if env not in ("production", "development"):
         raise ConfigError(f"BIKSHOP_ENV must be 'production' or 'development', got {env!r}")
     if env == "production":
+        _refuse_placeholders(config)
         if not config["SECRET_KEY"]:
             raise ConfigError(
                 "BIKSHOP_SECRET_KEY is not set: production needs a long random value "
@@ -164,8 +240,6 @@ def validate(config) -> None:
         raise ConfigError(
             f"BIKSHOP_CURRENCY must be a 3-letter ISO code, got {config['CURRENCY']!r}"
         )
-    if config["ORDER_NUMBER_START"] < 1:
-        raise ConfigError("BIKSHOP_ORDER_NUMBER_START must be 1 or more")
     prefix = config["ORDER_ID_PREFIX"] or ""
     if len(prefix) > 16 or not re.fullmatch(r"[A-Za-z0-9_\-]*", prefix):
         raise ConfigError("BIKSHOP_ORDER_ID_PREFIX must be up to 16 letters, digits, '-' or '_'")
@@ -185,6 +259,17 @@ def validate(config) -> None:
     if public_url and not re.match(r"^https?://[^/\s]+", public_url):
         raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
     _validate_store(config)
+
+
+def _refuse_placeholders(config) -> None:
+    """The example file's ``change-me`` values are public (they are in the repository)."""
+    for key in DEFAULTS:
+        value = config.get(key)
+        if isinstance(value, str) and PLACEHOLDER in value.lower():
+            raise ConfigError(
+                f"BIKSHOP_{key} still holds the example's {PLACEHOLDER} placeholder: "
+                "replace it with your own value"
+            )
 
 
 def _validate_store(config) -> None:
@@ -228,15 +313,7 @@ def _validate_store(config) -> None:
 
 
 def _validate_razorpay(config, env: str) -> None:
-    """Sane timeouts and expiry, an API URL the SDK can use, no live keys outside production."""
-    if not 1 <= config["RAZORPAY_TIMEOUT"] <= 20:
-        # gunicorn kills a worker after 30 s; a Razorpay call must give up well before.
-        raise ConfigError("BIKSHOP_RAZORPAY_TIMEOUT must be 1 to 20 seconds")
-    if not 16 <= config["RAZORPAY_LINK_EXPIRY_MINUTES"] <= 180 * 24 * 60:
-        raise ConfigError(
-            "BIKSHOP_RAZORPAY_LINK_EXPIRY_MINUTES must be 16 minutes to 180 days "
-            "(Razorpay's limits)"
-        )
+    """An API URL the SDK can use, no live keys outside production."""
     api_url = (config["RAZORPAY_API_URL"] or "").rstrip("/")
     if not re.match(r"^(https://[^/\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?)$", api_url):
         raise ConfigError(
@@ -252,12 +329,9 @@ def _validate_razorpay(config, env: str) -> None:
 
 
 def _validate_operations(config) -> None:
-    """Proxy counts, trusted hosts, log level and rate-limit strings."""
+    """Trusted hosts, log level, the Redis URL and rate-limit strings."""
     from limits import parse_many
 
-    for part in ("X_FOR", "X_PROTO", "X_HOST", "X_PORT", "X_PREFIX"):
-        if config[f"PROXY_FIX_{part}"] < 0:
-            raise ConfigError(f"BIKSHOP_PROXY_FIX_{part} must be 0 or more")
     hosts = config["TRUSTED_HOSTS"]
     if isinstance(hosts, str):
         hosts = [h.strip() for h in hosts.split(",") if h.strip()]
@@ -266,6 +340,13 @@ def _validate_operations(config) -> None:
     if level not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError(f"BIKSHOP_LOG_LEVEL must be debug, info, warning or error, got {level!r}")
     config["LOG_LEVEL"] = level
+    redis_url = config["REDIS_URL"]
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):
+        scheme, found, _ = redis_url.partition("://")  # the rest may hold a password
+        raise ConfigError(
+            "BIKSHOP_REDIS_URL must start with redis://, rediss:// or redis+unix:// "
+            f"(a socket path), got {scheme + '://' if found else 'no scheme'}"
+        )
     for key in ("LOGIN", "INVOICE", "INVOICE_MISSES", "PAY", "BIK", "WEBHOOK"):
         value = config[f"RATELIMIT_{key}"]
         if value and value.strip().lower() == "off":

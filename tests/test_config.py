@@ -201,3 +201,145 @@ def test_bik_setup_prints_the_urls_and_credentials_to_enter_in_bik():
         "  getOrder   POST https://shop.example.com/bik/getOrder",
         "             auth: API key: header X-Brand-Key, value 0a1b2c3d4e5f",
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("garbage", "BIKSHOP_DATABASE_URL is not a database URL: use sqlite:////"),
+        ("postgresql://bikshop:pw-s3cret@db:port/x", "BIKSHOP_DATABASE_URL is not a database URL"),
+        ("mysql://bikshop:pw-s3cret@db/x", "BIKSHOP_DATABASE_URL uses mysql://, which bikshop"),
+        (
+            "postgresql+asyncpg://u:pw-s3cret@db/x",
+            "BIKSHOP_DATABASE_URL uses postgresql+asyncpg://",
+        ),
+        ("sqlite:////no/such/folder/bikshop.sqlite3", "BIKSHOP_DATABASE_URL points into /no/such"),
+    ],
+)
+def test_an_unusable_database_url_names_itself_and_not_its_password(url, expected):
+    message = refusal(DATABASE_URL=url)
+    assert message.startswith(expected)
+    assert "pw-s3cret" not in message
+
+
+def test_a_relative_sqlite_path_is_in_the_instance_folder_like_the_default():
+    default = create_app({**SAFE, "DATABASE_URL": None})
+    written_out = create_app({**SAFE, "DATABASE_URL": "sqlite:///bikshop.sqlite3"})
+    expected = "sqlite:///" + os.path.join(default.instance_path, "bikshop.sqlite3")
+    assert default.config["SQLALCHEMY_DATABASE_URI"] == expected
+    assert written_out.config["SQLALCHEMY_DATABASE_URI"] == expected
+    assert expected.startswith("sqlite:////")  # the absolute form the README shows
+
+
+@pytest.mark.parametrize("url", ["bogus", "http://127.0.0.1:6379", "memcached://127.0.0.1"])
+def test_a_redis_url_of_another_kind_is_refused_at_start(url):
+    assert refusal(REDIS_URL=url).startswith(
+        "BIKSHOP_REDIS_URL must start with redis://, rediss:// or redis+unix://"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://h:6380", "redis+unix:///r.sock"]
+)
+def test_redis_urls_limits_understands_are_accepted(url):
+    assert create_app({**SAFE, "REDIS_URL": url}).config["REDIS_URL"] == url
+
+
+def test_every_whole_number_setting_has_a_range():
+    from bikshop.config import _INT_KEYS, RANGES
+
+    assert set(RANGES) >= _INT_KEYS
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("MAX_ITEMS_PER_ORDER", 0, "from 1 to 10000 items, got 0"),
+        ("ADMIN_LOGIN_MAX_FAILURES", 0, "from 1 to 1000 failures, got 0"),
+        ("ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", "0", "from 1 to 10000 failures, got '0'"),
+        ("ADMIN_LOGIN_LOCK_MINUTES", "0", "from 1 to 1440 minutes"),
+        ("DATABASE_PING_AFTER_IDLE", "-1", "from 0 to 3600 seconds, got '-1'"),
+        ("ORDER_NUMBER_START", 0, "from 1 to 999999999"),
+        ("PROXY_FIX_X_FOR", -1, "from 0 to 5 proxies"),
+        ("RAZORPAY_TIMEOUT", "abc", "from 1 to 20 seconds, got 'abc'"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_in_one_line(key, value, expected):
+    assert refusal(**{key: value}).startswith(f"BIKSHOP_{key} must be a whole number {expected}")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SECRET_KEY", "change-me"),
+        ("BIK_AUTH", "bearer:change-me"),
+        ("BIK_GET_ORDER_AUTH", "apikey:X-Key:change-me"),
+        ("DATABASE_URL", "postgresql://bikshop:change-me@127.0.0.1:5432/bikshop"),
+        ("METRICS_TOKEN", "change-me"),
+        ("RAZORPAY_WEBHOOK_SECRET", "change-me"),
+    ],
+)
+def test_production_refuses_the_example_files_placeholders(key, value):
+    assert refusal(**{key: value}) == (
+        f"BIKSHOP_{key} still holds the example's change-me placeholder: "
+        "replace it with your own value"
+    )
+
+
+def test_development_may_keep_a_placeholder():
+    app = create_app(
+        {"ENV": "development", "DATABASE_URL": "sqlite://", "BIK_AUTH": "bearer:change-me"}
+    )
+    assert app.config["BIK_AUTH_SPECS"]["placeOrder"].token == "change-me"
+
+
+def test_an_apikey_header_with_an_underscore_is_refused():
+    # gunicorn drops headers whose names hold "_": Bik's key would never arrive.
+    message = refusal(BIK_AUTH="apikey:X_Brand_Key:abc123-s3cret")
+    assert message.startswith(
+        "BIKSHOP_BIK_AUTH is invalid: the apikey header name cannot contain '_'"
+    )
+    assert "abc123-s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "bearer:tökén€",
+        "apikey:X-Key:clé-secrète",
+        "basic:bik:pässwörd",
+        "basic:bık:pw",
+        "bearer:a\x7fb",
+    ],
+)
+def test_a_secret_that_cannot_travel_in_a_header_is_refused(value):
+    message = refusal(BIK_AUTH=value)
+    assert message.startswith("BIKSHOP_BIK_AUTH is invalid: ")
+    assert "printable ASCII" in message
+    assert value.split(":")[-1] not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BIKSHOP_WORKERS", "abc"),
+        ("BIKSHOP_TIMEOUT", "abc"),
+        ("BIKSHOP_MAX_REQUESTS", "x"),
+        ("BIKSHOP_WORKERS", "0"),
+        ("BIKSHOP_DATABASE_URL", "mysql://bikshop:pw@127.0.0.1/bikshop"),
+        ("BIKSHOP_REDIS_URL", "bogus"),
+    ],
+)
+def test_gunicorn_stops_with_exit_3_and_one_line_on_a_bad_setting(tmp_path, variable, value):
+    # Exit 3: deploy/bikshop.service's RestartPreventExitStatus, so systemd does not loop.
+    env = {
+        "BIKSHOP_SECRET_KEY": SECRET,
+        "BIKSHOP_BIK_AUTH": "none",
+        "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        variable: value,
+    }
+    result, _ = start_gunicorn(env)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 3, output
+    assert output.startswith(f"bikshop: configuration error: {variable} ")
+    assert len(output.splitlines()) == 1 and "Traceback" not in output

@@ -8,7 +8,11 @@ import hmac
 import re
 from dataclasses import dataclass
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an RFC 9110 token
+# An RFC 9110 token without "_": gunicorn (like nginx) drops headers whose names contain one, so
+# such a header would never reach bikshop.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^`|~-]+$")
+# Secrets are visible ASCII: a header arrives decoded as latin-1, so "é" or "€" could never match.
+_SECRET = re.compile(r"^[\x21-\x7e]+( +[\x21-\x7e]+)*$")
 
 
 class AuthSpecError(ValueError):
@@ -60,22 +64,39 @@ def parse_auth_spec(raw: str) -> AuthSpec:
     if scheme == "bearer":
         if not rest or any(c.isspace() for c in rest):
             raise AuthSpecError("bearer needs a token without spaces: bearer:<token>")
+        _check_secrets("the bearer token", rest)
         return AuthSpec("bearer", token=rest)
     if scheme == "apikey":
         header, _, token = rest.partition(":")
+        if "_" in header:
+            raise AuthSpecError(
+                "the apikey header name cannot contain '_' (gunicorn and nginx drop such "
+                "headers): use '-', e.g. X-Brand-Key"
+            )
         if not _HEADER_NAME.match(header) or not token:
             raise AuthSpecError(
                 "apikey needs a header name and a token: apikey:<Header-Name>:<token>"
             )
         if header.lower() == "authorization":
             raise AuthSpecError("apikey cannot use the Authorization header: use bearer or basic")
+        _check_secrets("the apikey token", token)
         return AuthSpec("apikey", header=header, token=token)
     if scheme == "basic":
         user, sep, password = rest.partition(":")
         if not sep or not user or not password:
             raise AuthSpecError("basic needs a user and a password: basic:<user>:<password>")
+        _check_secrets("the basic user and password", user, password)
         return AuthSpec("basic", user=user, password=password)
     raise AuthSpecError("use none, bearer:<token>, apikey:<Header>:<token> or basic:<user>:<pass>")
+
+
+def _check_secrets(what: str, *secrets: str) -> None:
+    # The message never shows the secret itself.
+    if not all(_SECRET.match(secret) for secret in secrets):
+        raise AuthSpecError(
+            f"{what} must be printable ASCII (letters, digits, punctuation): "
+            "non-ASCII or control characters never arrive intact in an HTTP header"
+        )
 
 
 def _same(given: str, expected: str) -> bool:
