@@ -158,3 +158,9 @@ def test_the_systemd_unit_migrates_before_serving_and_does_not_restart_loop_on_b
     assert lines["ExecStart"].endswith("gunicorn -c gunicorn.conf.py wsgi:app")
     assert lines["RestartPreventExitStatus"] == "3"  # wsgi.py exits 3 on a configuration error
     assert "exit(3)" in (ROOT / "wsgi.py").read_text()
+
+
+def test_the_systemd_unit_keeps_what_bikshop_writes_private():
+    """The SQLite database, its WAL and the PDF cache hold customers' data."""
+    unit = (ROOT / "deploy" / "bikshop.service").read_text()
+    assert "\nUMask=0077\n" in unit

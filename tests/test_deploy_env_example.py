@@ -1,0 +1,69 @@
+"""deploy/bikshop.env.example loads as the README loads it, and production refuses it unedited."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from bikshop import ConfigError, create_app
+from tests.servers import ROOT
+
+EXAMPLE = ROOT / "deploy" / "bikshop.env.example"
+
+
+def written_values() -> dict[str, str]:
+    """Each ``KEY=value`` line as intended: the value without the quotes around it."""
+    values = {}
+    for line in EXAMPLE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[key] = value
+    return values
+
+
+def sourced_values() -> dict[str, str]:
+    """The README's ``set -a; . file; set +a``, run by bash in an empty environment."""
+    result = subprocess.run(
+        ["bash", "-c", 'set -a; . "$0"; set +a; env -0', str(EXAMPLE)],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    pairs = (entry.partition("=") for entry in result.stdout.split("\0") if entry)
+    return {key: value for key, _, value in pairs if key.startswith("BIKSHOP_")}
+
+
+def test_sourcing_the_example_sets_every_variable_as_written():
+    written = written_values()
+    assert written["BIKSHOP_STORE_NAME"] == "Glow Naturals"
+    assert sourced_values() == written
+
+
+@pytest.mark.parametrize("key", [k for k, v in written_values().items() if "change-me" in v])
+def test_production_refuses_each_change_me_left_in_the_example(key, tmp_path):
+    settings = {k.removeprefix("BIKSHOP_"): v for k, v in written_values().items()}
+    settings |= {"DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "SECRET_KEY": "s" * 48}
+    # Only this variable keeps its placeholder; every other secret is replaced.
+    for other, value in written_values().items():
+        if "change-me" in value and other != key:
+            settings[other.removeprefix("BIKSHOP_")] = value.replace("change-me", "r3al-Value9")
+    settings[key.removeprefix("BIKSHOP_")] = written_values()[key]
+    with pytest.raises(ConfigError) as caught:
+        create_app(settings)
+    assert str(caught.value).startswith(f"{key} still holds the example's change-me placeholder")
+
+
+def test_the_example_with_every_change_me_replaced_is_accepted(tmp_path):
+    settings = {
+        k.removeprefix("BIKSHOP_"): v.replace("change-me", "r3al-Value9")
+        for k, v in written_values().items()
+    }
+    settings |= {"DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "SECRET_KEY": "s" * 48}
+    app = create_app(settings)
+    assert app.config["STORE_NAME"] == "Glow Naturals"
