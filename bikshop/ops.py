@@ -11,13 +11,14 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 
@@ -41,7 +42,7 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
     except ConfigError as exc:
         variable = str(exc).split()[0] if str(exc).startswith("BIKSHOP_") else "BIKSHOP_*"
         return [Finding("error", variable, f"the app refuses to start: {exc}")]
-    found = _settings_findings(app.config)
+    found = _settings_findings(app.config) + _folder_findings(app.config)
     if connect:
         with app.app_context():
             found += _database_findings(app) + _redis_findings(app.config)
@@ -94,12 +95,40 @@ def _settings_findings(config) -> list[Finding]:
     return found
 
 
+def _folder_findings(config) -> list[Finding]:
+    """Folders bikshop writes while serving: a cache it cannot write fails only later."""
+    folder = config["PDF_CACHE_DIR"]
+    try:  # by trying: permission bits do not tell for root, read-only mounts or /proc
+        os.makedirs(folder, exist_ok=True)  # as the cache itself would on first use
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return [
+            Finding(
+                "error",
+                "BIKSHOP_PDF_CACHE_DIR",
+                f"{folder} is not writable by this user ({exc.strerror}): "
+                "every PDF download would be rendered again",
+            )
+        ]
+    return []
+
+
+_NOT_MIGRATED = "not migrated yet: run flask --app bikshop db upgrade"
+
+
 def _database_findings(app: Flask) -> list[Finding]:
     from bikshop.database import dispose_engines
     from bikshop.extensions import db
 
     head = app.extensions["bikshop.migration_head"]
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        # Connecting would create an empty file; db upgrade makes it with the schema.
+        return [Finding("error", "BIKSHOP_DATABASE_URL", _NOT_MIGRATED)]
     try:
+        if not inspect(db.engine).has_table("alembic_version"):
+            return [Finding("error", "BIKSHOP_DATABASE_URL", _NOT_MIGRATED)]
         current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except Exception as exc:  # any driver error: say which kind, never the URL
         reason = type(getattr(exc, "orig", None) or exc).__name__
@@ -124,8 +153,10 @@ def _redis_findings(config) -> list[Finding]:
         return []
     import redis
 
+    # limits writes a socket as redis+unix://, the redis client as unix://.
+    url = config["REDIS_URL"].replace("redis+unix://", "unix://", 1)
     try:
-        redis.Redis.from_url(config["REDIS_URL"], socket_timeout=3).ping()
+        redis.Redis.from_url(url, socket_timeout=3).ping()
     except redis.RedisError as exc:
         return [Finding("error", "BIKSHOP_REDIS_URL", f"does not answer ({type(exc).__name__})")]
     return []
@@ -155,7 +186,16 @@ def backup_command(destination: str):
     target = Path(destination)
     if target.exists():
         raise click.ClickException(f"{target} exists; choose a new file name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise click.ClickException(
+            f"folder {folder} does not exist: create it first (install -d -m 700 {folder})"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(f"folder {folder} is not writable by this user")
     if url.get_backend_name() == "sqlite":
+        if not url.database or not os.path.isfile(url.database):
+            raise click.ClickException(f"no database at {url.database}: nothing to back up")
         orders = backup_sqlite(url.database, target)
         click.echo(f"backup: {target} ({orders} orders, integrity ok)")
     elif url.get_backend_name() == "postgresql":
@@ -167,7 +207,7 @@ def backup_command(destination: str):
 
 def backup_sqlite(source: str, target: Path) -> int:
     """SQLite's online backup API (readers and writers keep going), then verify the copy."""
-    partial = target.with_name(target.name + ".partial")
+    partial = _private_file(target.with_name(target.name + ".partial"))
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(partial)
     try:
@@ -175,6 +215,9 @@ def backup_sqlite(source: str, target: Path) -> int:
         if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise click.ClickException("the copy failed its integrity check")
         orders = dst.execute("SELECT count(*) FROM orders").fetchone()[0]
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"backup failed: {exc}")
     finally:
         src.close()
         dst.close()
@@ -188,7 +231,7 @@ def backup_postgresql(url, target: Path) -> None:
         raise click.ClickException("pg_dump is not installed (Debian: postgresql-client)")
     env = {**os.environ, "PGPASSWORD": url.password or ""}
     plain = url.set(drivername="postgresql", password=None)
-    partial = target.with_name(target.name + ".partial")
+    partial = _private_file(target.with_name(target.name + ".partial"))
     result = subprocess.run(
         [
             "pg_dump",
@@ -205,3 +248,11 @@ def backup_postgresql(url, target: Path) -> None:
         partial.unlink(missing_ok=True)
         raise click.ClickException(f"pg_dump failed: {result.stderr.strip()}")
     partial.rename(target)
+
+
+def _private_file(path: Path) -> Path:
+    """``path`` created empty, mode 600 whatever the umask: a backup holds customers' data."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older .partial left by a failed run keeps its own mode
+    os.close(descriptor)
+    return path

@@ -78,13 +78,26 @@ def cached(directory: str, owner: str, version: str, make: Callable[[], bytes]) 
     except FileNotFoundError:
         pass
     pdf = make()
+    try:
+        _store(directory, path, owner_key, pdf)
+    except OSError as exc:
+        # A cache that cannot be written costs a render per download, never the download.
+        log.warning("pdf cache %s not written (%s): serving the rendered PDF", directory, exc)
+    return pdf
+
+
+def _store(directory: str, path: str, owner_key: str, pdf: bytes) -> None:
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=directory, suffix=".part")
-    with os.fdopen(handle, "wb") as file:
-        file.write(pdf)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(pdf)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     for name in os.listdir(directory):
         if name.startswith(owner_key + "-") and name != os.path.basename(path):
             with contextlib.suppress(FileNotFoundError):  # another worker removed it first
                 os.unlink(os.path.join(directory, name))
-    return pdf

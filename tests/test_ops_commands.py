@@ -174,3 +174,76 @@ def _restore(database_url: str, backup: Path, tmp_path: Path) -> str:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     subprocess.run(["pg_restore", "--no-owner", "-d", url, str(backup)], check=True)
     return url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BIKSHOP_DATABASE_URL", "garbage", "is not a database URL"),
+        ("BIKSHOP_DATABASE_URL", "mysql://u@h/x", "uses mysql://, which bikshop does not support"),
+        ("BIKSHOP_DATABASE_URL", "postgresql+asyncpg://u@h/x", "uses postgresql+asyncpg://"),
+        ("BIKSHOP_REDIS_URL", "bogus", "must start with redis://"),
+    ],
+)
+def test_check_config_names_an_unusable_url_without_a_traceback(variable, value, expected):
+    for offline in ((), ("--offline",)):
+        result = flask("check-config", *offline, env={**SAFE, variable: value})
+        assert result.returncode == 1
+        assert (
+            f"ERROR   {variable} the app refuses to start: {variable} {expected}" in result.stdout
+        )
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_config_on_a_fresh_sqlite_database_says_migrate_and_creates_nothing(tmp_path):
+    database = tmp_path / "bikshop.sqlite3"
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": f"sqlite:///{database}", "BIKSHOP_REDIS_URL": ""}
+    result = flask("check-config", env=env)
+    assert result.returncode == 1
+    assert (
+        "ERROR   BIKSHOP_DATABASE_URL not migrated yet: run flask --app bikshop db upgrade"
+        in result.stdout
+    )
+    assert not database.exists()
+    assert flask("db", "upgrade", env=env).returncode == 0  # the README's next step
+    assert flask("check-config", env=env).returncode == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_check_config_on_an_empty_postgresql_database_says_migrate(scratch_url):
+    result = flask("check-config", env={**SAFE, "BIKSHOP_DATABASE_URL": scratch_url})
+    assert result.returncode == 1
+    assert "BIKSHOP_DATABASE_URL not migrated yet: run flask --app bikshop db upgrade" in (
+        result.stdout
+    )
+
+
+def test_check_config_flags_a_pdf_cache_it_cannot_write(tmp_path):
+    env = {
+        **SAFE,
+        "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "BIKSHOP_PDF_CACHE_DIR": "/proc/nope",
+    }
+    result = flask("check-config", "--offline", env=env)
+    assert result.returncode == 1
+    assert "ERROR   BIKSHOP_PDF_CACHE_DIR /proc/nope is not writable by this user" in result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_backup_into_a_missing_folder_says_so_in_one_line(database_url, tmp_path):
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    result = flask("backup", str(tmp_path / "nodir" / "x.sqlite3"), env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: folder {tmp_path / 'nodir'} does not exist: create it first "
+        f"(install -d -m 700 {tmp_path / 'nodir'})"
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_backup_is_readable_by_its_owner_only(database_url, tmp_path):
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    target = tmp_path / "bikshop.backup"
+    result = flask("backup", str(target), env=env)  # under the usual umask 022
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_mode & 0o777 == 0o600
