@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from decimal import Decimal
@@ -15,7 +16,36 @@ from bikshop.bik.auth import AuthSpecError, parse_auth_spec
 
 class ConfigError(click.ClickException):
     """A setting is missing or unsafe; the message is one line naming the variable. A
-    ClickException, so ``flask --app bikshop <command>`` prints that line, not a traceback."""
+    ClickException, so ``flask --app bikshop <command>`` prints that line, not a traceback.
+
+    ``problems`` holds every problem found (the first is the message), so that check-config
+    lists them all at once instead of one per run.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or [message]
+        if len(self.problems) > 1:
+            message += f" (and {len(self.problems) - 1} more: flask --app bikshop check-config)"
+        super().__init__(message)
+
+
+class _Problems:
+    """Collects the ConfigError of each independent check, so that one bad setting does not
+    hide the next; raises them together at the end."""
+
+    def __init__(self):
+        self.found: list[str] = []
+
+    @contextlib.contextmanager
+    def check(self):
+        try:
+            yield
+        except ConfigError as exc:
+            self.found.extend(exc.problems)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise ConfigError(self.found[0], self.found)
 
 
 # Every setting bikshop reads, with its default. Keys are the names after the ``BIKSHOP_`` prefix.
@@ -119,8 +149,9 @@ def load(app, overrides: dict | None) -> None:
     _load_env(app.config)
     if overrides:
         app.config.update(overrides)
-    _normalise(app)
-    validate(app.config)
+    problems = _Problems()
+    _normalise(app, problems)
+    validate(app.config, problems)
 
 
 def _load_env(config) -> None:
@@ -131,7 +162,7 @@ def _load_env(config) -> None:
             config[name.removeprefix("BIKSHOP_")] = value
 
 
-def _normalise(app) -> None:
+def _normalise(app, problems: _Problems) -> None:
     config = app.config
     for key in _TEXT_KEYS:
         value = config.get(key)
@@ -139,21 +170,26 @@ def _normalise(app) -> None:
             config[key] = str(value)
         elif value == "":
             config[key] = None if DEFAULTS[key] is None else DEFAULTS[key]
-    for key in _INT_KEYS:
-        config[key] = whole_number(key, config[key])
-    for key in _BOOL_KEYS:
+    for key in sorted(_INT_KEYS):
+        with problems.check():
+            config[key] = whole_number(key, config[key])
+    for key in sorted(_BOOL_KEYS):
         value = config[key]
         if isinstance(value, str):
-            if value.strip().lower() not in _TRUE | _FALSE:
-                raise ConfigError(f"BIKSHOP_{key} must be true or false, got {value!r}")
-            config[key] = value.strip().lower() in _TRUE
+            with problems.check():
+                if value.strip().lower() not in _TRUE | _FALSE:
+                    raise ConfigError(f"BIKSHOP_{key} must be true or false, got {value!r}")
+                config[key] = value.strip().lower() in _TRUE
     config["ENV"] = (config["ENV"] or "production").strip().lower()
     config["CURRENCY"] = config["CURRENCY"].strip().upper()
     if config["PUBLIC_URL"]:
         config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = "sqlite:///bikshop.sqlite3"  # in the instance folder
-    config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(config["DATABASE_URL"], app.instance_path)
+    with problems.check():
+        config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(
+            config["DATABASE_URL"], app.instance_path
+        )
     config["PDF_CACHE_DIR"] = config["PDF_CACHE_DIR"] or os.path.join(
         app.instance_path, "invoice-pdfs"
     )
@@ -210,32 +246,60 @@ def _sqlalchemy_url(url: str, instance_path: str) -> str:
     if not os.path.isabs(path):
         os.makedirs(instance_path, exist_ok=True)
         path = os.path.join(instance_path, path)
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise ConfigError(
-            f"BIKSHOP_DATABASE_URL points into {folder}, which does not exist: create it first"
-        )
     return parsed.set(database=path).render_as_string(hide_password=False)
 
 
-def validate(config) -> None:
-    """Refuse to run with missing or unsafe settings: one line naming the variable."""
+def validate(config, problems: _Problems | None = None) -> None:
+    """Refuse to run with missing or unsafe settings: one line naming the variable (the first
+    problem; ``ConfigError.problems`` has them all)."""
+    problems = problems or _Problems()
     env = config["ENV"]
-    if env not in ("production", "development"):
-        raise ConfigError(f"BIKSHOP_ENV must be 'production' or 'development', got {env!r}")
+    with problems.check():
+        if env not in ("production", "development"):
+            raise ConfigError(f"BIKSHOP_ENV must be 'production' or 'development', got {env!r}")
     if env == "production":
-        _refuse_placeholders(config)
-        if not config["SECRET_KEY"]:
-            raise ConfigError(
-                "BIKSHOP_SECRET_KEY is not set: production needs a long random value "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-            )
-        if len(config["SECRET_KEY"]) < 24:
-            raise ConfigError("BIKSHOP_SECRET_KEY is too short: use at least 24 random characters")
+        with problems.check():
+            _validate_secret_key(config)
+        for key in DEFAULTS:
+            with problems.check():
+                _refuse_placeholder(config, key)
     if not config["SECRET_KEY"]:
         config["SECRET_KEY"] = os.urandom(32).hex()  # development only: sessions end on restart
-    config["BIK_AUTH_SPECS"] = _bik_auth_specs(config, env)
-    _validate_operations(config)
+    for check in (
+        _bik_auth_specs,
+        _validate_operations,
+        _validate_order_ids,
+        _validate_razorpay,
+        _validate_store,
+    ):
+        with problems.check():
+            check(config, env)
+    problems.raise_any()
+
+
+def _validate_secret_key(config) -> None:
+    secret = config["SECRET_KEY"]
+    if not secret:
+        raise ConfigError(
+            "BIKSHOP_SECRET_KEY is not set: production needs a long random value "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if len(secret) < 24 and PLACEHOLDER not in secret.lower():  # that one has its own line
+        raise ConfigError("BIKSHOP_SECRET_KEY is too short: use at least 24 random characters")
+
+
+def _refuse_placeholder(config, key: str) -> None:
+    """The example file's ``change-me`` values are public (they are in the repository)."""
+    value = config.get(key)
+    if isinstance(value, str) and PLACEHOLDER in value.lower():
+        raise ConfigError(
+            f"BIKSHOP_{key} still holds the example's {PLACEHOLDER} placeholder: "
+            "replace it with your own value"
+        )
+
+
+def _validate_order_ids(config, env: str) -> None:
+    """The currency and order id prefix every order is written with."""
     if not _CURRENCY.match(config["CURRENCY"]):
         raise ConfigError(
             f"BIKSHOP_CURRENCY must be a 3-letter ISO code, got {config['CURRENCY']!r}"
@@ -243,43 +307,23 @@ def validate(config) -> None:
     prefix = config["ORDER_ID_PREFIX"] or ""
     if len(prefix) > 16 or not re.fullmatch(r"[A-Za-z0-9_\-]*", prefix):
         raise ConfigError("BIKSHOP_ORDER_ID_PREFIX must be up to 16 letters, digits, '-' or '_'")
-    try:
-        rate = Decimal(config["STORE_GST_RATE"])
-    except ArithmeticError:
-        raise ConfigError("BIKSHOP_STORE_GST_RATE must be a number such as 18 or 5")
-    if not 0 <= rate <= 100:
-        raise ConfigError("BIKSHOP_STORE_GST_RATE must be between 0 and 100")
-    keys = [config["RAZORPAY_KEY_ID"], config["RAZORPAY_KEY_SECRET"]]
-    if any(keys) and not all(keys):
-        raise ConfigError(
-            "BIKSHOP_RAZORPAY_KEY_ID and BIKSHOP_RAZORPAY_KEY_SECRET must be set together"
-        )
-    _validate_razorpay(config, env)
-    public_url = config["PUBLIC_URL"]
-    if public_url and not re.match(r"^https?://[^/\s]+", public_url):
-        raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
-    _validate_store(config)
 
 
-def _refuse_placeholders(config) -> None:
-    """The example file's ``change-me`` values are public (they are in the repository)."""
-    for key in DEFAULTS:
-        value = config.get(key)
-        if isinstance(value, str) and PLACEHOLDER in value.lower():
-            raise ConfigError(
-                f"BIKSHOP_{key} still holds the example's {PLACEHOLDER} placeholder: "
-                "replace it with your own value"
-            )
-
-
-def _validate_store(config) -> None:
-    """The invoice settings: a GSTIN with a valid check digit, a known state, locale and zone."""
+def _validate_store(config, env: str) -> None:
+    """The invoice settings: GST rate, a GSTIN with a valid check digit, a known state, locale
+    and zone."""
     from zoneinfo import ZoneInfo
 
     from babel import Locale, UnknownLocaleError
 
     from bikshop.services.gst import find_state, gstin_problem
 
+    try:
+        rate = Decimal(config["STORE_GST_RATE"])
+    except ArithmeticError:
+        raise ConfigError("BIKSHOP_STORE_GST_RATE must be a number such as 18 or 5")
+    if not 0 <= rate <= 100:
+        raise ConfigError("BIKSHOP_STORE_GST_RATE must be between 0 and 100")
     gstin = (config["STORE_GSTIN"] or "").strip().upper() or None
     config["STORE_GSTIN"] = gstin
     if gstin and (problem := gstin_problem(gstin)):
@@ -313,7 +357,12 @@ def _validate_store(config) -> None:
 
 
 def _validate_razorpay(config, env: str) -> None:
-    """An API URL the SDK can use, no live keys outside production."""
+    """Both keys or neither, an API URL the SDK can use, no live keys outside production."""
+    keys = [config["RAZORPAY_KEY_ID"], config["RAZORPAY_KEY_SECRET"]]
+    if any(keys) and not all(keys):
+        raise ConfigError(
+            "BIKSHOP_RAZORPAY_KEY_ID and BIKSHOP_RAZORPAY_KEY_SECRET must be set together"
+        )
     api_url = (config["RAZORPAY_API_URL"] or "").rstrip("/")
     if not re.match(r"^(https://[^/\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?)$", api_url):
         raise ConfigError(
@@ -328,9 +377,13 @@ def _validate_razorpay(config, env: str) -> None:
         )
 
 
-def _validate_operations(config) -> None:
-    """Trusted hosts, log level, the Redis URL and rate-limit strings."""
+def _validate_operations(config, env: str) -> None:
+    """The public URL, trusted hosts, log level, the Redis URL and rate-limit strings."""
     from limits import parse_many
+
+    public_url = config["PUBLIC_URL"]
+    if public_url and not re.match(r"^https?://[^/\s]+", public_url):
+        raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
 
     hosts = config["TRUSTED_HOSTS"]
     if isinstance(hosts, str):
@@ -361,7 +414,7 @@ def _validate_operations(config) -> None:
             )
 
 
-def _bik_auth_specs(config, env: str) -> dict:
+def _bik_auth_specs(config, env: str) -> None:
     specs = {}
     for endpoint, key in (
         ("placeOrder", "BIK_PLACE_ORDER_AUTH"),
@@ -380,4 +433,4 @@ def _bik_auth_specs(config, env: str) -> dict:
             specs[endpoint] = parse_auth_spec(raw)
         except AuthSpecError as exc:
             raise ConfigError(f"{variable} is invalid: {exc}")
-    return specs
+    config["BIK_AUTH_SPECS"] = specs

@@ -39,14 +39,20 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
     raw = {k.removeprefix("BIKSHOP_"): v for k, v in environ.items() if k.startswith("BIKSHOP_")}
     try:
         app = create_app(raw)
-    except ConfigError as exc:
-        variable = str(exc).split()[0] if str(exc).startswith("BIKSHOP_") else "BIKSHOP_*"
-        return [Finding("error", variable, f"the app refuses to start: {exc}")]
+    except ConfigError as exc:  # every problem, not only the first the app stopped at
+        return [
+            Finding("error", _variable_of(problem), f"the app refuses to start: {problem}")
+            for problem in exc.problems
+        ]
     found = _settings_findings(app.config) + _folder_findings(app.config)
     if connect:
         with app.app_context():
             found += _database_findings(app) + _redis_findings(app.config)
     return found
+
+
+def _variable_of(problem: str) -> str:
+    return problem.split()[0] if problem.startswith("BIKSHOP_") else "BIKSHOP_*"
 
 
 def _settings_findings(config) -> list[Finding]:
@@ -124,6 +130,9 @@ def _database_findings(app: Flask) -> list[Finding]:
     head = app.extensions["bikshop.migration_head"]
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        folder = os.path.dirname(url.database)
+        if not os.path.isdir(folder):
+            return [Finding("error", "BIKSHOP_DATABASE_URL", f"its folder {folder} does not exist")]
         # Connecting would create an empty file; db upgrade makes it with the schema.
         return [Finding("error", "BIKSHOP_DATABASE_URL", _NOT_MIGRATED)]
     try:

@@ -213,7 +213,6 @@ def test_bik_setup_prints_the_urls_and_credentials_to_enter_in_bik():
             "postgresql+asyncpg://u:pw-s3cret@db/x",
             "BIKSHOP_DATABASE_URL uses postgresql+asyncpg://",
         ),
-        ("sqlite:////no/such/folder/bikshop.sqlite3", "BIKSHOP_DATABASE_URL points into /no/such"),
     ],
 )
 def test_an_unusable_database_url_names_itself_and_not_its_password(url, expected):
@@ -343,3 +342,17 @@ def test_gunicorn_stops_with_exit_3_and_one_line_on_a_bad_setting(tmp_path, vari
     assert result.returncode == 3, output
     assert output.startswith(f"bikshop: configuration error: {variable} ")
     assert len(output.splitlines()) == 1 and "Traceback" not in output
+
+
+def test_every_problem_is_found_the_first_named_in_the_one_line():
+    with pytest.raises(ConfigError) as caught:
+        create_app({**SAFE, "SECRET_KEY": None, "MAX_ITEMS_PER_ORDER": 0, "REDIS_URL": "bogus"})
+    assert [problem.split()[0] for problem in caught.value.problems] == [
+        "BIKSHOP_MAX_ITEMS_PER_ORDER",
+        "BIKSHOP_SECRET_KEY",
+        "BIKSHOP_REDIS_URL",
+    ]
+    message = str(caught.value)
+    assert message.startswith("BIKSHOP_MAX_ITEMS_PER_ORDER must be a whole number from 1")
+    assert message.endswith("(and 2 more: flask --app bikshop check-config)")
+    assert "\n" not in message

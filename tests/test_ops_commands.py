@@ -218,6 +218,16 @@ def test_check_config_on_an_empty_postgresql_database_says_migrate(scratch_url):
     )
 
 
+def test_check_config_names_a_missing_sqlite_folder():
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": "sqlite:////nonexistent-bikshop-dir/db.sqlite3"}
+    result = flask("check-config", env=env)
+    assert result.returncode == 1
+    assert (
+        "ERROR   BIKSHOP_DATABASE_URL its folder /nonexistent-bikshop-dir does not exist"
+        in result.stdout
+    )
+
+
 def test_check_config_flags_a_pdf_cache_it_cannot_write(tmp_path):
     env = {
         **SAFE,
