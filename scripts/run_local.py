@@ -6,14 +6,17 @@ set BIKSHOP_* in the environment, which wins over the file.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / "instance" / "bikshop.env"
+DEFAULT_BIND = "127.0.0.1:8000"  # gunicorn.conf.py's default
 
 
 def ensure_env_file() -> None:
@@ -32,23 +35,62 @@ def ensure_env_file() -> None:
 
 
 def load_env_file() -> dict[str, str]:
+    """The file's settings, read as the shell's ``set -a; . file`` would for simple lines
+    (quotes around a value are dropped), under the environment's own BIKSHOP_* values."""
     env = {}
     for line in ENV_FILE.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
-            env[key.strip()] = value.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            env[key.strip()] = value
     return {**env, **{k: v for k, v in os.environ.items() if k.startswith("BIKSHOP_")}}
 
 
+def base_url(env: dict[str, str]) -> str:
+    """Where this server is reached: BIKSHOP_PUBLIC_URL, else the address gunicorn binds."""
+    if env.get("BIKSHOP_PUBLIC_URL"):
+        return env["BIKSHOP_PUBLIC_URL"].rstrip("/")
+    host, _, port = (env.get("BIKSHOP_BIND") or DEFAULT_BIND).rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 (naming the wildcard, not binding it)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def port_in_use(bind: str) -> bool:
+    """True when another program already listens on ``bind`` (host:port)."""
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit() or bind.startswith(("unix:", "fd://")):
+        return False  # gunicorn reports anything else itself
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: a listener only
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))  # noqa: S104
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def main() -> int:
+    os.umask(0o077)  # the database, its backups and the PDF cache: readable by you only
     ensure_env_file()
     env = {**os.environ, **load_env_file()}
+    bind = env.get("BIKSHOP_BIND") or DEFAULT_BIND
+    if port_in_use(bind):
+        print(
+            f"make run: {bind} is already in use by another program; stop it, or choose "
+            "another address, e.g. BIKSHOP_BIND=127.0.0.1:8001 make run",
+            file=sys.stderr,
+        )
+        return 1
     bin_dir = Path(sys.executable).parent
     flask = [str(bin_dir / "flask"), "--app", "bikshop"]
     steps = [
         [*flask, "db", "upgrade"],
-        [*flask, "bik-setup", "--base-url", "http://127.0.0.1:8000"],
+        [*flask, "bik-setup", "--base-url", base_url(env)],
     ]
     for step in steps:
         result = subprocess.run(step, cwd=ROOT, env=env)

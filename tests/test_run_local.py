@@ -1,0 +1,52 @@
+"""`make run` (scripts/run_local.py): the URLs it prints, the file it reads, a busy port."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+
+import pytest
+
+from tests.servers import ROOT
+
+spec = importlib.util.spec_from_file_location("run_local", ROOT / "scripts" / "run_local.py")
+run_local = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_local)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"BIKSHOP_BIND": "127.0.0.1:8101"}, "http://127.0.0.1:8101"),
+        ({"BIKSHOP_BIND": "0.0.0.0:8102"}, "http://127.0.0.1:8102"),
+        (
+            {"BIKSHOP_BIND": "127.0.0.1:8101", "BIKSHOP_PUBLIC_URL": "https://shop.example.com/"},
+            "https://shop.example.com",
+        ),
+    ],
+)
+def test_bik_setup_is_shown_the_address_the_server_answers_on(env, expected):
+    assert run_local.base_url(env) == expected
+
+
+def test_the_settings_file_reads_as_the_shell_reads_it(tmp_path, monkeypatch):
+    env_file = tmp_path / "bikshop.env"
+    env_file.write_text(
+        '# comment\nBIKSHOP_STORE_NAME="Glow Naturals"\nBIKSHOP_BIND=127.0.0.1:8103\n'
+    )
+    monkeypatch.setattr(run_local, "ENV_FILE", env_file)
+    for name in ("BIKSHOP_STORE_NAME", "BIKSHOP_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    settings = run_local.load_env_file()
+    assert settings["BIKSHOP_STORE_NAME"] == "Glow Naturals"
+    assert settings["BIKSHOP_BIND"] == "127.0.0.1:8103"
+
+
+def test_a_busy_port_is_noticed_before_anything_starts():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert run_local.port_in_use(f"127.0.0.1:{port}")
+    assert not run_local.port_in_use(f"127.0.0.1:{port}")
