@@ -88,8 +88,14 @@ def test_orders_and_payments_count_on_commit_only(app, client):
         mark_paid_offline(order, actor="admin:test")
         assert value("bikshop_payments_confirmed_total", {"kind": "offline"}) == before_paid + 1
         # A change that is rolled back never counts.
-        columns, _ = orders._columns(sample_body(), "{}", "x")
-        unsaved = Order(**columns, number=999999, public_id="ORD-999999", name="#999999")
+        columns, _ = orders._columns(sample_body(), "{}")
+        unsaved = Order(
+            **columns,
+            request_fingerprint="x",
+            number=999999,
+            public_id="ORD-999999",
+            name="#999999",
+        )
         db.session.add(unsaved)
         db.session.flush()
         db.session.rollback()

@@ -39,10 +39,12 @@ def check_auth_and_content_type():
             f"Send the body as JSON with Content-Type: application/json "
             f"(got {request.mimetype or 'no content type'})",
         )
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if charset not in ("utf-8", "utf8"):
-        raise ApiError(415, f"Send the body as UTF-8 JSON (got charset={charset})")
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    # Parameters and encodings are rare: look for them before paying for parsing them.
+    if ";" in request.content_type:
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise ApiError(415, f"Send the body as UTF-8 JSON (got charset={charset})")
+    encoding = request.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Send the body uncompressed (got Content-Encoding: {encoding[:40]})")
     return None
