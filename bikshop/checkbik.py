@@ -281,6 +281,11 @@ def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
 
     It places one real test order (tagged bikshop_contract_check).
     """
+    if not url.lower().startswith(("http://", "https://")):
+        raise click.BadParameter(
+            "give the whole address with its scheme, e.g. https://shop.example.com",
+            param_hint="URL",
+        )
     default = _spec(auth, "--auth")
     target = Target(
         place_url=_endpoint(url, "placeOrder"),

@@ -166,6 +166,14 @@ def test_check_bik_through_the_real_command_line(servers, tmp_path):
     assert "FAIL" not in result.stdout
 
 
+def test_a_url_without_its_scheme_is_a_usage_error(bik_app):
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", "127.0.0.1:8000", "--auth", "none"]
+    )
+    assert result.exit_code == 2 and "https://shop.example.com" in result.output
+    assert "FAIL" not in result.output
+
+
 def test_a_malformed_auth_option_is_a_usage_error(bik_app):
     result = bik_app.test_cli_runner().invoke(
         args=["check-bik", "http://127.0.0.1:9", "--auth", "bearer"]

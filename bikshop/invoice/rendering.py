@@ -114,11 +114,8 @@ def invoice_pdf(order) -> Response:
         return unchanged
     static_prefix = url_for("static", filename="")
     fetcher = pdf.StaticFilesOnly(current_app.static_folder, static_prefix)
-    directory = current_app.config["PDF_CACHE_DIR"] or os.path.join(
-        current_app.instance_path, "invoice-pdfs"
-    )
     body = pdf.cached(
-        directory,
+        current_app.config["PDF_CACHE_DIR"],  # config.py fills in <instance>/invoice-pdfs
         order.invoice_token,
         f"{order.version}-{render_version()}",
         lambda: pdf.render(_render(order, for_pdf=True), fetcher),
