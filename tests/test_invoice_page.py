@@ -159,6 +159,13 @@ def test_bad_tokens_get_the_same_404_on_page_and_pdf(client, token):
     assert len(bodies) == 1
 
 
+def test_the_link_with_a_slash_added_opens_the_same_page(client):
+    path = place_invoice(client)
+    plain, slashed = client.get(path), client.get(path + "/")
+    assert slashed.status_code == 200
+    assert slashed.get_data() == plain.get_data()
+
+
 def test_page_and_stylesheet_stay_within_30_kb(client):
     items = [(f"Product number {n} with a fairly long name", n % 3 + 1, "349.5") for n in range(10)]
     path = place_invoice(client, order_body(items, discount="50"))

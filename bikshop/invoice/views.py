@@ -8,7 +8,8 @@ from bikshop.invoice.access import order_for_token
 from bikshop.invoice.rendering import invoice_page, invoice_pdf, protect, stylesheet_url
 
 
-@bp.get("/<token>")
+# strict_slashes=False: a link a chat app or a person passes on with a "/" added still opens.
+@bp.get("/<token>", strict_slashes=False)
 @compress.compressed()
 def page(token: str):
     """The customer's invoice page."""
