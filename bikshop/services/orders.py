@@ -34,6 +34,7 @@ from bikshop.services.states import (
     ORDER_STATUS,
     event_columns,
     record,
+    refuse_if_cancelled,
     transition,
 )
 
@@ -402,13 +403,7 @@ def change_status(order: Order, to: str, *, actor: str) -> bool:
 def set_fulfillment(order: Order, to: str, *, actor: str, tracking_url: str | None = None) -> bool:
     """Set fulfilment (and optionally the tracking URL Bik shares with the customer); commits.
     A cancelled order is not shipped: neither changes there (a 409)."""
-    if order.status == "CANCELLED":
-        raise ApiError(
-            409,
-            "A cancelled order cannot be fulfilled or given a tracking link",
-            code="illegal_transition",
-            fields=[{"field": "status", "message": "currently CANCELLED"}],
-        )
+    refuse_if_cancelled(order, "fulfilled or given a tracking link")
     changed = False
     if to != order.fulfillment_status:
         changed = transition(order, FULFILLMENT_STATUS, to, actor=actor)

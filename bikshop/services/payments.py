@@ -33,7 +33,13 @@ from bikshop.money import (
 )
 from bikshop.razorpay_client import GatewayFailure
 from bikshop.services.refunds import confirm_refund, refund
-from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
+from bikshop.services.states import (
+    PAYMENT_STATUS,
+    IllegalTransition,
+    record,
+    refuse_if_cancelled,
+    transition,
+)
 
 __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them from here
     "GatewayFailure",
@@ -519,13 +525,7 @@ def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool
     Its open payment links are then cancelled, as for a cancelled order: the customer must
     not be able to pay twice.
     """
-    if order.status == "CANCELLED":
-        raise ApiError(
-            409,
-            "A cancelled order cannot be marked paid",
-            code="illegal_transition",
-            fields=[{"field": "status", "message": "currently CANCELLED"}],
-        )
+    refuse_if_cancelled(order, "marked paid")
     changed = mark_paid(
         order, actor=actor, amount=order.total, currency=order.currency, method=method
     )

@@ -78,6 +78,18 @@ class IllegalTransition(ApiError):
         )
 
 
+def refuse_if_cancelled(order: Order, what: str) -> None:
+    """CANCELLED is final for the whole order: ``what`` ("fulfilled", "marked paid") cannot
+    happen to it (a 409 naming the status)."""
+    if order.status == "CANCELLED":
+        raise ApiError(
+            409,
+            f"A cancelled order cannot be {what}",
+            code="illegal_transition",
+            fields=[{"field": "status", "message": "currently CANCELLED"}],
+        )
+
+
 def transition(
     order: Order,
     machine: Machine,
