@@ -36,6 +36,7 @@ from bikshop.services.states import (
     record,
     refuse_if_cancelled,
     transition,
+    update_order,
 )
 
 # One statement, atomic on PostgreSQL (row lock) and SQLite (write lock): never MAX()+1.
@@ -402,14 +403,15 @@ def change_status(order: Order, to: str, *, actor: str) -> bool:
 
 def set_fulfillment(order: Order, to: str, *, actor: str, tracking_url: str | None = None) -> bool:
     """Set fulfilment (and optionally the tracking URL Bik shares with the customer); commits.
-    A cancelled order is not shipped: neither changes there (a 409)."""
-    refuse_if_cancelled(order, "fulfilled or given a tracking link")
+    A cancelled order is not shipped: neither changes there (a 409), even when the cancel
+    lands at the same moment."""
+    refused = "fulfilled or given a tracking link"
+    refuse_if_cancelled(order, refused)
     changed = False
     if to != order.fulfillment_status:
-        changed = transition(order, FULFILLMENT_STATUS, to, actor=actor)
+        changed = transition(order, FULFILLMENT_STATUS, to, actor=actor, refuse_cancelled=refused)
     if tracking_url is not None and tracking_url != (order.tracking_url or ""):
-        order.tracking_url = tracking_url or None
-        order.version += 1
+        update_order(order, {"tracking_url": tracking_url or None}, refuse_cancelled=refused)
         record(
             order,
             "tracking_changed",

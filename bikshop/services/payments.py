@@ -37,7 +37,6 @@ from bikshop.services.states import (
     PAYMENT_STATUS,
     IllegalTransition,
     record,
-    refuse_if_cancelled,
     transition,
 )
 
@@ -483,11 +482,13 @@ def mark_paid(
     razorpay_payment_id: str | None = None,
     payment_link_id: int | None = None,
     raw: dict | None = None,
+    refuse_cancelled: str | None = None,
 ) -> bool:
     """Move ``order`` from pending to paid and record the payment, in the caller's transaction.
 
     Returns False (and records nothing) when the order is already paid: a repeat is a no-op.
-    The caller has already checked amount and currency against the order.
+    The caller has already checked amount and currency against the order. With
+    ``refuse_cancelled``, a cancelled order is refused (a 409), also if cancelled meanwhile.
     """
     changed = transition(
         order,
@@ -502,6 +503,7 @@ def mark_paid(
             "razorpayPaymentId": razorpay_payment_id,
         },
         values={"paid_at": utcnow()},
+        refuse_cancelled=refuse_cancelled,
     )
     if changed:
         db.session.add(
@@ -525,9 +527,13 @@ def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool
     Its open payment links are then cancelled, as for a cancelled order: the customer must
     not be able to pay twice.
     """
-    refuse_if_cancelled(order, "marked paid")
     changed = mark_paid(
-        order, actor=actor, amount=order.total, currency=order.currency, method=method
+        order,
+        actor=actor,
+        amount=order.total,
+        currency=order.currency,
+        method=method,
+        refuse_cancelled="marked paid",
     )
     db.session.commit()
     if changed:

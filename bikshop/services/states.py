@@ -99,32 +99,24 @@ def transition(
     message: str | None = None,
     data: dict | None = None,
     values: dict | None = None,
+    refuse_cancelled: str | None = None,
 ) -> bool:
     """Move ``order`` to ``to`` on ``machine`` with a conditional UPDATE, and log it.
 
     Returns True when this call made the change, False when the order was already there
-    (repeats are no-ops). Raises IllegalTransition for a move the machine forbids. The
-    caller commits; racing callers cannot both win, because the UPDATE only matches rows
-    still in a source state.
+    (repeats are no-ops). Raises IllegalTransition for a move the machine forbids, and, with
+    ``refuse_cancelled`` (what the move would do, "fulfilled"), a 409 for a cancelled order.
+    The caller commits; racing callers cannot both win, because the UPDATE only matches rows
+    still in a source state (and not cancelled, when that is asked).
     """
     sources = machine.sources(to)
     column = getattr(Order, machine.column)
-    result = db.session.execute(
-        update(Order)
-        .where(Order.id == order.id, column.in_(sources))
-        .values(
-            {machine.column: to, "version": Order.version + 1, "updated_at": utcnow()}
-            | (values or {})
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        db.session.refresh(order)
+    changes = {machine.column: to} | (values or {})
+    if not update_order(order, changes, column.in_(sources), refuse_cancelled=refuse_cancelled):
         current = getattr(order, machine.column)
         if current == to:
             return False
         raise IllegalTransition(machine, current, to)
-    db.session.refresh(order)
     record(
         order,
         f"{machine.column}_changed",
@@ -133,6 +125,26 @@ def transition(
         data,
     )
     return True
+
+
+def update_order(order: Order, values: dict, *conditions, refuse_cancelled: str | None = None):
+    """Write ``values`` to ``order`` and bump its version, in one UPDATE that matches only while
+    ``conditions`` hold (and, with ``refuse_cancelled``, while the order is not cancelled: a 409
+    saying it cannot be ``refuse_cancelled`` otherwise). Returns whether it matched; ``order``
+    is reloaded either way. The version is bumped in SQL, so two changes at once make two."""
+    if refuse_cancelled:
+        refuse_if_cancelled(order, refuse_cancelled)
+        conditions = (*conditions, Order.status != "CANCELLED")
+    result = db.session.execute(
+        update(Order)
+        .where(Order.id == order.id, *conditions)
+        .values({"version": Order.version + 1, "updated_at": utcnow()} | values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(order)
+    if result.rowcount != 1 and refuse_cancelled:
+        refuse_if_cancelled(order, refuse_cancelled)  # cancelled meanwhile
+    return result.rowcount == 1
 
 
 def record(order: Order, kind: str, actor: str, message: str, data: dict | None = None) -> None:

@@ -1,0 +1,85 @@
+"""The order's state changes hold when another change lands between reading and writing.
+
+Each test loads an order, lets a second connection change it behind the first one's back (as a
+dashboard action from another browser or a webhook would, committed a moment earlier), then
+asks for the change with the stale order in hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from bikshop.errors import ApiError
+from bikshop.extensions import db
+from bikshop.services import orders
+from bikshop.services.payments import mark_paid_offline
+from tests.bik import get, place
+
+
+def _placed(app, client):
+    public_id = place(client).get_json()["order"]["id"]
+    return public_id
+
+
+def _behind_its_back(app, sql: str, public_id: str) -> None:
+    """Commit ``sql`` on a connection of its own, as another request would."""
+    with db.engine.begin() as other:
+        other.execute(text(sql), {"public_id": public_id})
+
+
+def _stale(public_id: str):
+    order = orders.find_order(public_id)
+    assert order.status == "ORDERED"  # what this request read
+    return order
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda order: orders.set_fulfillment(order, "fulfilled", actor="admin:test"),
+        lambda order: orders.set_fulfillment(
+            order, "unfulfilled", actor="admin:test", tracking_url="https://t.example/AWB1"
+        ),
+        lambda order: mark_paid_offline(order, actor="admin:test"),
+    ],
+    ids=["fulfilled", "tracking_link", "cash_received"],
+)
+def test_a_cancel_that_lands_first_wins_over_a_change_read_before_it(app, client, change):
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        order = _stale(public_id)
+        _behind_its_back(
+            app, "UPDATE orders SET status = 'CANCELLED' WHERE public_id = :public_id", public_id
+        )
+        with pytest.raises(ApiError) as refused:
+            change(order)
+        db.session.rollback()
+    assert refused.value.code == 409 and "cancelled order" in refused.value.description
+    bik = get(client, public_id).get_json()["order"]
+    assert bik["status"] == "CANCELLED"
+    assert (bik["paymentStatus"], bik["fulfillmentStatus"]) == ("pending", "unfulfilled")
+    assert bik["deliveryInfo"]["trackingURL"] is None
+
+
+def test_two_tracking_links_at_once_make_two_versions(app, client):
+    """The invoice's ETag and PDF cache key on the version: each change must make its own."""
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        order = _stale(public_id)
+        version = order.version
+        _behind_its_back(
+            app,
+            "UPDATE orders SET tracking_url = 'https://t.example/A', version = version + 1 "
+            "WHERE public_id = :public_id",
+            public_id,
+        )
+        orders.set_fulfillment(
+            order, "unfulfilled", actor="admin:test", tracking_url="https://t.example/B"
+        )
+        assert order.version == version + 2
+        assert order.tracking_url == "https://t.example/B"
+        db.session.remove()
+    assert get(client, public_id).get_json()["order"]["deliveryInfo"] == {
+        "trackingURL": "https://t.example/B"
+    }
