@@ -292,6 +292,13 @@ def test_development_may_keep_a_placeholder():
     assert app.config["BIK_AUTH_SPECS"]["placeOrder"].token == "change-me"
 
 
+@pytest.mark.parametrize("header", ["Content-Type", "host", "Cookie", "X-Forwarded-For"])
+def test_an_apikey_in_a_header_http_fills_in_itself_is_refused(header):
+    message = refusal(BIK_AUTH=f"apikey:{header}:abc123-s3cret")
+    assert "BIKSHOP_BIK_AUTH" in message and "HTTP itself sets" in message
+    assert "abc123" not in message
+
+
 def test_an_apikey_header_with_an_underscore_is_refused():
     # gunicorn drops headers whose names hold "_": Bik's key would never arrive.
     message = refusal(BIK_AUTH="apikey:X_Brand_Key:abc123-s3cret")

@@ -54,6 +54,36 @@ class AuthSpec:
         return "None (no credentials)"
 
 
+# Headers clients, proxies and HTTP itself fill in: a key sent in one would never arrive alone
+# (Content-Type must say application/json; Host names the server; proxies rewrite the rest).
+_HTTP_OWN_HEADERS = frozenset(
+    [
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "cookie",
+        "expect",
+        "forwarded",
+        "host",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "via",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-request-id",
+    ]
+)
+
+
 def parse_auth_spec(raw: str) -> AuthSpec:
     """Parse ``none``, ``bearer:<token>``, ``apikey:<Header>:<token>``, ``basic:<user>:<pw>``."""
     raw = raw.strip()
@@ -79,6 +109,11 @@ def parse_auth_spec(raw: str) -> AuthSpec:
             )
         if header.lower() == "authorization":
             raise AuthSpecError("apikey cannot use the Authorization header: use bearer or basic")
+        if header.lower() in _HTTP_OWN_HEADERS:
+            raise AuthSpecError(
+                f"apikey cannot use {header}: HTTP itself sets that header; "
+                "pick a name of your own, e.g. X-Brand-Key"
+            )
         _check_secrets("the apikey token", token)
         return AuthSpec("apikey", header=header, token=token)
     if scheme == "basic":
