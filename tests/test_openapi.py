@@ -105,3 +105,24 @@ def test_the_api_key_scheme_names_the_configured_header(make_app):
     scheme = document["components"]["securitySchemes"]["apiKey"]
     assert scheme == {"type": "apiKey", "in": "header", "name": "X-Brand-Key"}
     assert "s3cret-value" not in str(document)
+
+
+def test_the_document_states_the_rules_the_endpoints_enforce(document):
+    """A client generating requests from the document (schemathesis, Bik's own tooling) should
+    meet the same limits as the endpoints, and find every key of an answer marked required."""
+    schemas = document["components"]["schemas"]
+    item, order = schemas["Item"]["properties"], schemas["IncomingOrder"]["properties"]
+    assert (item["quantity"]["minimum"], item["quantity"]["maximum"]) == (1, 100_000)
+    assert item["price"]["minimum"] == 0 and order["total"]["minimum"] == 0
+    assert order["items"]["minItems"] == 1
+    assert {"integer", "string"} == {kind["type"] for kind in item["productId"]["oneOf"]}
+    assert order["currency"]["pattern"] and order["phoneNumber"]["pattern"]
+    answer = schemas["BikOrderOut"]
+    assert set(answer["required"]) == set(answer["properties"])
+    assert answer["properties"]["paymentStatus"]["enum"] == [
+        "pending",
+        "paid",
+        "partially_refunded",
+        "refunded",
+    ]
+    assert set(schemas["ItemOut"]["required"]) == set(schemas["ItemOut"]["properties"])

@@ -64,6 +64,9 @@ class Tags(fields.Field):
         kwargs["metadata"].setdefault(
             "description", "A string, or a list of strings (stored joined by ', ')"
         )
+        kwargs["metadata"].setdefault(
+            "oneOf", [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+        )
         super().__init__(**kwargs)
         self.max_length = max_length
 
@@ -104,6 +107,12 @@ class Money(fields.Number):
 
     num_type = Decimal
 
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("minimum", 0)
+        kwargs["metadata"].setdefault("maximum", float(MAX_MONEY))
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         if not _is_number(value):
             raise ValidationError("Must be a JSON number, such as 499 or 499.5.")
@@ -139,6 +148,8 @@ class Quantity(fields.Integer):
     """A whole number of units, 1 or more (2.0 is accepted as 2; 2.5 is not)."""
 
     def __init__(self, *, maximum: int = 100_000, **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"] |= {"minimum": 1, "maximum": maximum}
         super().__init__(**kwargs)
         self.maximum = maximum
 
@@ -166,6 +177,13 @@ class CatalogId(fields.Field):
         kwargs["metadata"].setdefault(
             "description", "Catalog id: an integer of any size, or a string of up to 64 characters"
         )
+        kwargs["metadata"].setdefault(
+            "oneOf",
+            [
+                {"type": "integer"},
+                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S+$"},
+            ],
+        )
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -190,6 +208,8 @@ class BoundedList(fields.List):
     """
 
     def __init__(self, inner, *, max_length, noun: str = "element", **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("minItems", 1)
         super().__init__(inner, **kwargs)
         self.max_length = max_length  # a callable, so the limit can come from the app config
         self.noun = noun

@@ -19,6 +19,7 @@ from bikshop.bik.fields import (
     TextOut,
 )
 from bikshop.bik.load import CompiledLoad
+from bikshop.models.orders import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
 from bikshop.money import format_plain
 
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
@@ -73,7 +74,7 @@ class IncomingOrderSchema(BikSchema):
 
     id = _text(128)
     name = _text(64)
-    phoneNumber = Text(required=True, max_length=32)
+    phoneNumber = Text(required=True, max_length=32, metadata={"pattern": _PHONE.pattern})
     email = _text(MAX_EMAIL)
     items = BoundedList(
         fields.Nested(ItemSchema),
@@ -85,7 +86,7 @@ class IncomingOrderSchema(BikSchema):
     shippingCharge = Money(required=True)
     discount = Money(required=True)
     total = Money(required=True)
-    currency = _text(8)
+    currency = _text(8, metadata={"pattern": "^([A-Za-z]{3})?$"})
     address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
     tags = Tags(load_default=None, allow_none=True)
 
@@ -190,9 +191,13 @@ class BikOrderOut(Schema):
 
     id = fields.String(attribute="public_id")
     name = fields.String()
-    status = fields.String()
-    paymentStatus = fields.String(attribute="payment_status")
-    fulfillmentStatus = fields.String(attribute="fulfillment_status")
+    status = fields.String(metadata={"enum": list(ORDER_STATUSES)})
+    paymentStatus = fields.String(
+        attribute="payment_status", metadata={"enum": list(PAYMENT_STATUSES)}
+    )
+    fulfillmentStatus = fields.String(
+        attribute="fulfillment_status", metadata={"enum": list(FULFILLMENT_STATUSES)}
+    )
     items = fields.List(fields.Nested(ItemOut))
     subTotal = Money(attribute="sub_total")
     shippingCharge = Money(attribute="shipping_charge")
@@ -206,6 +211,12 @@ class BikOrderOut(Schema):
     deliveryInfo = fields.Nested(DeliveryInfoOut, attribute="delivery_info")
     partnersData = fields.Nested(PartnersDataOut, attribute="partners_data")
     createdAt = fields.DateTime(attribute="created_at")
+
+
+# Every key of an answer is always there (null where the guide allows it): documented as required.
+for _answer in (ItemOut, AddressOut, DeliveryInfoOut, PartnersDataOut, BikOrderOut):
+    for _field in _answer._declared_fields.values():
+        _field.required = True
 
 
 class OrderEnvelope(Schema):
