@@ -303,6 +303,26 @@ def test_name_folding_does_not_depend_on_the_database_locale(admin_app):
     assert lowered == "émile zoë σοφία"
 
 
+def test_name_search_without_icu_falls_back_to_the_servers_lower(admin_app):
+    """A PostgreSQL built without ICU has no "und-x-icu": a name search must still work."""
+    from sqlalchemy import String, literal, select
+
+    from bikshop.extensions import db
+
+    with admin_app.test_request_context():
+        db.session.execute(select(1))  # the engine's first connection has been made
+        dialect = db.engine.dialect
+        if dialect.name == "postgresql":
+            # Found at the first connection: this server has ICU.
+            assert dialect.bikshop_has_icu is True
+            dialect.bikshop_has_icu = False
+            sql = str(search.lowered(literal("x", String)).compile(dialect=dialect))
+            assert "und-x-icu" not in sql and sql.startswith("lower(")
+            dialect.bikshop_has_icu = True
+        lowered = db.session.scalar(select(search.lowered(literal("ÉMILE", String))))
+    assert lowered == "émile"
+
+
 @pytest.mark.parametrize(
     "typed",
     [

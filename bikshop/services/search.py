@@ -107,8 +107,31 @@ def _lowered_sqlite(element, compiler, **kw):
 def _lowered_postgresql(element, compiler, **kw):
     # ICU's root locale lowers every script the same way, whatever the database's own ctype;
     # "und-x-icu" is there wherever PostgreSQL was built with ICU: every distribution's package,
-    # and the default build since PostgreSQL 16.
-    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "und-x-icu")'
+    # and the default build since PostgreSQL 16. A server without it keeps its own lower().
+    value = compiler.process(element.clauses, **kw)
+    if getattr(compiler.dialect, _ICU, True):
+        return f'lower(({value}) COLLATE "und-x-icu")'
+    return f"lower({value})"
+
+
+_ICU = "bikshop_has_icu"
+
+
+def note_icu_collation(engine: Engine) -> None:
+    """On PostgreSQL, find out once, at the first connection, whether the server has ICU's
+    root collation; :func:`lowered` uses it only if so (a name search would fail without)."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "first_connect")
+    def _has_icu(dbapi_connection, connection_record) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")
+            setattr(engine.dialect, _ICU, cursor.fetchone() is not None)
+        finally:
+            cursor.close()
+            dbapi_connection.rollback()  # leave no transaction open: the pool sets autocommit
 
 
 @event.listens_for(Engine, "connect")
