@@ -65,7 +65,7 @@ def register_extensions(app: Flask) -> None:
         install_read_only_recovery,
     )
     from bikshop.extensions import api, compress, db, migrate
-    from bikshop.services.search import note_icu_collation
+    from bikshop.services.search import install_lowered
 
     database_uri = app.config["SQLALCHEMY_DATABASE_URI"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(database_uri))
@@ -82,7 +82,7 @@ def register_extensions(app: Flask) -> None:
         for engine in db.engines.values():
             install_idle_ping(engine, app.config["DATABASE_PING_AFTER_IDLE"])
             install_read_only_recovery(engine)
-            note_icu_collation(engine)
+            install_lowered(engine)
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)

@@ -117,33 +117,33 @@ def _lowered_postgresql(element, compiler, **kw):
 _ICU = "bikshop_has_icu"
 
 
-def note_icu_collation(engine: Engine) -> None:
-    """On PostgreSQL, find out once, at the first connection, whether the server has ICU's
-    root collation; :func:`lowered` uses it only if so (a name search would fail without)."""
-    if engine.dialect.name != "postgresql":
-        return
+def install_lowered(engine: Engine) -> None:
+    """Make :class:`lowered` work on ``engine``'s connections. SQLite: each connection gets
+    ``bikshop_lower``, Python's lower(), as searches use. PostgreSQL: whether the server has
+    ICU's root collation is read once, at the first connection; without it (a server built
+    without ICU) the server's own lower() is used rather than failing every name search."""
+    if engine.dialect.name == "sqlite":
 
-    @event.listens_for(engine, "first_connect")
-    def _has_icu(dbapi_connection, connection_record) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")
-            setattr(engine.dialect, _ICU, cursor.fetchone() is not None)
-        finally:
-            cursor.close()
-            dbapi_connection.rollback()  # leave no transaction open: the pool sets autocommit
+        @event.listens_for(engine, "connect")
+        def _python_lower(dbapi_connection, connection_record) -> None:
+            dbapi_connection.create_function(
+                "bikshop_lower",
+                1,
+                lambda value: value.lower() if isinstance(value, str) else value,
+                deterministic=True,
+            )
 
+    elif engine.dialect.name == "postgresql":
 
-@event.listens_for(Engine, "connect")
-def _sqlite_lower(dbapi_connection, connection_record):
-    """Give every SQLite connection ``bikshop_lower``: Python's lower(), as searches use."""
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        dbapi_connection.create_function(
-            "bikshop_lower",
-            1,
-            lambda value: value.lower() if isinstance(value, str) else value,
-            deterministic=True,
-        )
+        @event.listens_for(engine, "first_connect")
+        def _has_icu(dbapi_connection, connection_record) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")
+                setattr(engine.dialect, _ICU, cursor.fetchone() is not None)
+            finally:
+                cursor.close()
+                dbapi_connection.rollback()  # no transaction left open: the pool sets autocommit
 
 
 def search_condition(text: str):
