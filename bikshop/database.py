@@ -322,7 +322,11 @@ class DirectStatement:
             lost = dialect.is_disconnect(error, driver_connection, cursor)
             lost = lost or read_only_error(error)  # see install_read_only_recovery
             if lost:
+                # As SQLAlchemy does for its own statements: the pool's other connections
+                # were opened as this one was (to a server now gone, or read-only), so they
+                # go too; checked-out ones are dropped when returned.
                 connection.invalidate(error)
+                connection.engine.dispose()
             raise exc.DBAPIError.instance(
                 plan.sql,
                 values,

@@ -59,11 +59,24 @@ def private_pg():
         cluster.destroy()
 
 
+def _pg_server(private_pg, tmp_path, workers: int):
+    private_pg.sql("TRUNCATE orders, order_items, order_events, counters CASCADE", "bikshop")
+    server = GunicornServer(workers=workers, env=_env(private_pg.url("bikshop")), log_dir=tmp_path)
+    server.start()
+    return server
+
+
 @pytest.fixture
 def pg_server(private_pg, tmp_path):
-    private_pg.sql("TRUNCATE orders, order_items, order_events, counters CASCADE", "bikshop")
-    server = GunicornServer(workers=2, env=_env(private_pg.url("bikshop")), log_dir=tmp_path)
-    server.start()
+    server = _pg_server(private_pg, tmp_path, workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_one_worker(private_pg, tmp_path):
+    """One worker: which connection each request gets is then known, not up to the kernel."""
+    server = _pg_server(private_pg, tmp_path, workers=1)
     yield server
     server.stop()
 
@@ -106,29 +119,29 @@ def test_postgresql_read_only_refuses_writes_with_503_and_keeps_reads(private_pg
     assert_no_orphans_or_duplicates(private_pg.url("bikshop"))
 
 
-def test_connections_opened_while_read_only_are_replaced_once_writable(private_pg, pg_server):
+def test_connections_opened_while_read_only_are_replaced_once_writable(private_pg, pg_one_worker):
     """``ALTER DATABASE ... SET default_transaction_read_only`` (or a standby promoted late)
     fixes each session's mode when it connects: the connections the pools open meanwhile stay
     read-only after the database is writable again, unless bikshop replaces them."""
-    placed = _place(pg_server.url).json()["order"]["id"]
+    placed = _place(pg_one_worker.url).json()["order"]["id"]
     private_pg.sql("ALTER DATABASE bikshop SET default_transaction_read_only = on")
     private_pg.sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = 'bikshop' AND pid <> pg_backend_pid()"
     )
     try:
-        wait_until(lambda: _place(pg_server.url).status_code == 503)
+        wait_until(lambda: _place(pg_one_worker.url).status_code == 503)
         # A terminated connection fails once (a 503) before its pool replaces it.
         get_order = {"json": {"orderId": placed}, "timeout": 20}
-        wait_until(lambda: requests.post(pg_server.url + "/bik/getOrder", **get_order).ok)
+        wait_until(lambda: requests.post(pg_one_worker.url + "/bik/getOrder", **get_order).ok)
         for _ in range(6):  # every worker's pools now hold read-only connections
-            _assert_unavailable(_place(pg_server.url))
-            get = requests.post(pg_server.url + "/bik/getOrder", **get_order)
+            _assert_unavailable(_place(pg_one_worker.url))
+            get = requests.post(pg_one_worker.url + "/bik/getOrder", **get_order)
             assert get.status_code == 200  # Bik can still read its orders
     finally:
         private_pg.sql("ALTER DATABASE bikshop RESET default_transaction_read_only")
     # No backend is terminated this time: bikshop itself must drop the read-only connections.
-    answers = [_place(pg_server.url).status_code for _ in range(8)]
+    answers = [_place(pg_one_worker.url).status_code for _ in range(8)]
     assert answers[-4:] == [200] * 4, answers
     assert set(answers) <= {200, 503}, answers
     assert_no_orphans_or_duplicates(private_pg.url("bikshop"))
