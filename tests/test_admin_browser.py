@@ -80,3 +80,34 @@ def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     assert f"admin:{OWNER}" in phone.inner_text(".timeline")
     phone.screenshot(path=str(output_dir / f"admin-order-390-{backend}.png"), full_page=True)
+
+
+def test_long_unbroken_text_wraps_inside_the_page_at_phone_and_desktop_widths(
+    make_app, gunicorn, browser, output_dir, database_url
+):
+    """A customer's 240-letter name (no spaces) and a long tracking link wrap; the page never
+    scrolls sideways, so the actions and totals stay where the owner can reach them."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919800000003", "Ravi" * 60)
+    track = "https://track.example.com/" + "A1B2C3D4" * 30
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    for width, height in ((390, 844), (1280, 900)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        _sign_in(page, server.url)
+        if width == 390:
+            page.goto(f"{server.url}/admin/orders/{order['id']}")
+            page.fill("input[name=tracking_url]", track)
+            page.click("button:has-text('Save fulfilment')")
+            page.wait_for_selector("text=Fulfilment saved.")
+        for path in ("/admin/", f"/admin/orders/{order['id']}"):
+            page.goto(server.url + path)
+            name = "list" if path == "/admin/" else "order"
+            page.screenshot(
+                path=str(output_dir / f"admin-long-{name}-{width}-{backend}.png"), full_page=True
+            )
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
+        context.close()
