@@ -225,3 +225,18 @@ def test_a_cancelled_order_cannot_be_fulfilled(owner):
     bik = _bik_view(owner, oid)
     assert (bik["status"], bik["fulfillmentStatus"]) == ("CANCELLED", "unfulfilled")
     assert bik["deliveryInfo"]["trackingURL"] is None
+
+
+@pytest.mark.parametrize("action", ["status", "cancel", "fulfillment", "paid", "refund"])
+def test_an_action_address_opened_as_a_page_shows_the_order(owner, action):
+    """A refused action is shown at the form's address; reloaded later, bookmarked or shared,
+    that address opens the order page, not 'method not allowed'."""
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "cancel").status_code == 303
+    refused = _act(owner, oid, "status", status="IN PROGRESS")
+    assert refused.status_code == 409
+    opened = owner.get(f"/admin/orders/{oid}/{action}")
+    assert opened.status_code == 303
+    assert opened.headers["Location"] == f"/admin/orders/{oid}"
+    assert owner.get(opened.headers["Location"]).status_code == 200
+    assert _bik_view(owner, oid)["status"] == "CANCELLED"  # opening it changed nothing

@@ -109,3 +109,18 @@ def refund(public_id: str):
         lambda order: bool(payments.refund(order, form.amount.data, actor=_actor())),
         "Refund asked of Razorpay; the order shows it as refunded once Razorpay confirms.",
     )
+
+
+def _order_page_instead(public_id: str):
+    """An action's address opened as a page (a refused action's page reloaded later,
+    bookmarked or shared) shows the order rather than 'method not allowed'; nothing changes."""
+    return redirect(url_for("admin.order", public_id=public_id), 303)
+
+
+for _action in ("status", "cancel", "fulfillment", "paid", "refund"):
+    bp.add_url_rule(
+        f"/orders/<public_id>/{_action}",
+        endpoint=f"{_action}_page",
+        view_func=_order_page_instead,
+        methods=["GET"],
+    )
