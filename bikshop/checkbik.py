@@ -81,13 +81,27 @@ class Target:
     timeout: float
 
     def post(self, url: str, auth: AuthSpec, body=None, *, raw: bytes | None = None, headers=None):
+        """POST as Bik does. A redirect is a failure, not followed: clients turn a redirected
+        POST into a GET (301, 302) or resend it elsewhere, so Bik must be given the final URL."""
         sent = {"Content-Type": "application/json", **auth.headers(), **(headers or {})}
         try:
-            if raw is not None:
-                return requests.post(url, data=raw, headers=sent, timeout=self.timeout)
-            return requests.post(url, json=body, headers=sent, timeout=self.timeout)
+            response = requests.post(
+                url,
+                data=raw,
+                json=body if raw is None else None,
+                headers=sent,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             raise CheckFailed(f"no answer from {url}: {type(exc).__name__}: {exc}") from None
+        if response.is_redirect:
+            where = response.headers.get("Location", "nowhere")
+            raise CheckFailed(
+                f"{url} answered {response.status_code} redirecting to {where}: "
+                "register the URL it points to in Bik, not one that redirects"
+            )
+        return response
 
 
 def sample_order(draft_id: str) -> dict:
@@ -100,9 +114,14 @@ def sample_order(draft_id: str) -> dict:
 
 def _json(response) -> dict:
     try:
-        return response.json()
+        document = response.json()
     except ValueError:
         raise CheckFailed(f"HTTP {response.status_code} with a body that is not JSON") from None
+    if not isinstance(document, dict):
+        raise CheckFailed(
+            f"HTTP {response.status_code} with JSON that is not an object: {response.text[:300]!r}"
+        )
+    return document
 
 
 def _expect(response, status: int) -> dict:
@@ -121,11 +140,14 @@ def _check_bik_order(order, draft_id: str) -> None:
             raise CheckFailed(f"order.{field} is {order.get(field)!r}, expected {kind}")
     if order["id"] == draft_id:
         raise CheckFailed("order.id is Bik's draft id; it must be your own order id")
-    if (order.get("partnersData") or {}).get("id") != draft_id:
-        raise CheckFailed("partnersData.id must echo the draftOrderId")
+    partners = order.get("partnersData")
+    if not isinstance(partners, dict) or partners.get("id") != draft_id:
+        raise CheckFailed(f"partnersData.id must echo the draftOrderId (got {partners!r})")
     if order["total"] != 947 or order["subTotal"] != 998:
         raise CheckFailed(f"totals changed: total {order['total']}, subTotal {order['subTotal']}")
     item = order["items"][0] if order["items"] else {}
+    if not isinstance(item, dict):
+        raise CheckFailed(f"order.items[0] is {item!r}, expected an object")
     if item.get("variantId") != 40946134352009 or item.get("productId") != 6862852391049:
         raise CheckFailed(
             f"item ids lost digits or type: {item.get('productId')!r}, {item.get('variantId')!r}"
@@ -148,12 +170,12 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
 
     def place_again():
         order = _expect(target.post(target.place_url, target.place_auth, body), 200).get("order")
-        if not state.get("order") or (order or {}).get("id") != state["order"]["id"]:
-            raise CheckFailed(
-                f"the same draft came back as {(order or {}).get('id')!r}, "
-                f"not {state.get('order', {}).get('id')!r}"
-            )
-        return f"same id {order['id']}"
+        if not state.get("order"):
+            raise CheckFailed("no order was placed")
+        got = order.get("id") if isinstance(order, dict) else None
+        if got != state["order"]["id"]:
+            raise CheckFailed(f"the same draft came back as {got!r}, not {state['order']['id']!r}")
+        return f"same id {got}"
 
     def conflicting_draft():
         changed = copy.deepcopy(body)
@@ -192,13 +214,8 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
             if spec.scheme == "none":
                 results.append(f"{name} skipped (auth none)")
                 continue
-            wrong = _wrong(spec)
-            response = requests.post(
-                url,
-                json=body if name == "placeOrder" else {"orderId": "x"},
-                headers={"Content-Type": "application/json", **wrong.headers()},
-                timeout=target.timeout,
-            )
+            sent = body if name == "placeOrder" else {"orderId": "x"}
+            response = target.post(url, _wrong(spec), sent)
             if response.status_code != 401:
                 raise CheckFailed(
                     f"{name} with wrong credentials answered {response.status_code}, expected 401"
@@ -235,6 +252,9 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
         except CheckFailed as failure:
             ok = False
             echo(f"FAIL  {title}: {failure}")
+        except Exception as error:  # an answer no check foresaw: still one line, not a traceback
+            ok = False
+            echo(f"FAIL  {title}: unexpected answer ({type(error).__name__}: {error})")
     return ok
 
 

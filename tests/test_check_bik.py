@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.bik import bik_app_fixture  # noqa: F401 (provides bik_app)
 from tests.conftest import BASE_CONFIG, empty_database
-from tests.servers import GunicornServer
+from tests.servers import GunicornServer, free_port
 
 SPECS = {
     "none": "none",
@@ -192,3 +195,104 @@ def test_credentials_never_reach_the_server_logs(bik_app, servers):
             if secret != "none":
                 assert secret not in log, (name, secret)
         assert "wrong-" not in log  # check-bik's deliberately wrong credentials
+
+
+class _Misbehaving(BaseHTTPRequestHandler):
+    """A server that claims the contract but answers ``self.server.answer`` to every POST."""
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append(self.path)
+        answer = self.server.answer
+        status, headers, body = answer(sent) if callable(answer) else answer
+        self.send_response(status)
+        for name, value in {"Content-Length": str(len(body)), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def misbehaving():
+    """A real HTTP server on loopback answering whatever the test sets."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _json_answer(document) -> tuple[int, dict, bytes]:
+    return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
+
+
+def _echoing_draft(order: dict):
+    def answer(sent: bytes):
+        try:
+            draft = json.loads(sent).get("draftOrderId", "x")
+        except ValueError:  # check-bik's malformed body
+            draft = "x"
+        return _json_answer({"order": {**order, "partnersData": {"id": draft}}})
+
+    return answer
+
+
+_ORDER_LIKE = {
+    "id": "A-1", "name": "#1", "status": "ORDERED", "paymentStatus": "pending",
+    "total": 947, "subTotal": 998, "shippingCharge": 49, "discount": 100, "currency": "INR",
+    "phoneNumber": "+919876543210", "email": "", "invoiceUrl": "https://x.example/i",
+    "items": [{}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _json_answer([1, 2]),
+        _json_answer("ok"),
+        _json_answer({"order": "placed"}),
+        _echoing_draft({**_ORDER_LIKE, "items": [5]}),  # all is well up to items[0]
+        _json_answer({"order": {**_ORDER_LIKE, "partnersData": "nb"}}),
+    ],
+    ids=["array", "string", "order-string", "item-number", "partners-string"],
+)
+def test_an_answer_outside_the_contract_is_a_fail_line_not_a_traceback(
+    bik_app, misbehaving, answer
+):
+    misbehaving.answer = answer
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    found = verdicts(result.output.splitlines())
+    assert set(found) == set(CHECKS) and set(found.values()) == {"FAIL"}, result.output
+
+
+def test_an_unreachable_server_is_a_fail_line_for_every_check(bik_app):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "bearer:t"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    found = verdicts(result.output.splitlines())
+    assert set(found) == set(CHECKS) and set(found.values()) == {"FAIL"}, result.output
+    assert "no answer from" in result.output
+
+
+def test_a_redirect_is_reported_with_its_target_and_never_followed(bik_app, misbehaving):
+    """An http URL that redirects to https: a client following it turns Bik's POST into a GET
+    (301, 302); the brand must register the final URL."""
+    elsewhere = f"http://127.0.0.1:{misbehaving.server_port}/elsewhere"
+    misbehaving.answer = (301, {"Location": elsewhere}, b"")
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    found = verdicts(result.output.splitlines())
+    assert found["placeOrder accepts Bik's sample order"] == "FAIL"
+    assert f"answered 301 redirecting to {elsewhere}" in result.output
+    assert "/elsewhere" not in misbehaving.seen and misbehaving.seen
