@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import core
@@ -45,9 +47,35 @@ def _reason(exc: ValueError) -> str:
 
 
 class Blueprint(SmorestBlueprint):
-    """A flask-smorest blueprint using :class:`BikParser`."""
+    """A flask-smorest blueprint using :class:`BikParser`.
+
+    ``security(app, spec, endpoint)``, when given, returns an operation's OpenAPI security
+    requirement for the app being set up (``[]`` for none, ``None`` to leave it out): auth is
+    chosen per deployment, and flask-smorest builds each operation's document at import.
+    """
 
     ARGUMENTS_PARSER = BikParser()
+
+    def __init__(self, *args, security=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._security = security
+
+    def register_views_in_doc(self, api, app, spec, *, name, parameters):
+        if self._security is None:
+            return super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+        shared = self._docs
+        self._docs = deepcopy(shared)  # this app's requirements only; the next app starts over
+        try:
+            for endpoint, methods in self._docs.items():
+                requirement = self._security(app, spec, endpoint)
+                if requirement is None:
+                    continue
+                for method, operation in methods.items():
+                    if method != "parameters":
+                        operation.setdefault("manual_doc", {})["security"] = requirement
+            return super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+        finally:
+            self._docs = shared
 
 
 class BikshopApi(Api):

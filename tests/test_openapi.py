@@ -126,3 +126,54 @@ def test_the_document_states_the_rules_the_endpoints_enforce(document):
         "refunded",
     ]
     assert set(schemas["ItemOut"]["required"]) == set(schemas["ItemOut"]["properties"])
+
+
+def _security_of(settings: dict) -> tuple[dict, dict]:
+    document = create_app({**CONFIG, **settings}).test_client().get("/openapi.json").get_json()
+    validate(document)  # every requirement names a declared scheme
+    operations = {path: document["paths"][path]["post"] for path in document["paths"]}
+    return document, {path: operation.get("security") for path, operation in operations.items()}
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"BIK_AUTH": "bearer:t0ken"}, ([{"bearer": []}], [{"bearer": []}])),
+        ({"BIK_AUTH": "basic:bik:pw"}, ([{"basic": []}], [{"basic": []}])),
+        ({"BIK_AUTH": "none"}, ([], [])),  # stated: no credentials, not left unsaid
+        (
+            {"BIK_AUTH": "apikey:X-Brand-Key:k3y", "BIK_GET_ORDER_AUTH": "bearer:t0ken"},
+            ([{"apiKey": []}], [{"bearer": []}]),
+        ),
+        (
+            {"BIK_AUTH": "none", "BIK_PLACE_ORDER_AUTH": "basic:bik:pw"},
+            ([{"basic": []}], []),
+        ),
+        (
+            {
+                "BIK_PLACE_ORDER_AUTH": "apikey:X-Place-Key:a",
+                "BIK_GET_ORDER_AUTH": "apikey:X-Get-Key:b",
+            },
+            ([{"apiKey-X-Place-Key": []}], [{"apiKey-X-Get-Key": []}]),
+        ),
+    ],
+    ids=["bearer", "basic", "none", "apikey+bearer", "basic+none", "two-apikeys"],
+)
+def test_each_operation_requires_the_scheme_this_deployment_configured(settings, expected):
+    """A client generated from the document (Bik's tooling, schemathesis) sends the right
+    credentials to each endpoint; the requirement follows BIKSHOP_BIK_AUTH and its per-endpoint
+    overrides, app by app."""
+    document, security = _security_of({"BIK_AUTH": "none", **settings})
+    assert (security["/bik/placeOrder"], security["/bik/getOrder"]) == expected
+    schemes = document["components"]["securitySchemes"]
+    for requirement in (*expected[0], *expected[1]):
+        (name,) = requirement
+        if name.startswith("apiKey-"):
+            assert schemes[name]["name"] == name.removeprefix("apiKey-")
+    assert "k3y" not in str(document) and "t0ken" not in str(document)
+
+
+def test_a_later_app_documents_its_own_auth_not_an_earlier_ones():
+    _security_of({"BIK_AUTH": "bearer:t0ken"})
+    _, security = _security_of({"BIK_AUTH": "basic:bik:pw"})
+    assert security == {"/bik/placeOrder": [{"basic": []}], "/bik/getOrder": [{"basic": []}]}

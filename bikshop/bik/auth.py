@@ -157,3 +157,20 @@ def is_authorized(spec: AuthSpec, headers) -> bool:
     user, _, password = decoded.partition(":")
     # Both comparisons always run, so timing does not tell which part was wrong.
     return _same(user, spec.user) & _same(password, spec.password)
+
+
+def security_requirement(spec: AuthSpec, schemes: dict[str, dict]) -> list[dict] | None:
+    """The OpenAPI security requirement for ``spec``, naming one of the document's ``schemes``
+    (found by what it describes, not by its name): ``[]`` for none, ``None`` if no scheme
+    describes it."""
+    if spec.scheme == "none":
+        return []
+    for name, scheme in schemes.items():
+        if spec.scheme == "apikey":
+            described = scheme.get("type") == "apiKey" and scheme.get("in") == "header"
+            described = described and scheme.get("name", "").lower() == spec.header.lower()
+        else:
+            described = scheme.get("type") == "http" and scheme.get("scheme") == spec.scheme
+        if described:
+            return [{name: []}]
+    return None

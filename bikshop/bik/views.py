@@ -5,20 +5,33 @@ from __future__ import annotations
 from flask import current_app, request
 
 from bikshop.api import Blueprint
-from bikshop.bik.auth import is_authorized
+from bikshop.bik.auth import is_authorized, security_requirement
 from bikshop.bik.dump import compile_dumper
 from bikshop.bik.schemas import BikOrderOut, GetOrderRequest, OrderEnvelope, PlaceOrderRequest
 from bikshop.errors import ApiError, ErrorEnvelope
 from bikshop.services import orders
+
+_ENDPOINT_AUTH = {"bik.place_order": "placeOrder", "bik.get_order": "getOrder"}
+
+
+def _documented_security(app, spec, endpoint: str) -> list[dict] | None:
+    """The OpenAPI security requirement of ``endpoint``: the scheme this deployment demands
+    there (``BIKSHOP_BIK_AUTH`` or its per-endpoint override), ``[]`` for none."""
+    name = _ENDPOINT_AUTH.get(f"bik.{endpoint}")
+    if name is None:
+        return None
+    return security_requirement(
+        app.config["BIK_AUTH_SPECS"][name], spec.components.security_schemes
+    )
+
 
 blp = Blueprint(
     "bik",
     __name__,
     url_prefix="/bik",
     description="The two endpoints Bik calls at checkout (Non-Shopify Ordering).",
+    security=_documented_security,
 )
-
-_ENDPOINT_AUTH = {"bik.place_order": "placeOrder", "bik.get_order": "getOrder"}
 
 
 @blp.before_request
