@@ -240,3 +240,39 @@ def test_an_action_address_opened_as_a_page_shows_the_order(owner, action):
     assert opened.headers["Location"] == f"/admin/orders/{oid}"
     assert owner.get(opened.headers["Location"]).status_code == 200
     assert _bik_view(owner, oid)["status"] == "CANCELLED"  # opening it changed nothing
+
+
+def _fulfilment_menu(html: str) -> list[str]:
+    menu = re.search(r'<select[^>]*name="fulfillment"[^>]*>(.*?)</select>', html, re.S)
+    return re.findall(r'<option[^>]*value="([^"]+)"', menu.group(1)) if menu else []
+
+
+def test_the_fulfilment_menu_offers_only_what_the_order_can_be_now(owner):
+    oid = place_order(owner)["id"]
+    assert _fulfilment_menu(owner.get(f"/admin/orders/{oid}").text) == [
+        "unfulfilled",
+        "partial",
+        "fulfilled",
+    ]
+    assert _act(owner, oid, "fulfillment", fulfillment="fulfilled").status_code == 303
+    undo = _act(owner, oid, "fulfillment", fulfillment="unfulfilled")  # a mis-click undone
+    assert undo.status_code == 303
+    assert _bik_view(owner, oid)["fulfillmentStatus"] == "unfulfilled"
+    assert _act(owner, oid, "status", status="DELIVERED").status_code == 303
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert _fulfilment_menu(page) == ["fulfilled"]  # delivered: the tracking link still editable
+    assert 'name="tracking_url"' in page
+    timeline = [message for message, _ in _timeline(page)]
+    assert "fulfillmentStatus changed to fulfilled (with status DELIVERED)" in timeline
+    refused = _act(owner, oid, "fulfillment", fulfillment="partial")
+    assert refused.status_code == 409
+    assert "the order is DELIVERED, so it stays fulfilled" in refused.text
+    assert _bik_view(owner, oid)["fulfillmentStatus"] == "fulfilled"
+
+
+def test_a_cancelled_order_offers_no_fulfilment_form(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "cancel").status_code == 303
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert "Save fulfilment" not in page and _fulfilment_menu(page) == []
+    assert "This order is cancelled: it is not shipped or paid any more." in page

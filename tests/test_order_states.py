@@ -8,10 +8,11 @@ asks for the change with the stale order in hand.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bikshop.errors import ApiError
 from bikshop.extensions import db
+from bikshop.models import OrderEvent
 from bikshop.services import orders
 from bikshop.services.payments import mark_paid_offline
 from tests.bik import get, place
@@ -83,3 +84,77 @@ def test_two_tracking_links_at_once_make_two_versions(app, client):
     assert get(client, public_id).get_json()["order"]["deliveryInfo"] == {
         "trackingURL": "https://t.example/B"
     }
+
+
+def _timeline(public_id: str) -> list[tuple[str, str]]:
+    order = orders.find_order(public_id)
+    return [
+        (event.message, event.actor)
+        for event in db.session.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        )
+    ]
+
+
+def test_delivering_an_unfulfilled_order_also_makes_it_fulfilled(app, client):
+    """Bik must never tell the customer 'delivered' and 'unfulfilled' at once."""
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        assert orders.change_status(orders.find_order(public_id), "DELIVERED", actor="admin:a@b.c")
+        assert _timeline(public_id)[-2:] == [
+            ("status changed to DELIVERED", "admin:a@b.c"),
+            ("fulfillmentStatus changed to fulfilled (with status DELIVERED)", "admin:a@b.c"),
+        ]
+        db.session.remove()
+    bik = get(client, public_id).get_json()["order"]
+    assert (bik["status"], bik["fulfillmentStatus"]) == ("DELIVERED", "fulfilled")
+
+
+def test_delivering_a_fulfilled_order_adds_no_fulfilment_entry(app, client):
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        orders.set_fulfillment(orders.find_order(public_id), "fulfilled", actor="admin:a@b.c")
+        orders.change_status(orders.find_order(public_id), "DELIVERED", actor="admin:a@b.c")
+        assert [m for m, _ in _timeline(public_id)][1:] == [
+            "fulfillmentStatus changed to fulfilled",
+            "status changed to DELIVERED",
+        ]
+
+
+@pytest.mark.parametrize("mistake", ["fulfilled", "partial"])
+def test_a_fulfilment_mis_click_is_undone_while_the_order_is_open(app, client, mistake):
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        orders.set_fulfillment(orders.find_order(public_id), mistake, actor="admin:a@b.c")
+        orders.change_status(orders.find_order(public_id), "IN PROGRESS", actor="admin:a@b.c")
+        undone = orders.set_fulfillment(
+            orders.find_order(public_id), "unfulfilled", actor="admin:a@b.c"
+        )
+        assert undone
+        assert _timeline(public_id)[-1] == (
+            "fulfillmentStatus changed to unfulfilled",
+            "admin:a@b.c",
+        )
+        db.session.remove()
+    assert get(client, public_id).get_json()["order"]["fulfillmentStatus"] == "unfulfilled"
+
+
+def test_a_delivered_order_stays_fulfilled_even_when_delivered_a_moment_earlier(app, client):
+    """The undo was read while the order was open; the delivery committed first wins."""
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        orders.set_fulfillment(orders.find_order(public_id), "fulfilled", actor="admin:a@b.c")
+        order = _stale(public_id)
+        _behind_its_back(
+            app, "UPDATE orders SET status = 'DELIVERED' WHERE public_id = :public_id", public_id
+        )
+        with pytest.raises(ApiError) as refused:
+            orders.set_fulfillment(order, "unfulfilled", actor="admin:a@b.c")
+        db.session.rollback()
+    assert refused.value.code == 409
+    assert refused.value.description == (
+        "Cannot change fulfillmentStatus from fulfilled to unfulfilled; "
+        "the order is DELIVERED, so it stays fulfilled"
+    )
+    bik = get(client, public_id).get_json()["order"]
+    assert (bik["status"], bik["fulfillmentStatus"]) == ("DELIVERED", "fulfilled")

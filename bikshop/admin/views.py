@@ -26,7 +26,7 @@ from bikshop.admin.forms import (
 )
 from bikshop.models import Order
 from bikshop.services import orders, search
-from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS
+from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, next_states
 
 
 def _filters(form: FilterForm) -> search.OrderFilters:
@@ -126,6 +126,10 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         ),
         "logout_form": LogoutForm(),
     } | forms
+    # The fulfilment menu offers only what the order can be now: once delivered, fulfilled.
+    reachable = {order.fulfillment_status, *next_states(FULFILLMENT_STATUS, order)}
+    menu = forms["fulfillment_form"].fulfillment
+    menu.choices = [choice for choice in menu.choices if choice.value in reachable]
     details = search.order_details(order)
     return render_template(
         "admin/order.html",
@@ -133,8 +137,8 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         details=details,
         can_refund=order.payment_status in ("paid", "partially_refunded")
         and any(payment.razorpay_payment_id for payment in details.payments),
-        next_statuses=search.next_statuses(ORDER_STATUS, order.status),
-        next_fulfillment=search.next_statuses(FULFILLMENT_STATUS, order.fulfillment_status),
+        next_statuses=next_states(ORDER_STATUS, order),
+        can_fulfil=order.status != "CANCELLED",
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",
         error=error,
         **forms,

@@ -402,8 +402,3 @@ def order_details(order: Order) -> OrderDetails:
             )
         ),
     )
-
-
-def next_statuses(machine, current: str) -> list[str]:
-    """The states ``machine`` allows from ``current``, in the machine's order."""
-    return [state for state, sources in machine.edges.items() if current in sources]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import update
 
@@ -14,11 +14,18 @@ from bikshop.models.types import utcnow
 
 @dataclass(frozen=True)
 class Machine:
-    """A state column and the moves it allows: ``edges[to]`` lists the states it may come from."""
+    """A state column and the moves it allows: ``edges[to]`` lists the states it may come from.
+
+    ``open_only`` are moves (``(from, to)``) allowed only while the order's status is still open
+    (ORDERED or IN PROGRESS); ``implies[to]`` are columns set with the move (``{column: value}``),
+    each recorded on the timeline when it changes something.
+    """
 
     column: str
     label: str
     edges: dict[str, tuple[str, ...]]
+    open_only: frozenset[tuple[str, str]] = frozenset()
+    implies: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def sources(self, to: str) -> tuple[str, ...]:
         if to not in self.edges:
@@ -26,7 +33,10 @@ class Machine:
         return self.edges[to]
 
 
+OPEN_STATUSES = ("ORDERED", "IN PROGRESS")
 # ORDERED → IN PROGRESS → DELIVERED, forward skips allowed; CANCELLED from any non-final state.
+# A delivered order was shipped in full: DELIVERED also makes it fulfilled, so Bik never tells
+# the customer "delivered" and "unfulfilled" at once.
 ORDER_STATUS = Machine(
     "status",
     "status",
@@ -36,6 +46,7 @@ ORDER_STATUS = Machine(
         "DELIVERED": ("ORDERED", "IN PROGRESS"),
         "CANCELLED": ("ORDERED", "IN PROGRESS"),
     },
+    implies={"DELIVERED": {"fulfillment_status": "fulfilled"}},
 )
 # pending → paid → (partially_refunded →) refunded; paid never goes back to pending.
 PAYMENT_STATUS = Machine(
@@ -48,28 +59,46 @@ PAYMENT_STATUS = Machine(
         "refunded": ("paid", "partially_refunded"),
     },
 )
-# unfulfilled → partial → fulfilled.
+# unfulfilled → partial → fulfilled. A step back (a mis-click undone) is allowed while the order
+# is open; once delivered it stays fulfilled, and a cancelled order's fulfilment never changes.
 FULFILLMENT_STATUS = Machine(
     "fulfillment_status",
     "fulfillmentStatus",
     {
-        "unfulfilled": (),
-        "partial": ("unfulfilled",),
+        "unfulfilled": ("partial", "fulfilled"),
+        "partial": ("unfulfilled", "fulfilled"),
         "fulfilled": ("unfulfilled", "partial"),
     },
+    open_only=frozenset(
+        {("partial", "unfulfilled"), ("fulfilled", "unfulfilled"), ("fulfilled", "partial")}
+    ),
 )
+MACHINES = {
+    machine.column: machine for machine in (ORDER_STATUS, PAYMENT_STATUS, FULFILLMENT_STATUS)
+}
+
+
+def next_states(machine: Machine, order: Order) -> list[str]:
+    """The states ``machine`` lets ``order`` move to now, in the machine's order."""
+    current = getattr(order, machine.column)
+    return [
+        state
+        for state, sources in machine.edges.items()
+        if current in sources
+        and ((current, state) not in machine.open_only or order.status in OPEN_STATUSES)
+    ]
 
 
 class IllegalTransition(ApiError):
     """The order's current state does not allow the requested move."""
 
-    def __init__(self, machine: Machine, current: str, to: str):
-        allowed = [s for s, sources in machine.edges.items() if current in sources]
-        hint = (
-            f"; from {current} it can go to {', '.join(allowed)}"
-            if allowed
-            else (f"; {current} is final")
-        )
+    def __init__(self, machine: Machine, current: str, to: str, status: str | None = None):
+        if (current, to) in machine.open_only and status not in OPEN_STATUSES:
+            hint = f"; the order is {status}, so it stays {current}"
+        else:
+            allowed = [s for s, sources in machine.edges.items() if current in sources]
+            hint = f"; from {current} it can go to {', '.join(allowed)}" if allowed else ""
+            hint = hint or f"; {current} is final"
         super().__init__(
             409,
             f"Cannot change {machine.label} from {current} to {to}{hint}",
@@ -109,14 +138,17 @@ def transition(
     The caller commits; racing callers cannot both win, because the UPDATE only matches rows
     still in a source state (and not cancelled, when that is asked).
     """
-    sources = machine.sources(to)
     column = getattr(Order, machine.column)
+    allowed = column.in_(machine.sources(to))
+    open_only = [source for source, target in machine.open_only if target == to]
+    if open_only:  # those sources only while the order is open
+        allowed = allowed & (~column.in_(open_only) | Order.status.in_(OPEN_STATUSES))
     changes = {machine.column: to} | (values or {})
-    if not update_order(order, changes, column.in_(sources), refuse_cancelled=refuse_cancelled):
+    if not update_order(order, changes, allowed, refuse_cancelled=refuse_cancelled):
         current = getattr(order, machine.column)
         if current == to:
             return False
-        raise IllegalTransition(machine, current, to)
+        raise IllegalTransition(machine, current, to, order.status)
     record(
         order,
         f"{machine.column}_changed",
@@ -124,6 +156,15 @@ def transition(
         message or f"{machine.label} changed to {to}",
         data,
     )
+    for implied_column, value in machine.implies.get(to, {}).items():
+        implied = MACHINES[implied_column]
+        if update_order(order, {implied_column: value}, getattr(Order, implied_column) != value):
+            record(
+                order,
+                f"{implied_column}_changed",
+                actor,
+                f"{implied.label} changed to {value} (with {machine.label} {to})",
+            )
     return True
 
 
