@@ -256,6 +256,7 @@ BAD_PLACE_ORDERS = [
         {f"{ITEM}.image": "javascript:alert(1)"},
         field="order.items[0].image",
     ),
+    Bad("image_without_a_host", {f"{ITEM}.image": "///cream.png"}, field="order.items[0].image"),
     # money and totals
     Bad("shipping_negative", {"order.shippingCharge": -49}, field="order.shippingCharge"),
     Bad("discount_negative", {"order.discount": -100}, field="order.discount"),
@@ -508,6 +509,11 @@ LEGAL_ORDERS = [
         "image_url",
         {"order.items.0.image": "https://cdn.example.com/cream.png?v=2"},
         {"items.0.image": "https://cdn.example.com/cream.png?v=2"},
+    ),
+    Legal(
+        "image_url_protocol_relative",
+        {"order.items.0.image": "//cdn.example.com/s/files/cream.png?v=2"},
+        {"items.0.image": "https://cdn.example.com/s/files/cream.png?v=2"},
     ),
     Legal("variant_name_null", {"order.items.0.variantName": None}, {"items.0.variantName": ""}),
     Legal(

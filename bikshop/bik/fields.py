@@ -84,12 +84,16 @@ class ImageURL(Text):
     """A product image: an http(s) URL with a host. Characters a catalog may leave raw (spaces,
     non-ASCII) are percent-encoded rather than refused: an odd image URL must not lose an order.
     For the same reason, a URL that encoding makes longer than ``max_length`` is dropped (the
-    order has no image; the raw request keeps what was sent) instead of refused."""
+    order has no image; the raw request keeps what was sent) instead of refused, and a
+    protocol-relative URL (``//cdn.example.com/a.png``, as Shopify-era catalogs store images) is
+    read as https."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         url = super()._deserialize(value, attr, data, **kwargs)
         if not url:
             return None
+        if url.startswith("//"):
+            url = "https:" + url
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValidationError("Must be an http(s) URL of the product image.")
