@@ -366,3 +366,12 @@ def test_summary_tiles_add_money_per_currency_and_leave_out_refunds(admin_app, s
     page = shop.get("/admin/").text
     assert "₹1,549.97" in page and "$13.00" in page
     assert "₹549.97" in page and "$10.00" in page
+
+
+@pytest.mark.parametrize("typed", ["087 123 4567", "0871234567", "(087) 123-4567"])
+def test_a_number_of_ten_digits_or_fewer_starting_with_0_is_found_as_stored(owner, typed):
+    """An Irish mobile as the customer gave it ("087 123 4567"): its last ten digits keep the
+    leading 0, so the search must try the digits as typed, not only without leading zeros."""
+    place_order(owner, phoneNumber="087 123 4567", address=_address("Sean", "Ryan", "x"))
+    place_order(owner, phoneNumber="+919871234567", address=_address("Asha", "Rao", "y"))
+    assert _listed(owner, q=typed) == ["#1001"]

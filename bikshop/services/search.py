@@ -159,8 +159,11 @@ def search_condition(text: str):
         return Order.number == number if number <= LARGEST_ID else false()
     if _PHONE_CHARS.match(text):
         # "+91 98765 43210", "9876543210", "098765 43210" and "0091…" share the same last digits.
-        digits = "".join(c for c in text if c.isdigit()).lstrip("0")
-        return phone_tail(Order.phone_digits) == digits[-PHONE_TAIL_DIGITS:]
+        # A number of ten digits or fewer keeps a leading 0 in its stored tail ("087 123 4567"),
+        # so the digits as typed are tried too: two values of the one indexed expression.
+        digits = "".join(c for c in text if c.isdigit())
+        tails = {digits[-PHONE_TAIL_DIGITS:], digits.lstrip("0")[-PHONE_TAIL_DIGITS:]} - {""}
+        return phone_tail(Order.phone_digits).in_(sorted(tails)) if tails else false()
     return lowered(Order.customer_name).contains(text.lower(), autoescape=True)
 
 
