@@ -214,13 +214,18 @@ def test_summary_tiles_count_today_pending_and_to_ship(admin_app, shop):
     assert "₹2,582.02" in page and "₹1,357.97" in page
 
 
+def _csv(answer) -> list[dict]:
+    """The export's rows, read as a spreadsheet reads UTF-8 with a byte order mark."""
+    return list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8-sig"))))
+
+
 def test_csv_export_holds_exactly_the_filtered_orders_with_exact_money(admin_app, shop):
     _set_states(admin_app, 1003, payment_status="paid")
     answer = shop.get("/admin/orders.csv", query_string={"payment": "pending"})
     assert answer.status_code == 200
     assert answer.mimetype == "text/csv"
     assert "attachment" in answer.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    rows = _csv(answer)
     assert [r["order"] for r in rows] == ["#1005", "#1004", "#1002", "#1001"]
     by_name = {r["order"]: r for r in rows}
     assert by_name["#1001"]["total"] == "1048.00"
@@ -243,7 +248,7 @@ def test_csv_cells_never_become_spreadsheet_formulas(admin_app):
     client = admin_app.test_client()
     place_order(client, address=_address('=HYPERLINK("http://x")', "@SUM(A1)", "+919876543210"))
     sign_in(client)
-    rows = list(csv.DictReader(io.StringIO(client.get("/admin/orders.csv").text)))
+    rows = _csv(client.get("/admin/orders.csv"))
     assert rows[0]["customer"].startswith("'=HYPERLINK")
     assert rows[0]["phone"] == "+919876543210"
 
@@ -375,3 +380,13 @@ def test_a_number_of_ten_digits_or_fewer_starting_with_0_is_found_as_stored(owne
     place_order(owner, phoneNumber="087 123 4567", address=_address("Sean", "Ryan", "x"))
     place_order(owner, phoneNumber="+919871234567", address=_address("Asha", "Rao", "y"))
     assert _listed(owner, q=typed) == ["#1001"]
+
+
+def test_csv_export_opens_in_excel_with_names_in_any_script(admin_app, owner):
+    """Excel reads a CSV without a byte order mark as the PC's legacy code page: 'Émile' came
+    out as 'Ã‰mile' and Devanagari as mojibake. The export starts with UTF-8's BOM."""
+    place_order(owner, address=_address("Émile", "राहुल", "+919876543210"))
+    export = owner.get("/admin/orders.csv").get_data()
+    assert export.startswith(b"\xef\xbb\xbforder,order_id,")
+    assert export.count(b"\xef\xbb\xbf") == 1
+    assert "Émile राहुल" in export.decode("utf-8-sig")

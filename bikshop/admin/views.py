@@ -74,7 +74,10 @@ def export_csv():
     rows = search.csv_rows(_filters(form))
 
     def generate():
+        # A byte order mark first: without it Excel reads UTF-8 as the PC's legacy code page,
+        # and every accented or Indian-script name comes out garbled.
         buffer = io.StringIO()
+        buffer.write("\ufeff")
         writer = csv.writer(buffer)
         writer.writerow(search.CSV_HEADER)
         for count, row in enumerate(rows, 1):
