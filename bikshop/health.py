@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Blueprint, current_app
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bikshop.extensions import db
 
@@ -18,16 +21,25 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers and its schema is at the newest migration."""
+    """The database answers, takes writes, and its schema is at the newest migration."""
     try:
-        db.session.execute(text("SELECT 1"))
+        read_only = _read_only()
         current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if read_only:
+            # This connection's mode was fixed when it opened (ALTER DATABASE, a standby):
+            # drop it, so the next probe sees the database as it is then, not as it was.
+            db.session.connection().invalidate()
+            db.engine.dispose()  # and the rest of the pool, opened as this one was
     except Exception as exc:  # any driver error means "not ready", never a 500
         db.session.rollback()
         current_app.logger.warning("readyz: database unavailable: %s", type(exc).__name__)
         return {"status": "unavailable", "database": "unreachable"}, 503
     finally:
         db.session.remove()
+    if read_only:
+        # placeOrder would answer 503 to every order: not a server to send Bik to.
+        current_app.logger.warning("readyz: the database is read-only")
+        return {"status": "unavailable", "database": "read-only"}, 503
     head = current_app.extensions["bikshop.migration_head"]
     if current != head:
         return {
@@ -40,3 +52,15 @@ def readyz():
             },
         }, 503
     return {"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}}
+
+
+def _read_only() -> bool:
+    """Whether a write would be refused: PostgreSQL's session mode (a read-only default, a
+    standby), or for SQLite a file this process cannot write (its mode, a read-only mount)."""
+    if db.engine.dialect.name == "postgresql":
+        return db.session.execute(text("SHOW transaction_read_only")).scalar() == "on"
+    db.session.execute(text("SELECT 1"))
+    path = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"]).database or ""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return False
+    return not os.access(path, os.W_OK)

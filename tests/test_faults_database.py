@@ -147,6 +147,71 @@ def test_connections_opened_while_read_only_are_replaced_once_writable(private_p
     assert_no_orphans_or_duplicates(private_pg.url("bikshop"))
 
 
+def _readyz(server) -> tuple[int, dict]:
+    answer = requests.get(server.url + "/readyz", timeout=20)
+    return answer.status_code, answer.json()
+
+
+def test_readyz_is_503_while_postgresql_is_read_only(private_pg, pg_one_worker):
+    """A load balancer must not send Bik to a server whose every placeOrder would be a 503."""
+    assert _readyz(pg_one_worker)[0] == 200
+    private_pg.sql("ALTER SYSTEM SET default_transaction_read_only = on")
+    private_pg.sql("SELECT pg_reload_conf()")
+    try:
+        wait_until(lambda: _readyz(pg_one_worker)[0] == 503)
+        assert _readyz(pg_one_worker) == (503, {"status": "unavailable", "database": "read-only"})
+        _assert_unavailable(_place(pg_one_worker.url))
+    finally:
+        private_pg.sql("ALTER SYSTEM RESET default_transaction_read_only")
+        private_pg.sql("SELECT pg_reload_conf()")
+    wait_until(lambda: _readyz(pg_one_worker)[0] == 200)
+
+
+def test_readyz_recovers_from_connections_opened_while_read_only(private_pg, pg_one_worker):
+    """The probe's own connection, opened while new sessions were read-only, is not kept: once
+    the database is writable the next probe says so (and placeOrder agrees)."""
+    private_pg.sql("ALTER DATABASE bikshop SET default_transaction_read_only = on")
+    private_pg.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = 'bikshop' AND pid <> pg_backend_pid()"
+    )
+    try:
+        wait_until(lambda: _readyz(pg_one_worker)[1].get("database") == "read-only")
+    finally:
+        private_pg.sql("ALTER DATABASE bikshop RESET default_transaction_read_only")
+    assert _readyz(pg_one_worker)[0] == 200
+    wait_until(lambda: _place(pg_one_worker.url).status_code == 200)
+    assert _readyz(pg_one_worker)[0] == 200
+
+
+def test_readyz_is_503_while_the_sqlite_file_is_read_only(tmp_path):
+    """The file read-only to bikshop (a read-only mount here; a restore copied in as root,
+    or a disk the kernel remounted read-only, in life): every order would be a 503."""
+    database = tmp_path / "bikshop.sqlite3"
+    url = f"sqlite:///{database}"
+    _migrate(url)
+    # A read-only bind mount of the file over itself: read-only even for root.
+    subprocess.run(["mount", "--bind", str(database), str(database)], check=True)
+    mounted = True
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(database)], check=True)
+        server = GunicornServer(workers=1, env=_env(url), log_dir=tmp_path)
+        server.start()
+        try:
+            assert _readyz(server) == (503, {"status": "unavailable", "database": "read-only"})
+            _assert_unavailable(_place(server.url))
+            subprocess.run(["umount", "-l", str(database)], check=True)  # open files keep it
+            mounted = False
+            # Writable again: the probe says so at once, without a restart.
+            assert _readyz(server)[0] == 200
+            assert "Traceback" not in server.log()
+        finally:
+            server.stop()
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(database)], check=False)
+
+
 @contextlib.contextmanager
 def tiny_disk(path, size="3m"):
     """A tmpfs of ``size`` at ``path`` (we run as root, as CI does)."""
