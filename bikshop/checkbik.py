@@ -72,6 +72,31 @@ class CheckFailed(Exception):
     """One contract check did not hold; the message says what Bik would have seen."""
 
 
+BIK_ITEM_FIELDS = {"name": str, "quantity": (int, float), "price": (int, float)}
+# Spellings Bik reads (reference/bik-contract.md): it answers "where is my order?" from status,
+# says a payment is pending from paymentStatus, and knows these three fulfilment states.
+FULFILLMENT_STATUSES = ("unfulfilled", "partial", "fulfilled")
+
+
+def _check_spellings(order: dict) -> None:
+    if order["status"] != order["status"].upper():
+        raise CheckFailed(f"order.status is {order['status']!r}: Bik expects upper case (ORDERED)")
+    if order["paymentStatus"] != order["paymentStatus"].lower():
+        raise CheckFailed(
+            f"order.paymentStatus is {order['paymentStatus']!r}: Bik expects lower case (pending)"
+        )
+    fulfillment = order.get("fulfillmentStatus")
+    if fulfillment is not None and fulfillment not in FULFILLMENT_STATUSES:
+        raise CheckFailed(
+            f"order.fulfillmentStatus is {fulfillment!r}, expected one of "
+            + ", ".join(FULFILLMENT_STATUSES)
+        )
+    if order["email"] != order["email"].lower():
+        raise CheckFailed(f"order.email is {order['email']!r}: Bik expects it lowercased")
+    if order.get("address") is not None and not isinstance(order["address"], dict):
+        raise CheckFailed(f"order.address is {order['address']!r}, expected an object or null")
+
+
 @dataclass
 class Target:
     place_url: str
@@ -145,9 +170,18 @@ def _check_bik_order(order, draft_id: str) -> None:
         raise CheckFailed(f"partnersData.id must echo the draftOrderId (got {partners!r})")
     if order["total"] != 947 or order["subTotal"] != 998:
         raise CheckFailed(f"totals changed: total {order['total']}, subTotal {order['subTotal']}")
+    _check_spellings(order)
     item = order["items"][0] if order["items"] else {}
     if not isinstance(item, dict):
         raise CheckFailed(f"order.items[0] is {item!r}, expected an object")
+    for field, kind in BIK_ITEM_FIELDS.items():
+        if not isinstance(item.get(field), kind) or isinstance(item.get(field), bool):
+            raise CheckFailed(f"order.items[0].{field} is {item.get(field)!r}, expected {kind}")
+    if (item["quantity"], item["price"]) != (2, 499):
+        raise CheckFailed(
+            f"order.items[0] changed: quantity {item['quantity']}, price {item['price']} "
+            "(sent 2 at 499)"
+        )
     if item.get("variantId") != 40946134352009 or item.get("productId") != 6862852391049:
         raise CheckFailed(
             f"item ids lost digits or type: {item.get('productId')!r}, {item.get('variantId')!r}"
@@ -295,7 +329,13 @@ def _spec(value: str | None, option: str) -> AuthSpec | None:
 )
 @click.option("--place-order-auth", help="Override --auth for placeOrder.")
 @click.option("--get-order-auth", help="Override --auth for getOrder.")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per request.",
+)
 def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
     """Play Bik's side against a deployment at URL; exit 1 if any check fails.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -296,3 +297,58 @@ def test_a_redirect_is_reported_with_its_target_and_never_followed(bik_app, misb
     assert found["placeOrder accepts Bik's sample order"] == "FAIL"
     assert f"answered 301 redirecting to {elsewhere}" in result.output
     assert "/elsewhere" not in misbehaving.seen and misbehaving.seen
+
+
+_CONTRACT_ORDER = {
+    **_ORDER_LIKE,
+    "email": "buyer@example.com",
+    "fulfillmentStatus": "unfulfilled",
+    "address": None,
+    "items": [
+        {"productId": 6862852391049, "variantId": 40946134352009, "name": "Skin Renew Cream",
+         "variantName": "Default", "quantity": 2, "price": 499, "image": None},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({}, None),  # the stub's own answer keeps the contract: each case below breaks one rule
+        ({"status": "ordered"}, "order.status is 'ordered'"),
+        ({"paymentStatus": "PENDING"}, "order.paymentStatus is 'PENDING'"),
+        ({"fulfillmentStatus": "shipped"}, "order.fulfillmentStatus is 'shipped'"),
+        ({"email": "Buyer@Example.com"}, "order.email is 'Buyer@Example.com'"),
+        ({"address": "HSR Layout"}, "order.address is 'HSR Layout'"),
+        ({"items.quantity": "2"}, "order.items[0].quantity is '2'"),
+        ({"items.price": 500}, "quantity 2, price 500"),
+        ({"items.name": None}, "order.items[0].name is None"),
+    ],
+    ids=["as-sent", "status", "payment", "fulfillment", "email", "address", "qty", "price", "name"],
+)
+def test_the_answer_is_checked_field_by_field_against_the_contract(
+    bik_app, misbehaving, change, named
+):
+    order = copy.deepcopy(_CONTRACT_ORDER)
+    for key, value in change.items():
+        if key.startswith("items."):
+            order["items"][0][key.removeprefix("items.")] = value
+        else:
+            order[key] = value
+    misbehaving.answer = _echoing_draft(order)
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    line = next(x for x in result.output.splitlines() if "accepts Bik's sample order" in x)
+    if named is None:
+        assert line.startswith("PASS"), line
+    else:
+        assert line.startswith("FAIL") and named in line, line
+
+
+def test_a_timeout_that_is_not_positive_is_a_usage_error(bik_app):
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", "http://127.0.0.1:9", "--timeout", "0"]
+    )
+    assert result.exit_code == 2 and "--timeout" in result.output
+    assert "FAIL" not in result.output
