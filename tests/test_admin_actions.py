@@ -276,3 +276,28 @@ def test_a_cancelled_order_offers_no_fulfilment_form(owner):
     page = owner.get(f"/admin/orders/{oid}").text
     assert "Save fulfilment" not in page and _fulfilment_menu(page) == []
     assert "This order is cancelled: it is not shipped or paid any more." in page
+
+
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [
+        ("javascript:alert(1)", "Tracking link: it must start with https:// or http://."),
+        ("https://" + "a" * 2048 + ".com", "Tracking link: it is longer than 2048 characters."),
+        ("https://exa mple.com/x", "Tracking link: it is not a web address a customer can open."),
+    ],
+)
+def test_a_refused_form_field_gives_one_reason_naming_the_field(owner, link, reason):
+    oid = place_order(owner)["id"]
+    refused = _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=link)
+    assert refused.status_code == 400
+    assert re.findall(r'role="alert">([^<]*)</p>', refused.text) == [reason]
+    assert _bik_view(owner, oid)["fulfillmentStatus"] == "unfulfilled"
+
+
+def test_a_refund_amount_that_is_not_a_number_is_refused_naming_the_field(owner):
+    oid = place_order(owner)["id"]
+    refused = _act(owner, oid, "refund", amount="ten rupees")
+    assert refused.status_code == 400
+    assert re.findall(r'role="alert">([^<]*)</p>', refused.text) == [
+        "Refund amount: Not a valid decimal value."
+    ]

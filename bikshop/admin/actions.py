@@ -31,7 +31,10 @@ def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], 
         if csrf_failed(form):
             message = "This form expired or did not come from this page. Reload and try again."
         else:
-            message = "; ".join(e for errors in form.errors.values() for e in errors)
+            message = " ".join(
+                f"{form[name].label.text}: {' '.join(errors)}"
+                for name, errors in form.errors.items()
+            )
         return render_order(order, 400, message, **{form_name: form})
     try:
         changed = action(order)

@@ -13,7 +13,15 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    URL,
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from bikshop.models import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
 from bikshop.services.search import (
@@ -93,16 +101,37 @@ class MarkPaidForm(FlaskForm):
     pass
 
 
+def _one_reason(*validators):
+    """Run ``validators`` in turn and stop at the first refusal: the owner reads one reason,
+    not 'too long; not a valid URL' for the same link."""
+
+    def check(form, field):
+        for validator in validators:
+            try:
+                validator(form, field)
+            except ValidationError as refused:
+                raise StopValidation(str(refused)) from None
+
+    return check
+
+
 def _http_only(form, field):
     if field.data and not field.data.lower().startswith(("https://", "http://")):
-        raise ValidationError("A tracking link starts with https:// or http://")
+        raise ValidationError("it must start with https:// or http://.")
 
 
 class FulfillmentForm(FlaskForm):
     fulfillment = SelectField("Fulfilment", choices=[SelectChoice(s) for s in FULFILLMENT_STATUSES])
     tracking_url = StringField(
         "Tracking link",
-        validators=[Optional(), Length(max=2048), _http_only, URL(require_tld=False)],
+        validators=[
+            Optional(),
+            _one_reason(
+                Length(max=2048, message="it is longer than 2048 characters."),
+                _http_only,
+                URL(require_tld=False, message="it is not a web address a customer can open."),
+            ),
+        ],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
     )
 
@@ -111,4 +140,4 @@ class RefundForm(FlaskForm):
     """Refund part of an online payment, or (amount left empty) all that is refundable."""
 
     # The amount's rules (decimals, Razorpay's minimum, what is left) are the refund service's.
-    amount = DecimalField("Amount", places=2, validators=[Optional()])
+    amount = DecimalField("Refund amount", places=2, validators=[Optional()])
