@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import requests
 
 from bikshop.jsonio import decimal_to_json
-from tests.invoice_support import GST_SETTINGS, order_body
+from tests.invoice_support import GST_SETTINGS, order_body, pdf_text
 
 ITEMS = [
     ("Skin Renew Cream", 2, "499"),
@@ -58,3 +58,31 @@ def test_invoice_on_a_phone(gunicorn, phone_page, output_dir, tmp_path):
 
     pdf = requests.get(server.url + path + ".pdf", timeout=20)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_amounts_finer_than_the_currency_are_shown_whole_on_page_and_pdf(
+    gunicorn, phone_page, output_dir, tmp_path
+):
+    """Bik may price in yen with decimals; the invoice shows what was charged, never rounded
+    to whole yen (¥1,500.5 used to read ¥1,500, and ten ¥0.4 stickers ¥0 each)."""
+    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    items = [("Matcha", 1, "1500.5"), ("Sticker", 10, "0.4")]
+    body = order_body(items, shipping="0", currency="JPY")
+    placed = requests.post(
+        server.url + "/bik/placeOrder",
+        data=json.dumps(body, default=decimal_to_json),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert placed.status_code == 200, placed.text
+    path = urlsplit(placed.json()["order"]["invoiceUrl"]).path
+    assert phone_page.goto(server.url + path).status == 200
+    phone_page.screenshot(path=output_dir / "invoice-phone-yen.png", full_page=True)
+    shown = phone_page.inner_text("main")
+    pdf = requests.get(server.url + path + ".pdf", timeout=20)
+    (output_dir / "invoice-yen.pdf").write_bytes(pdf.content)
+    printed = pdf_text(pdf.content)
+    for where in (shown, printed):
+        for figure in ("¥1,500.5", "¥0.4", "¥4", "¥1,504.5"):
+            assert figure in where, (figure, where)
+        assert "¥1,500\n" not in where and "¥0 " not in where

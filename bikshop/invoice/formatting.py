@@ -17,14 +17,18 @@ from bikshop.money import format_plain
 
 @bp.app_template_filter("money")
 def money(amount: Decimal, currency: str) -> str:
-    """``amount`` in ``currency`` for the store's locale: ₹1,23,456.50 for INR in en_IN."""
+    """``amount`` in ``currency`` for the store's locale: ₹1,23,456.50 for INR in en_IN.
+
+    Never rounded: an amount finer than its currency's usual digits (¥1,500.5, which Bik may
+    send) shows every digit it has, so the figures on an invoice always add up."""
     return _money(Decimal(amount), currency, current_app.config["STORE_LOCALE"])
 
 
 # Babel's formatting is most of a page render; the same prices recur on every view.
 @lru_cache(maxsize=8192)
 def _money(amount: Decimal, currency: str, locale: str) -> str:
-    return format_currency(amount, currency, locale=locale)
+    # Babel pads to the currency's digits (₹947.00) and, by default, also rounds to them.
+    return format_currency(amount, currency, locale=locale, decimal_quantization=False)
 
 
 @bp.app_template_filter("local_datetime")
