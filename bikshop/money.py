@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("9999999999.99")  # the most a Numeric(12, 2) money column holds
 # Razorpay takes no payment, and makes no refund, below one unit of the currency ("The amount
 # must be at least INR 1.00": razorpay.md §5, and Razorpay's create-refund API docs).
 RAZORPAY_MINIMUM = Decimal("1")
@@ -63,6 +64,12 @@ def from_minor_units(value: int, currency: str) -> Decimal:
     exponent = razorpay_exponent(currency)
     amount = Decimal(value).scaleb(-exponent)
     return amount.quantize(CENT) if exponent <= 2 else amount
+
+
+def minor_units_fit(value: int, currency: str) -> bool:
+    """Can Razorpay's integer ``value`` in ``currency`` be stored as an amount of ours (0 up to
+    MAX_AMOUNT)? Razorpay never sends more; a signed event that does is malformed, not a 500."""
+    return value >= 0 and Decimal(value).scaleb(-razorpay_exponent(currency)) <= MAX_AMOUNT
 
 
 def format_plain(amount: Decimal) -> str:

@@ -413,3 +413,56 @@ def test_a_one_rupee_refund_goes_through(shop):
     with app.app_context():
         refund(db.session.scalars(select(Order)).one(), Decimal("1"), actor="admin")
     assert [body for _, path, body in fake.calls if path.endswith("/refund")] == [{"amount": 100}]
+
+
+@pytest.mark.parametrize(
+    "link_changes, payment_changes",
+    [
+        ({"amount_paid": 10**20}, {}),  # more money than a Numeric(12, 2) column holds
+        ({"amount": 10**13, "amount_paid": 10**13}, {"amount": 10**13}),
+        ({"order_id": "order_" + "x" * 100}, {}),  # longer than payment_links.razorpay_order_id
+        ({}, {"id": "pay_" + "p" * 100}),  # longer than payments.razorpay_payment_id
+    ],
+)
+def test_a_signed_event_with_values_no_column_holds_is_kept_not_a_500(
+    shop, link_changes, payment_changes
+):
+    """PostgreSQL refuses such values at commit: the delivery used to be a 500 (and lost), so
+    Razorpay retried it for a day; it is acknowledged, kept, and the order left to reconcile."""
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    link = {**fake.links[link_id], **link_changes}
+    payment = {**fake.payments[link["payments"][-1]["payment_id"]], **payment_changes}
+    raw, headers = fake.event("payment_link.paid", payment_link=link, payment=payment)
+    response = post_webhook(client, raw, headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["outcome"].startswith("ignored")
+    (stored,) = rows(app, WebhookEvent)
+    assert stored.signature_valid and stored.raw_body == raw.decode()
+    assert payment_status(client, order_id) == "pending" and rows(app, Payment) == []
+    app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+    assert payment_status(client, order_id) == "paid"  # Razorpay's own link, fetched, settles it
+
+
+def test_a_payment_method_longer_than_its_column_still_pays_the_order(shop):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False, method="emi_" + "x" * 40)
+    assert post_webhook(client, *fake.paid_event(link_id)).status_code == 200
+    assert payment_status(client, order_id) == "paid"
+    assert rows(app, Payment)[0].method == ("emi_" + "x" * 40)[:32]
+
+
+@pytest.mark.parametrize("minor", [94800, 10**20])
+def test_a_signed_refund_of_more_than_the_payment_is_kept_and_not_applied(shop, minor):
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    post_webhook(client, *fake.paid_event(link_id))
+    payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+    entity = {"id": "rfnd_TooMuch0000001", "payment_id": payment_id, "amount": minor}
+    response = post_webhook(client, *fake.event("refund.processed", refund=entity))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["outcome"].startswith("ignored")
+    assert payment_status(client, order_id) == "paid" and rows(app, Refund) == []

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from marshmallow import INCLUDE, Schema, ValidationError, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +28,7 @@ from bikshop.money import (
     NotPayable,
     format_plain,
     from_minor_units,
+    minor_units_fit,
     razorpay_takes,
     to_minor_units,
 )
@@ -75,7 +76,7 @@ class LinkPayment(Schema):
     class Meta:
         unknown = INCLUDE
 
-    payment_id = fields.String(allow_none=True)
+    payment_id = fields.String(allow_none=True, validate=validate.Length(max=64))  # its column
     status = fields.String(allow_none=True)
     method = fields.String(allow_none=True)
     amount = fields.Integer(strict=True)
@@ -87,14 +88,15 @@ class LinkEntity(Schema):
     class Meta:
         unknown = INCLUDE
 
-    id = fields.String(required=True)
+    # Lengths are those of the columns the values are kept in: anything longer is not Razorpay's.
+    id = fields.String(required=True, validate=validate.Length(max=64))
     status = fields.String(required=True)
     amount = fields.Integer(strict=True, required=True)
     amount_paid = fields.Integer(strict=True, load_default=0)
     currency = fields.String(required=True)
     reference_id = fields.String(allow_none=True)
-    order_id = fields.String(allow_none=True)
-    short_url = fields.String(allow_none=True)
+    order_id = fields.String(allow_none=True, validate=validate.Length(max=64))
+    short_url = fields.String(allow_none=True, validate=validate.Length(max=2048))
     payments = fields.List(fields.Nested(LinkPayment), allow_none=True)
 
 
@@ -292,6 +294,9 @@ def apply_link_state(
         return (
             f"ignored: link {link.razorpay_id} is in {link.currency}, which Razorpay does not take"
         )
+    for key in ("amount", "amount_paid"):  # signed, yet more money than any order holds
+        if not minor_units_fit(entity[key], link.currency):
+            return f"ignored: {key} {entity[key]} is out of range for {link.currency}"
     if entity.get("order_id") and not link.razorpay_order_id:
         link.razorpay_order_id = entity["order_id"]
     order = db.session.get(Order, link.order_id)
@@ -464,12 +469,17 @@ def _mismatches(link, order, entity, payment) -> list[str]:
 
 def _captured_payment(entity: dict, payment: dict | None) -> tuple[str | None, str | None, dict]:
     if payment and payment.get("id"):
-        return payment["id"], payment.get("method"), payment
+        return payment["id"], _method(payment.get("method")), payment
     captured = [p for p in entity.get("payments") or [] if p.get("status") == "captured"]
     if captured:
         last = captured[-1]
-        return last.get("payment_id"), last.get("method"), last
+        return last.get("payment_id"), _method(last.get("method")), last
     return None, None, {"paymentLink": entity["id"]}
+
+
+def _method(method) -> str | None:
+    """How the customer paid, as kept (32 characters): a name Razorpay invents later still fits."""
+    return method[:32] if isinstance(method, str) and method else None
 
 
 def mark_paid(

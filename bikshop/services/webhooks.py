@@ -45,7 +45,7 @@ class _Payment(Schema):
     class Meta:
         unknown = INCLUDE
 
-    id = fields.String()
+    id = fields.String(validate=validate.Length(max=64))  # payments.razorpay_payment_id
     amount = fields.Integer(strict=True)
     currency = fields.String()
     method = fields.String(allow_none=True)
@@ -61,7 +61,7 @@ class _Refund(Schema):
     class Meta:
         unknown = INCLUDE
 
-    id = fields.String(required=True)
+    id = fields.String(required=True, validate=validate.Length(max=64))  # its column
     payment_id = fields.String(required=True)
     amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
 
@@ -249,7 +249,10 @@ def _refund_event(name: str, entity: dict) -> tuple[str, Order | None]:
     order = db.session.get(Order, payment.order_id)
     if not razorpay_takes(payment.currency):
         return f"ignored: refund of a payment in {payment.currency}", order
-    row = _refund_row(payment, refund_id, from_minor_units(minor, payment.currency), entity)
+    amount = from_minor_units(minor, payment.currency)
+    if amount > payment.amount:  # Razorpay refunds at most what it captured
+        return f"ignored: refund {refund_id} of {amount} exceeds payment {payment_id}", order
+    row = _refund_row(payment, refund_id, amount, entity)
     if name == "refund.failed":
         if row.status == "pending":
             row.status = "failed"
