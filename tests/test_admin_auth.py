@@ -192,3 +192,38 @@ def test_a_sign_out_posted_while_signed_out_returns_to_the_order_list(admin_app)
     refused = client.post("/admin/logout")
     assert refused.status_code == 302
     assert refused.headers["Location"] == "/admin/login?next=/admin/"
+
+
+def test_a_change_sent_after_signing_out_says_it_was_not_made(admin_app):
+    """A page left open in one tab after signing out in another: its button leads to the
+    sign-in page, which says the change was not made; signed in, the order is unchanged."""
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    order = place_order(client)
+    sign_in(client)
+    page = client.get(f"/admin/orders/{order['id']}")
+    client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    sent = client.post(
+        f"/admin/orders/{order['id']}/status",
+        data={"csrf_token": csrf_token(page.text), "status": "IN PROGRESS"},
+    )
+    assert sent.status_code == 302
+    login = client.get(sent.headers["Location"])
+    assert re.findall(r'role="alert">([^<]*)</p>', login.text) == [
+        "You were signed out, so that change was not made. Sign in, then try again."
+    ]
+    back = sign_in(client, next_url=f"/admin/orders/{order['id']}")
+    assert back.headers["Location"] == f"/admin/orders/{order['id']}"
+    assert "You were signed out" not in client.get(back.headers["Location"]).text
+    bik = client.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
+    assert bik["status"] == "ORDERED"
+
+
+def test_signing_out_twice_says_nothing_about_a_change(admin_app):
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    sign_in(client)
+    page = client.get("/admin/")
+    client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    again = client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    assert "You were signed out" not in client.get(again.headers["Location"]).text

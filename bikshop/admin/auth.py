@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from bikshop.admin import bp
@@ -25,6 +25,10 @@ def _load_admin(session_id: str):
 
 @login_manager.unauthorized_handler
 def _to_login():
+    if request.method == "POST" and request.endpoint != "admin.logout":
+        # A form sent from a page left open after signing out (or from another tab's sign-out):
+        # say so, or the owner takes the order page they come back to for the change made.
+        flash("You were signed out, so that change was not made. Sign in, then try again.", "error")
     return redirect(url_for("admin.login", next=_here()))
 
 
