@@ -205,7 +205,7 @@ class _Misbehaving(BaseHTTPRequestHandler):
         sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.seen.append(self.path)
         answer = self.server.answer
-        status, headers, body = answer(sent) if callable(answer) else answer
+        status, headers, body = answer(sent, self.headers) if callable(answer) else answer
         self.send_response(status)
         for name, value in {"Content-Length": str(len(body)), **headers}.items():
             self.send_header(name, value)
@@ -233,7 +233,7 @@ def _json_answer(document) -> tuple[int, dict, bytes]:
 
 
 def _echoing_draft(order: dict):
-    def answer(sent: bytes):
+    def answer(sent: bytes, headers):
         try:
             draft = json.loads(sent).get("draftOrderId", "x")
         except ValueError:  # check-bik's malformed body
@@ -352,3 +352,23 @@ def test_a_timeout_that_is_not_positive_is_a_usage_error(bik_app):
     )
     assert result.exit_code == 2 and "--timeout" in result.output
     assert "FAIL" not in result.output
+
+
+def test_a_server_that_takes_a_request_without_credentials_fails(bik_app, misbehaving):
+    """It refuses a wrong token, but lets a request with no Authorization header through, as a
+    server checking the header only when it is there would."""
+    placed = _echoing_draft(_CONTRACT_ORDER)
+
+    def answer(sent: bytes, headers):
+        given = headers.get("Authorization")
+        if given is not None and given != "Bearer t":
+            return 401, {"Content-Type": "application/json"}, b'{"error": "unauthorized"}'
+        return placed(sent, headers)
+
+    misbehaving.answer = answer
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    line = next(x for x in result.output.splitlines() if "wrong credentials" in x)
+    assert line.startswith("FAIL") and "placeOrder with no credentials answered 200" in line
+    assert result.exit_code == 1
