@@ -13,7 +13,7 @@ from flask import Response, current_app, make_response, render_template, request
 
 from bikshop import pdf
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
-from bikshop.services.payments import can_pay_online
+from bikshop.services.payments import can_pay_online, payment_in_review
 
 # Where a Pay button's form may lead: bikshop, then Razorpay's hosted payment page.
 PAYMENT_FORM_HOSTS = ("https://rzp.io", "https://*.razorpay.com")
@@ -132,6 +132,7 @@ def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
         invoice=invoice_for(order),
         order=order,
         can_pay=can_pay_online(order),
+        in_review=not for_pdf and payment_in_review(order),
         labels=STATUS_LABELS,
         for_pdf=for_pdf,
         notice=notice,

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from flask import current_app
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bikshop import razorpay_client
@@ -39,6 +39,7 @@ from bikshop.services.states import (
     IllegalTransition,
     record,
     transition,
+    update_order,
 )
 
 __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them from here
@@ -52,6 +53,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "mark_paid",
     "mark_paid_offline",
     "online_payment_problem",
+    "payment_in_review",
     "reconcile",
     "refund",
 ]
@@ -110,7 +112,30 @@ def read_link_entity(entity) -> dict:
 
 def _owes_online(order: Order) -> bool:
     configured = bool(current_app.config["RAZORPAY_KEY_ID"])
-    return configured and order.payment_status == "pending" and order.status != "CANCELLED"
+    return (
+        configured
+        and order.payment_status == "pending"
+        and order.status != "CANCELLED"
+        and not payment_in_review(order)
+    )
+
+
+def payment_in_review(order: Order) -> bool:
+    """Razorpay holds money for this pending order that did not settle it (a payment whose
+    amount or currency differs, see ``_apply_paid``): the shop has to look at it, and the
+    customer is told so instead of being asked to pay again."""
+    if order.payment_status != "pending" or order.status == "CANCELLED":
+        return False
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(
+                    PaymentLink.order_id == order.id,
+                    PaymentLink.status.in_(("paid", "partially_paid")),
+                )
+            )
+        )
+    )
 
 
 def online_payment_problem(order: Order) -> str | None:
@@ -306,6 +331,7 @@ def apply_link_state(
     if status == "partially_paid":
         paid = from_minor_units(entity["amount_paid"], link.currency)
         if _move_link(link, "partially_paid", amount_paid=paid):
+            update_order(order, {})  # a new version: the invoice stops offering to pay
             record(
                 order,
                 "payment_partial",
@@ -389,6 +415,7 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
     moved = _move_link(link, "paid", amount_paid=paid)
     if problems:
         if moved:  # told once, however many doors report the same link
+            update_order(order, {})  # a new version: the invoice stops offering to pay
             log.warning(
                 "payment mismatch on %s for %s: %s",
                 link.razorpay_id,
