@@ -275,7 +275,18 @@ def test_a_cancelled_order_offers_no_fulfilment_form(owner):
     assert _act(owner, oid, "cancel").status_code == 303
     page = owner.get(f"/admin/orders/{oid}").text
     assert "Save fulfilment" not in page and _fulfilment_menu(page) == []
-    assert "This order is cancelled: it is not shipped or paid any more." in page
+    assert "This order is cancelled, so it is not shipped.</p>" in page
+
+
+def test_a_cancelled_order_paid_in_cash_says_to_give_the_money_back(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "paid").status_code == 303
+    assert _act(owner, oid, "cancel").status_code == 303
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert (
+        "This order is cancelled, so it is not shipped. It was paid in cash: give the customer "
+        "the money back directly.</p>"
+    ) in page
 
 
 @pytest.mark.parametrize(
