@@ -139,9 +139,9 @@ def _database_findings(app: Flask) -> list[Finding]:
         if not inspect(db.engine).has_table("alembic_version"):
             return [Finding("error", "BIKSHOP_DATABASE_URL", _NOT_MIGRATED)]
         current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except Exception as exc:  # any driver error: say which kind, never the URL
-        reason = type(getattr(exc, "orig", None) or exc).__name__
-        return [Finding("error", "BIKSHOP_DATABASE_URL", f"cannot read the schema ({reason})")]
+    except Exception as exc:  # any driver error: say which, never the URL
+        reason = database_error_line(exc, app.config["SQLALCHEMY_DATABASE_URI"])
+        return [Finding("error", "BIKSHOP_DATABASE_URL", f"cannot read the schema: {reason}")]
     finally:
         db.session.remove()
         dispose_engines()
@@ -155,6 +155,20 @@ def _database_findings(app: Flask) -> list[Finding]:
             )
         ]
     return []
+
+
+def database_error_line(exc: BaseException, url: str) -> str:
+    """One line saying why the database refused (the driver's first line: "Connection
+    refused", "database ... does not exist", "password authentication failed ..."), with the
+    URL's password never in it."""
+    error = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    line = lines[0] if lines else type(error).__name__
+    line = line.removeprefix("connection failed: ")
+    password = make_url(url).password
+    if password:
+        line = line.replace(str(password), "[secret]")
+    return f"{line} ({type(error).__name__})"
 
 
 def _redis_findings(config) -> list[Finding]:

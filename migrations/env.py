@@ -2,7 +2,9 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from flask import current_app
+from sqlalchemy.exc import InternalError, OperationalError
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -87,11 +89,19 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+    try:
+        with connectable.connect() as connection:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+    except (OperationalError, InternalError) as exc:
+        # The database is down, unknown, refuses the password, is read-only or full: one line
+        # (Flask-Migrate prints it and exits 1), not a traceback; never the URL's password.
+        from bikshop.ops import database_error_line
+
+        reason = database_error_line(exc, str(connectable.url.render_as_string(False)))
+        raise CommandError(f"BIKSHOP_DATABASE_URL: cannot use the database: {reason}") from None
 
 
 if context.is_offline_mode():

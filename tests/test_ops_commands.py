@@ -257,3 +257,38 @@ def test_a_backup_is_readable_by_its_owner_only(database_url, tmp_path):
     result = flask("backup", str(target), env=env)  # under the usual umask 022
     assert result.returncode == 0, result.stderr
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def _unreachable_postgresql(password: str) -> str:
+    from tests.servers import free_port
+
+    return f"postgresql://bikshop:{password}@127.0.0.1:{free_port()}/bikshop"
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        (_unreachable_postgresql("pw-" + secrets.token_hex(8)), "Connection refused"),
+        (
+            PG_ADMIN_URL.rsplit("/", 1)[0] + "/bikshop_no_such_database",
+            'database "bikshop_no_such_database" does not exist',
+        ),
+    ],
+)
+def test_db_upgrade_and_check_config_say_why_the_database_refused_in_one_line(url, reason):
+    """PostgreSQL down when the unit's ExecStartPre runs (or a wrong name): one line saying
+    why, not 150 lines of traceback in the journal; the password never shown."""
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": url}
+    upgrade = flask("db", "upgrade", env=env)
+    assert upgrade.returncode == 1
+    output = upgrade.stdout + upgrade.stderr
+    assert "Traceback" not in output
+    (line,) = [line for line in output.splitlines() if "BIKSHOP_DATABASE_URL" in line]
+    assert reason in line
+    checked = flask("check-config", env=env)
+    assert checked.returncode == 1
+    (finding,) = [line for line in checked.stdout.splitlines() if "BIKSHOP_DATABASE_URL" in line]
+    assert reason in finding
+    password = url.split("@")[0].rsplit(":", 1)[-1]
+    if password.startswith("pw-"):
+        assert password not in output + checked.stdout + checked.stderr
