@@ -275,6 +275,12 @@ BAD_PLACE_ORDERS = [
     Bad(
         "discount_above_the_order", {"order.discount": 2000, "order.total": 0}, field="order.total"
     ),
+    Bad(
+        "discount_missing_but_counted_in_the_total",  # absent is 0, never a guess
+        {"order.discount": DELETE},
+        field="order.total",
+        says=("947", "1047"),
+    ),
     # customer
     Bad("phone_missing", {"order.phoneNumber": DELETE}, field="order.phoneNumber"),
     Bad(
@@ -525,6 +531,18 @@ LEGAL_ORDERS = [
         {"items.0.name": "Skin Renew Cream"},
     ),
     Legal("exponent_money", {"order.shippingCharge": 4.9e1}, {"shippingCharge": 49}),
+    Legal(
+        "no_coupon_sent_as_no_discount",
+        {"order.discount": DELETE, "order.total": 1047},
+        {"discount": 0, "total": 1047},
+        {"discount": Decimal("0.00")},
+    ),
+    Legal(
+        "no_shipping_line_and_no_coupon_as_null",
+        {"order.shippingCharge": None, "order.discount": None, "order.total": 998},
+        {"shippingCharge": 0, "discount": 0, "total": 998},
+        {"shipping_charge": Decimal("0.00"), "discount": Decimal("0.00")},
+    ),
     Legal(
         "money_added_up_in_binary_floating_point",
         {

@@ -211,7 +211,8 @@ def test_place_order_fuzz(bik_app):
             assert order["partnersData"]["id"] == body["draftOrderId"].strip()
             sent = body["order"]
             for field in ("subTotal", "shippingCharge", "discount", "total"):
-                assert Decimal(str(order[field])) == Decimal(sent[field]), field
+                # shippingCharge and discount may be absent or null: 0
+                assert Decimal(str(order[field])) == Decimal(sent.get(field) or 0), field
             assert len(order["items"]) == len(sent["items"])
         return order
 

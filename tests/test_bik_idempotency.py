@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bikshop.extensions import db
 from bikshop.models import Order
 from bikshop.services import payments
-from tests.bik import assert_error_shape, place, sample_body, stored_state
+from tests.bik import DELETE, assert_error_shape, place, sample_body, set_in, stored_state
 
 
 def test_same_draft_twice_returns_the_same_order(app, client):
@@ -61,6 +61,19 @@ def test_a_retry_that_changes_nothing_stored_is_the_same_order(app, client):
     no_variant = json.loads(json.dumps(body))
     no_variant["order"]["items"][0]["variantName"] = None
     assert place(client, no_variant).get_json()["order"] == first
+    assert stored_state(app) == after_first
+
+
+def test_no_discount_as_0_null_or_absent_is_the_same_order(app, client):
+    body = sample_body(discount=0, total=1047)
+    first = place(client, body).get_json()["order"]
+    after_first = stored_state(app)
+    for discount in (None, DELETE):
+        again = json.loads(json.dumps(body))
+        set_in(again, "order.discount", discount)
+        answer = place(client, again)
+        assert answer.status_code == 200 and answer.get_json()["order"] == first, discount
+        assert answer.headers["Idempotent-Replayed"] == "true"
     assert stored_state(app) == after_first
 
 

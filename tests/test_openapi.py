@@ -89,10 +89,12 @@ def test_each_endpoint_documents_its_request_and_answers(document, path, request
 def test_the_incoming_order_schema_matches_what_bik_sends(document):
     schemas = document["components"]["schemas"]
     incoming = schemas["IncomingOrder"]
-    assert {"phoneNumber", "items", "subTotal", "shippingCharge", "discount", "total"} <= set(
-        incoming["required"]
-    )
+    assert {"phoneNumber", "items", "subTotal", "total"} <= set(incoming["required"])
     assert incoming["properties"]["subTotal"]["type"] == "number"
+    for optional in ("shippingCharge", "discount"):  # none, null or absent: 0
+        assert optional not in incoming["required"]
+        documented = incoming["properties"][optional]
+        assert documented["nullable"] is True and documented["default"] == 0
     item = schemas["Item"]
     assert {"productId", "variantId", "name", "quantity", "price"} <= set(item["required"])
     assert item["properties"]["quantity"]["type"] == "integer"

@@ -111,11 +111,20 @@ class Money(fields.Number):
 
     num_type = Decimal
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, absent_is_zero: bool = False, **kwargs):
         kwargs.setdefault("metadata", {})
         kwargs["metadata"].setdefault("minimum", 0)
         kwargs["metadata"].setdefault("maximum", float(MAX_MONEY))
+        if absent_is_zero:  # documented as optional and nullable, 0 when so
+            kwargs |= {"required": False, "allow_none": True, "load_default": _ZERO}
+            kwargs["metadata"].setdefault("default", 0)
         super().__init__(**kwargs)
+        self.absent_is_zero = absent_is_zero
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if self.absent_is_zero and value is None:
+            return _ZERO
+        return super().deserialize(value, attr, data, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not _is_number(value):
@@ -140,6 +149,7 @@ class Money(fields.Number):
 
 
 _PAISA = Decimal("0.01")
+_ZERO = Decimal("0.00")
 
 
 def _float_noise(amount: Decimal) -> Decimal:

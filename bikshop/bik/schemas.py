@@ -83,8 +83,10 @@ class IncomingOrderSchema(BikSchema):
         max_length=lambda: current_app.config["MAX_ITEMS_PER_ORDER"],
     )
     subTotal = Money(required=True)
-    shippingCharge = Money(required=True)
-    discount = Money(required=True)
+    # No shipping line or no coupon may come as 0, null or nothing at all: all mean 0, and the
+    # totals must still add up, so no amount is ever guessed.
+    shippingCharge = Money(absent_is_zero=True)
+    discount = Money(absent_is_zero=True)
     total = Money(required=True)
     currency = _text(8, metadata={"pattern": "^([A-Za-z]{3})?$"})
     address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
