@@ -102,8 +102,8 @@ def test_delivering_an_unfulfilled_order_also_makes_it_fulfilled(app, client):
     with app.test_request_context():
         assert orders.change_status(orders.find_order(public_id), "DELIVERED", actor="admin:a@b.c")
         assert _timeline(public_id)[-2:] == [
-            ("status changed to DELIVERED", "admin:a@b.c"),
-            ("fulfillmentStatus changed to fulfilled (with status DELIVERED)", "admin:a@b.c"),
+            ("Status changed to DELIVERED", "admin:a@b.c"),
+            ("Fulfilment changed to fulfilled, as the order is DELIVERED", "admin:a@b.c"),
         ]
         db.session.remove()
     bik = get(client, public_id).get_json()["order"]
@@ -116,8 +116,8 @@ def test_delivering_a_fulfilled_order_adds_no_fulfilment_entry(app, client):
         orders.set_fulfillment(orders.find_order(public_id), "fulfilled", actor="admin:a@b.c")
         orders.change_status(orders.find_order(public_id), "DELIVERED", actor="admin:a@b.c")
         assert [m for m, _ in _timeline(public_id)][1:] == [
-            "fulfillmentStatus changed to fulfilled",
-            "status changed to DELIVERED",
+            "Fulfilment changed to fulfilled",
+            "Status changed to DELIVERED",
         ]
 
 
@@ -132,7 +132,7 @@ def test_a_fulfilment_mis_click_is_undone_while_the_order_is_open(app, client, m
         )
         assert undone
         assert _timeline(public_id)[-1] == (
-            "fulfillmentStatus changed to unfulfilled",
+            "Fulfilment changed to unfulfilled",
             "admin:a@b.c",
         )
         db.session.remove()
@@ -153,7 +153,7 @@ def test_a_delivered_order_stays_fulfilled_even_when_delivered_a_moment_earlier(
         db.session.rollback()
     assert refused.value.code == 409
     assert refused.value.description == (
-        "Cannot change fulfillmentStatus from fulfilled to unfulfilled; "
+        "Cannot change fulfilment from fulfilled to unfulfilled; "
         "the order is DELIVERED, so it stays fulfilled"
     )
     bik = get(client, public_id).get_json()["order"]

@@ -16,6 +16,8 @@ from bikshop.models.types import utcnow
 class Machine:
     """A state column and the moves it allows: ``edges[to]`` lists the states it may come from.
 
+    ``label`` names the column as Bik's JSON does (``fulfillmentStatus``, in error fields);
+    ``title`` as the shop owner reads it on the timeline and in refusals (``fulfilment``).
     ``open_only`` are moves (``(from, to)``) allowed only while the order's status is still open
     (ORDERED or IN PROGRESS); ``implies[to]`` are columns set with the move (``{column: value}``),
     each recorded on the timeline when it changes something.
@@ -23,6 +25,7 @@ class Machine:
 
     column: str
     label: str
+    title: str
     edges: dict[str, tuple[str, ...]]
     open_only: frozenset[tuple[str, str]] = frozenset()
     implies: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -40,6 +43,7 @@ OPEN_STATUSES = ("ORDERED", "IN PROGRESS")
 ORDER_STATUS = Machine(
     "status",
     "status",
+    "status",
     {
         "ORDERED": (),
         "IN PROGRESS": ("ORDERED",),
@@ -52,6 +56,7 @@ ORDER_STATUS = Machine(
 PAYMENT_STATUS = Machine(
     "payment_status",
     "paymentStatus",
+    "payment",
     {
         "pending": (),
         "paid": ("pending",),
@@ -64,6 +69,7 @@ PAYMENT_STATUS = Machine(
 FULFILLMENT_STATUS = Machine(
     "fulfillment_status",
     "fulfillmentStatus",
+    "fulfilment",
     {
         "unfulfilled": ("partial", "fulfilled"),
         "partial": ("unfulfilled", "fulfilled"),
@@ -101,7 +107,7 @@ class IllegalTransition(ApiError):
             hint = hint or f"; {current} is final"
         super().__init__(
             409,
-            f"Cannot change {machine.label} from {current} to {to}{hint}",
+            f"Cannot change {machine.title} from {current} to {to}{hint}",
             code="illegal_transition",
             fields=[{"field": machine.label, "message": f"currently {current}"}],
         )
@@ -153,7 +159,7 @@ def transition(
         order,
         f"{machine.column}_changed",
         actor,
-        message or f"{machine.label} changed to {to}",
+        message or f"{machine.title.capitalize()} changed to {to}",
         data,
     )
     for implied_column, value in machine.implies.get(to, {}).items():
@@ -163,7 +169,7 @@ def transition(
                 order,
                 f"{implied_column}_changed",
                 actor,
-                f"{implied.label} changed to {value} (with {machine.label} {to})",
+                f"{implied.title.capitalize()} changed to {value}, as the order is {to}",
             )
     return True
 
