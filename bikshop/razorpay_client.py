@@ -147,6 +147,11 @@ def refund_payment(razorpay_payment_id: str, paise: int) -> dict:
     )
 
 
+def fetch_refund(razorpay_refund_id: str) -> dict:
+    """The refund as Razorpay has it now (GET /v1/refunds/<id>)."""
+    return _call(f"fetch {razorpay_refund_id}", lambda c: c.refund.fetch(razorpay_refund_id))
+
+
 def hmac_hex(secret: str, message: bytes) -> str:
     """Lowercase hex HMAC-SHA256, the form of both Razorpay signatures."""
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()

@@ -134,6 +134,7 @@ class FakeRazorpay:
         app.get("/v1/payment_links/<plink_id>")(self._fetch)
         app.post("/v1/payment_links/<plink_id>/cancel")(self._cancel)
         app.post("/v1/payments/<payment_id>/refund")(self._refund)
+        app.get("/v1/refunds/<refund_id>")(self._fetch_refund)
         app.post("/_fake/payment_links/<plink_id>/pay")(
             lambda plink_id: jsonify(callback_url=self.pay(plink_id))
         )
@@ -258,6 +259,12 @@ class FakeRazorpay:
             "speed_requested": "normal",
         }
         self.refunds[refund["id"]] = refund
+        return jsonify(refund)
+
+    def _fetch_refund(self, refund_id):
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            return _error("The id provided does not exist")
         return jsonify(refund)
 
     # ---- test controls ---------------------------------------------------------------------
@@ -385,6 +392,15 @@ class FakeRazorpay:
         refund["status"] = "processed"
         payment = self.payments[refund["payment_id"]]
         return self.event("refund.processed", refund=refund, payment=payment)
+
+    def fail_refund(self, refund_id: str) -> tuple[bytes, dict]:
+        """Razorpay gives up on a refund (the money stays with the shop): its ``refund.failed``
+        event (signed, not yet sent)."""
+        refund = self.refunds[refund_id]
+        refund["status"] = "failed"
+        payment = self.payments[refund["payment_id"]]
+        payment["amount_refunded"] -= refund["amount"]
+        return self.event("refund.failed", refund=refund, payment=payment)
 
 
 def razorpay_settings(fake: FakeRazorpay, **changes) -> dict:

@@ -33,7 +33,7 @@ from bikshop.money import (
     to_minor_units,
 )
 from bikshop.razorpay_client import GatewayFailure
-from bikshop.services.refunds import confirm_refund, refund
+from bikshop.services.refunds import confirm_refund, reconcile_refunds, refund
 from bikshop.services.states import (
     PAYMENT_STATUS,
     IllegalTransition,
@@ -637,7 +637,8 @@ class ReconcileReport:
 
 def reconcile(*, older_than: timedelta) -> ReconcileReport:
     """Fetch every link of a still-pending order made more than ``older_than`` ago and apply its
-    state: a lost webhook never leaves a paid order pending. Safe beside webhooks. Commits."""
+    state: a lost webhook never leaves a paid order pending. Then the same for refunds still
+    pending (``refunds.reconcile_refunds``). Safe beside webhooks. Commits."""
     report = ReconcileReport()
     rows = db.session.execute(
         select(PaymentLink.id, PaymentLink.razorpay_id)
@@ -661,4 +662,7 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
         outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="reconcile")
         db.session.commit()
         report.outcomes.append(f"{razorpay_id}: {outcome}")
+    outcomes, failures = reconcile_refunds(older_than=older_than)
+    report.outcomes += outcomes
+    report.failures += failures
     return report

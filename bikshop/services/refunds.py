@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+from marshmallow import INCLUDE, Schema, ValidationError, fields
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -12,7 +14,13 @@ from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
 from bikshop.models.types import utcnow
-from bikshop.money import RAZORPAY_MINIMUM, NotPayable, format_plain, to_minor_units
+from bikshop.money import (
+    RAZORPAY_MINIMUM,
+    NotPayable,
+    format_plain,
+    razorpay_takes,
+    to_minor_units,
+)
 from bikshop.razorpay_client import GatewayFailure
 from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
 
@@ -162,3 +170,86 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
         )
         return f"refund recorded; order was {order.payment_status}"
     return f"order {to}"
+
+
+def fail_refund(row: Refund, *, actor: str) -> str:
+    """Razorpay could not make ``row``: it no longer holds back what is left to refund.
+    Once only, and never after it was processed; the caller commits."""
+    moved = db.session.execute(
+        update(Refund)
+        .where(Refund.id == row.id, Refund.status == "pending")
+        .values(status="failed")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(row)
+    if moved != 1:
+        return f"no change: refund already {row.status}"
+    order = db.session.get(Order, row.order_id)
+    record(
+        order,
+        "refund_failed",
+        actor,
+        f"Razorpay could not refund {format_plain(row.amount)} {order.currency} "
+        f"({row.razorpay_refund_id})",
+    )
+    return "refund failed"
+
+
+class _FetchedRefund(Schema):
+    """The fields of a fetched refund entity that settle it."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String(required=True)
+    amount = fields.Integer(strict=True, required=True)
+    status = fields.String(required=True)
+
+
+def reconcile_refunds(*, older_than: timedelta) -> tuple[list[str], list[str]]:
+    """Ask Razorpay about every refund still pending after ``older_than`` and apply what it
+    says, as its ``refund.processed``/``refund.failed`` webhooks would: a lost webhook never
+    leaves an order unrefunded on paper, nor its amount held back for good. Commits.
+
+    Returns (outcomes, failures), one line per refund.
+    """
+    rows = db.session.execute(
+        select(Refund.id, Refund.razorpay_refund_id)
+        .where(
+            Refund.status == "pending",
+            Refund.razorpay_refund_id.is_not(None),
+            Refund.created_at <= utcnow() - older_than,
+        )
+        .order_by(Refund.id)
+    ).all()
+    db.session.commit()  # no transaction held while Razorpay answers
+    outcomes, failures = [], []
+    for row_id, refund_id in rows:
+        try:
+            entity = _FetchedRefund().load(razorpay_client.fetch_refund(refund_id))
+        except ValidationError as exc:
+            failures.append(f"{refund_id}: Razorpay gave a malformed refund ({exc.messages})")
+            continue
+        except razorpay_client.RazorpayError as exc:
+            failures.append(f"{refund_id}: {exc}")
+            continue
+        row = db.session.get(Refund, row_id)
+        payment = db.session.get(Payment, row.payment_id)
+        if entity["id"] != refund_id or not razorpay_takes(payment.currency):
+            outcomes.append(f"{refund_id}: ignored: Razorpay answered about {entity['id']}")
+            continue
+        if entity["amount"] != to_minor_units(row.amount, payment.currency):
+            outcomes.append(
+                f"{refund_id}: ignored: Razorpay's refund is {entity['amount']} in minor units, "
+                f"ours {format_plain(row.amount)} {payment.currency}"
+            )
+            continue
+        if entity["status"] == "processed":
+            outcome = confirm_refund(row, actor="reconcile")
+        elif entity["status"] == "failed":
+            outcome = fail_refund(row, actor="reconcile")
+        else:
+            outcome = f"no change: refund is {entity['status']} at Razorpay"
+        db.session.commit()
+        outcomes.append(f"{refund_id}: {outcome}")
+    return outcomes, failures

@@ -18,7 +18,7 @@ from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
 from bikshop.money import from_minor_units, razorpay_takes
 from bikshop.services.payments import apply_link_state, read_link_entity
-from bikshop.services.refunds import confirm_refund
+from bikshop.services.refunds import confirm_refund, fail_refund
 from bikshop.services.states import record
 
 log = logging.getLogger(__name__)
@@ -254,16 +254,7 @@ def _refund_event(name: str, entity: dict) -> tuple[str, Order | None]:
         return f"ignored: refund {refund_id} of {amount} exceeds payment {payment_id}", order
     row = _refund_row(payment, refund_id, amount, entity)
     if name == "refund.failed":
-        if row.status == "pending":
-            row.status = "failed"
-            record(
-                order,
-                "refund_failed",
-                ACTOR,
-                f"Razorpay could not refund {row.amount} {order.currency} ({refund_id})",
-            )
-            return "refund failed", order
-        return f"no change: refund already {row.status}", order
+        return fail_refund(row, actor=ACTOR), order
     return confirm_refund(row, actor=ACTOR), order
 
 
