@@ -390,3 +390,16 @@ def test_csv_export_opens_in_excel_with_names_in_any_script(admin_app, owner):
     assert export.startswith(b"\xef\xbb\xbforder,order_id,")
     assert export.count(b"\xef\xbb\xbf") == 1
     assert "Émile राहुल" in export.decode("utf-8-sig")
+
+
+def test_refused_filters_offer_no_export_and_the_export_names_the_field(shop):
+    """With a refused filter the list offers no Export CSV (its download was a saved error
+    page); the export's own refusal names the field as the list does."""
+    bad = shop.get("/admin/", query_string={"status": "LOST", "q": "asha"})
+    assert bad.status_code == 400
+    assert "Export CSV" not in bad.text
+    assert "Status: Not a valid choice." in bad.text
+    export = shop.get("/admin/orders.csv", query_string={"status": "LOST"})
+    assert export.status_code == 400
+    assert "Status: Not a valid choice." in export.text
+    assert "Export CSV" in shop.get("/admin/", query_string={"q": "asha"}).text

@@ -40,6 +40,13 @@ def _filters(form: FilterForm) -> search.OrderFilters:
     )
 
 
+def filter_errors(form: FilterForm) -> str:
+    """Why the filters were refused, each reason after its field's name."""
+    return " ".join(
+        f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items()
+    )
+
+
 def _filter_args(form: FilterForm) -> dict:
     """The filters as query-string arguments, for links that keep them."""
     names = ("q", "status", "payment", "fulfillment", "date_from", "date_to")
@@ -61,6 +68,7 @@ def orders_list():
         page=page,
         summary=search.summary(),
         filter_args=_filter_args(form),
+        filter_errors=filter_errors(form),
         logout_form=LogoutForm(),
     ), status
 
@@ -70,7 +78,7 @@ def export_csv():
     """The filtered orders as CSV, streamed row by row (memory stays flat)."""
     form = FilterForm(request.args)
     if not form.validate():
-        abort(400, description="; ".join(e for errors in form.errors.values() for e in errors))
+        abort(400, description=filter_errors(form))
     rows = search.csv_rows(_filters(form))
 
     def generate():
