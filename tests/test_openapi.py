@@ -53,7 +53,7 @@ def test_each_endpoint_documents_its_request_and_answers(document, path, request
     assert request["$ref"].endswith(f"/{request_schema}")
     assert set(resolve(document, request)["required"]) == required
     responses = operation["responses"]
-    for status in ("400", "401", "413", "415", "422"):
+    for status in ("400", "401", "413", "415", "422", "503"):
         error = body_schema(document, responses[status])
         assert set(error["properties"]) == {"error"}
         detail = resolve(document, error["properties"]["error"])

@@ -78,6 +78,7 @@ _ERRORS = {
     413: "The body is larger than 1 MiB",
     415: "The body is not sent as application/json",
     422: "The body failed validation; `fields` names each problem",
+    503: "The database is unavailable; nothing was stored: retry (after Retry-After seconds)",
 }
 
 
