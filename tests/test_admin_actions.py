@@ -307,10 +307,11 @@ def test_a_refused_form_field_gives_one_reason_naming_the_field(owner, link, rea
     assert _bik_view(owner, oid)["fulfillmentStatus"] == "unfulfilled"
 
 
-def test_a_refund_amount_that_is_not_a_number_is_refused_naming_the_field(owner):
+@pytest.mark.parametrize("amount", ["ten rupees", "1,000", "₹500", "1e400", "NaN", "Infinity"])
+def test_a_refund_amount_that_is_not_plain_digits_is_refused_naming_the_field(owner, amount):
     oid = place_order(owner)["id"]
-    refused = _act(owner, oid, "refund", amount="ten rupees")
+    refused = _act(owner, oid, "refund", amount=amount)
     assert refused.status_code == 400
     assert re.findall(r'role="alert">([^<]*)</p>', refused.text) == [
-        "Refund amount: Not a valid decimal value."
+        "Refund amount: write it as digits, such as 1000 or 250.50 (no commas or ₹)."
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
@@ -136,8 +138,26 @@ class FulfillmentForm(FlaskForm):
     )
 
 
+class AmountField(DecimalField):
+    """An amount as a person writes it on a form: digits with an optional decimal point.
+
+    Decimal itself also reads 1e400, NaN and Infinity, which no one means as money (the refund
+    service would answer them with a 400-digit number); commas and ₹ get a hint instead of
+    "Not a valid decimal value".
+    """
+
+    def process_formdata(self, valuelist):
+        if valuelist and valuelist[0].strip() and not _PLAIN_AMOUNT.match(valuelist[0].strip()):
+            self.data = None
+            raise ValueError("write it as digits, such as 1000 or 250.50 (no commas or ₹).")
+        super().process_formdata(valuelist)
+
+
+_PLAIN_AMOUNT = re.compile(r"^\d+(\.\d+)?$")
+
+
 class RefundForm(FlaskForm):
     """Refund part of an online payment, or (amount left empty) all that is refundable."""
 
     # The amount's rules (decimals, Razorpay's minimum, what is left) are the refund service's.
-    amount = DecimalField("Refund amount", places=2, validators=[Optional()])
+    amount = AmountField("Refund amount", places=2, validators=[Optional()])
