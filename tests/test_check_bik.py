@@ -204,6 +204,7 @@ class _Misbehaving(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's name)
         sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.seen.append(self.path)
+        self.server.authorization.append(self.headers.get("Authorization"))
         answer = self.server.answer
         status, headers, body = answer(sent, self.headers) if callable(answer) else answer
         self.send_response(status)
@@ -221,6 +222,7 @@ def misbehaving():
     """A real HTTP server on loopback answering whatever the test sets."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
     server.seen = []
+    server.authorization = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -372,3 +374,28 @@ def test_a_server_that_takes_a_request_without_credentials_fails(bik_app, misbeh
     line = next(x for x in result.output.splitlines() if "wrong credentials" in x)
     assert line.startswith("FAIL") and "placeOrder with no credentials answered 200" in line
     assert result.exit_code == 1
+
+
+def test_only_the_credentials_bik_sends_are_sent_whatever_the_users_netrc_says(
+    bik_app, misbehaving, tmp_path, monkeypatch
+):
+    """requests would otherwise add a ~/.netrc entry for the host as Basic auth, over the
+    bearer token (and to the request meant to carry no credentials)."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    placed = _echoing_draft(_CONTRACT_ORDER)
+
+    def answer(sent: bytes, headers):
+        if headers.get("Authorization") != "Bearer t":
+            return 401, {"Content-Type": "application/json"}, b'{"error": "unauthorized"}'
+        return placed(sent, headers)
+
+    misbehaving.answer = answer
+    bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    sent = misbehaving.authorization
+    assert sent and not any(a and a.startswith("Basic") for a in sent), sent
+    assert "Bearer t" in sent and None in sent  # the right token, and the request with none
