@@ -29,6 +29,20 @@ BASE_CONFIG = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test marked ``sqlite_only`` (SQLite's own mechanisms: the writer lock, checkpoints)
+    runs on SQLite alone: its PostgreSQL instance is deselected, not collected as a skip."""
+    selected, deselected = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec else None
+        off = item.get_closest_marker("sqlite_only") and backend not in (None, "sqlite")
+        (deselected if off else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     """Where tests save screenshots and PDFs for people to look at."""

@@ -197,12 +197,11 @@ def test_a_retry_while_the_first_request_still_runs_gets_the_same_order(
     assert again.status_code == 200 and again.json()["order"]["id"] == stored[0][1]
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_writers_take_turns_on_the_writer_lock(server, database, database_url):
     """Workers queue on ``<database>-writer.lock`` (bikshop.database.sqlite_writer) rather than
     sleeping in SQLite's busy handler: one held by someone else holds placeOrder back, and its
     release lets the order through at once."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL orders concurrent writers itself: no lock file")
     lock_path = database_url.removeprefix("sqlite:///") + "-writer.lock"
     body = sample_body()
     with open(lock_path, "a+b") as lock_file:
@@ -228,12 +227,11 @@ def test_sqlite_writers_take_turns_on_the_writer_lock(server, database, database
     assert stored == [(response.json()["order"]["id"],)]
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_checkpoints_after_answering_every_40th_order(server, database_url):
     """The WAL is copied into the database file after the answer to every 40th order (by
     number), outside the writer lock, and not in between (SQLite's own checkpoint waits for
     4,000 pages)."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL checkpoints on its own schedule")
     database_file = Path(database_url.removeprefix("sqlite:///"))
     session = requests.Session()
 

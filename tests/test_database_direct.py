@@ -249,12 +249,10 @@ def test_a_failed_checkpoint_is_logged_not_raised(tmp_path, caplog):
     assert "SQLite WAL checkpoint failed" in caplog.text
 
 
+@pytest.mark.sqlite_only
 def test_a_file_system_without_flock_still_writes(app, client, monkeypatch):
     """Where ``flock`` fails (ENOLCK on some network mounts; no such mount here, so the call is
     made to fail), placeOrder is written without the writer lock, not refused."""
-    with app.app_context():
-        if db.engine.dialect.name != "sqlite":
-            pytest.skip("PostgreSQL takes no writer lock")
 
     def no_locks(descriptor, operation):
         raise OSError(errno.ENOLCK, "No locks available")
