@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -356,6 +357,11 @@ def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
         raise click.BadParameter(
             "give the whole address with its scheme, e.g. https://shop.example.com",
             param_hint="URL",
+        )
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:  # never echoed back
+        raise click.BadParameter(
+            "give credentials with --auth (as Bik sends them), not in the URL", param_hint="URL"
         )
     default = _spec(auth, "--auth")
     target = Target(

@@ -399,3 +399,11 @@ def test_only_the_credentials_bik_sends_are_sent_whatever_the_users_netrc_says(
     sent = misbehaving.authorization
     assert sent and not any(a and a.startswith("Basic") for a in sent), sent
     assert "Bearer t" in sent and None in sent  # the right token, and the request with none
+
+
+def test_credentials_in_the_url_are_a_usage_error_and_never_echoed(bik_app):
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", "https://bik:s3cret-in-url@shop.example.com", "--auth", "none"]
+    )
+    assert result.exit_code == 2 and "--auth" in result.output
+    assert "s3cret-in-url" not in result.output and "Checking" not in result.output
