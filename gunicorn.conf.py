@@ -22,22 +22,31 @@ os.makedirs(_metrics_dir, exist_ok=True)
 for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
     os.remove(_stale)
 
-from bikshop.config import ConfigError, whole_number  # noqa: E402 (after the metrics folder)
+from bikshop.config import ConfigError, bind_address, whole_number  # noqa: E402 (after the metrics folder)
+
+
+def _refuse(exc: ConfigError):
+    """A bad value stops the server with one line and exit 3, as a bad app setting does
+    (wsgi.py), so systemd does not restart-loop."""
+    print(f"bikshop: configuration error: {exc}", file=sys.stderr, flush=True)
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+    sys.exit(3)
 
 
 def _number(name: str, default: int) -> int:
-    """``BIKSHOP_<name>`` within bikshop's range for it; a bad value stops the server with one
-    line and exit 3, as a bad app setting does (wsgi.py), so systemd does not restart-loop."""
+    """``BIKSHOP_<name>`` within bikshop's range for it."""
     try:
         return whole_number(name, os.environ.get(f"BIKSHOP_{name}") or default)
     except ConfigError as exc:
-        print(f"bikshop: configuration error: {exc}", file=sys.stderr, flush=True)
-        if _own_metrics_dir:
-            shutil.rmtree(_metrics_dir, ignore_errors=True)
-        sys.exit(3)
+        _refuse(exc)
 
 
-bind = os.environ.get("BIKSHOP_BIND", "127.0.0.1:8000")
+# Empty means the default, as for every other setting (an empty bind would listen nowhere).
+try:
+    bind = bind_address(os.environ.get("BIKSHOP_BIND"))
+except ConfigError as exc:
+    _refuse(exc)
 # Sync workers: each request is short and database-bound. 2 × cores + 1 is gunicorn's advice.
 workers = _number("WORKERS", multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
@@ -61,13 +70,13 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # access lines carry the request id and mask invoice tokens (bikshop/logging.py).
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("BIKSHOP_LOG_LEVEL", "info")
+loglevel = os.environ.get("BIKSHOP_LOG_LEVEL") or "info"
 logger_class = "bikshop.logging.GunicornLogger"
 # gunicorn 27's control socket defaults to one path per user: several servers on one machine
 # (tests, two instances) would fight over it. bikshop needs no runtime control interface.
 control_socket_disable = True
 # Only a proxy at these addresses may say the request was https (X-Forwarded-Proto).
-forwarded_allow_ips = os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS") or "127.0.0.1"
 
 
 def post_fork(server, worker):

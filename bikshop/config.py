@@ -213,6 +213,26 @@ def whole_number(key: str, value) -> int:
     return number
 
 
+DEFAULT_BIND = "127.0.0.1:8000"
+_BIND = re.compile(r"^(?:unix:.+|fd://[0-9]+|(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5}))$")
+
+
+def bind_address(value) -> str:
+    """``BIKSHOP_BIND`` as gunicorn takes it (read by gunicorn.conf.py and ``make run``): empty
+    is the default; a bare port (``8101``), which gunicorn would read as a host name, or a port
+    outside 1-65535 is a ConfigError."""
+    value = (value or "").strip()
+    if not value:
+        return DEFAULT_BIND
+    match = _BIND.match(value)
+    if match is None or (match.group(1) is not None and not 1 <= int(match.group(1)) <= 65535):
+        raise ConfigError(
+            "BIKSHOP_BIND must be host:port such as 127.0.0.1:8000 (or unix:/path/to.sock), "
+            f"got {value!r}"
+        )
+    return value
+
+
 _SUPPORTED_DATABASES = "sqlite:////absolute/path.sqlite3 or postgresql://user:password@host/name"
 
 

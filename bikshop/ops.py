@@ -37,17 +37,38 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
 
     environ = dict(os.environ if environ is None else environ)
     raw = {k.removeprefix("BIKSHOP_"): v for k, v in environ.items() if k.startswith("BIKSHOP_")}
+    server = _gunicorn_findings(raw)
     try:
         app = create_app(raw)
     except ConfigError as exc:  # every problem, not only the first the app stopped at
         return [
             Finding("error", _variable_of(problem), f"the app refuses to start: {problem}")
             for problem in exc.problems
-        ]
-    found = _settings_findings(app.config) + _folder_findings(app.config)
+        ] + server
+    found = _settings_findings(app.config) + _folder_findings(app.config) + server
     if connect:
         with app.app_context():
             found += _database_findings(app) + _redis_findings(app.config)
+    return found
+
+
+def _gunicorn_findings(raw: dict[str, str]) -> list[Finding]:
+    """The settings gunicorn.conf.py reads, which the app never sees: gunicorn would stop."""
+    from bikshop.config import ConfigError, bind_address, whole_number
+
+    found = []
+    checks = [("BIND", bind_address)] + [
+        (name, lambda value, name=name: whole_number(name, value))
+        for name in ("WORKERS", "TIMEOUT", "MAX_REQUESTS")
+    ]
+    for name, read in checks:
+        if raw.get(name):
+            try:
+                read(raw[name])
+            except ConfigError as exc:
+                found.append(
+                    Finding("error", f"BIKSHOP_{name}", f"gunicorn refuses to start: {exc}")
+                )
     return found
 
 

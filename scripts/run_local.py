@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bikshop.config import ConfigError, bind_address  # noqa: E402 (bikshop from this checkout)
+
 ENV_FILE = ROOT / "instance" / "bikshop.env"
-DEFAULT_BIND = "127.0.0.1:8000"  # gunicorn.conf.py's default
 
 
 def ensure_env_file() -> None:
@@ -53,7 +55,7 @@ def base_url(env: dict[str, str]) -> str:
     """Where this server is reached: BIKSHOP_PUBLIC_URL, else the address gunicorn binds."""
     if env.get("BIKSHOP_PUBLIC_URL"):
         return env["BIKSHOP_PUBLIC_URL"].rstrip("/")
-    host, _, port = (env.get("BIKSHOP_BIND") or DEFAULT_BIND).rpartition(":")
+    host, _, port = bind_address(env.get("BIKSHOP_BIND")).rpartition(":")
     if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 (naming the wildcard, not binding it)
         host = "127.0.0.1"
     return f"http://{host}:{port}"
@@ -78,7 +80,11 @@ def main() -> int:
     os.umask(0o077)  # the database, its backups and the PDF cache: readable by you only
     ensure_env_file()
     env = {**os.environ, **load_env_file()}
-    bind = env.get("BIKSHOP_BIND") or DEFAULT_BIND
+    try:
+        bind = bind_address(env.get("BIKSHOP_BIND"))  # as gunicorn.conf.py reads it
+    except ConfigError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
     if port_in_use(bind):
         print(
             f"make run: {bind} is already in use by another program; stop it, or choose "

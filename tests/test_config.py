@@ -332,6 +332,8 @@ def test_a_secret_that_cannot_travel_in_a_header_is_refused(value):
         ("BIKSHOP_TIMEOUT", "abc"),
         ("BIKSHOP_MAX_REQUESTS", "x"),
         ("BIKSHOP_WORKERS", "0"),
+        ("BIKSHOP_BIND", "8101"),  # a bare port: gunicorn would take it for a host name
+        ("BIKSHOP_BIND", "127.0.0.1:80000"),
         ("BIKSHOP_DATABASE_URL", "mysql://bikshop:pw@127.0.0.1/bikshop"),
         ("BIKSHOP_REDIS_URL", "bogus"),
     ],
@@ -363,3 +365,82 @@ def test_every_problem_is_found_the_first_named_in_the_one_line():
     assert message.startswith("BIKSHOP_MAX_ITEMS_PER_ORDER must be a whole number from 1")
     assert message.endswith("(and 2 more: flask --app bikshop check-config)")
     assert "\n" not in message
+
+
+def _gunicorn_settings(env: dict) -> dict[str, str]:
+    """What real gunicorn resolves from gunicorn.conf.py under ``env`` (--print-config)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")} | env
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--print-config", "wsgi:app"],
+        cwd=ROOT,
+        env={"BIKSHOP_SECRET_KEY": SECRET, "BIKSHOP_BIK_AUTH": "none", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    pairs = (line.partition("=") for line in result.stdout.splitlines())
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep}
+
+
+def test_empty_gunicorn_settings_mean_their_defaults(tmp_path):
+    """``BIKSHOP_BIND=`` (a line left empty in the settings file) used to make gunicorn listen
+    on nothing at all, while make run printed URLs on :8000."""
+    printed = _gunicorn_settings(
+        {
+            "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            "BIKSHOP_BIND": "",
+            "BIKSHOP_LOG_LEVEL": "",
+            "BIKSHOP_FORWARDED_ALLOW_IPS": "",
+        }
+    )
+    assert printed["bind"] == "['127.0.0.1:8000']"
+    assert printed["loglevel"] == "info"
+    assert printed["forwarded_allow_ips"] == "['127.0.0.1']"
+
+
+def test_check_config_names_settings_only_gunicorn_reads(tmp_path):
+    """check-config passed while the unit's gunicorn would stop with exit 3."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env |= {
+        "BIKSHOP_SECRET_KEY": SECRET,
+        "BIKSHOP_BIK_AUTH": "none",
+        "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "BIKSHOP_BIND": "8101",
+        "BIKSHOP_WORKERS": "0",
+        "BIKSHOP_TIMEOUT": "5",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "bikshop", "check-config", "--offline"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    for variable in ("BIKSHOP_BIND", "BIKSHOP_WORKERS", "BIKSHOP_TIMEOUT"):
+        (line,) = [line for line in errors if line.split()[1] == variable]
+        assert f"gunicorn refuses to start: {variable} must be" in line
+
+
+def test_make_run_refuses_a_bind_gunicorn_cannot_use(tmp_path):
+    """make run used to print URLs on the port of ``BIKSHOP_BIND=8101`` and start a gunicorn
+    that took 8101 for a host name. Run from a copy, so nothing here touches the checkout."""
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "run_local.py"
+    script.write_text((ROOT / "scripts" / "run_local.py").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env |= {"BIKSHOP_BIND": "8101", "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("make run: BIKSHOP_BIND must be host:port"), result.stderr
+    assert result.stderr.count("\n") == 1 and not result.stdout
