@@ -3,6 +3,9 @@ delivers it, and Bik's getOrder then tells the customer so."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -111,3 +114,37 @@ def test_long_unbroken_text_wraps_inside_the_page_at_phone_and_desktop_widths(
             )
             assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
         context.close()
+
+
+def test_export_csv_after_being_signed_out_leads_to_sign_in_then_the_same_list(
+    make_app, gunicorn, desktop_page
+):
+    """Signed out in another tab, Export CSV used to save the sign-in page as 'login.html'
+    with no word on screen. Now it opens the sign-in page; signing in returns to the same
+    filtered list (not a download that leaves the sign-in form on screen), and the export
+    then downloads the orders."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+91 98765 43210", "Priya")
+    _place(server, "+919811122233", "Ravi")
+    page = desktop_page
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/admin/?q=priya")
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{server.url}/admin/")
+    other_tab.click("button:has-text('Sign out')")
+    other_tab.wait_for_url("**/admin/login")
+
+    page.click("text=Export CSV")
+    page.wait_for_url(re.compile(r"/admin/login\?next=/admin/orders\.csv"))
+    page.fill("input[name=email]", OWNER)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{server.url}/admin/?q=priya")
+    with page.expect_download() as download:
+        page.click("text=Export CSV")
+    assert download.value.suggested_filename.startswith("orders-")
+    exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert order["name"] in exported and "Ravi" not in exported

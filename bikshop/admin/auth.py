@@ -68,11 +68,22 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def page_after_sign_in(target: str | None) -> str:
+    """Where signing in leads: ``target`` made safe, and for the CSV export the order list with
+    the same filters. A download answers without leaving the page, so going straight to it
+    would leave the owner looking at the sign-in form as if it had failed."""
+    target = safe_next(target)
+    parts = urlsplit(target)
+    if parts.path == url_for("admin.export_csv"):
+        return url_for("admin.orders") + (f"?{parts.query}" if parts.query else "")
+    return target
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """The sign-in form; throttled per account and per address after repeated failures."""
     if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next")))
+        return redirect(page_after_sign_in(request.args.get("next")))
     form = LoginForm(next=request.args.get("next", ""))
     if request.method == "GET":
         return render_template("admin/login.html", form=form)
@@ -95,7 +106,7 @@ def login():
         return render_template("admin/login.html", form=form, error="Wrong email or password."), 401
     session.clear()  # a fresh session (and CSRF secret) for the signed-in admin
     login_user(attempt.admin)
-    return redirect(safe_next(form.next.data), 303)
+    return redirect(page_after_sign_in(form.next.data), 303)
 
 
 @bp.post("/logout")
