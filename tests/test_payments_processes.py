@@ -167,3 +167,35 @@ def test_webhook_redirect_and_reconcile_racing_make_one_transition(shop, make_ap
         assert sorted(count for _, count in changes) == [1, 1, 1]
         claimed = db.session.scalars(select(WebhookEvent).where(WebhookEvent.event_id.is_not(None)))
         assert len(claimed.all()) == 3
+
+
+def test_taps_on_pay_at_once_make_one_link(gunicorn):
+    """A customer on a slow phone taps Pay again and again: every tap is sent to the same
+    link. Taps arriving while another tap's new link was being stored used to make a second
+    link (attempt 2), a second open way to pay the same order."""
+    with FakeRazorpay() as fake:
+        env = {f"BIKSHOP_{k}": str(v) for k, v in razorpay_settings(fake).items()}
+        server = gunicorn(workers=3, env=env | {"BIKSHOP_RATELIMIT_PAY": "off"})
+        for _ in range(6):
+            order = place(server)
+            action = server.url + pay_button(requests.Session(), order["invoiceUrl"])
+            before = len(fake.links)
+            start = threading.Barrier(8)
+
+            def tap(wait: float, action=action, start=start):
+                start.wait()
+                time.sleep(wait)  # spread over the moments a first tap stores its link
+                return requests.post(action, allow_redirects=False, timeout=10)
+
+            results: list = []
+            threads = [
+                threading.Thread(target=lambda w=n * 0.004, out=results: out.append(tap(w)))
+                for n in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=15)
+            assert [r.status_code for r in results] == [303] * 8, [r.text[:80] for r in results]
+            assert len(fake.links) == before + 1, "one order, one link"
+            assert {r.headers["Location"] for r in results} == {fake.last_link()["short_url"]}

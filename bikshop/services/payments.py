@@ -231,7 +231,15 @@ def _new_link(order: Order) -> PaymentLink:
     count = select(func.count()).select_from(PaymentLink).where(PaymentLink.order_id == order.id)
     request = _link_request(order, db.session.scalar(count) + 1)
     order_id = order.id
+    db.session.commit()
+    # Asked again after counting, in a fresh transaction: a tap that stored its new link after
+    # this one looked for a reusable link, but before it counted, would else make attempt n+1,
+    # a second open link for one order. A link stored after the count shares this attempt's
+    # reference instead, and Razorpay's duplicate answer leads to it (``_adopt``).
+    reusable = _reusable_link(order)
     db.session.commit()  # no transaction (nor pooled connection) held while Razorpay answers
+    if reusable is not None:
+        return reusable
     try:
         try:
             entity = razorpay_client.create_link(request)
