@@ -77,6 +77,47 @@ def test_no_discount_as_0_null_or_absent_is_the_same_order(app, client):
     assert stored_state(app) == after_first
 
 
+def test_an_address_line_as_empty_text_null_or_absent_is_the_same_order(app, client):
+    body = sample_body()
+    body["order"]["address"]["address2"] = ""
+    first = place(client, body).get_json()["order"]
+    after_first = stored_state(app)
+    for address2 in (None, DELETE):
+        again = json.loads(json.dumps(body))
+        set_in(again, "order.address.address2", address2)
+        answer = place(client, again)
+        assert answer.status_code == 200 and answer.get_json()["order"] == first, address2
+        assert answer.headers["Idempotent-Replayed"] == "true"
+    assert stored_state(app) == after_first
+    moved = json.loads(json.dumps(body))
+    set_in(moved, "order.address.address2", "Flat 4")
+    assert place(client, moved).status_code == 409
+
+
+def test_a_retry_of_an_order_fingerprinted_with_blank_address_lines_is_the_same_order(app, client):
+    """Orders placed on 2026-12-02 and 12-03 hashed an address line sent as "" as it came; a
+    retry that straddles the upgrade must not become a 409."""
+    from bikshop.bik.schemas import PlaceOrderRequest
+    from bikshop.services.orders import _columns, fingerprint
+
+    body = sample_body()
+    body["order"]["address"]["address2"] = ""
+    first = place(client, body).get_json()["order"]
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.public_id == first["id"])).one()
+        with app.test_request_context():
+            columns, items = _columns(PlaceOrderRequest().load(body), json.dumps(body))
+            old = fingerprint(columns, items, blank_address_lines=True)
+        assert old != order.request_fingerprint  # the rules differ for this body
+        order.request_fingerprint = old
+        db.session.commit()
+        db.session.remove()
+    again = place(client, body)
+    assert again.status_code == 200 and again.get_json()["order"]["id"] == first["id"]
+    changed = sample_body(body["draftOrderId"], phoneNumber="+919999999999")
+    assert place(client, changed).status_code == 409
+
+
 def test_a_retry_of_an_order_fingerprinted_the_old_way_is_still_the_same_order(app, client):
     """Orders placed before 2026-12-03 hold a hash of the validated body as it came; a retry
     that straddles the upgrade must not become a 409."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -85,18 +86,23 @@ _FINGERPRINTED_ITEM = (
 )  # fmt: skip
 
 
-def canonical_order(columns: dict, items: list[dict]) -> str:
+def canonical_order(columns: dict, items: list[dict], *, blank_address_lines: bool = False) -> str:
     """The text :func:`fingerprint` hashes: the order as it is stored, so that what changes
     nothing stored (``"INR"`` or ``""``, an email's case, ``2`` or ``2.0``, key order, unknown
-    fields) changes nothing in it."""
+    fields) changes nothing in it. An address line sent as ``""`` counts as one left out (a
+    form's empty field, or none), as ``variantName`` does; ``blank_address_lines`` keeps them,
+    as the rule of 2026-12-02 did."""
     picked = {key: columns[key] for key in _FINGERPRINTED}
+    address = picked["address"]
+    if address and not blank_address_lines:
+        picked["address"] = {key: value for key, value in address.items() if value != ""}
     picked["items"] = [[item[key] for key in _FINGERPRINTED_ITEM] for item in items]
     return json.dumps(picked, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def fingerprint(columns: dict, items: list[dict]) -> str:
+def fingerprint(columns: dict, items: list[dict], **rule) -> str:
     """A stable hash of a new order's stored values, to tell a retry from a different order."""
-    return hashlib.sha256(canonical_order(columns, items).encode()).hexdigest()
+    return hashlib.sha256(canonical_order(columns, items, **rule).encode()).hexdigest()
 
 
 def _fingerprint_before_2026_12(request: dict) -> str:
@@ -104,6 +110,15 @@ def _fingerprint_before_2026_12(request: dict) -> str:
     A retry of one of them is checked against this as well."""
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _earlier_fingerprints(request: dict, columns: dict, items: list[dict]) -> set[str]:
+    """What an order placed under an earlier rule holds for this same body: a retry that
+    straddles an upgrade is still the same order."""
+    return {
+        _fingerprint_before_2026_12(request),
+        fingerprint(columns, items, blank_address_lines=True),
+    }
 
 
 def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
@@ -127,7 +142,7 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
         existing = _snapshot(_ORDERS.c.draft_order_id, draft_id)
         if existing is None:
             raise
-        return _replay(existing, digest, request)
+        return _replay(existing, digest, lambda: _earlier_fingerprints(request, columns, items))
     count_committed("order")
     if number % ORDERS_PER_CHECKPOINT == 0:
         checkpoint_after_response(db.engine)
@@ -257,9 +272,9 @@ def placed_event(actor: str, draft_id: str, payment_pending: bool) -> dict:
     )
 
 
-def _replay(order: OrderSnapshot, digest: str, request: dict) -> Placed:
+def _replay(order: OrderSnapshot, digest: str, earlier: Callable[[], set[str]]) -> Placed:
     stored = order.request_fingerprint
-    if stored != digest and stored != _fingerprint_before_2026_12(request):
+    if stored != digest and stored not in earlier():
         raise ApiError(
             409,
             f"draftOrderId {order.draft_order_id!r} was already placed as {order.public_id} "
