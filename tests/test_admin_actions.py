@@ -315,3 +315,36 @@ def test_a_refund_amount_that_is_not_plain_digits_is_refused_naming_the_field(ow
     assert re.findall(r'role="alert">([^<]*)</p>', refused.text) == [
         "Refund amount: write it as digits, such as 1000 or 250.50 (no commas or ₹)."
     ]
+
+
+NUL = "\x00"
+
+
+def test_a_nul_character_anywhere_is_a_400_and_changes_nothing(owner):
+    """PostgreSQL text cannot hold NUL: each of these was a 500 there."""
+    oid = place_order(owner)["id"]
+    for url in (
+        f"/admin/?q=priya{NUL}",
+        f"/admin/?q=ORD-{NUL}1001",
+        f"/admin/orders.csv?q=a{NUL}b",
+        f"/admin/orders/{oid}%00",
+    ):
+        answer = owner.get(url)
+        assert answer.status_code == 400, url
+        assert "NUL character" in answer.text
+    tracked = _act(
+        owner, oid, "fulfillment", fulfillment="partial", tracking_url=f"https://t.example/a{NUL}"
+    )
+    assert tracked.status_code == 400 and "NUL character" in tracked.text
+    bik = _bik_view(owner, oid)
+    assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("unfulfilled", None)
+
+
+def test_a_nul_character_in_the_sign_in_form_is_a_400(admin_app):
+    from tests.admin_support import add_admin, sign_in
+
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    answer = sign_in(client, email=f"{OWNER}{NUL}", password=f"x{NUL}")
+    assert answer.status_code == 400 and "NUL character" in answer.text
+    assert sign_in(client).status_code == 303  # and nothing was counted against the account

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, abort, request
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -46,6 +46,20 @@ def _remember_cookie_hook_on_dashboard_only(app: Flask, hook) -> None:
     if hook in app_hooks:
         app_hooks.remove(hook)
         app.after_request_funcs.setdefault(bp.name, []).append(hook)
+
+
+@bp.before_request
+def _refuse_nul_characters():
+    """A NUL character (U+0000) in the address, a search or a form field is refused with a 400
+    before anything reads it: PostgreSQL text cannot hold one, so the query would fail as a 500
+    (SQLite would quietly search for it)."""
+    texts = [request.path]
+    for source in (request.args, request.form):
+        for key, values in source.lists():
+            texts += [key, *values]
+    if any("\x00" in text for text in texts):
+        abort(400, description="The request held a NUL character, which no field can hold.")
+    return None
 
 
 @bp.after_request
