@@ -264,7 +264,10 @@ def _sqlalchemy_url(url: str, instance_path: str) -> str:
     # A relative path is inside the instance folder (as Flask-SQLAlchemy resolves it); resolved
     # here once, so the backup command and the writer lock see the same file.
     if not os.path.isabs(path):
-        os.makedirs(instance_path, exist_ok=True)
+        # Made when it can be; if not (a read-only checkout), check-config names the missing
+        # folder and requests get a 503, rather than gunicorn stopping with a traceback.
+        with contextlib.suppress(OSError):
+            os.makedirs(instance_path, exist_ok=True)
         path = os.path.join(instance_path, path)
     return parsed.set(database=path).render_as_string(hide_password=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -444,3 +445,42 @@ def test_make_run_refuses_a_bind_gunicorn_cannot_use(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("make run: BIKSHOP_BIND must be host:port"), result.stderr
     assert result.stderr.count("\n") == 1 and not result.stdout
+
+
+def test_a_read_only_checkout_without_its_instance_folder_starts_without_a_traceback(tmp_path):
+    """The default SQLite file lives in ``instance/``, which create_app made itself: in a
+    read-only checkout (ProtectSystem=strict, a read-only mount) that was an OSError traceback
+    from gunicorn. Now check-config names the folder, and the app itself loads."""
+    app = tmp_path / "app"
+    app.mkdir()
+    for name in ("bikshop", "migrations", "templates", "static"):
+        shutil.copytree(ROOT / name, app / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("wsgi.py", "gunicorn.conf.py"):
+        shutil.copy(ROOT / name, app / name)
+    subprocess.run(["mount", "--bind", str(app), str(app)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(app)], check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+        env |= {"BIKSHOP_SECRET_KEY": SECRET, "BIKSHOP_BIK_AUTH": "none"}
+        env |= {"PYTHONPATH": str(app), "PYTHONDONTWRITEBYTECODE": "1"}
+        loaded = subprocess.run(
+            [sys.executable, "-c", "import bikshop, wsgi; print(bikshop.__file__)"],
+            cwd=app,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.strip() == str(app / "bikshop" / "__init__.py")
+        checked = subprocess.run(
+            [sys.executable, "-c", "from bikshop import ops; print(ops.check())"],
+            cwd=app,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert f"its folder {app / 'instance'} does not exist" in checked.stdout, checked.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(app)], check=False)
