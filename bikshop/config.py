@@ -390,7 +390,7 @@ def _validate_razorpay(config, env: str) -> None:
     if not re.match(r"^(https://[^/\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?)$", api_url):
         raise ConfigError(
             "BIKSHOP_RAZORPAY_API_URL must be https://host (no path), or http://127.0.0.1:PORT "
-            f"for a local stand-in, got {api_url!r}"
+            f"for a local stand-in, got {re.sub(r'//[^/@]*@', '//[secret]@', api_url)!r}"
         )
     config["RAZORPAY_API_URL"] = api_url
     if env != "production" and (config["RAZORPAY_KEY_ID"] or "").startswith("rzp_live_"):

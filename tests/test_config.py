@@ -484,3 +484,10 @@ def test_a_read_only_checkout_without_its_instance_folder_starts_without_a_trace
         assert f"its folder {app / 'instance'} does not exist" in checked.stdout, checked.stderr
     finally:
         subprocess.run(["umount", "-l", str(app)], check=False)
+
+
+def test_a_razorpay_api_url_with_credentials_in_it_is_refused_without_showing_them():
+    message = refusal(RAZORPAY_API_URL="https://rzp_live_k:s3cret-Value@api.razorpay.com/v1")
+    assert message.startswith("BIKSHOP_RAZORPAY_API_URL must be https://host")
+    assert "s3cret-Value" not in message and "rzp_live_k" not in message
+    assert "https://[secret]@api.razorpay.com/v1" in message
