@@ -253,6 +253,13 @@ def _sqlalchemy_url(url: str, instance_path: str) -> str:
             f"use {_SUPPORTED_DATABASES} (psycopg is the PostgreSQL driver installed)"
         )
     if parsed.get_backend_name() != "sqlite":
+        if "@" in (parsed.host or ""):
+            # postgresql://bikshop:p@ss@host/db: the host would be "ss@host", part of the
+            # password, and the driver's error would show it.
+            raise ConfigError(
+                "BIKSHOP_DATABASE_URL has an @ in its password: write it percent-encoded, "
+                "as %40 (postgresql://bikshop:p%40ss@127.0.0.1/bikshop)"
+            )
         return url
     path = parsed.database or ""
     if parsed.host or parsed.port:

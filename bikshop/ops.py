@@ -150,6 +150,15 @@ def _database_findings(app: Flask) -> list[Finding]:
 
     head = app.extensions["bikshop.migration_head"]
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return [
+            Finding(
+                "error",
+                "BIKSHOP_DATABASE_URL",
+                "is an in-memory SQLite database: each worker would have its own, emptied at "
+                "every restart; use sqlite:////absolute/path.sqlite3",
+            )
+        ]
     if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
         folder = os.path.dirname(url.database)
         if not os.path.isdir(folder):

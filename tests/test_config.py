@@ -491,3 +491,13 @@ def test_a_razorpay_api_url_with_credentials_in_it_is_refused_without_showing_th
     assert message.startswith("BIKSHOP_RAZORPAY_API_URL must be https://host")
     assert "s3cret-Value" not in message and "rzp_live_k" not in message
     assert "https://[secret]@api.razorpay.com/v1" in message
+
+
+def test_an_unencoded_at_sign_in_the_database_password_is_refused_without_showing_it():
+    """postgresql://bikshop:p@ss@host/db read as host 'ss@host': the driver's error then showed
+    part of the password."""
+    message = refusal(DATABASE_URL="postgresql://bikshop:Tr0ub@dor-xyz@127.0.0.1:5432/bikshop")
+    assert message.startswith("BIKSHOP_DATABASE_URL has an @ in its password")
+    assert "Tr0ub" not in message and "dor-xyz" not in message
+    app = create_app({**SAFE, "DATABASE_URL": "postgresql://bikshop:Tr0ub%40dor@127.0.0.1/b"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith(":Tr0ub%40dor@127.0.0.1/b")
