@@ -246,16 +246,21 @@ def backup_command(destination: str):
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise click.ClickException(f"folder {folder} is not writable by this user")
-    if url.get_backend_name() == "sqlite":
-        if not url.database or not os.path.isfile(url.database):
-            raise click.ClickException(f"no database at {url.database}: nothing to back up")
-        orders = backup_sqlite(url.database, target)
-        click.echo(f"backup: {target} ({orders} orders, integrity ok)")
-    elif url.get_backend_name() == "postgresql":
-        backup_postgresql(url, target)
-        click.echo(f"backup: {target} (pg_dump custom format; restore with pg_restore)")
-    else:
-        raise click.ClickException(f"backup does not know {url.get_backend_name()} databases")
+    try:
+        if url.get_backend_name() == "sqlite":
+            if not url.database or not os.path.isfile(url.database):
+                raise click.ClickException(f"no database at {url.database}: nothing to back up")
+            orders = backup_sqlite(url.database, target)
+            click.echo(f"backup: {target} ({orders} orders, integrity ok)")
+        elif url.get_backend_name() == "postgresql":
+            backup_postgresql(url, target)
+            click.echo(f"backup: {target} (pg_dump custom format; restore with pg_restore)")
+        else:
+            raise click.ClickException(f"backup does not know {url.get_backend_name()} databases")
+    except OSError as exc:  # the folder full (of data or inodes), read-only, gone meanwhile
+        raise click.ClickException(
+            f"backup failed: cannot write {exc.filename or folder}: {exc.strerror or exc}"
+        )
 
 
 def backup_sqlite(source: str, target: Path) -> int:

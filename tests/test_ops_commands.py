@@ -302,3 +302,26 @@ def test_check_config_refuses_an_in_memory_sqlite_database(url):
     assert checked.returncode == 1
     (line,) = [line for line in checked.stdout.splitlines() if "BIKSHOP_DATABASE_URL" in line]
     assert line.startswith("ERROR   BIKSHOP_DATABASE_URL is an in-memory SQLite database")
+
+
+def test_backup_into_a_full_folder_says_so_in_one_line(database_url, tmp_path):
+    """/var/backups out of space (here out of inodes: no new file can be made at all)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=4", "tmpfs", str(folder)])
+    try:
+        for number in range(10):
+            try:
+                (folder / f"filler{number}").touch()
+            except OSError:
+                break
+        env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+        result = flask("backup", str(folder / "nightly.backup"), env=env)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"Error: backup failed: cannot write {folder / 'nightly.backup.partial'}: "
+            "No space left on device"
+        ]
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
