@@ -148,3 +148,23 @@ def test_export_csv_after_being_signed_out_leads_to_sign_in_then_the_same_list(
     assert download.value.suggested_filename.startswith("orders-")
     exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert order["name"] in exported and "Ravi" not in exported
+
+
+def test_cash_received_alone_on_a_delivered_order_keeps_its_space(make_app, gunicorn, browser):
+    """Delivered but unpaid (cash on delivery): the one button left sits in the same row as the
+    others would, with the gap above the fulfilment form, not touching its label."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919800000003", "Kiran")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/admin/orders/{order['id']}")
+    page.click("button:has-text('Mark delivered')")
+    page.wait_for_selector("text=Status changed to DELIVERED.")
+    button = page.locator("button:has-text('Cash received')").bounding_box()
+    label = page.locator("label:has-text('Fulfilment')").bounding_box()
+    assert label["y"] - (button["y"] + button["height"]) >= 8
+    context.close()
