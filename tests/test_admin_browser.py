@@ -168,3 +168,19 @@ def test_cash_received_alone_on_a_delivered_order_keeps_its_space(make_app, guni
     label = page.locator("label:has-text('Fulfilment')").bounding_box()
     assert label["y"] - (button["y"] + button["height"]) >= 8
     context.close()
+
+
+def test_after_a_wrong_password_the_cursor_is_in_the_password_box(make_app, gunicorn, phone_page):
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    page = phone_page
+    page.goto(f"{server.url}/admin/login")
+    assert page.evaluate("document.activeElement.name") == "email"
+    page.fill("input[name=email]", OWNER)
+    page.fill("input[name=password]", "not the password")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("text=Wrong email or password.")
+    assert page.input_value("input[name=email]") == OWNER
+    assert page.evaluate("document.activeElement.name") == "password"
