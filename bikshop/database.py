@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from flask import after_this_request, has_request_context
@@ -83,19 +83,27 @@ def dispose_engines(*, close: bool = True) -> None:
         engine.dispose(close=close)
 
 
+_SQLITE_READONLY = 8  # the primary result code; extended codes (READONLY_DBMOVED ...) keep it
+
+
 def read_only_error(driver_error: BaseException | None) -> bool:
-    """Whether the driver's error is PostgreSQL refusing a write as read-only (SQLSTATE 25006:
-    ``default_transaction_read_only``, a hot standby), which the driver files under
-    InternalError, not OperationalError."""
-    return getattr(driver_error, "sqlstate", None) == "25006"
+    """Whether the driver's error is the database refusing a write as read-only: PostgreSQL's
+    SQLSTATE 25006 (``default_transaction_read_only``, a hot standby), which the driver files
+    under InternalError, not OperationalError; or SQLite's SQLITE_READONLY (a connection opened
+    while its file could not be written stays read-only for its life)."""
+    if getattr(driver_error, "sqlstate", None) == "25006":
+        return True
+    code = getattr(driver_error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_READONLY
 
 
 def install_read_only_recovery(engine: Engine) -> None:
     """Drop a connection that a write found read-only, instead of pooling it again.
 
     ``default_transaction_read_only`` (set by ``ALTER DATABASE``, or a standby's) is fixed for
-    a session when it connects: a pooled connection opened while the database was read-only
-    stays so after the database is writable again, and would refuse every write until it died.
+    a session when it connects, and SQLite opens a file it cannot write read-only for good: a
+    pooled connection opened while the database was read-only stays so after the database is
+    writable again, and would refuse every write until it died.
     Treated as a lost connection, it is replaced by a fresh one (and, through SQLAlchemy, the
     rest of the pool with it); :class:`DirectStatement` does the same for its writes.
     """
@@ -338,7 +346,9 @@ class DirectStatement:
                 ismulti=many,
             ) from error
         finally:
-            cursor.close()
+            # An invalidated SQLite connection is closed, and so refuses to close its cursor.
+            with suppress(dialect.loaded_dbapi.Error):
+                cursor.close()
 
     def _plan(self, dialect: Dialect, *, returning: bool) -> _Plan:
         plan = self._plans.get(dialect.name)

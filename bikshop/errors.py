@@ -157,11 +157,16 @@ def as_http_error(error: Exception) -> HTTPException:
     if isinstance(error, OperationalError | InterfaceError | PoolTimeout) or read_only_error(
         getattr(error, "orig", None)
     ):
+        cause = getattr(error, "orig", None) or error
+        # The driver's first line says why ("database is locked", "attempt to write a readonly
+        # database", "connection refused"); never the statement or its values.
+        reason = (str(cause).strip().splitlines() or [""])[0][:200]
         log.error(
-            "database unavailable on %s %s: %s",
+            "database unavailable on %s %s: %s: %s",
             request.method,
             request.path,
-            type(getattr(error, "orig", None) or error).__name__,
+            type(cause).__name__,
+            reason,
         )
         return DatabaseUnavailable()
     log.exception("unhandled error on %s %s", request.method, request.path)

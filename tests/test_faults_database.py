@@ -200,10 +200,21 @@ def test_readyz_is_503_while_the_sqlite_file_is_read_only(tmp_path):
         try:
             assert _readyz(server) == (503, {"status": "unavailable", "database": "read-only"})
             _assert_unavailable(_place(server.url))
+            # The log says why, in the driver's words.
+            reason = "attempt to write a readonly database"
+            assert reason in server.log_once_it_has(reason)
             subprocess.run(["umount", "-l", str(database)], check=True)  # open files keep it
             mounted = False
-            # Writable again: the probe says so at once, without a restart.
+            # Writable again: the probe says so at once, and placeOrder stores again, without a
+            # restart (the worker's connection, opened read-only, is replaced).
             assert _readyz(server)[0] == 200
+            placed = _place(server.url)
+            assert placed.status_code == 200, placed.text
+            order_id = placed.json()["order"]["id"]
+            with contextlib.closing(sqlite3.connect(database)) as stored:
+                assert stored.execute(
+                    "SELECT count(*) FROM orders WHERE public_id = ?", (order_id,)
+                ).fetchone() == (1,)
             assert "Traceback" not in server.log()
         finally:
             server.stop()
