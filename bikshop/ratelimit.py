@@ -75,11 +75,32 @@ def _hooks_only_on(app: Flask, endpoints: set[str]) -> None:
             before[i] = _gated(hook, endpoints)
     for i, hook in enumerate(after):
         if isinstance(hook, partial) and limiter in hook.args:
-            after[i] = _gated(hook, endpoints, passthrough=True)
+            after[i] = _gated(_retry_after_only_when_limited(hook), endpoints, passthrough=True)
     teardown = app.teardown_request_funcs.get(None, [])
     for i, hook in enumerate(teardown):  # resets the per-request context the check made
         if getattr(hook, "__self__", None) is limiter:
             teardown[i] = _gated(hook, endpoints)
+
+
+def _retry_after_only_when_limited(inject_headers):
+    """Flask-Limiter's header hook, with ``Retry-After`` left to the answers it belongs on.
+
+    The limiter sets ``Retry-After`` (its window's reset) on every answer of a limited route:
+    a 200 or a redirect would tell a client to wait, and a view's own value (30 s on the
+    "Razorpay is down" 503) would be replaced. Only a 429 keeps the limiter's; any other
+    answer keeps what its view said, or none. The ``X-RateLimit-*`` headers stay.
+    """
+
+    def inject(response):
+        own = response.headers.get("Retry-After")
+        response = inject_headers(response)
+        if response.status_code != 429:
+            response.headers.pop("Retry-After", None)
+            if own is not None:
+                response.headers["Retry-After"] = own
+        return response
+
+    return inject
 
 
 def _gated(hook, endpoints: set[str], *, passthrough: bool = False):

@@ -37,6 +37,22 @@ def test_invoice_page_and_pdf_are_limited_per_address(make_app):
     assert all(unlimited.get(path).status_code == 200 for _ in range(6))
 
 
+def test_only_a_429_carries_the_limiters_retry_after(make_app):
+    """A limited route's other answers tell no client to wait: a 200, a redirect, a 404 carry
+    no Retry-After, while the X-RateLimit-* headers stay; the 429 carries one."""
+    client = make_app(RATELIMIT_INVOICE="3 per minute", RATELIMIT_PAY="5 per minute").test_client()
+    path = _invoice_path(client)
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["X-RateLimit-Limit"] == "3"
+    assert "Retry-After" not in page.headers
+    paying = client.post(path + "/pay")  # no Razorpay configured: back to the page
+    assert paying.status_code == 303 and "Retry-After" not in paying.headers
+    missing = client.get(f"/invoice/{secrets.token_urlsafe(24)}")
+    assert missing.status_code == 404 and "Retry-After" not in missing.headers
+    assert client.get(path).status_code == 200  # the third of three
+    _assert_html_429(client.get(path))
+
+
 def test_guessing_invoice_tokens_locks_the_address_out(make_app):
     client = make_app(RATELIMIT_INVOICE_MISSES="2 per minute").test_client()
     path = _invoice_path(client)
