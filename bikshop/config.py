@@ -400,6 +400,14 @@ def _validate_razorpay(config, env: str) -> None:
             f"for a local stand-in, got {re.sub(r'//[^/@]*@', '//[secret]@', api_url)!r}"
         )
     config["RAZORPAY_API_URL"] = api_url
+    # The webhook is how most payments are learnt of: UPI on Android never comes back to the
+    # redirect, and a customer may close the page first. Without its secret every delivery is
+    # refused, and paid orders would wait for someone to run reconcile-payments.
+    if env == "production" and all(keys) and not config["RAZORPAY_WEBHOOK_SECRET"]:
+        raise ConfigError(
+            "BIKSHOP_RAZORPAY_WEBHOOK_SECRET is not set: production with Razorpay keys needs "
+            "the secret of the webhook created in Razorpay's Dashboard, or payments stay pending"
+        )
     if env != "production" and (config["RAZORPAY_KEY_ID"] or "").startswith("rzp_live_"):
         raise ConfigError(
             "BIKSHOP_RAZORPAY_KEY_ID is a live key but BIKSHOP_ENV is development: "

@@ -97,7 +97,9 @@ def test_privacy_headers(client):
 
 
 def test_payment_host_may_receive_the_pay_form_only_when_payment_is_configured(make_app):
-    client = make_app(RAZORPAY_KEY_ID="rzp_test_x", RAZORPAY_KEY_SECRET="s").test_client()
+    client = make_app(
+        RAZORPAY_KEY_ID="rzp_test_x", RAZORPAY_KEY_SECRET="s", RAZORPAY_WEBHOOK_SECRET="w"
+    ).test_client()
     csp = client.get(place_invoice(client)).headers["Content-Security-Policy"]
     assert "form-action 'self' https://rzp.io https://*.razorpay.com;" in csp
 
