@@ -11,6 +11,7 @@ import razorpay
 import requests
 from flask import current_app
 from razorpay.errors import BadRequestError, GatewayError, ServerError
+from urllib3.exceptions import NewConnectionError
 
 from bikshop.errors import ApiError
 
@@ -35,7 +36,16 @@ class RazorpayError(Exception):
 
 
 class RazorpayUnavailable(RazorpayError):
-    """Razorpay is down, slow beyond our timeout, or failed on its side: retry later."""
+    """Razorpay is down, slow beyond our timeout, or failed on its side: retry later.
+
+    ``reached`` is False only when the request certainly never left (no connection could be
+    made), so Razorpay did nothing. Otherwise it may have done what was asked and its answer
+    was lost: a timeout, a 5xx, a proxy's error page.
+    """
+
+    def __init__(self, message: str, *, reached: bool = True):
+        super().__init__(message)
+        self.reached = reached
 
 
 class RazorpayRejected(RazorpayError):
@@ -104,15 +114,26 @@ def _call(what: str, call):
     except requests.Timeout:
         log.error("razorpay timed out on %s", what)
         raise RazorpayUnavailable("Razorpay did not answer in time") from None
-    except requests.ConnectionError:
-        log.error("razorpay unreachable on %s", what)
-        raise RazorpayUnavailable("Razorpay could not be reached") from None
+    except requests.ConnectTimeout:
+        log.error("razorpay unreachable on %s: no connection in time", what)
+        raise RazorpayUnavailable("Razorpay could not be reached", reached=False) from None
+    except requests.ConnectionError as exc:
+        reached = not _never_connected(exc)
+        log.error("razorpay %s on %s", "dropped the connection" if reached else "unreachable", what)
+        raise RazorpayUnavailable("Razorpay could not be reached", reached=reached) from None
     except (requests.RequestException, ValueError) as exc:  # e.g. an HTML error page from a proxy
         log.error("razorpay answered %s with something unreadable: %s", what, type(exc).__name__)
         raise RazorpayUnavailable("Razorpay gave an unreadable answer") from None
     if not isinstance(result, dict):
         raise RazorpayUnavailable("Razorpay gave an unexpected answer")
     return result
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when no connection was made (refused, no route, no DNS), so nothing was sent; a
+    connection reset or closed after the request went out may have been acted on."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
 
 
 def create_link(data: dict) -> dict:
@@ -139,12 +160,29 @@ def cancel_link(razorpay_id: str) -> dict:
     return _call(f"cancel {razorpay_id}", lambda c: c.payment_link.cancel(razorpay_id))
 
 
-def refund_payment(razorpay_payment_id: str, paise: int) -> dict:
-    """Ask Razorpay to refund ``paise`` of a captured payment; answers the refund entity."""
+def refund_payment(razorpay_payment_id: str, paise: int, *, receipt: str, key: str) -> dict:
+    """Ask Razorpay to refund ``paise`` of a captured payment; answers the refund entity.
+
+    ``key`` goes in Razorpay's ``X-Refund-Idempotency`` header: asked again with the same key
+    and body (after a lost answer), Razorpay answers the refund it made instead of a second one.
+    """
     return _call(
         f"refund {razorpay_payment_id}",
-        lambda c: c.payment.refund(razorpay_payment_id, {"amount": paise}),
+        lambda c: c.payment.refund(
+            razorpay_payment_id,
+            {"amount": paise, "receipt": receipt},
+            headers={"X-Refund-Idempotency": key},
+        ),
     )
+
+
+def payment_refunds(razorpay_payment_id: str) -> list[dict]:
+    """Every refund Razorpay holds for the payment (GET /v1/payments/<id>/refunds)."""
+    found = _call(
+        f"list refunds {razorpay_payment_id}",
+        lambda c: c.payment.fetch_multiple_refund(razorpay_payment_id, {"count": 100}),
+    )
+    return [item for item in found.get("items") or [] if isinstance(item, dict)]
 
 
 def fetch_refund(razorpay_refund_id: str) -> dict:

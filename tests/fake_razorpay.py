@@ -1,6 +1,7 @@
 """A fake Razorpay on loopback: the Payment Links and refund endpoints bikshop's real SDK calls,
 plus test controls to pay a link (signed webhook POSTed to bikshop, signed callback URL back),
-process refunds, go down (connection refused) or go slow (answers after bikshop's timeout)."""
+process refunds, go down (connection refused), go slow (answers after bikshop's timeout) or
+lose the answer to a refund it made (``lose_refund_answers``)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,13 @@ class FakeRazorpay:
         self.calls: list[tuple[str, str, dict | None]] = []  # (method, path, json body)
         self.deliveries: list[requests.Response] = []  # bikshop's answers to our webhooks
         self.delay = 0.0  # seconds every API answer waits: "Razorpay is slow"
+        # The next N refunds are made, but their answer is lost: a 504 page from Razorpay's
+        # edge instead, or (``lost_answer_delay`` > 0) the answer held past bikshop's timeout.
+        self.lose_refund_answers = 0
+        self.lost_answer_delay = 0.0
+        self.refund_keys: dict[str, tuple[dict, str]] = {}  # X-Refund-Idempotency → (body, id)
+        self.refund_key_log: list[str | None] = []  # that header, per refund request
+        self.refund_outage = 0  # the next N refund requests fail (503) before making anything
         self.lock = threading.Lock()
         self.app = self._build_app()
         self.port = 0
@@ -135,6 +143,7 @@ class FakeRazorpay:
         app.post("/v1/payment_links/<plink_id>/cancel")(self._cancel)
         app.post("/v1/payments/<payment_id>/refund")(self._refund)
         app.get("/v1/refunds/<refund_id>")(self._fetch_refund)
+        app.get("/v1/payments/<payment_id>/refunds")(self._list_refunds)
         app.post("/_fake/payment_links/<plink_id>/pay")(
             lambda plink_id: jsonify(callback_url=self.pay(plink_id))
         )
@@ -232,34 +241,66 @@ class FakeRazorpay:
         return jsonify(link)
 
     def _refund(self, payment_id):
-        payment = self.payments.get(payment_id)
-        if payment is None:
-            return _error("The id provided does not exist")
-        amount = (request.get_json(silent=True) or {}).get("amount", payment["amount"])
-        if not isinstance(amount, int) or amount < 100:
-            return _error("The amount must be atleast INR 1.00", field="amount")
-        if amount > payment["amount"] - payment["amount_refunded"]:
-            return _error(
-                "The refund amount provided is greater than amount captured", field="amount"
-            )
-        payment["amount_refunded"] += amount
-        refund = {
-            "id": new_id("rfnd_"),
-            "entity": "refund",
-            "amount": amount,
-            "currency": payment["currency"],
-            "payment_id": payment_id,
-            "notes": [],
-            "receipt": None,
-            "acquirer_data": {"arn": None},
-            "created_at": int(time.time()),
-            "batch_id": None,
-            "status": "pending",
-            "speed_processed": "normal",
-            "speed_requested": "normal",
-        }
-        self.refunds[refund["id"]] = refund
+        body = request.get_json(silent=True) or {}
+        key = request.headers.get("X-Refund-Idempotency")
+        with self.lock:
+            self.refund_key_log.append(key)
+            if self.refund_outage:
+                self.refund_outage -= 1
+                return _error("Something went wrong", 503, code="SERVER_ERROR")
+            if key is not None:
+                if len(key) < 10 or not key.replace("-", "").replace("_", "").isalnum():
+                    return _error("The idempotency key is invalid")
+                if key in self.refund_keys:
+                    first_body, refund_id = self.refund_keys[key]
+                    if first_body != body:
+                        return _error(
+                            "Different request with the same idempotency key has already "
+                            "been processed."
+                        )
+                    return jsonify(self.refunds[refund_id])
+            payment = self.payments.get(payment_id)
+            if payment is None:
+                return _error("The id provided does not exist")
+            amount = body.get("amount", payment["amount"])
+            if not isinstance(amount, int) or amount < 100:
+                return _error("The amount must be atleast INR 1.00", field="amount")
+            if amount > payment["amount"] - payment["amount_refunded"]:
+                return _error(
+                    "The refund amount provided is greater than amount captured", field="amount"
+                )
+            payment["amount_refunded"] += amount
+            refund = {
+                "id": new_id("rfnd_"),
+                "entity": "refund",
+                "amount": amount,
+                "currency": payment["currency"],
+                "payment_id": payment_id,
+                "notes": body.get("notes") or [],
+                "receipt": body.get("receipt"),
+                "acquirer_data": {"arn": None},
+                "created_at": int(time.time()),
+                "batch_id": None,
+                "status": "pending",
+                "speed_processed": "normal",
+                "speed_requested": "normal",
+            }
+            self.refunds[refund["id"]] = refund
+            if key is not None:
+                self.refund_keys[key] = (body, refund["id"])
+            lost = self.lose_refund_answers > 0
+            self.lose_refund_answers = max(0, self.lose_refund_answers - 1)
+        if lost and not self.lost_answer_delay:
+            return "<html><body>504 Gateway Time-out</body></html>", 504
+        if lost:
+            time.sleep(self.lost_answer_delay)
         return jsonify(refund)
+
+    def _list_refunds(self, payment_id):
+        if payment_id not in self.payments:
+            return _error("The id provided does not exist")
+        items = [r for r in self.refunds.values() if r["payment_id"] == payment_id]
+        return jsonify(entity="collection", count=len(items), items=items[::-1])
 
     def _fetch_refund(self, refund_id):
         refund = self.refunds.get(refund_id)

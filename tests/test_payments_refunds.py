@@ -4,11 +4,14 @@ Razorpay over real HTTP through the SDK, real database)."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Refund
 from bikshop.services.payments import refund
@@ -118,3 +121,150 @@ def test_the_refund_failed_webhook_frees_the_amount_once(paid):
     assert post_webhook(client, raw, headers).get_json()["outcome"].startswith("no change")
     assert refunds(app) == [("failed", Decimal("947.00"))]
     assert payment_status(client, order_id) == "paid"
+
+
+# ---- a refund whose answer was lost: Razorpay may or may not have made it -------------------
+def ask_unconfirmed(app, amount) -> str:
+    """Ask for a refund whose answer is lost; the 503 says it is unconfirmed. Its receipt."""
+    with app.app_context():
+        with pytest.raises(ApiError) as lost:
+            refund(db.session.scalars(select(Order)).one(), amount, actor="admin:o@x.in")
+        assert (lost.value.code, lost.value.error_code) == (503, "refund_unconfirmed")
+        assert "may or may not have been made" in lost.value.description
+        row = db.session.scalars(select(Refund).order_by(Refund.id.desc())).first()
+        assert (row.status, row.razorpay_refund_id) == ("pending", None)
+        return f"bikshop-refund-{row.id}"
+
+
+def refund_posts(fake) -> list[dict]:
+    return [body for method, path, body in fake.calls if path.endswith("/refund")]
+
+
+@pytest.mark.parametrize("lost_after", [0.0, 1.5], ids=["504-page", "past-our-timeout"])
+def test_a_refund_whose_answer_was_lost_is_held_and_reconcile_finds_it_by_receipt(paid, lost_after):
+    app, client, fake, order_id = paid
+    fake.lose_refund_answers, fake.lost_answer_delay = 1, lost_after
+    receipt = ask_unconfirmed(app, Decimal("500"))
+    (made,) = fake.refunds.values()  # Razorpay did make it
+    assert made["receipt"] == receipt and made["amount"] == 50000
+    assert refunds(app) == [("pending", Decimal("500.00"))]  # not failed: it may be real
+    with app.app_context(), pytest.raises(ApiError) as second:  # so it is held back
+        refund(db.session.scalars(select(Order)).one(), Decimal("448"), actor="admin")
+    assert second.value.code == 422 and "at most 447 INR" in second.value.description
+    result = reconcile(app, "--older-than", "0")
+    assert result.exit_code == 0, result.output
+    assert f"{receipt}: no change: refund is pending at Razorpay" in result.output
+    assert len(refund_posts(fake)) == 1  # found by its receipt, not asked again
+    with app.app_context():
+        (row,) = db.session.scalars(select(Refund))
+        assert row.razorpay_refund_id == made["id"]
+    fake.process_refund(made["id"])
+    settled = reconcile(app, "--older-than", "0")
+    assert f"{made['id']}: order partially_refunded" in settled.output
+    assert refunds(app) == [("processed", Decimal("500.00"))]
+    assert len(fake.refunds) == 1 and payment_status(client, order_id) == "partially_refunded"
+
+
+def test_a_refund_razorpay_failed_before_making_is_asked_again_with_the_same_key(paid):
+    app, client, fake, order_id = paid
+    fake.refund_outage = 1  # a 5xx: bikshop cannot tell that nothing was made
+    receipt = ask_unconfirmed(app, Decimal("100"))
+    assert fake.refunds == {} and refunds(app) == [("pending", Decimal("100.00"))]
+    young = reconcile(app)  # 15 minutes by default: not asked again yet
+    assert receipt not in young.output and fake.refunds == {}
+    result = reconcile(app, "--older-than", "0")
+    assert f"{receipt}: no change: refund is pending at Razorpay" in result.output
+    (made,) = fake.refunds.values()
+    assert made["receipt"] == receipt and made["amount"] == 10000
+    first, again = fake.refund_key_log
+    assert first == again and len(first) >= 10  # the same X-Refund-Idempotency key
+    assert refund_posts(fake) == [{"amount": 10000, "receipt": receipt}] * 2
+    assert reconcile(app, "--older-than", "0").exit_code == 0
+    assert len(fake.refunds) == 1  # a later run fetches it by id: never a second refund
+
+
+def test_razorpay_answering_the_same_key_twice_makes_one_refund(paid):
+    """What bikshop relies on when it asks again: the fake keeps Razorpay's documented rule,
+    and bikshop's second ask after a lost answer adopts the refund already made."""
+    app, client, fake, order_id = paid
+    fake.lose_refund_answers = 1
+    receipt = ask_unconfirmed(app, Decimal("200"))
+    fake.refunds[next(iter(fake.refunds))]["receipt"] = None  # not findable by receipt
+    result = reconcile(app, "--older-than", "0")
+    assert f"{receipt}: no change: refund is pending at Razorpay" in result.output
+    assert len(fake.refunds) == 1 and len(refund_posts(fake)) == 2
+    with app.app_context():
+        (row,) = db.session.scalars(select(Refund))
+        assert row.razorpay_refund_id == next(iter(fake.refunds))
+
+
+def test_the_webhook_settles_a_lost_answer_by_receipt_not_by_amount(paid):
+    app, client, fake, order_id = paid
+    fake.lose_refund_answers = 2
+    first = ask_unconfirmed(app, Decimal("100"))
+    second = ask_unconfirmed(app, Decimal("100"))  # same amount: only the receipt tells
+    by_receipt = {r["receipt"]: r["id"] for r in fake.refunds.values()}
+    response = post_webhook(client, *fake.process_refund(by_receipt[second]))
+    assert response.get_json()["outcome"] == "order partially_refunded"
+    with app.app_context():
+        stored = {
+            f"bikshop-refund-{r.id}": (r.status, r.razorpay_refund_id)
+            for r in db.session.scalars(select(Refund))
+        }
+    assert stored == {first: ("pending", None), second: ("processed", by_receipt[second])}
+    result = reconcile(app, "--older-than", "0")
+    assert f"{first}: no change: refund is pending at Razorpay" in result.output
+    assert len(fake.refunds) == 2  # the first was found, not made again
+
+
+def test_a_lost_ask_that_razorpay_now_refuses_frees_the_amount(paid):
+    app, client, fake, order_id = paid
+    fake.refund_outage = 1
+    receipt = ask_unconfirmed(app, Decimal("947"))
+    (payment,) = fake.payments.values()
+    payment["amount_refunded"] = payment["amount"]  # refunded meanwhile in Razorpay's dashboard
+    result = reconcile(app, "--older-than", "0")
+    assert result.exit_code == 0, result.output
+    assert f"{receipt}: refund failed: Razorpay refused it: " in result.output
+    assert "greater than amount captured" in result.output
+    assert refunds(app) == [("failed", Decimal("947.00"))] and fake.refunds == {}
+
+
+def test_razorpay_unreachable_fails_the_refund_at_once_since_nothing_was_sent(paid):
+    app, client, fake, order_id = paid
+    fake.stop()
+    try:
+        with app.app_context(), pytest.raises(ApiError) as down:
+            refund(db.session.scalars(select(Order)).one(), Decimal("100"), actor="admin")
+    finally:
+        fake.start()
+    assert (down.value.code, down.value.error_code) == (503, "payment_gateway_unavailable")
+    assert "nothing was changed" in down.value.description
+    assert refunds(app) == [("failed", Decimal("100.00"))]
+
+
+def test_a_connection_dropped_after_the_ask_went_out_leaves_the_refund_unconfirmed(paid):
+    """A reset after the request was sent (not a refused connection) may have been acted on."""
+    app, client, fake, order_id = paid
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def hang_up():
+        conn, _ = listener.accept()
+        with conn:
+            received.append(conn.recv(65536))  # the whole request arrives, then the line drops
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    app.config["RAZORPAY_API_URL"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        receipt = ask_unconfirmed(app, Decimal("100"))
+    finally:
+        thread.join(5)
+        listener.close()
+        app.config["RAZORPAY_API_URL"] = fake.url
+    assert received and b"X-Refund-Idempotency" in received[0]
+    assert refunds(app) == [("pending", Decimal("100.00"))]
+    result = reconcile(app, "--older-than", "0")  # Razorpay never got it: asked again, made once
+    assert f"{receipt}: no change: refund is pending at Razorpay" in result.output
+    assert [r["receipt"] for r in fake.refunds.values()] == [receipt]

@@ -239,8 +239,11 @@ def test_full_refund_through_razorpay_confirmed_by_its_webhook(shop):
         order = db.session.scalars(select(Order)).one()
         row = refund(order, None, actor="admin:owner@example.com")
         assert (row.amount, row.status) == (Decimal("947.00"), "pending")
-        refund_id = row.razorpay_refund_id
-    assert [body for _, path, body in fake.calls if path.endswith("/refund")] == [{"amount": 94700}]
+        refund_id, receipt = row.razorpay_refund_id, f"bikshop-refund-{row.id}"
+    assert [body for _, path, body in fake.calls if path.endswith("/refund")] == [
+        {"amount": 94700, "receipt": receipt}
+    ]
+    assert fake.refunds[refund_id]["receipt"] == receipt
     assert payment_status(client, order_id) == "paid"  # not until Razorpay confirms
     raw, headers = fake.process_refund(refund_id)
     for _ in range(2):
@@ -414,7 +417,7 @@ def test_a_one_rupee_refund_goes_through(shop):
     app, client, fake, order_id = _paid_shop(shop)
     with app.app_context():
         refund(db.session.scalars(select(Order)).one(), Decimal("1"), actor="admin")
-    assert [body for _, path, body in fake.calls if path.endswith("/refund")] == [{"amount": 100}]
+    assert [body["amount"] for _, path, body in fake.calls if path.endswith("/refund")] == [100]
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import NoReturn
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -18,6 +19,7 @@ from bikshop.money import (
     RAZORPAY_MINIMUM,
     NotPayable,
     format_plain,
+    from_minor_units,
     razorpay_takes,
     to_minor_units,
 )
@@ -29,7 +31,10 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
     """Refund all (``None``) or part of a paid order through Razorpay; commits.
 
     The refund is stored as pending and becomes final when Razorpay's ``refund.processed``
-    webhook arrives (or at once, if Razorpay answers that it is already processed).
+    webhook arrives (or at once, if Razorpay answers that it is already processed). When
+    Razorpay's answer is lost (a timeout, a 5xx), Razorpay may have made it: the refund stays
+    pending, holding its amount back, and ``RefundUnconfirmed`` says so; reconcile-payments
+    then asks again, and Razorpay's idempotency key makes that ask safe.
     """
     payment, refundable = _refundable(order)
     amount = refundable if amount is None else Decimal(amount)
@@ -38,21 +43,81 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
     db.session.add(row)
     db.session.commit()  # reserved before asking Razorpay, so a second click cannot over-refund
     try:
-        entity = razorpay_client.refund_payment(payment.razorpay_payment_id, minor)
-    except razorpay_client.RazorpayError as exc:
-        row.status = "failed"
-        record(order, "refund_failed", actor, f"Refund of {format_plain(amount)} failed: {exc}")
+        entity = _ask(row, payment, minor)
+    except razorpay_client.RazorpayUnavailable as exc:
+        if not exc.reached:
+            _refused(order, row, amount, actor, exc)
+        record(
+            order,
+            "refund_unconfirmed",
+            actor,
+            f"Refund of {format_plain(amount)} {order.currency} asked of Razorpay, which did "
+            f"not confirm it ({exc}); held as pending until Razorpay settles it",
+            {"amount": str(amount), "receipt": receipt_of(row)},
+        )
         db.session.commit()
-        raise GatewayFailure(exc, "refund the payment")
+        raise RefundUnconfirmed(amount, order.currency, exc) from None
+    except razorpay_client.RazorpayError as exc:
+        _refused(order, row, amount, actor, exc)
+    row = _adopt(order, row, entity, actor)
+    if entity.get("status") == "processed":
+        confirm_refund(row, actor="razorpay")
+        db.session.commit()
+    return row
+
+
+class RefundUnconfirmed(ApiError):
+    """Razorpay's answer to a refund was lost: it is pending, and will be settled later."""
+
+    def __init__(self, amount: Decimal, currency: str, exc: razorpay_client.RazorpayError):
+        super().__init__(
+            503,
+            f"Razorpay did not confirm the refund of {format_plain(amount)} {currency} ({exc}), "
+            "so it may or may not have been made. It stays pending and its amount is held back, "
+            "so it cannot be asked twice; Razorpay's webhook or the next reconcile-payments run "
+            "settles it (asking Razorpay again is safe: it makes one refund however often asked).",
+            code="refund_unconfirmed",
+        )
+
+
+def receipt_of(row: Refund) -> str:
+    """The ``receipt`` bikshop gives Razorpay with the refund: how either side finds the other."""
+    return f"{RECEIPT_PREFIX}{row.id}"
+
+
+RECEIPT_PREFIX = "bikshop-refund-"
+
+
+def _ask(row: Refund, payment: Payment, minor: int) -> dict:
+    """Ask Razorpay for ``row``'s refund; the same key and body every time it is asked."""
+    return razorpay_client.refund_payment(
+        payment.razorpay_payment_id,
+        minor,
+        receipt=receipt_of(row),
+        key=f"bikshop-{payment.razorpay_payment_id}-refund-{row.id}",
+    )
+
+
+def _refused(order: Order, row: Refund, amount: Decimal, actor: str, exc) -> NoReturn:
+    """Razorpay certainly did not make the refund: it no longer holds the amount back."""
+    row.status = "failed"
+    record(order, "refund_failed", actor, f"Refund of {format_plain(amount)} failed: {exc}")
+    db.session.commit()
+    raise GatewayFailure(exc, "refund the payment")
+
+
+def _adopt(order: Order, row: Refund, entity: dict, actor: str) -> Refund:
+    """Store Razorpay's answer (its refund id) on ``row``; commits. If Razorpay's webhook
+    stored that refund first, its row is the one kept."""
     row.razorpay_refund_id = str(entity.get("id") or "") or None
     row.raw = entity
     record(
         order,
         "refund_requested",
         actor,
-        f"Refund of {format_plain(amount)} {order.currency} asked of Razorpay "
+        f"Refund of {format_plain(row.amount)} {order.currency} asked of Razorpay "
         f"({row.razorpay_refund_id})",
-        {"amount": str(amount), "razorpayRefundId": row.razorpay_refund_id},
+        {"amount": str(row.amount), "razorpayRefundId": row.razorpay_refund_id},
     )
     try:
         db.session.commit()
@@ -63,9 +128,6 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
         row = db.session.scalars(
             select(Refund).where(Refund.razorpay_refund_id == entity.get("id"))
         ).one()
-    if entity.get("status") == "processed":
-        confirm_refund(row, actor="razorpay")
-        db.session.commit()
     return row
 
 
@@ -172,7 +234,7 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
     return f"order {to}"
 
 
-def fail_refund(row: Refund, *, actor: str) -> str:
+def fail_refund(row: Refund, *, actor: str, reason: str | None = None) -> str:
     """Razorpay could not make ``row``: it no longer holds back what is left to refund.
     Once only, and never after it was processed; the caller commits."""
     moved = db.session.execute(
@@ -190,66 +252,132 @@ def fail_refund(row: Refund, *, actor: str) -> str:
         "refund_failed",
         actor,
         f"Razorpay could not refund {format_plain(row.amount)} {order.currency} "
-        f"({row.razorpay_refund_id})",
+        f"({reason or row.razorpay_refund_id})",
     )
-    return "refund failed"
+    return f"refund failed: {reason}" if reason else "refund failed"
 
 
-class _FetchedRefund(Schema):
-    """The fields of a fetched refund entity that settle it."""
+class RefundEntity(Schema):
+    """The fields of Razorpay's refund entity that bikshop reads (webhook, fetch and list)."""
 
     class Meta:
         unknown = INCLUDE
 
-    id = fields.String(required=True)
-    amount = fields.Integer(strict=True, required=True)
-    status = fields.String(required=True)
+    id = fields.String(required=True, validate=validate.Length(max=64))  # its column
+    payment_id = fields.String(required=True)
+    amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    status = fields.String(load_default="")
+    receipt = fields.String(allow_none=True, load_default=None)
+
+
+def row_for(payment: Payment, entity: dict) -> Refund | None:
+    """bikshop's row for a refund Razorpay tells of (loaded by ``RefundEntity``): by its id, or
+    by the receipt bikshop gave it while the id is not stored yet (the answer to the ask was
+    lost, or the webhook came first), or else the oldest pending refund of the same amount
+    still without an id (asked before refunds carried a receipt). None if there is none: the
+    refund was made in Razorpay's dashboard."""
+    row = db.session.scalars(
+        select(Refund).where(Refund.razorpay_refund_id == entity["id"])
+    ).one_or_none()
+    if row is not None:
+        return row
+    unmatched = select(Refund).where(
+        Refund.payment_id == payment.id, Refund.razorpay_refund_id.is_(None)
+    )
+    receipt = entity.get("receipt") or ""
+    if receipt.startswith(RECEIPT_PREFIX) and receipt[len(RECEIPT_PREFIX) :].isdigit():
+        return db.session.scalars(
+            unmatched.where(Refund.id == int(receipt[len(RECEIPT_PREFIX) :]))
+        ).one_or_none()
+    amount = from_minor_units(entity["amount"], payment.currency)
+    return db.session.scalars(
+        unmatched.where(Refund.status == "pending", Refund.amount == amount).order_by(Refund.id)
+    ).first()
 
 
 def reconcile_refunds(*, older_than: timedelta) -> tuple[list[str], list[str]]:
     """Ask Razorpay about every refund still pending after ``older_than`` and apply what it
     says, as its ``refund.processed``/``refund.failed`` webhooks would: a lost webhook never
-    leaves an order unrefunded on paper, nor its amount held back for good. Commits.
+    leaves an order unrefunded on paper, nor its amount held back for good. A refund whose
+    ask went unanswered is looked for among the payment's refunds by its receipt and, if
+    Razorpay has none, asked again with the same idempotency key. Commits.
 
     Returns (outcomes, failures), one line per refund.
     """
-    rows = db.session.execute(
-        select(Refund.id, Refund.razorpay_refund_id)
-        .where(
-            Refund.status == "pending",
-            Refund.razorpay_refund_id.is_not(None),
-            Refund.created_at <= utcnow() - older_than,
-        )
+    rows = db.session.scalars(
+        select(Refund.id)
+        .where(Refund.status == "pending", Refund.created_at <= utcnow() - older_than)
         .order_by(Refund.id)
     ).all()
     db.session.commit()  # no transaction held while Razorpay answers
     outcomes, failures = [], []
-    for row_id, refund_id in rows:
-        try:
-            entity = _FetchedRefund().load(razorpay_client.fetch_refund(refund_id))
-        except ValidationError as exc:
-            failures.append(f"{refund_id}: Razorpay gave a malformed refund ({exc.messages})")
-            continue
-        except razorpay_client.RazorpayError as exc:
-            failures.append(f"{refund_id}: {exc}")
-            continue
+    for row_id in rows:
         row = db.session.get(Refund, row_id)
         payment = db.session.get(Payment, row.payment_id)
-        if entity["id"] != refund_id or not razorpay_takes(payment.currency):
-            outcomes.append(f"{refund_id}: ignored: Razorpay answered about {entity['id']}")
-            continue
-        if entity["amount"] != to_minor_units(row.amount, payment.currency):
-            outcomes.append(
-                f"{refund_id}: ignored: Razorpay's refund is {entity['amount']} in minor units, "
-                f"ours {format_plain(row.amount)} {payment.currency}"
-            )
-            continue
-        if entity["status"] == "processed":
-            outcome = confirm_refund(row, actor="reconcile")
-        elif entity["status"] == "failed":
-            outcome = fail_refund(row, actor="reconcile")
-        else:
-            outcome = f"no change: refund is {entity['status']} at Razorpay"
+        label = row.razorpay_refund_id or receipt_of(row)
         db.session.commit()
-        outcomes.append(f"{refund_id}: {outcome}")
+        try:
+            outcome = _settle(row, payment)
+        except ValidationError as exc:
+            db.session.rollback()
+            failures.append(f"{label}: Razorpay gave a malformed refund ({exc.messages})")
+            continue
+        except razorpay_client.RazorpayError as exc:
+            db.session.rollback()
+            failures.append(f"{label}: {exc}")
+            continue
+        db.session.commit()
+        outcomes.append(f"{label}: {outcome}")
     return outcomes, failures
+
+
+def _settle(row: Refund, payment: Payment) -> str:
+    """What Razorpay says of one pending refund, applied; the caller commits."""
+    if not razorpay_takes(payment.currency):
+        return f"ignored: a payment in {payment.currency}"
+    minor = to_minor_units(row.amount, payment.currency)
+    if row.razorpay_refund_id is None:
+        try:
+            entity = RefundEntity().load(_find_or_ask(row, payment, minor))
+        except razorpay_client.RazorpayRejected as exc:
+            return fail_refund(row, actor="reconcile", reason=f"Razorpay refused it: {exc}")
+        stored = db.session.scalar(
+            select(Refund.id).where(Refund.razorpay_refund_id == entity["id"])
+        )
+        if stored is not None:  # the webhook stored it on a row of its own: that one counts
+            return fail_refund(row, actor="reconcile", reason=f"{entity['id']} is stored already")
+    else:
+        entity = RefundEntity().load(razorpay_client.fetch_refund(row.razorpay_refund_id))
+        if entity["id"] != row.razorpay_refund_id:
+            return f"ignored: Razorpay answered about {entity['id']}"
+    if entity["amount"] != minor:
+        return (
+            f"ignored: Razorpay's refund is {entity['amount']} in minor units, "
+            f"ours {format_plain(row.amount)} {payment.currency}"
+        )
+    if row.razorpay_refund_id is None:
+        row.razorpay_refund_id, row.raw = entity["id"], entity
+        order = db.session.get(Order, row.order_id)
+        record(
+            order,
+            "refund_requested",
+            "reconcile",
+            f"Razorpay holds the refund of {format_plain(row.amount)} {order.currency} "
+            f"as {entity['id']}",
+            {"amount": str(row.amount), "razorpayRefundId": entity["id"]},
+        )
+        db.session.flush()
+    if entity["status"] == "processed":
+        return confirm_refund(row, actor="reconcile")
+    if entity["status"] == "failed":
+        return fail_refund(row, actor="reconcile")
+    return f"no change: refund is {entity['status']} at Razorpay"
+
+
+def _find_or_ask(row: Refund, payment: Payment, minor: int) -> dict:
+    """The refund Razorpay made for ``row`` (found by its receipt), or Razorpay's answer when
+    asked again with the same idempotency key and body."""
+    for entity in razorpay_client.payment_refunds(payment.razorpay_payment_id):
+        if entity.get("receipt") == receipt_of(row):
+            return entity
+    return _ask(row, payment, minor)

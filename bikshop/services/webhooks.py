@@ -18,7 +18,7 @@ from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
 from bikshop.money import from_minor_units, razorpay_takes
 from bikshop.services.payments import apply_link_state, read_link_entity
-from bikshop.services.refunds import confirm_refund, fail_refund
+from bikshop.services.refunds import RefundEntity, confirm_refund, fail_refund, row_for
 from bikshop.services.states import record
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,6 @@ class _Payment(Schema):
     description = fields.String(allow_none=True)
     error_description = fields.String(allow_none=True)
     error_reason = fields.String(allow_none=True)
-
-
-class _Refund(Schema):
-    """The fields of Razorpay's refund entity we read."""
-
-    class Meta:
-        unknown = INCLUDE
-
-    id = fields.String(required=True, validate=validate.Length(max=64))  # its column
-    payment_id = fields.String(required=True)
-    amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
 
 
 class _Event(Schema):
@@ -180,7 +169,7 @@ def _dispatch(name: str, payload: dict) -> tuple[str, Order | None]:
         if "payment" in entity:
             entity["payment"] = _Payment().load(entity["payment"])
         if name in ("refund.processed", "refund.failed"):
-            entity["refund"] = _Refund().load(entity.get("refund") or {})
+            entity["refund"] = RefundEntity().load(entity.get("refund") or {})
     except ValidationError as exc:
         return f"ignored: malformed {name} entity ({', '.join(sorted(exc.messages))})", None
     if name in LINK_EVENTS:
@@ -252,31 +241,15 @@ def _refund_event(name: str, entity: dict) -> tuple[str, Order | None]:
     amount = from_minor_units(minor, payment.currency)
     if amount > payment.amount:  # Razorpay refunds at most what it captured
         return f"ignored: refund {refund_id} of {amount} exceeds payment {payment_id}", order
-    row = _refund_row(payment, refund_id, amount, entity)
+    row = row_for(payment, entity)
+    if row is None:  # made in Razorpay's dashboard: recorded, so it counts once
+        row = Refund(
+            order_id=payment.order_id, payment_id=payment.id, amount=amount, status="pending"
+        )
+        db.session.add(row)
+    if row.razorpay_refund_id is None:
+        row.razorpay_refund_id, row.raw = refund_id, entity
+        db.session.flush()
     if name == "refund.failed":
         return fail_refund(row, actor=ACTOR), order
     return confirm_refund(row, actor=ACTOR), order
-
-
-def _refund_row(payment: Payment, refund_id: str, amount, entity: dict) -> Refund:
-    row = db.session.scalars(
-        select(Refund).where(Refund.razorpay_refund_id == refund_id)
-    ).one_or_none()
-    if row is None:  # asked by us but its answer not stored yet, or made in Razorpay's dashboard
-        row = db.session.scalars(
-            select(Refund).where(
-                Refund.payment_id == payment.id,
-                Refund.razorpay_refund_id.is_(None),
-                Refund.status == "pending",
-                Refund.amount == amount,
-            )
-        ).first()
-        if row is None:
-            row = Refund(
-                order_id=payment.order_id, payment_id=payment.id, amount=amount, status="pending"
-            )
-            db.session.add(row)
-        row.razorpay_refund_id = refund_id
-        row.raw = entity
-        db.session.flush()
-    return row
