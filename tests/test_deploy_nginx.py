@@ -157,6 +157,7 @@ def test_the_systemd_unit_migrates_before_serving_and_does_not_restart_loop_on_b
     assert lines["ExecStartPre"].endswith("flask --app bikshop db upgrade")
     assert lines["ExecStart"].endswith("gunicorn -c gunicorn.conf.py wsgi:app")
     assert lines["RestartPreventExitStatus"] == "3"  # wsgi.py exits 3 on a configuration error
+    assert (lines["Restart"], lines["StartLimitIntervalSec"]) == ("always", "0")  # never gives up
     assert "exit(3)" in (ROOT / "wsgi.py").read_text()
 
 
