@@ -20,6 +20,10 @@ $(VENV)/.installed-test: $(VENV)/.installed setup.cfg
 run: $(VENV)/.installed
 	@$(BIN)/python scripts/run_local.py
 
+# The suite runs on one xdist worker per core (at most 4: its gunicorn and Chromium tests start
+# processes of their own); PYTEST_ARGS="-p no:xdist" runs it in one process, e.g. to use --pdb.
+PYTEST_ARGS ?= -n auto --maxprocesses 4
+
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
