@@ -13,6 +13,9 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 import requests
@@ -476,6 +479,37 @@ def payment_status(client, order_id: str) -> str:
 
 def post_webhook(client, raw: bytes, headers: dict):
     return client.post("/webhooks/razorpay", data=raw, headers=headers)
+
+
+class Shop(NamedTuple):
+    app: Flask
+    client: object  # the app's FlaskClient
+    fake: FakeRazorpay
+    order_id: str
+    invoice: str  # the invoice page's path
+
+
+@contextmanager
+def shop_with_open_link(make_app, *, settings=None, **order_changes) -> Iterator[Shop]:
+    """bikshop on a fake Razorpay (``settings`` on top), with one order placed through the Bik
+    door (``order_changes`` to Bik's sample) whose Pay button made a payment link, not yet
+    paid."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake), **(settings or {}))
+        client = app.test_client()
+        order_id, invoice = place_order(client, **order_changes)
+        assert client.post(invoice + "/pay").status_code == 303
+        yield Shop(app, client, fake, order_id, invoice)
+
+
+def pay_only_link(client, fake: FakeRazorpay) -> dict:
+    """The customer pays the one payment link in full and its signed ``payment_link.paid``
+    webhook reaches bikshop: bikshop's answer to the webhook."""
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    answer = post_webhook(client, *fake.paid_event(link_id))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()
 
 
 def path_of(url: str) -> str:

@@ -181,32 +181,20 @@ def test_unknown_order_is_a_404_page(owner):
 
 def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
     from tests.admin_support import ADMIN_CONFIG, add_admin, sign_in
-    from tests.fake_razorpay import FakeRazorpay, razorpay_settings
+    from tests.fake_razorpay import pay_only_link, shop_with_open_link
 
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake), **ADMIN_CONFIG)
-        client = app.test_client()
-        order = place_order(client)
-        invoice = "/invoice/" + order["invoiceUrl"].rsplit("/", 1)[1]
-        assert client.post(invoice + "/pay").status_code == 303
-        link_id = fake.only_link()["id"]
-        fake.pay(link_id, deliver=False)
-        assert (
-            client.post(
-                "/webhooks/razorpay", data=(p := fake.paid_event(link_id))[0], headers=p[1]
-            ).status_code
-            == 200
-        )
+    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
         add_admin(app)
         sign_in(client)
-        page = client.get(f"/admin/orders/{order['id']}").text
+        page = client.get(f"/admin/orders/{order_id}").text
         assert "Refund through Razorpay" in page
 
-        too_much = _act(client, order["id"], "refund", amount="947.01")
+        too_much = _act(client, order_id, "refund", amount="947.01")
         assert too_much.status_code == 422 and "at most 947 INR is left to refund" in too_much.text
-        too_little = _act(client, order["id"], "refund", amount="0.50")
+        too_little = _act(client, order_id, "refund", amount="0.50")
         assert too_little.status_code == 422 and "no less than 1 INR" in too_little.text
-        asked = _act(client, order["id"], "refund", amount="500.50")
+        asked = _act(client, order_id, "refund", amount="500.50")
         assert asked.status_code == 303
         assert [b["amount"] for _, path, b in fake.calls if path.endswith("/refund")] == [50050]
         refund_id = next(iter(fake.refunds))
@@ -214,12 +202,12 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         assert client.post("/webhooks/razorpay", data=raw, headers=headers).status_code == 200
 
         fake.lose_refund_answers = 1  # Razorpay makes the next refund; its answer is lost
-        lost = _act(client, order["id"], "refund", amount="100")
+        lost = _act(client, order_id, "refund", amount="100")
         assert lost.status_code == 503 and "may or may not have been made" in lost.text
-        held = _act(client, order["id"], "refund", amount="446.5")
+        held = _act(client, order_id, "refund", amount="446.5")
         assert held.status_code == 422 and "at most 346.5 INR is left to refund" in held.text
-    assert _bik_view(client, order["id"])["paymentStatus"] == "partially_refunded"
-    timeline = _timeline(client.get(f"/admin/orders/{order['id']}").text)
+    assert _bik_view(client, order_id)["paymentStatus"] == "partially_refunded"
+    timeline = _timeline(client.get(f"/admin/orders/{order_id}").text)
     assert any("Refund of 500.5 INR" in m and who == f"admin:{OWNER}" for m, who in timeline)
     assert any("which did not confirm it" in m for m, _ in timeline)
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, PaymentLink
 from bikshop.services.orders import change_status
-from tests.fake_razorpay import FakeRazorpay, place_order, razorpay_settings
+from tests.fake_razorpay import shop_with_open_link
 
 
 def _cancel(app, order_id: str) -> None:
@@ -22,11 +22,7 @@ def _kinds(app) -> list[str]:
 
 
 def test_cancelling_an_order_cancels_its_open_link_at_razorpay(make_app):
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client)
-        assert client.post(invoice + "/pay").status_code == 303
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         plink = fake.only_link()["id"]
 
         _cancel(app, order_id)
@@ -41,11 +37,7 @@ def test_cancelling_an_order_cancels_its_open_link_at_razorpay(make_app):
 
 
 def test_razorpay_down_while_cancelling_keeps_the_cancel_and_says_the_link_is_open(make_app):
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client)
-        assert client.post(invoice + "/pay").status_code == 303
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         fake.stop()
 
         _cancel(app, order_id)
@@ -60,11 +52,7 @@ def test_razorpay_down_while_cancelling_keeps_the_cancel_and_says_the_link_is_op
 def test_cash_received_cancels_the_open_link_so_the_customer_cannot_pay_twice(make_app):
     from bikshop.services.payments import mark_paid_offline
 
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client)
-        assert client.post(invoice + "/pay").status_code == 303
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         plink = fake.only_link()["id"]
 
         with app.app_context():
@@ -85,11 +73,7 @@ def test_cash_received_cancels_the_open_link_so_the_customer_cannot_pay_twice(ma
 def test_a_payment_after_cancelling_advises_a_refund_not_reopening(make_app):
     from tests.fake_razorpay import post_webhook
 
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client)
-        assert client.post(invoice + "/pay").status_code == 303
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         plink = fake.only_link()["id"]
         fake.stop()  # the link cannot be cancelled, and the customer pays on it
         _cancel(app, order_id)

@@ -14,10 +14,12 @@ from bikshop.money import NotPayable, from_minor_units, to_minor_units
 from bikshop.services.payments import refund
 from tests.fake_razorpay import (
     FakeRazorpay,
+    pay_only_link,
     payment_status,
     place_order,
     post_webhook,
     razorpay_settings,
+    shop_with_open_link,
 )
 
 
@@ -55,18 +57,12 @@ def _links_made(fake) -> list[dict]:
     [("JPY", "947", 947), ("KWD", "947", 947000), ("USD", "947", 94700)],
 )
 def test_pay_sends_the_total_in_the_currencys_own_minor_unit(make_app, currency, total, minor):
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client, currency=currency)
-        assert client.post(invoice + "/pay").status_code == 303
+    with shop_with_open_link(make_app, currency=currency) as (app, client, fake, order_id, _):
         assert [(b["amount"], b["currency"]) for b in _links_made(fake)] == [(minor, currency)]
         (link,) = db_rows(app, PaymentLink)
         assert (link.amount, link.currency) == (Decimal(total), currency)
         # The webhook's amount check converts the same way: the payment settles the order.
-        fake.pay(fake.only_link()["id"], deliver=False)
-        answer = post_webhook(client, *fake.paid_event(fake.only_link()["id"]))
-        assert answer.get_json()["outcome"] == "paid"
+        assert pay_only_link(client, fake)["outcome"] == "paid"
         assert payment_status(client, order_id) == "paid"
 
 

@@ -16,25 +16,18 @@ from bikshop.extensions import db
 from bikshop.models import Order, Refund
 from bikshop.services.payments import refund
 from tests.fake_razorpay import (
-    FakeRazorpay,
+    pay_only_link,
     payment_status,
-    place_order,
     post_webhook,
-    razorpay_settings,
+    shop_with_open_link,
 )
 
 
 @pytest.fixture
 def paid(make_app):
     """bikshop with one order paid through the fake Razorpay (its webhook delivered)."""
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client)
-        assert client.post(invoice + "/pay").status_code == 303
-        link_id = fake.only_link()["id"]
-        fake.pay(link_id, deliver=False)
-        assert post_webhook(client, *fake.paid_event(link_id)).get_json()["outcome"] == "paid"
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
         yield app, client, fake, order_id
 
 

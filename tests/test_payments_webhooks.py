@@ -15,10 +15,12 @@ from bikshop.models import Order, OrderEvent, Payment, PaymentLink, Refund, Webh
 from bikshop.services.payments import refund
 from tests.fake_razorpay import (
     FakeRazorpay,
+    pay_only_link,
     payment_status,
     place_order,
     post_webhook,
     razorpay_settings,
+    shop_with_open_link,
     sign,
 )
 
@@ -26,11 +28,7 @@ from tests.fake_razorpay import (
 @pytest.fixture
 def shop(make_app):
     """bikshop with one order and its payment link (not yet paid) on the fake Razorpay."""
-    with FakeRazorpay() as fake:
-        app = make_app(**razorpay_settings(fake))
-        client = app.test_client()
-        order_id, invoice = place_order(client)
-        assert client.post(invoice + "/pay").status_code == 303
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
         yield app, client, fake, order_id
 
 
@@ -232,9 +230,7 @@ def test_a_signed_body_that_is_not_an_event_is_recorded_and_acknowledged(shop):
 
 def test_full_refund_through_razorpay_confirmed_by_its_webhook(shop):
     app, client, fake, order_id = shop
-    link_id = fake.only_link()["id"]
-    fake.pay(link_id, deliver=False)
-    post_webhook(client, *fake.paid_event(link_id))
+    assert pay_only_link(client, fake)["outcome"] == "paid"
     with app.app_context():
         order = db.session.scalars(select(Order)).one()
         row = refund(order, None, actor="admin:owner@example.com")
@@ -257,9 +253,7 @@ def test_full_refund_through_razorpay_confirmed_by_its_webhook(shop):
 
 def test_partial_refunds_add_up_and_cannot_exceed_the_payment(shop):
     app, client, fake, order_id = shop
-    link_id = fake.only_link()["id"]
-    fake.pay(link_id, deliver=False)
-    post_webhook(client, *fake.paid_event(link_id))
+    assert pay_only_link(client, fake)["outcome"] == "paid"
     with app.app_context():
         order = db.session.scalars(select(Order)).one()
         first = refund(order, Decimal("500"), actor="admin")
@@ -285,9 +279,7 @@ def test_refunding_an_unpaid_order_or_while_razorpay_is_down_changes_nothing(sho
         with pytest.raises(ApiError) as unpaid:
             refund(order, None, actor="admin")
         assert unpaid.value.code == 409
-    link_id = fake.only_link()["id"]
-    fake.pay(link_id, deliver=False)
-    post_webhook(client, *fake.paid_event(link_id))
+    assert pay_only_link(client, fake)["outcome"] == "paid"
     fake.stop()
     with app.app_context():
         with pytest.raises(ApiError) as down:
@@ -388,9 +380,7 @@ def test_event_ids_longer_than_64_characters_are_deduplicated_exactly(shop):
 
 def _paid_shop(shop):
     app, client, fake, order_id = shop
-    link_id = fake.only_link()["id"]
-    fake.pay(link_id, deliver=False)
-    post_webhook(client, *fake.paid_event(link_id))
+    assert pay_only_link(client, fake)["outcome"] == "paid"
     return app, client, fake, order_id
 
 
@@ -462,10 +452,8 @@ def test_a_payment_method_longer_than_its_column_still_pays_the_order(shop):
 @pytest.mark.parametrize("minor", [94800, 10**20])
 def test_a_signed_refund_of_more_than_the_payment_is_kept_and_not_applied(shop, minor):
     app, client, fake, order_id = shop
-    link_id = fake.only_link()["id"]
-    fake.pay(link_id, deliver=False)
-    post_webhook(client, *fake.paid_event(link_id))
-    payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+    assert pay_only_link(client, fake)["outcome"] == "paid"
+    payment_id = fake.only_link()["payments"][-1]["payment_id"]
     entity = {"id": "rfnd_TooMuch0000001", "payment_id": payment_id, "amount": minor}
     response = post_webhook(client, *fake.event("refund.processed", refund=entity))
     assert response.status_code == 200, response.get_data(as_text=True)
