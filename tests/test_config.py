@@ -254,7 +254,8 @@ def test_every_whole_number_setting_has_a_range():
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("MAX_ITEMS_PER_ORDER", 0, "from 1 to 10000 items, got 0"),
+        ("MAX_ITEMS_PER_ORDER", 0, "from 1 to 2000 items, got 0"),
+        ("MAX_ITEMS_PER_ORDER", "2001", "from 1 to 2000 items, got '2001'"),
         ("ADMIN_LOGIN_MAX_FAILURES", 0, "from 1 to 1000 failures, got 0"),
         ("ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", "0", "from 1 to 10000 failures, got '0'"),
         ("ADMIN_LOGIN_LOCK_MINUTES", "0", "from 1 to 1440 minutes"),
