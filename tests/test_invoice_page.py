@@ -101,7 +101,7 @@ def test_payment_host_may_receive_the_pay_form_only_when_payment_is_configured(m
         RAZORPAY_KEY_ID="rzp_test_x", RAZORPAY_KEY_SECRET="s", RAZORPAY_WEBHOOK_SECRET="w"
     ).test_client()
     csp = client.get(place_invoice(client)).headers["Content-Security-Policy"]
-    assert "form-action 'self' https://rzp.io https://*.razorpay.com;" in csp
+    assert "form-action 'self' https://rzp.io https://razorpay.com https://*.razorpay.com;" in csp
 
 
 def test_etag_gives_304_until_the_order_changes(client, app):

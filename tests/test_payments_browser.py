@@ -4,12 +4,16 @@ Razorpay on loopback POSTing its signed webhooks."""
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
 from bikshop.jsonio import decimal_to_json
 from tests.bik import sample_body
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
 from tests.fake_razorpay import FakeRazorpay, razorpay_settings
 
 
@@ -53,3 +57,72 @@ def test_a_payment_that_does_not_match_the_order_stops_the_pay_button(shop, phon
     again = requests.post(invoice + "/pay", allow_redirects=False, timeout=10)  # a stale page
     assert again.status_code == 303 and again.headers["Location"].endswith(invoice[-32:])
     assert len(fake.links) == 1  # no second link to pay twice on
+
+
+@pytest.fixture
+def razorpay_hosts(tmp_path):
+    """Razorpay's public hosts (rzp.io, razorpay.com, pages.razorpay.com) served over TLS by
+    one local server: rzp.io's short links redirect to ``checkout[0]``'s host, which shows a
+    checkout page. Yields (the server's address, checkout), ``checkout`` a one-item list."""
+    names = ("rzp.io", "razorpay.com", "pages.razorpay.com")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=rzp.io"]
+        + ["-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)],
+        check=True,
+        capture_output=True,
+    )
+    checkout = ["razorpay.com"]
+
+    def app(environ, start_response):
+        host, path = environ["HTTP_HOST"].split(":")[0], environ["PATH_INFO"]
+        if host == "rzp.io":
+            location = f"https://{checkout[0]}/payment-link/plink_{path.rsplit('/', 1)[-1]}"
+            start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+            return [b""]
+        page = b"<!doctype html><title>Razorpay</title><h1>Checkout</h1>"
+        start_response(
+            "200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(page)))]
+        )
+        return [page]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=(str(cert), str(key)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rules = ", ".join(f"MAP {n} 127.0.0.1:{server.server_port}" for n in names)
+    yield rules, checkout
+    server.shutdown()
+
+
+@pytest.mark.parametrize("checkout_host", ["razorpay.com", "pages.razorpay.com"])
+def test_pay_lands_on_razorpays_checkout_through_its_short_link(
+    shop, browser, razorpay_hosts, checkout_host
+):
+    """Pay answers 303 to the link's rzp.io short URL, which Razorpay redirects on to its own
+    page. Chromium checks the invoice's CSP form-action at every hop of a form's redirects, and
+    `*.razorpay.com` does not cover `razorpay.com` itself: a host missing from it leaves the
+    customer on the invoice, with nothing but a console message."""
+    server, fake = shop
+    rules, checkout = razorpay_hosts
+    checkout[0] = checkout_host
+    invoice = _place(server)
+    chromium = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*CHROMIUM_ARGS, f"--host-resolver-rules={rules}"],
+    )
+    try:
+        page = chromium.new_context(
+            viewport=PHONE, is_mobile=True, ignore_https_errors=True
+        ).new_page()
+        refused = []
+        page.on(
+            "console", lambda m: refused.append(m.text) if "Security Policy" in m.text else None
+        )
+        assert page.goto(invoice).status == 200
+        page.get_by_role("button", name="Pay ₹947.00").click()
+        page.wait_for_url(f"https://{checkout_host}/payment-link/plink_**", timeout=10_000)
+        assert page.get_by_role("heading", name="Checkout").is_visible()
+        assert refused == []
+    finally:
+        chromium.close()

@@ -16,7 +16,9 @@ from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
 from bikshop.services.payments import can_pay_online, payment_in_review
 
 # Where a Pay button's form may lead: bikshop, then Razorpay's hosted payment page.
-PAYMENT_FORM_HOSTS = ("https://rzp.io", "https://*.razorpay.com")
+# Pay's form goes to the link's rzp.io short URL, which Razorpay redirects to its own page;
+# browsers check form-action at every hop, and `*.razorpay.com` does not match razorpay.com.
+PAYMENT_FORM_HOSTS = ("https://rzp.io", "https://razorpay.com", "https://*.razorpay.com")
 _ASSETS = ("templates/invoice", "templates/base_public.html", "static/invoice.css", "static/fonts")
 _VERSION_KEY = "bikshop.invoice_render_version"
 
