@@ -8,9 +8,10 @@ from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bikshop import jsonio
-from bikshop.errors import ErrorEnvelope, http_error_response
+from bikshop.errors import UNREADABLE_BODY, ErrorEnvelope, http_error_response
 
 
 class BikParser(FlaskParser):
@@ -22,10 +23,7 @@ class BikParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         body = req.get_data(cache=True)
-        if req.content_length is None:
-            # A chunked body: Werkzeug stops reading at MAX_CONTENT_LENGTH without complaint,
-            # which would parse a truncated body. Reading on past the limit raises the 413.
-            req.stream.read(1)
+        _check_whole(req, body)
         if not body.strip():
             abort(400, message="The request body is empty: send a JSON object")
         try:
@@ -36,6 +34,21 @@ class BikParser(FlaskParser):
             kind = _JSON_KINDS.get(type(document), "a number")
             abort(422, message=f"The request body must be a JSON object, not {kind}")
         return document
+
+
+def _check_whole(req, body: bytes) -> None:
+    """Refuse a body that is not all there, or is more than the limit.
+
+    gunicorn marks its input as terminated, so Werkzeug checks neither end: a body shorter
+    than its Content-Length (the client closed its side early) reads as a complete one, and a
+    chunked body is cut at MAX_CONTENT_LENGTH without complaint. A chunked body of exactly
+    the limit is allowed; one more byte on the connection's stream is a 413."""
+    expected = req.content_length
+    if expected is not None:
+        if len(body) < expected:
+            abort(400, message=UNREADABLE_BODY)
+    elif len(body) == req.max_content_length and req.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 _JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}

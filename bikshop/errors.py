@@ -129,6 +129,12 @@ def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
     return error.description or error.name
 
 
+UNREADABLE_BODY = (
+    "The request body could not be read: its chunked encoding is malformed or the "
+    "connection closed before the whole body arrived"
+)
+
+
 class DatabaseUnavailable(HTTPException):
     """The database cannot be reached, is read-only or is full: retry later."""
 
@@ -148,10 +154,7 @@ def as_http_error(error: Exception) -> HTTPException:
     from bikshop.extensions import db
 
     if _unreadable_body(error):
-        return BadRequest(
-            "The request body could not be read: its chunked encoding is malformed or the "
-            "connection closed before the whole body arrived"
-        )
+        return BadRequest(UNREADABLE_BODY)
     with contextlib.suppress(Exception):  # the connection may be gone; the pool replaces it
         db.session.rollback()
     if isinstance(error, OperationalError | InterfaceError | PoolTimeout) or read_only_error(

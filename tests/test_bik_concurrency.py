@@ -281,6 +281,60 @@ def test_an_oversized_chunked_body_is_refused_by_the_real_server(server, databas
     assert rows(database, "SELECT COUNT(*) FROM orders") == before
 
 
+def test_a_chunked_body_of_exactly_the_limit_is_placed(server, database):
+    """1 MiB is the limit, not one byte past it, with or without a Content-Length."""
+
+    def padded_to(size: int) -> tuple[str, bytes]:
+        body = sample_body()
+        body["order"]["note"] = ""
+        body["order"]["note"] = "x" * (size - len(json.dumps(body)))
+        raw = json.dumps(body).encode()
+        assert len(raw) == size
+        return body["draftOrderId"], raw
+
+    def chunked(raw: bytes):
+        for start in range(0, len(raw), 65536):
+            yield raw[start : start + 65536]
+
+    stored = "SELECT COUNT(*) FROM orders WHERE draft_order_id = :d"
+    for size, status, count in [(1024 * 1024, 200, 1), (1024 * 1024 + 1, 413, 0)]:
+        draft, raw = padded_to(size)
+        response = requests.post(
+            f"{server.url}/bik/placeOrder",
+            data=chunked(raw),  # no Content-Length: Transfer-Encoding: chunked
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == status, (size, response.text)
+        assert rows(database, stored, d=draft) == [(count,)]
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400_and_stores_nothing(server, database):
+    """The client closed its side before sending all it announced: what arrived may parse as
+    JSON, but it is not the order Bik sent."""
+    body = sample_body()
+    raw = json.dumps(body).encode()
+    head = "\r\n".join(
+        [
+            "POST /bik/placeOrder HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Content-Type: application/json",
+            f"Content-Length: {len(raw) + 10}",
+        ]
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(head.encode() + b"\r\n\r\n" + raw)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+    assert "before the whole body arrived" in error["message"], error
+    stored = "SELECT COUNT(*) FROM orders WHERE draft_order_id = :d"
+    assert rows(database, stored, d=body["draftOrderId"]) == [(0,)]
+
+
 def raw_post(server: GunicornServer, path: str, head: list[str], body: bytes) -> tuple[int, bytes]:
     """An HTTP/1.1 request written by hand (for framing no client library sends)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
