@@ -240,12 +240,18 @@ BAD_PLACE_ORDERS = [
         "name_lone_surrogate",
         {f"{ITEM}.name": "Cream \ud800"},
         field="order.items[0].name",
-        says=("U+D800",),
+        says=("a lone surrogate U+D800",),
     ),
     Bad("product_id_null", {f"{ITEM}.productId": None}, field="order.items[0].productId"),
     Bad("product_id_float", {f"{ITEM}.productId": 6.5}, field="order.items[0].productId"),
     Bad("product_id_object", {f"{ITEM}.productId": {}}, field="order.items[0].productId"),
     Bad("variant_id_missing", {f"{ITEM}.variantId": DELETE}, field="order.items[0].variantId"),
+    Bad(
+        "variant_id_of_65_digits",
+        {f"{ITEM}.variantId": int("9" * 65)},
+        field="order.items[0].variantId",
+        says=("at most 64 digits (got 65)",),
+    ),
     Bad(
         "variant_id_with_space",
         {f"{ITEM}.variantId": "40946 134"},
@@ -515,6 +521,16 @@ LEGAL_ORDERS = [
         "image_url",
         {"order.items.0.image": "https://cdn.example.com/cream.png?v=2"},
         {"items.0.image": "https://cdn.example.com/cream.png?v=2"},
+    ),
+    Legal(
+        "image_url_longer_than_2048_characters_is_left_out",
+        {"order.items.0.image": "https://cdn.example.com/" + "a" * 2030},
+        {"items.0.image": None},
+    ),
+    Legal(
+        "id_of_64_digits",
+        {"order.items.0.variantId": int("9" * 64)},
+        {"items.0.variantId": int("9" * 64)},
     ),
     Legal(
         "image_url_protocol_relative",

@@ -46,9 +46,9 @@ def clean_text(value, max_length: int, *, strip: bool = True) -> str:
         raise ValidationError(f"Longer than {max_length} characters ({len(value)}).")
     found = _UNPRINTABLE.search(value)
     if found:
-        raise ValidationError(
-            f"Contains the control character U+{ord(found.group()):04X}; send printable text."
-        )
+        code = ord(found.group())
+        what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "the control character"
+        raise ValidationError(f"Contains {what} U+{code:04X}; send printable text.")
     if strip:
         value = value.strip()
     if len(value) > max_length:
@@ -83,12 +83,14 @@ class Tags(fields.Field):
 class ImageURL(Text):
     """A product image: an http(s) URL with a host. Characters a catalog may leave raw (spaces,
     non-ASCII) are percent-encoded rather than refused: an odd image URL must not lose an order.
-    For the same reason, a URL that encoding makes longer than ``max_length`` is dropped (the
-    order has no image; the raw request keeps what was sent) instead of refused, and a
+    For the same reason, a URL longer than ``max_length``, as sent or once encoded, is dropped
+    (the order has no image; the raw request keeps what was sent) instead of refused, and a
     protocol-relative URL (``//cdn.example.com/a.png``, as Shopify-era catalogs store images) is
     read as https."""
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and len(value.strip()) > self.max_length:
+            return None  # too long as sent: dropped, as when encoding makes it so (below)
         url = super()._deserialize(value, attr, data, **kwargs)
         if not url:
             return None
@@ -181,7 +183,7 @@ class Quantity(fields.Integer):
 
 
 class CatalogId(fields.Field):
-    """A product or variant id: a JSON integer of any size, or a string; kept as text.
+    """A product or variant id: a JSON integer of up to 64 digits, or a string; kept as text.
 
     Dumped back as a JSON integer when it is one, so every digit survives (no float).
     """
@@ -189,7 +191,8 @@ class CatalogId(fields.Field):
     def __init__(self, **kwargs):
         kwargs.setdefault("metadata", {})
         kwargs["metadata"].setdefault(
-            "description", "Catalog id: an integer of any size, or a string of up to 64 characters"
+            "description",
+            "Catalog id: an integer of up to 64 digits, or a string of up to 64 characters",
         )
         kwargs["metadata"].setdefault(
             "oneOf",
@@ -204,6 +207,8 @@ class CatalogId(fields.Field):
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValidationError("Must be an integer or a string.")
         text = str(value).strip()
+        if isinstance(value, int) and len(text) > 64:
+            raise ValidationError(f"Must have at most 64 digits (got {len(text)}).")
         if not text or len(text) > 64 or any(c.isspace() or not c.isprintable() for c in text):
             raise ValidationError("Must be 1 to 64 printable characters without spaces.")
         return text
