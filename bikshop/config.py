@@ -422,12 +422,16 @@ def _validate_operations(config, env: str) -> None:
     from limits import parse_many
 
     public_url = config["PUBLIC_URL"]
-    if public_url and not re.match(r"^https?://[^/\s]+", public_url):
-        raise ConfigError(f"BIKSHOP_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
+    if public_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", public_url):
+        raise ConfigError(
+            "BIKSHOP_PUBLIC_URL must be an absolute http(s) URL without a query or fragment "
+            f"(links are built by appending paths to it), got {public_url!r}"
+        )
 
-    hosts = config["TRUSTED_HOSTS"]
+    hosts = config["TRUSTED_HOSTS"] or []
     if isinstance(hosts, str):
-        hosts = [h.strip() for h in hosts.split(",") if h.strip()]
+        hosts = hosts.split(",")
+    hosts = [h.strip().lower() for h in hosts if h.strip()]  # Host is lowercased to match
     config["TRUSTED_HOSTS"] = hosts or None  # Flask answers 400 to any other Host
     level = (config["LOG_LEVEL"] or "info").strip().lower()
     if level not in ("debug", "info", "warning", "error", "critical"):

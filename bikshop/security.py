@@ -20,9 +20,25 @@ def init_app(app: Flask) -> None:
     """Trust exactly the configured number of proxies; add security headers to every answer."""
     counts = {arg: app.config[f"PROXY_FIX_{key}"] for arg, key in _PROXY_COUNTS.items()}
     counts["x_prefix"] = app.config["PROXY_FIX_X_PREFIX"]
+    if app.config["TRUSTED_HOSTS"]:
+        app.wsgi_app = _lowercase_host(app.wsgi_app)  # inside ProxyFix: its X-Forwarded-Host too
     if any(counts.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **counts)
     app.after_request(add_security_headers)
+
+
+def _lowercase_host(wsgi_app):
+    """Host names are case-insensitive, but Werkzeug compares the Host header with
+    ``TRUSTED_HOSTS`` as it is: ``SHOP.EXAMPLE.COM`` would be refused for
+    ``shop.example.com``."""
+
+    def app(environ, start_response):
+        host = environ.get("HTTP_HOST")
+        if host and not host.islower():
+            environ["HTTP_HOST"] = host.lower()
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def add_security_headers(response):

@@ -502,3 +502,23 @@ def test_an_unencoded_at_sign_in_the_database_password_is_refused_without_showin
     assert "Tr0ub" not in message and "dor-xyz" not in message
     app = create_app({**SAFE, "DATABASE_URL": "postgresql://bikshop:Tr0ub%40dor@127.0.0.1/b"})
     assert app.config["SQLALCHEMY_DATABASE_URI"].endswith(":Tr0ub%40dor@127.0.0.1/b")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example.com/base?x=1",
+        "https://shop.example.com#top",
+        "https://",
+        "shop.example.com",
+        "https://shop example.com",
+        "ftp://shop.example.com",
+    ],
+)
+def test_a_public_url_links_cannot_be_appended_to_is_refused(url):
+    assert refusal(PUBLIC_URL=url).startswith("BIKSHOP_PUBLIC_URL must be an absolute http(s) URL")
+
+
+def test_a_public_url_may_have_a_port_and_a_path():
+    for url in ("https://shop.example.com:8443", "https://example.com/shop/"):
+        assert create_app({**SAFE, "PUBLIC_URL": url}).config["PUBLIC_URL"] == url.rstrip("/")

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from bikshop.security import DEFAULT_CSP
-from tests.bik import place
+from tests.bik import place, stored_state
 
 HTML_PAGES = ["/invoice/{token}", "/admin/login", "/invoice/{missing}", "/admin/nowhere"]
 
@@ -112,3 +112,28 @@ def test_bik_calls_open_no_session_and_other_routes_do(app):
         assert app.session_interface.is_null_session(session)
     with app.test_request_context("/admin/login", headers=cookie):
         assert not app.session_interface.is_null_session(session)
+
+
+def test_trusted_hosts_match_whatever_the_case(make_app):
+    client = make_app(TRUSTED_HOSTS="Shop.Example.com").test_client()
+    for host in ("shop.example.com", "SHOP.EXAMPLE.COM", "Shop.Example.Com:443"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+    placed = place(client, headers={"Host": "SHOP.example.com"}).get_json()["order"]
+    assert placed["invoiceUrl"].startswith("http://shop.example.com/invoice/")
+    assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("host", ["", "a b", "<script>", "shop_1.example.com"])
+def test_without_a_usable_host_placeorder_is_a_400_and_stores_nothing(make_app, host):
+    """Werkzeug reads a missing or malformed Host as empty: the invoiceUrl would be http:///…"""
+    app = make_app()
+    client = app.test_client()
+    before = stored_state(app)
+    answer = place(client, headers={"Host": host})
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert "Host header" in answer.get_json()["error"]["message"]
+    assert stored_state(app) == before
+    configured = make_app(PUBLIC_URL="https://shop.example.com").test_client()
+    placed = place(configured, headers={"Host": host})
+    assert placed.status_code == 200
+    assert placed.get_json()["order"]["invoiceUrl"].startswith("https://shop.example.com/invoice/")

@@ -60,6 +60,13 @@ def check_auth_and_content_type():
     encoding = request.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Send the body uncompressed (got Content-Encoding: {encoding[:40]})")
+    if not request.host and not current_app.config["PUBLIC_URL"]:
+        # Werkzeug reads a missing or malformed Host as "": invoiceUrl would be http:///…
+        raise ApiError(
+            400,
+            "Send a Host header with this server's name: invoiceUrl is built from it "
+            "(or from BIKSHOP_PUBLIC_URL, when the server sets it)",
+        )
     return None
 
 
