@@ -58,7 +58,8 @@ preload_app = True
 timeout = _number("TIMEOUT", 30)
 # On SIGTERM, workers finish the request in hand (a placeOrder commits or rolls back whole).
 graceful_timeout = 20
-keepalive = 5
+# No keepalive setting: sync workers close every connection after its answer (nginx keeps its
+# own connections to clients open).
 # Recycling workers is off by default: under load a recycle every few thousand requests made
 # every in-flight request behind it wait (p99 of 160 ms instead of 7 ms in bench/). Set
 # BIKSHOP_MAX_REQUESTS (e.g. 100000) to recycle anyway if a leak ever shows up.

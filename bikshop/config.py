@@ -276,7 +276,7 @@ def _sqlalchemy_url(url: str, instance_path: str) -> str:
         # Made when it can be; if not (a read-only checkout), check-config names the missing
         # folder and requests get a 503, rather than gunicorn stopping with a traceback.
         with contextlib.suppress(OSError):
-            os.makedirs(instance_path, exist_ok=True)
+            os.makedirs(instance_path, mode=0o700, exist_ok=True)
         path = os.path.join(instance_path, path)
     return parsed.set(database=path).render_as_string(hide_password=False)
 

@@ -120,7 +120,7 @@ def _folder_findings(config) -> list[Finding]:
     """Folders bikshop writes while serving: a cache it cannot write fails only later."""
     folder = config["PDF_CACHE_DIR"]
     try:  # by trying: permission bits do not tell for root, read-only mounts or /proc
-        os.makedirs(folder, exist_ok=True)  # as the cache itself would on first use
+        os.makedirs(folder, mode=0o700, exist_ok=True)  # as the cache itself would on first use
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:

@@ -87,7 +87,7 @@ def cached(directory: str, owner: str, version: str, make: Callable[[], bytes]) 
 
 
 def _store(directory: str, path: str, owner_key: str, pdf: bytes) -> None:
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # invoices are private
     handle, temporary = tempfile.mkstemp(dir=directory, suffix=".part")
     try:
         with os.fdopen(handle, "wb") as file:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import stat
 
 from bikshop import pdf
 from tests.invoice_support import order_body, place_invoice
@@ -30,3 +31,11 @@ def test_the_invoice_pdf_downloads_with_an_unwritable_cache_folder(make_app, cap
     assert response.status_code == 200
     assert response.data.startswith(b"%PDF")
     assert "pdf cache /proc/nope not written" in caplog.text
+
+
+def test_the_cache_folder_is_made_private(make_app, tmp_path):
+    folder = tmp_path / "pdfs"
+    app = make_app(PDF_CACHE_DIR=str(folder))
+    client = app.test_client()
+    assert client.get(place_invoice(client) + ".pdf").status_code == 200
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
