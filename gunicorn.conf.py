@@ -4,6 +4,7 @@ Every value can be overridden on the command line; the ``BIKSHOP_*`` variables b
 ones the README's production section and ``deploy/bikshop.service`` use.
 """
 
+import atexit
 import glob
 import multiprocessing
 import os
@@ -19,6 +20,13 @@ if _own_metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="bikshop-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 os.makedirs(_metrics_dir, exist_ok=True)
+if _own_metrics_dir:
+    # The app is loaded in this process after this file (preload_app): when wsgi.py stops on a
+    # bad setting, gunicorn never calls on_exit, so the folder also goes at the master's exit.
+    _master_pid = os.getpid()
+    atexit.register(
+        lambda: os.getpid() == _master_pid and shutil.rmtree(_metrics_dir, ignore_errors=True)
+    )
 for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
     os.remove(_stale)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bikshop.config import ConfigError, bind_address  # noqa: E402 (bikshop from this checkout)
+from bikshop.config import ConfigError, bind_address, whole_number  # noqa: E402 (bikshop from this checkout)
 
 ENV_FILE = ROOT / "instance" / "bikshop.env"
 
@@ -81,7 +81,10 @@ def main() -> int:
     ensure_env_file()
     env = {**os.environ, **load_env_file()}
     try:
-        bind = bind_address(env.get("BIKSHOP_BIND"))  # as gunicorn.conf.py reads it
+        bind = bind_address(env.get("BIKSHOP_BIND"))  # as gunicorn.conf.py reads them
+        for name in ("WORKERS", "TIMEOUT", "MAX_REQUESTS"):  # before any credentials are shown
+            if env.get(f"BIKSHOP_{name}"):
+                whole_number(name, env[f"BIKSHOP_{name}"])
     except ConfigError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1

@@ -109,7 +109,8 @@ def test_auth_specs_never_show_their_secrets():
 
 
 def start_gunicorn(env: dict) -> tuple[subprocess.CompletedProcess, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")} | env
+    ours = ("BIKSHOP_", "PROMETHEUS_MULTIPROC_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | env
     started = time.monotonic()
     result = subprocess.run(
         [
@@ -346,13 +347,16 @@ def test_gunicorn_stops_with_exit_3_and_one_line_on_a_bad_setting(tmp_path, vari
         "BIKSHOP_SECRET_KEY": SECRET,
         "BIKSHOP_BIK_AUTH": "none",
         "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "TMPDIR": str(tmp_path / "tmp"),  # where gunicorn.conf.py makes its metrics folder
         variable: value,
     }
+    (tmp_path / "tmp").mkdir()
     result, _ = start_gunicorn(env)
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 3, output
     assert output.startswith(f"bikshop: configuration error: {variable} ")
     assert len(output.splitlines()) == 1 and "Traceback" not in output
+    assert list((tmp_path / "tmp").iterdir()) == []  # the metrics folder went with it
 
 
 def test_every_problem_is_found_the_first_named_in_the_one_line():
@@ -371,7 +375,8 @@ def test_every_problem_is_found_the_first_named_in_the_one_line():
 
 def _gunicorn_settings(env: dict) -> dict[str, str]:
     """What real gunicorn resolves from gunicorn.conf.py under ``env`` (--print-config)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")} | env
+    ours = ("BIKSHOP_", "PROMETHEUS_MULTIPROC_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | env
     result = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--print-config", "wsgi:app"],
         cwd=ROOT,

@@ -50,3 +50,17 @@ def test_a_busy_port_is_noticed_before_anything_starts():
         port = listener.getsockname()[1]
         assert run_local.port_in_use(f"127.0.0.1:{port}")
     assert not run_local.port_in_use(f"127.0.0.1:{port}")
+
+
+def test_a_bad_gunicorn_setting_stops_before_migrating_or_showing_credentials(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(run_local, "ENV_FILE", tmp_path / "bikshop.env")
+    monkeypatch.setenv("BIKSHOP_WORKERS", "-1")
+    monkeypatch.setattr(run_local.os, "umask", lambda mask: 0)  # the test process keeps its own
+    ran = []
+    monkeypatch.setattr(run_local.subprocess, "run", lambda *a, **k: ran.append(a))
+    assert run_local.main() == 1
+    assert ran == []  # neither db upgrade nor bik-setup (which prints the credentials)
+    err = capsys.readouterr().err
+    assert err.startswith("make run: BIKSHOP_WORKERS must be a whole number from 1 to 1024")
