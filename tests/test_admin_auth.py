@@ -79,6 +79,7 @@ def test_insecure_cookies_setting_allows_plain_http_sessions(make_app):
 def test_sign_in_refuses_a_missing_or_forged_csrf_token(admin_app):
     add_admin(admin_app)
     client = admin_app.test_client()
+    client.get("/admin/login")  # the session cookie, as a browser has it
     for token in (None, "forged-token"):
         data = {"email": OWNER, "password": PASSWORD}
         if token:
@@ -227,3 +228,29 @@ def test_signing_out_twice_says_nothing_about_a_change(admin_app):
     client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
     again = client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
     assert "You were signed out" not in client.get(again.headers["Location"]).text
+
+
+def test_signing_in_over_plain_http_says_https_is_needed(make_app):
+    """The session cookie is Secure, so over http a browser sends none back and the form's
+    CSRF token can never match: the page names that, not an expired form."""
+    app = make_app(RATELIMIT_ENABLED=False)
+    add_admin(app)
+    for base_url, says in [
+        ("http://shop.example.com", "Signing in needs https"),
+        ("https://shop.example.com", "This form expired"),
+    ]:
+        browser = app.test_client(use_cookies=False)  # as a browser over http: no cookie back
+        page = browser.get("/admin/login", base_url=base_url)
+        answer = browser.post(
+            "/admin/login",
+            data={"csrf_token": csrf_token(page.text), "email": OWNER, "password": PASSWORD},
+            base_url=base_url,
+        )
+        assert answer.status_code == 400
+        assert says in answer.text, base_url
+    assert (
+        "BIKSHOP_INSECURE_COOKIES"
+        in app.test_client(use_cookies=False)
+        .post("/admin/login", data={"email": OWNER}, base_url="http://shop.example.com")
+        .text
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from bikshop.admin import bp
@@ -89,11 +89,20 @@ def login():
         return render_template("admin/login.html", form=form)
     if not form.validate_on_submit():
         status = 400
-        message = (
-            "This form expired or did not come from this page. Please sign in again."
-            if csrf_failed(form)
-            else "Enter your email and password."
-        )
+        if not csrf_failed(form):
+            message = "Enter your email and password."
+        elif (
+            not request.is_secure
+            and current_app.config["SESSION_COOKIE_SECURE"]
+            and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies
+        ):
+            # The browser keeps the Secure cookie off plain http: no session holds the token.
+            message = (
+                "Signing in needs https: the session cookie is only sent over https. "
+                "For a plain-http run on your own machine, set BIKSHOP_INSECURE_COOKIES=true."
+            )
+        else:
+            message = "This form expired or did not come from this page. Please sign in again."
         return render_template("admin/login.html", form=form, error=message), status
     attempt = admins.sign_in(form.email.data, form.password.data, request.remote_addr or "")
     if attempt.locked_minutes:
