@@ -25,7 +25,11 @@ class BikParser(FlaskParser):
         body = req.get_data(cache=True)
         _check_whole(req, body)
         if not body.strip():
-            abort(400, message="The request body is empty: send a JSON object")
+            framed = req.content_length is not None or "chunked" in req.headers.get(
+                "Transfer-Encoding", ""
+            )
+            hint = "" if framed else " (with a Content-Length, or chunked: none was given)"
+            abort(400, message=f"The request body is empty: send a JSON object{hint}")
         try:
             document = jsonio.loads(body)
         except ValueError as exc:

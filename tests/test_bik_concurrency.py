@@ -357,3 +357,17 @@ def test_a_malformed_chunked_body_is_a_400_not_a_500(server, database, path):
     assert error["code"] == "bad_request" and "chunked" in error["message"], error
     assert rows(database, "SELECT COUNT(*) FROM orders") == before
     assert "Traceback" not in server.log()
+
+
+def test_a_body_without_content_length_or_chunking_is_a_400_that_says_so(server, database):
+    """HTTP/1.0 without a Content-Length: gunicorn hands the app no body at all."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        head = "POST /bik/placeOrder HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+        connection.sendall(head.encode() + b"\r\n\r\n" + json.dumps(sample_body()).encode())
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.split(b" ", 2)[1] == b"400", answer[:300]
+    message = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
+    assert "Content-Length" in message, message
