@@ -46,9 +46,14 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
             for problem in exc.problems
         ] + server
     found = _settings_findings(app.config) + _folder_findings(app.config) + server
-    if connect:
+    in_memory = _in_memory_finding(app.config)
+    if in_memory:
+        found.append(in_memory)
+    elif connect:
         with app.app_context():
-            found += _database_findings(app) + _redis_findings(app.config)
+            found += _database_findings(app)
+    if connect:
+        found += _redis_findings(app.config)
     return found
 
 
@@ -138,21 +143,25 @@ def _folder_findings(config) -> list[Finding]:
 _NOT_MIGRATED = "not migrated yet: run flask --app bikshop db upgrade"
 
 
+def _in_memory_finding(config) -> Finding | None:
+    """SQLite's in-memory database, found without connecting (``--offline`` too)."""
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return Finding(
+            "error",
+            "BIKSHOP_DATABASE_URL",
+            "is an in-memory SQLite database: each worker would have its own, emptied at "
+            "every restart; use sqlite:////absolute/path.sqlite3",
+        )
+    return None
+
+
 def _database_findings(app: Flask) -> list[Finding]:
     from bikshop.database import dispose_engines
     from bikshop.extensions import db
 
     head = app.extensions["bikshop.migration_head"]
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        return [
-            Finding(
-                "error",
-                "BIKSHOP_DATABASE_URL",
-                "is an in-memory SQLite database: each worker would have its own, emptied at "
-                "every restart; use sqlite:////absolute/path.sqlite3",
-            )
-        ]
     if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
         folder = os.path.dirname(url.database)
         if not os.path.isdir(folder):

@@ -303,11 +303,13 @@ def test_db_upgrade_and_check_config_say_why_the_database_refused_in_one_line(ur
         assert password not in output + checked.stdout + checked.stderr
 
 
+@pytest.mark.parametrize("offline", [[], ["--offline"]])
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
-def test_check_config_refuses_an_in_memory_sqlite_database(url):
+def test_check_config_refuses_an_in_memory_sqlite_database(url, offline):
     """``sqlite:///`` (a path left out) is SQLite's in-memory database: db upgrade 'succeeds'
-    and each worker then serves its own empty database, lost at every restart."""
-    checked = flask("check-config", env={**SAFE, "BIKSHOP_DATABASE_URL": url})
+    and each worker then serves its own empty database, lost at every restart. Seen without
+    connecting, so the production steps' first ``check-config --offline`` finds it."""
+    checked = flask("check-config", *offline, env={**SAFE, "BIKSHOP_DATABASE_URL": url})
     assert checked.returncode == 1
     (line,) = [line for line in checked.stdout.splitlines() if "BIKSHOP_DATABASE_URL" in line]
     assert line.startswith("ERROR   BIKSHOP_DATABASE_URL is an in-memory SQLite database")
