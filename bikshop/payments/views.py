@@ -10,6 +10,7 @@ from bikshop.invoice.rendering import invoice_page, protect
 from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
+from bikshop.services.invoices import nothing_to_pay
 
 NOTICES = {
     "paid": "Paid. Thank you! Your payment is confirmed.",
@@ -34,6 +35,8 @@ def pay(token: str):
     stale in a page the browser revalidates by ETag.
     """
     order = order_for_token(token)
+    if nothing_to_pay(order):  # a ₹0 order: a Pay form from an old page finds nothing owed
+        return redirect(url_for("invoice.page", token=token), 303)
     problem = payments.online_payment_problem(order)
     if problem:  # e.g. a currency Razorpay does not take: no link, and a page that says why
         return render_template("payments/unavailable.html", order=order, problem=problem), 409
