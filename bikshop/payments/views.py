@@ -1,4 +1,7 @@
-"""POST /invoice/<token>/pay, GET /invoice/<token>/paid and POST /webhooks/razorpay."""
+"""POST /invoice/<token>/pay, GET /invoice/<token>/paid and POST /webhooks/razorpay.
+
+Their answers get the invoice's privacy headers from ``bikshop/invoice/views.py: private_pages``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from flask import jsonify, redirect, render_template, request, url_for
 
 from bikshop.errors import ApiError
 from bikshop.invoice.access import order_for_token
-from bikshop.invoice.rendering import invoice_page, protect
+from bikshop.invoice.rendering import invoice_page
 from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
@@ -58,6 +61,14 @@ def pay(token: str):
     return redirect(link.short_url, 303)
 
 
+@bp.get("/invoice/<token>/pay")
+def pay_address(token: str):
+    """The Pay address opened, not posted (the "couldn't start the payment" page reloaded, or its
+    address shared): the invoice, with its Pay button, rather than a bare 405."""
+    order_for_token(token)
+    return redirect(url_for("invoice.page", token=token), 303)
+
+
 @bp.get("/invoice/<token>/paid")
 def paid(token: str):
     """Where Razorpay sends the customer after paying: confirm with Razorpay, show the invoice."""
@@ -80,9 +91,3 @@ def razorpay_webhook():
         event_id=request.headers.get("X-Razorpay-Event-Id"),
     )
     return jsonify(status="ok", outcome=outcome)
-
-
-@bp.after_request
-def private_pages(response):
-    """Pages under /invoice/ carry the invoice's privacy headers (the token is in the URL)."""
-    return protect(response) if request.path.startswith("/invoice/") else response
