@@ -37,6 +37,10 @@ _EMAIL = re.compile(r"([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0
 _PHONE = re.compile(r"(?<![\w.+:/-])\+?\d(?:[ -]?\d){9,14}(?![\w.:])")
 # Invoice links carry a bearer token in the path: the route is enough to read a log.
 _INVOICE_TOKEN = re.compile(r"(/invoice/)[A-Za-z0-9_-]{16,}")
+# A requested path may carry a token anywhere a client put it (/invoice/../<token>,
+# /invoice//<token>, another route): no route of bikshop's has a run of 32 URL-safe characters,
+# a token is one, so in an access line's path every such run is masked.
+_TOKEN_IN_PATH = re.compile(r"[A-Za-z0-9_-]{32,}")
 _CREDENTIAL = re.compile(
     r"(?i)\b((?:authorization|password|token|secret)[\"']?\s*[:=]\s*[\"']?"
     r"(?:(?:bearer|basic)\s+)?|(?:bearer|basic)\s+)[^\s\"',;&]+"
@@ -200,7 +204,7 @@ class GunicornLogger(_GunicornBaseLogger):
         # starting its answer, a malformed request) has a status line but no status_code.
         # Its environ has no PATH_INFO either; the parsed request's path has no query string.
         status = getattr(resp, "status_code", None) or _status_code(getattr(resp, "status", ""))
-        path = environ.get("PATH_INFO") or getattr(req, "path", None)
+        path = mask_path(environ.get("PATH_INFO") or getattr(req, "path", None))
         self.access_log.info(
             "%s %s %s",
             environ.get("REQUEST_METHOD"),
@@ -217,6 +221,11 @@ class GunicornLogger(_GunicornBaseLogger):
                 "user_agent": environ.get("HTTP_USER_AGENT"),
             },
         )
+
+
+def mask_path(path: str | None) -> str | None:
+    """A requested path fit for the access log: every token-like run is ``[token]``."""
+    return _TOKEN_IN_PATH.sub("[token]", path) if path else path
 
 
 def _status_code(status) -> int | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from decimal import Decimal
+from html import unescape
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from tests.bik import place, sample_body
@@ -67,3 +70,35 @@ def pdf_pages(data: bytes) -> int:
     info = subprocess.run(["pdfinfo", "-"], input=data, capture_output=True, check=True)
     line = next(x for x in info.stdout.decode().splitlines() if x.startswith("Pages:"))
     return int(line.split()[1])
+
+
+class Word(NamedTuple):
+    """A word on a PDF page and its box, in points from the top left corner."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+_WORD = re.compile(
+    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>'
+)
+
+
+def pdf_words(data: bytes, page: int = 1) -> tuple[float, list[Word]]:
+    """A page's width and its words with their boxes, as ``pdftotext -bbox`` reads them."""
+    result = subprocess.run(
+        ["pdftotext", "-bbox", "-f", str(page), "-l", str(page), "-", "-"],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    html = result.stdout.decode()
+    width = float(re.search(r'<page width="([\d.]+)"', html).group(1))
+    words = [
+        Word(unescape(text), float(x0), float(y0), float(x1), float(y1))
+        for x0, y0, x1, y1, text in _WORD.findall(html)
+    ]
+    return width, words

@@ -9,7 +9,7 @@ import pytest
 
 from bikshop.extensions import db
 from bikshop.services.orders import change_status, find_by_invoice_token, set_fulfillment
-from tests.invoice_support import order_body, place_invoice
+from tests.invoice_support import order_body, pdf_text, place_invoice
 
 PAGE_BUDGET = 30 * 1024
 
@@ -61,6 +61,27 @@ def test_status_badge_follows_the_order(client, app):
     with app.app_context():
         change_status(find_by_invoice_token(token), "CANCELLED", actor="test")
     assert 'class="badge cancelled">Cancelled<' in client.get(path).get_data(as_text=True)
+
+
+def test_an_order_of_nothing_says_there_is_nothing_to_pay(make_app, tmp_path):
+    """A ₹0 order (a free sample, a discount as large as the basket) is pending payment to Bik,
+    but the customer owes nothing: no pay instructions, no Pay button, and a stale Pay form
+    leads back to the invoice instead of a 409 "can't be paid online"."""
+    client = make_app(
+        PDF_CACHE_DIR=str(tmp_path),
+        RAZORPAY_KEY_ID="rzp_test_x",
+        RAZORPAY_KEY_SECRET="s",
+        RAZORPAY_WEBHOOK_SECRET="w",
+    ).test_client()
+    path = place_invoice(client, order_body([("Free sample", 1, "0")], shipping="0"))
+    html = client.get(path).get_data(as_text=True)
+    printed = pdf_text(client.get(path + ".pdf").data)
+    for shown in (html, printed):
+        assert "Nothing to pay" in shown and "₹0.00" in shown
+        assert "Payment pending" not in shown and "Pay on delivery" not in shown
+    assert 'class="pay"' not in html and "/pay" not in html
+    pay = client.post(path + "/pay")
+    assert pay.status_code == 303 and pay.headers["Location"] == path
 
 
 def test_tracking_link_shows_when_set_and_never_as_a_script_url(client, app):
@@ -156,7 +177,7 @@ def test_bad_tokens_get_the_same_404_on_page_and_pdf(client, token):
         assert "Content-Security-Policy" in response.headers
         body = response.get_data(as_text=True)
         assert "<style" not in body and "<script" not in body  # passes the CSP as served
-        assert "#1001" not in body and "Glow" not in body
+        assert "#1001" not in body and "Glow" not in body and "Back to your invoice" not in body
         bodies.add(body)
     assert len(bodies) == 1
 

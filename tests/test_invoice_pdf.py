@@ -9,7 +9,16 @@ import pytest
 
 from bikshop import pdf
 from bikshop.services.orders import change_status, find_by_invoice_token
-from tests.invoice_support import GST_SETTINGS, order_body, pdf_pages, pdf_text, place_invoice
+from tests.invoice_support import (
+    GST_SETTINGS,
+    order_body,
+    pdf_pages,
+    pdf_text,
+    pdf_words,
+    place_invoice,
+)
+
+MM = 72 / 25.4  # PDF points per millimetre
 
 
 @pytest.fixture
@@ -51,6 +60,49 @@ def test_tax_invoice_pdf(make_app, tmp_path, output_dir):
     text = pdf_text(data)
     for expected in ("TAX INVOICE", "29AABCG1234K1ZO", "INV-00001", "Delhi (07)", "IGST 18%"):
         assert expected in text, expected
+
+
+def test_the_largest_amounts_print_apart_under_their_headers_inside_the_margins(
+    make_app, tmp_path, output_dir
+):
+    """Numeric(12,2) holds up to 9,999,999,999.99. Such amounts used to run together
+    ("2₹4,99,99,99,999.99₹9,99,99,99,999.98") past the right margin: body cells had no padding
+    in print, and the columns were too narrow. Each figure must stand alone, at least a few
+    points from its neighbour, flush with its column's header, inside the 12 mm margin."""
+    client = make_app(PDF_CACHE_DIR=str(tmp_path), **GST_SETTINGS).test_client()
+    body = order_body([("Gold bar", 2, "4999999999.99")], shipping="0", state="Karnataka")
+    data = client.get(place_invoice(client, body) + ".pdf").data
+    (output_dir / "invoice-largest-amounts.pdf").write_bytes(data)
+    width, words = pdf_words(data)
+
+    def line(y: float, *, right_of: float = 0) -> list:
+        return sorted((w for w in words if w.y0 == y and w.x0 > right_of), key=lambda w: w.x0)
+
+    def y_of(text: str) -> list[float]:
+        return sorted({w.y0 for w in words if w.text == text})
+
+    items_row, tax_row = y_of("Gold")
+    _, grand_total, tax_total = y_of("Total")  # the summary's, the sums', the GST table's
+    items_header, tax_header = y_of("Unit")[0], y_of("Taxable")[0]
+    half, whole, cgst = "₹4,99,99,99,999.99", "₹9,99,99,99,999.98", "₹76,27,11,864.41"
+    column_ends = {w.text: w for w in line(items_header) if w.text in ("Qty", "price", "Amount")}
+    tax_ends = [w for w in line(tax_header) if w.text in ("value", "9%", "Amount")]
+    sums_labels_end = column_ends["Qty"].x1
+    checks = [
+        (line(items_row), ["Gold", "bar", "2", half, whole], list(column_ends.values())),
+        (line(y_of("Subtotal")[0], right_of=sums_labels_end), [whole], [column_ends["Amount"]]),
+        (line(grand_total, right_of=sums_labels_end), [whole], [column_ends["Amount"]]),
+        (line(tax_row), ["Gold", "bar", "3304", "₹8,47,45,76,271.16", cgst, cgst, whole], tax_ends),
+        (line(tax_total), ["Total", "₹8,47,45,76,271.16", cgst, cgst, whole], tax_ends),
+    ]
+    for cells, texts, headers in checks:
+        assert [w.text for w in cells] == texts
+        figures = cells[-len(headers) :]
+        for left, right in zip(figures, figures[1:], strict=False):
+            assert right.x0 - left.x1 >= 6, (left, right)  # a visible gap, not touching
+        for figure, header in zip(figures, headers, strict=True):
+            assert abs(figure.x1 - header.x1) < 0.5, (figure, header)  # right-aligned alike
+        assert figures[-1].x1 <= width - 12 * MM + 0.5, figures[-1]
 
 
 def test_long_order_breaks_across_pages_with_the_table_header_on_each(pdf_app, output_dir):

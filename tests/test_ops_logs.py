@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import secrets
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -18,6 +21,7 @@ from bikshop.logging import (
     JsonFormatter,
     Masker,
     _mask_phone,
+    mask_path,
 )
 from tests.bik import sample_body
 
@@ -103,6 +107,36 @@ def test_the_masker_shortcut_never_skips_what_the_patterns_would_mask(text):
     assert masker(text) == full
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/invoice/{token}",
+        "/invoice/{token}.pdf",
+        "/invoice/../{token}",
+        "/invoice//{token}/pay",
+        "/static/{token}",
+        "/{token}x",
+    ],
+)
+def test_an_access_path_never_shows_a_token_wherever_the_client_put_it(path):
+    token = secrets.token_urlsafe(24)
+    masked = mask_path(path.format(token=token))
+    assert token not in masked and "[token]" in masked
+    assert mask_path("/static/fonts/DejaVuSans-Bold-subset.ttf").endswith("subset.ttf")
+    assert mask_path("/admin/orders/ORD-1001") == "/admin/orders/ORD-1001"
+
+
+def get_as_written(url: str, path: str) -> int:
+    """GET ``path`` exactly as written (requests would resolve its "..")."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def test_the_request_id_is_echoed_or_made(client):
     answer = client.get("/healthz", headers={"X-Request-ID": "nginx-4f2a9c"})
     assert answer.headers["X-Request-ID"] == "nginx-4f2a9c"
@@ -124,6 +158,8 @@ def test_gunicorn_logs_are_json_without_secrets_and_errors_show_no_trace(gunicor
     assert placed.status_code == 200 and placed.headers["X-Request-ID"] == "req-place-1"
     token = placed.json()["order"]["invoiceUrl"].rsplit("/", 1)[1]
     requests.get(f"{server.url}/invoice/{token}?razorpay_signature=sig-in-query-77")
+    assert get_as_written(server.url, f"/invoice/../{token}") == 404  # a prober's path
+    assert get_as_written(server.url, f"/invoice//{token}?ref={token}") == 308  # one slash
     requests.post(
         server.url + "/bik/getOrder",
         json={"orderId": "x"},

@@ -176,7 +176,9 @@ def test_a_redirect_with_a_forged_signature_changes_nothing(shop):
     callback = fake.pay(link["id"], deliver=False)
     signature = callback.rsplit("razorpay_signature=", 1)[1]
     forged = callback.replace(signature, signature[::-1])
-    assert client.get(path_of(forged)).status_code == 400
+    refused = client.get(path_of(forged))
+    assert refused.status_code == 400
+    assert f'<a href="{invoice}">Back to your invoice</a>' in refused.get_data(as_text=True)
     unsigned = callback.split("&razorpay_signature")[0]
     assert client.get(path_of(unsigned)).status_code == 400
     message = f"{link['id']}|{link['reference_id']}|paid|pay_Forged00000000"
@@ -268,6 +270,18 @@ def test_razorpay_down_or_slow_gives_a_friendly_retry_page_and_changes_nothing(s
     assert rows(app, PaymentLink) == [] and payment_status(client, order_id) == "pending"
     with app.app_context():
         assert db.session.scalars(select(Order)).one().version == version
+
+
+def test_the_pay_address_opened_rather_than_posted_leads_to_the_invoice(shop):
+    """After "couldn't start the payment" the address bar holds the Pay address: reloaded or
+    shared, it opens the invoice again (it was a bare 405 page with no way back)."""
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    fake.stop()
+    assert client.post(invoice + "/pay").status_code == 503
+    reloaded = client.get(invoice + "/pay")
+    assert reloaded.status_code == 303 and reloaded.headers["Location"].endswith(invoice)
+    assert client.get("/invoice/" + "x" * 32 + "/pay").status_code == 404
 
 
 def test_without_keys_there_is_no_pay_button(make_app):

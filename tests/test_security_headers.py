@@ -48,6 +48,36 @@ def test_a_stricter_policy_set_by_the_view_is_kept(client, invoice_token):
     assert policy != DEFAULT_CSP  # the invoice sets its own; the default never overrides it
 
 
+# (method, path, status, tries): error pages of every kind, and the Pay address opened by hand.
+INVOICE_ANSWERS = [
+    ("GET", "/invoice/{token}/paid", 400, 1),  # the confirmation link without its query
+    ("GET", "/invoice/{token}/nowhere", 404, 1),  # no route, under a real invoice
+    ("GET", "/invoice/../{token}", 404, 1),
+    ("PUT", "/invoice/{token}", 405, 1),
+    ("DELETE", "/invoice/{token}/pay", 405, 1),
+    ("GET", "/invoice/{token}/pay", 303, 1),  # reloaded after "couldn't start the payment"
+    ("GET", "/invoice/{missing}", 429, 2),  # the second guess is over the limit
+]
+
+
+@pytest.mark.parametrize("method, path, status, tries", INVOICE_ANSWERS)
+def test_every_answer_under_invoice_carries_the_invoice_headers(
+    make_app, method, path, status, tries
+):
+    """The token is in the URL: whatever is answered there must not be cached by a proxy,
+    indexed, or sent on as a referrer, and gets the invoice's own strict policy."""
+    client = make_app(RATELIMIT_INVOICE_MISSES="1 per minute").test_client()
+    token = place(client).get_json()["order"]["invoiceUrl"].rsplit("/invoice/", 1)[1]
+    url = path.format(token=token, missing=secrets.token_urlsafe(24))
+    answers = [client.open(url, method=method) for _ in range(tries)]
+    headers = answers[-1].headers
+    assert answers[-1].status_code == status
+    assert headers["Cache-Control"] == "private, no-cache"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "noindex" in headers["X-Robots-Tag"]
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'; style-src 'self'")
+
+
 def test_json_answers_are_not_sniffable_and_carry_no_page_policy(client):
     answer = client.post("/bik/getOrder", json={"orderId": "ORD-404"})
     assert answer.status_code == 404

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort
+from flask import abort, g
 
 from bikshop.models import Order
 from bikshop.services.orders import find_by_invoice_token
@@ -18,4 +18,5 @@ def order_for_token(token: str) -> Order:
     order = find_by_invoice_token(token) if _TOKEN.match(token or "") else None
     if order is None:
         abort(404, description="This invoice link is not valid. Ask the shop for a new one.")
+    g.invoice_token = token  # an error page from here on can link back to the invoice
     return order

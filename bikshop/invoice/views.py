@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import g, request, url_for
+
 from bikshop.extensions import compress
 from bikshop.invoice import bp
 from bikshop.invoice.access import order_for_token
@@ -22,10 +24,17 @@ def pdf(token: str):
     return invoice_pdf(order_for_token(token))
 
 
-# Error pages from these routes (the 404 for a bad token) get the same privacy headers.
-bp.after_request(protect)
+@bp.after_app_request
+def private_pages(response):
+    """Every answer under /invoice/ carries the invoice's privacy headers (the token is in the
+    URL): the payments door's routes too, and error pages of any status, even where no route
+    matched (a 405, a 404 for /invoice/<token>/nowhere), which no blueprint's hook would see."""
+    return protect(response) if request.path.startswith("/invoice/") else response
 
 
 @bp.app_context_processor
 def public_page_helpers() -> dict:
-    return {"stylesheet_url": stylesheet_url}
+    # An error page after ``order_for_token`` opened an order links back to its invoice.
+    token = g.get("invoice_token")
+    invoice_url = url_for("invoice.page", token=token) if token else None
+    return {"stylesheet_url": stylesheet_url, "invoice_url": invoice_url}

@@ -1,4 +1,7 @@
-"""POST /invoice/<token>/pay, GET /invoice/<token>/paid and POST /webhooks/razorpay."""
+"""POST /invoice/<token>/pay, GET /invoice/<token>/paid and POST /webhooks/razorpay.
+
+Their answers get the invoice's privacy headers from ``bikshop/invoice/views.py: private_pages``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ from flask import jsonify, redirect, render_template, request, url_for
 
 from bikshop.errors import ApiError
 from bikshop.invoice.access import order_for_token
-from bikshop.invoice.rendering import invoice_page, protect
+from bikshop.invoice.rendering import invoice_page
 from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
+from bikshop.services.invoices import nothing_to_pay
 
 NOTICES = {
     "paid": "Paid. Thank you! Your payment is confirmed.",
@@ -34,6 +38,8 @@ def pay(token: str):
     stale in a page the browser revalidates by ETag.
     """
     order = order_for_token(token)
+    if nothing_to_pay(order):  # a ₹0 order: a Pay form from an old page finds nothing owed
+        return redirect(url_for("invoice.page", token=token), 303)
     problem = payments.online_payment_problem(order)
     if problem:  # e.g. a currency Razorpay does not take: no link, and a page that says why
         return render_template("payments/unavailable.html", order=order, problem=problem), 409
@@ -53,6 +59,14 @@ def pay(token: str):
     if not payments.can_pay_online(order):  # the link we adopted was already paid
         return redirect(url_for("invoice.page", token=token), 303)
     return redirect(link.short_url, 303)
+
+
+@bp.get("/invoice/<token>/pay")
+def pay_address(token: str):
+    """The Pay address opened, not posted (the "couldn't start the payment" page reloaded, or its
+    address shared): the invoice, with its Pay button, rather than a bare 405."""
+    order_for_token(token)
+    return redirect(url_for("invoice.page", token=token), 303)
 
 
 @bp.get("/invoice/<token>/paid")
@@ -77,9 +91,3 @@ def razorpay_webhook():
         event_id=request.headers.get("X-Razorpay-Event-Id"),
     )
     return jsonify(status="ok", outcome=outcome)
-
-
-@bp.after_request
-def private_pages(response):
-    """Pages under /invoice/ carry the invoice's privacy headers (the token is in the URL)."""
-    return protect(response) if request.path.startswith("/invoice/") else response

@@ -65,12 +65,13 @@ class Invoice:
 
     order: Order
     store: Store
-    status: str  # pending, paid, partially_refunded, refunded, cancelled: the badge
+    status: str  # pending, nothing_due, paid, partially_refunded, refunded, cancelled: the badge
     tax: TaxInvoice | None
 
 
 STATUS_LABELS = {
     "pending": "Payment pending",
+    "nothing_due": "Nothing to pay",
     "paid": "Paid",
     "partially_refunded": "Partly refunded",
     "refunded": "Refunded",
@@ -98,8 +99,16 @@ def store() -> Store:
 
 
 def badge(order: Order) -> str:
-    """The one status a customer needs first: cancelled, else the payment status."""
-    return "cancelled" if order.status == "CANCELLED" else order.payment_status
+    """The one status a customer needs first: cancelled, nothing to pay, else the payment status."""
+    if order.status == "CANCELLED":
+        return "cancelled"
+    return "nothing_due" if nothing_to_pay(order) else order.payment_status
+
+
+def nothing_to_pay(order: Order) -> bool:
+    """A ₹0 order still pending payment (a free sample, a discount as large as the basket):
+    the customer owes nothing, so the invoice asks for no payment."""
+    return order.payment_status == "pending" and order.total == 0
 
 
 def invoice_for(order: Order) -> Invoice:
