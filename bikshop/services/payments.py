@@ -47,6 +47,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "apply_link_state",
     "can_pay_online",
     "cancel_open_links",
+    "close_links_if_paid",
     "confirm_redirect",
     "confirm_refund",
     "create_or_reuse_link",
@@ -290,8 +291,9 @@ def _new_link(order: Order) -> PaymentLink:
             select(PaymentLink).where(PaymentLink.reference_id == request["reference_id"])
         ).one()
     if entity["status"] != "created":  # adopted a link that already moved on
-        apply_link_state(link, entity, actor="razorpay")
+        outcome = apply_link_state(link, entity, actor="razorpay")
         db.session.commit()
+        close_links_if_paid(order, outcome, actor="razorpay")
     return link
 
 
@@ -365,11 +367,13 @@ def apply_link_state(
 
 
 def cancel_open_links(order: Order, *, actor: str) -> list[str]:
-    """Cancel the order's unpaid links at Razorpay, so a cancelled order cannot be paid; commits.
+    """Cancel the order's unpaid links at Razorpay, so a cancelled or paid order cannot be paid
+    (again); commits.
 
-    Best effort, after the cancellation has committed: a link Razorpay will not cancel (paid in
-    the meantime, or Razorpay unreachable) stays open, and a payment on it is flagged on the
-    timeline by ``_apply_paid`` ("paid although the order is cancelled").
+    Best effort, after the cancellation or payment has committed: a link Razorpay will not
+    cancel (paid in the meantime, or Razorpay unreachable) stays open, and a payment on it is
+    flagged on the timeline by ``_apply_paid`` ("paid although the order is cancelled",
+    "another payment ... refund it").
     """
     if not razorpay_client.is_configured():
         return []
@@ -398,6 +402,15 @@ def cancel_open_links(order: Order, *, actor: str) -> list[str]:
         outcomes.append(f"{link.razorpay_id}: {apply_link_state(link, entity, actor=actor)}")
     db.session.commit()
     return outcomes
+
+
+def close_links_if_paid(order: Order, outcome: str, *, actor: str) -> None:
+    """After ``apply_link_state``'s change has committed: if it paid the order (``outcome`` is
+    "paid"), cancel the order's other open links, as cash received does. A link made after an
+    earlier one expired stays open otherwise, and the earlier one can still be paid (Razorpay
+    took the payment just before expiry): the customer could pay twice. Commits."""
+    if outcome == "paid":
+        cancel_open_links(order, actor=actor)
 
 
 def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None) -> bool:
@@ -627,6 +640,7 @@ def confirm_redirect(order: Order, params: dict) -> str:
         outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="razorpay")
         db.session.commit()
         log.info("payment redirect for %s: %s", order.public_id, outcome)
+        close_links_if_paid(order, outcome, actor="razorpay")
     db.session.refresh(order)
     if order.payment_status != "pending":
         return "paid"
@@ -667,9 +681,11 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
         except razorpay_client.RazorpayError as exc:
             report.failures.append(f"{razorpay_id}: {exc}")
             continue
-        outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="reconcile")
+        link = db.session.get(PaymentLink, link_id)
+        outcome = apply_link_state(link, entity, actor="reconcile")
         db.session.commit()
         report.outcomes.append(f"{razorpay_id}: {outcome}")
+        close_links_if_paid(db.session.get(Order, link.order_id), outcome, actor="reconcile")
     outcomes, failures = reconcile_refunds(older_than=older_than)
     report.outcomes += outcomes
     report.failures += failures
