@@ -31,10 +31,10 @@ def _message() -> str:
 
 
 def wait_words(seconds: int) -> str:
-    """``seconds`` as a person says a wait: "40 seconds", "a minute", "about 10 minutes"."""
-    if seconds < 60:
+    """``seconds`` as a person says a wait: "20 seconds", "a minute", "about 10 minutes"."""
+    if seconds < 30:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = round(seconds / 60)
+    minutes = max(1, round(seconds / 60))  # from 30 s "a minute", as Retry-After counts down
     if minutes < 60:
         return "a minute" if minutes == 1 else f"about {minutes} minutes"
     hours = round(minutes / 60)

@@ -103,9 +103,10 @@ def test_the_429_page_says_as_long_a_wait_as_its_retry_after(make_app, limit, wo
 
 
 def test_wait_words():
-    assert [wait_words(s) for s in (1, 40, 60, 61, 100, 577, 3600, 7200)] == [
+    assert [wait_words(s) for s in (1, 29, 30, 60, 61, 100, 577, 3600, 7200)] == [
         "1 second",
-        "40 seconds",
+        "29 seconds",
+        "a minute",
         "a minute",
         "a minute",
         "about 2 minutes",
