@@ -21,7 +21,7 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.links import public_base
-from bikshop.models import Order, Payment, PaymentLink
+from bikshop.models import Order, OrderEvent, Payment, PaymentLink
 from bikshop.models.types import utcnow
 from bikshop.money import (
     RAZORPAY_MINIMUM,
@@ -154,9 +154,26 @@ def online_payment_problem(order: Order) -> str | None:
 
 
 def can_pay_online(order: Order) -> bool:
-    """The invoice offers a Pay button: Razorpay is configured, money is still owed, and
-    Razorpay can take the order's total in its currency."""
-    return _owes_online(order) and online_payment_problem(order) is None
+    """The invoice offers a Pay button: Razorpay is configured, money is still owed, Razorpay
+    can take the order's total in its currency, and it has not refused this order for good."""
+    return _owes_online(order) and online_payment_problem(order) is None and not _refused(order)
+
+
+def _refused(order: Order) -> bool:
+    """Razorpay refused to make a link for this version of the order under the keys in use
+    (``_new_link``): asking again would be refused again, so Pay is not offered until the
+    order or the Razorpay settings change."""
+    data = db.session.scalar(
+        select(OrderEvent.data)
+        .where(OrderEvent.order_id == order.id, OrderEvent.kind == "payment_link_refused")
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+    return (
+        isinstance(data, dict)
+        and data.get("orderVersion") == order.version
+        and data.get("keys") == razorpay_client.keys_fingerprint()
+    )
 
 
 def create_or_reuse_link(order: Order) -> PaymentLink:
@@ -167,7 +184,9 @@ def create_or_reuse_link(order: Order) -> PaymentLink:
     """
     for _ in range(3):  # an adopted link that turns out expired costs one more attempt
         if not can_pay_online(order):
-            problem = online_payment_problem(order) or f"payment {order.payment_status}"
+            problem = online_payment_problem(order) or (
+                "Razorpay refused it" if _refused(order) else f"payment {order.payment_status}"
+            )
             raise ApiError(
                 409, f"Order {order.name} cannot be paid online ({problem})", code="not_payable"
             )
@@ -251,13 +270,20 @@ def _new_link(order: Order) -> PaymentLink:
         entity = read_link_entity(entity)
     except razorpay_client.RazorpayError as exc:
         if isinstance(exc, razorpay_client.RazorpayRejected):  # retrying will not help: say so
+            order = db.session.get(Order, order_id)
+            update_order(order, {})  # a new version: the invoice stops offering Pay (_refused)
             record(
-                db.session.get(Order, order_id),
+                order,
                 "payment_link_refused",
                 "razorpay",
                 f"Razorpay refused to make a payment link ({exc}); the customer cannot pay "
-                "online until this is fixed (check the Razorpay keys and account)",
-                {"referenceId": request["reference_id"]},
+                "online until this is fixed (check the Razorpay keys and account): the invoice "
+                "offers Pay again once the keys or the order change",
+                {
+                    "referenceId": request["reference_id"],
+                    "orderVersion": order.version,
+                    "keys": razorpay_client.keys_fingerprint(),
+                },
             )
             db.session.commit()
         raise GatewayFailure(exc, "make a payment link")
