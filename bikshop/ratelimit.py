@@ -10,14 +10,35 @@ limit unless the operator sets one: refusing Bik or Razorpay loses orders and pa
 
 from __future__ import annotations
 
+import hashlib
+import time
 from functools import partial
 
 from flask import Flask, current_app, request
+from flask_limiter.util import get_remote_address
 from werkzeug.routing import Rule
 
 from bikshop.extensions import limiter
+from bikshop.invoice.access import token_is_known
 
-MESSAGE = "Too many requests from your network. Please wait a minute and try again."
+
+def _message() -> str:
+    """The 429's words, with the wait its ``Retry-After`` gives: the breached limit's window
+    (ten minutes for the guessing limit), not always "a minute"."""
+    limit = limiter.current_limit
+    seconds = max(1, int(limit.reset_at - time.time())) if limit else 60  # as Retry-After
+    return f"Too many requests from your network. Please wait {wait_words(seconds)} and try again."
+
+
+def wait_words(seconds: int) -> str:
+    """``seconds`` as a person says a wait: "20 seconds", "a minute", "about 10 minutes"."""
+    if seconds < 30:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = max(1, round(seconds / 60))  # from 30 s "a minute", as Retry-After counts down
+    if minutes < 60:
+        return "a minute" if minutes == 1 else f"about {minutes} minutes"
+    hours = round(minutes / 60)
+    return "about an hour" if hours == 1 else f"about {hours} hours"
 
 
 def _setting(name: str):
@@ -34,8 +55,23 @@ _LOGIN, _INVOICE, _MISSES, _PAY, _BIK, _WEBHOOK = map(
 
 
 def _is_miss(response) -> bool:
-    # Only unknown tokens count here: guessing links is what this limit stops.
     return response.status_code == 404
+
+
+def _token_is_known() -> bool:
+    return token_is_known((request.view_args or {}).get("token"))
+
+
+def _token_is_unknown() -> bool:
+    return not _token_is_known()
+
+
+def _address_and_invoice() -> str:
+    # Per invoice as well as per address: customers behind one carrier address (CGNAT), or all
+    # of them behind a proxy bikshop was not told about, never share one allowance. The token
+    # is hashed so the limiter's storage (Redis) holds no invoice links.
+    token = (request.view_args or {}).get("token") or ""
+    return f"{get_remote_address()}/{hashlib.sha256(token.encode()).hexdigest()[:16]}"
 
 
 def configure(app: Flask) -> None:
@@ -122,23 +158,36 @@ def _limits_for(rule: Rule, config) -> list:
             found.append(make())
 
     if path.startswith("/invoice/<") and "POST" in methods and path.endswith("/pay"):
-        add("PAY", lambda: limiter.limit(_PAY, methods=["POST"], error_message=MESSAGE))
+        add("PAY", lambda: limiter.limit(_PAY, methods=["POST"], error_message=_message))
     elif path.startswith("/invoice/<") and "GET" in methods:
-        add("INVOICE", lambda: limiter.limit(_INVOICE, methods=["GET"], error_message=MESSAGE))
+        # Two limits that never meet: an invoice that exists counts only against its own
+        # allowance, and only unknown tokens count as guesses, so a guesser sharing a
+        # customer's address (CGNAT) never locks the customer out of a real invoice.
+        add(
+            "INVOICE",
+            lambda: limiter.limit(
+                _INVOICE,
+                key_func=_address_and_invoice,
+                methods=["GET"],
+                exempt_when=_token_is_unknown,
+                error_message=_message,
+            ),
+        )
         add(
             "INVOICE_MISSES",
             lambda: limiter.shared_limit(
                 _MISSES,
                 scope="invoice-misses",
                 methods=["GET"],
+                exempt_when=_token_is_known,
                 deduct_when=_is_miss,
-                error_message=MESSAGE,
+                error_message=_message,
             ),
         )
     elif path == "/admin/login" and "POST" in methods:
-        add("LOGIN", lambda: limiter.limit(_LOGIN, methods=["POST"], error_message=MESSAGE))
+        add("LOGIN", lambda: limiter.limit(_LOGIN, methods=["POST"], error_message=_message))
     elif path.startswith("/bik/"):
-        add("BIK", lambda: limiter.limit(_BIK, error_message=MESSAGE))
+        add("BIK", lambda: limiter.limit(_BIK, error_message=_message))
     elif path.startswith("/webhooks/"):
-        add("WEBHOOK", lambda: limiter.limit(_WEBHOOK, error_message=MESSAGE))
+        add("WEBHOOK", lambda: limiter.limit(_WEBHOOK, error_message=_message))
     return found

@@ -88,6 +88,19 @@ def is_configured() -> bool:
     return bool(current_app.config["RAZORPAY_KEY_ID"] and current_app.config["RAZORPAY_KEY_SECRET"])
 
 
+def keys_fingerprint() -> str:
+    """A short hash of the keys and API address in use: a refusal recorded under it (a wrong
+    key, say) stands until the settings change, and the invoice's render version changes with
+    it. One-way, so it can be kept on the timeline and go into an ETag."""
+    config = current_app.config
+    settings = [
+        config["RAZORPAY_KEY_ID"],
+        config["RAZORPAY_KEY_SECRET"],
+        config["RAZORPAY_API_URL"],
+    ]
+    return hashlib.sha256("\n".join(map(str, settings)).encode()).hexdigest()[:16]
+
+
 def _client() -> razorpay.Client:
     config = current_app.config
     if not is_configured():

@@ -8,7 +8,9 @@ import pytest
 import requests
 
 from bikshop.extensions import limiter
+from bikshop.ratelimit import wait_words
 from tests.bik import get, place
+from tests.fake_razorpay import path_of, shop_with_open_link
 
 
 def _invoice_path(client) -> str:
@@ -47,20 +49,71 @@ def test_only_a_429_carries_the_limiters_retry_after(make_app):
     assert "Retry-After" not in page.headers
     paying = client.post(path + "/pay")  # no Razorpay configured: back to the page
     assert paying.status_code == 303 and "Retry-After" not in paying.headers
-    missing = client.get(f"/invoice/{secrets.token_urlsafe(24)}")
+    missing = client.get(f"/invoice/{secrets.token_urlsafe(24)}")  # not counted against path
     assert missing.status_code == 404 and "Retry-After" not in missing.headers
-    assert client.get(path).status_code == 200  # the third of three
+    assert [client.get(path).status_code for _ in range(2)] == [200, 200]  # the third of three
     _assert_html_429(client.get(path))
 
 
-def test_guessing_invoice_tokens_locks_the_address_out(make_app):
-    client = make_app(RATELIMIT_INVOICE_MISSES="2 per minute").test_client()
-    path = _invoice_path(client)
-    assert client.get(path).status_code == 200  # a real token costs nothing
-    for _ in range(2):
+def test_guessing_invoice_tokens_locks_out_guesses_but_never_a_real_invoice(make_app):
+    """A guesser behind the customer's address (CGNAT, or a proxy bikshop was not told about)
+    is refused after a few unknown tokens; the customer's invoice, its PDF and the page
+    Razorpay sends the customer back to after paying still open."""
+    with shop_with_open_link(make_app, settings={"RATELIMIT_INVOICE_MISSES": "2 per minute"}) as (
+        _,
+        client,
+        fake,
+        _,
+        path,
+    ):
+        assert client.get(path).status_code == 200  # a real token costs nothing
+        for _ in range(2):
+            assert client.get(f"/invoice/{secrets.token_urlsafe(24)}").status_code == 404
+        _assert_html_429(client.get(f"/invoice/{secrets.token_urlsafe(24)}.pdf"))
+        _assert_html_429(client.get(f"/invoice/{secrets.token_urlsafe(24)}/paid"))
+        _assert_html_429(client.get("/invoice/not-even-a-token"))
+        assert client.get(path).status_code == 200
+        assert client.get(path + ".pdf").status_code == 200
+        callback = client.get(path_of(fake.pay(fake.only_link()["id"], deliver=False)))
+        assert callback.status_code == 200 and "Paid. Thank you" in callback.get_data(as_text=True)
+        _assert_html_429(client.get(f"/invoice/{secrets.token_urlsafe(24)}"))  # still refused
+
+
+def test_each_invoice_has_its_own_allowance_and_guesses_do_not_use_it(make_app):
+    client = make_app(RATELIMIT_INVOICE="2 per minute").test_client()
+    first, second = _invoice_path(client), _invoice_path(client)
+    for _ in range(5):
         assert client.get(f"/invoice/{secrets.token_urlsafe(24)}").status_code == 404
-    _assert_html_429(client.get(f"/invoice/{secrets.token_urlsafe(24)}.pdf"))
-    _assert_html_429(client.get(path))
+    assert [client.get(first).status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get(second).status_code == 200  # another customer behind the same address
+
+
+@pytest.mark.parametrize(
+    ("limit", "words", "longest"),
+    [("2 per 10 minutes", "about 10 minutes", 600), ("2 per minute", "a minute", 60)],
+)
+def test_the_429_page_says_as_long_a_wait_as_its_retry_after(make_app, limit, words, longest):
+    client = make_app(RATELIMIT_INVOICE_MISSES=limit).test_client()
+    for _ in range(2):
+        client.get(f"/invoice/{secrets.token_urlsafe(24)}")
+    answer = client.get(f"/invoice/{secrets.token_urlsafe(24)}")
+    _assert_html_429(answer)
+    assert longest - 30 < int(answer.headers["Retry-After"]) <= longest + 1
+    assert f"Please wait {words} and try again" in answer.get_data(as_text=True)
+
+
+def test_wait_words():
+    assert [wait_words(s) for s in (1, 29, 30, 60, 61, 100, 577, 3600, 7200)] == [
+        "1 second",
+        "29 seconds",
+        "a minute",
+        "a minute",
+        "a minute",
+        "about 2 minutes",
+        "about 10 minutes",
+        "about an hour",
+        "about 2 hours",
+    ]
 
 
 def test_pay_button_is_limited(make_app):

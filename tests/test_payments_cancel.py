@@ -1,13 +1,15 @@
-"""Cancelling an order closes its open payment links, so a cancelled order cannot be paid."""
+"""Cancelling an order, or its being paid, closes its open payment links, so a cancelled order
+cannot be paid and a paid one cannot be paid twice."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, PaymentLink
 from bikshop.services.orders import change_status
-from tests.fake_razorpay import shop_with_open_link
+from tests.fake_razorpay import path_of, post_webhook, shop_with_open_link
 
 
 def _cancel(app, order_id: str) -> None:
@@ -71,8 +73,6 @@ def test_cash_received_cancels_the_open_link_so_the_customer_cannot_pay_twice(ma
 
 
 def test_a_payment_after_cancelling_advises_a_refund_not_reopening(make_app):
-    from tests.fake_razorpay import post_webhook
-
     with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         plink = fake.only_link()["id"]
         fake.stop()  # the link cannot be cancelled, and the customer pays on it
@@ -85,3 +85,80 @@ def test_a_payment_after_cancelling_advises_a_refund_not_reopening(make_app):
                 select(OrderEvent).where(OrderEvent.kind == "paid_after_cancel")
             ).all()
         assert "refund" in flag.message and "reopen" not in flag.message  # CANCELLED is final
+
+
+def _replacement_link(client, fake, invoice: str) -> tuple[str, str]:
+    """Link A expires (Razorpay's webhook says so) and the customer's next tap on Pay makes
+    link B: (A, B)."""
+    first = fake.only_link()["id"]
+    expired = fake.event("payment_link.expired", payment_link=fake.expire(first))
+    assert post_webhook(client, *expired).status_code == 200
+    assert client.post(invoice + "/pay").status_code == 303
+    return first, fake.last_link()["id"]
+
+
+@pytest.mark.parametrize("door", ["webhook", "redirect"])
+def test_paid_on_an_expired_link_cancels_its_replacement_so_it_takes_no_second_payment(
+    make_app, door
+):
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        first, second = _replacement_link(client, fake, invoice)
+
+        callback = fake.pay(first, deliver=False)  # paid at Razorpay just before it expired
+        if door == "webhook":
+            assert post_webhook(client, *fake.paid_event(first)).get_json()["outcome"] == "paid"
+        else:  # the redirect back, confirmed by fetching the link
+            assert "Paid. Thank you" in client.get(path_of(callback)).get_data(as_text=True)
+
+        assert fake.links[second]["status"] == "cancelled"
+        with app.app_context():
+            links = db.session.scalars(select(PaymentLink).order_by(PaymentLink.id)).all()
+            assert [link.status for link in links] == ["paid", "cancelled"]
+            assert links[0].order.payment_status == "paid"
+        assert "payment_link_cancelled" in _kinds(app)
+
+
+def test_razorpay_down_after_the_payment_keeps_it_paid_and_says_the_replacement_is_open(make_app):
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        first, second = _replacement_link(client, fake, invoice)
+        fake.pay(first, deliver=False)
+        fake.stop()
+
+        assert post_webhook(client, *fake.paid_event(first)).get_json()["outcome"] == "paid"
+
+        with app.app_context():
+            order = db.session.scalars(select(Order)).one()
+            links = db.session.scalars(select(PaymentLink).order_by(PaymentLink.id)).all()
+            assert (order.payment_status, [link.status for link in links]) == (
+                "paid",
+                ["paid", "created"],
+            )
+            (failed,) = db.session.scalars(
+                select(OrderEvent).where(OrderEvent.kind == "payment_link_cancel_failed")
+            ).all()
+        assert second in failed.message
+
+
+def test_reconcile_finding_a_link_paid_cancels_the_order_s_other_open_link(make_app):
+    from datetime import timedelta
+
+    from bikshop.models.types import utcnow
+
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        first = fake.only_link()["id"]
+        with app.app_context():  # about to expire: the next tap makes a new link beside it
+            db.session.scalars(select(PaymentLink)).one().expire_by = utcnow() + timedelta(
+                minutes=5
+            )
+            db.session.commit()
+        assert client.post(invoice + "/pay").status_code == 303
+        second = fake.last_link()["id"]
+        fake.pay(first, deliver=False)  # and its webhook is lost
+
+        result = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+
+        assert f"{first}: paid" in result.output
+        assert fake.links[second]["status"] == "cancelled"
+        with app.app_context():
+            links = db.session.scalars(select(PaymentLink).order_by(PaymentLink.id)).all()
+            assert [link.status for link in links] == ["paid", "cancelled"]

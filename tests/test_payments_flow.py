@@ -313,6 +313,28 @@ def test_razorpay_refusing_the_link_is_on_the_timeline_and_promises_no_retry(sho
     assert rows(app, PaymentLink) == [] and payment_status(client, order_id) == "pending"
 
 
+def test_after_a_refusal_the_invoice_offers_no_pay_until_the_keys_change(shop, make_app):
+    app, client, fake = shop
+    app.config["RAZORPAY_KEY_SECRET"] = "not-the-secret"  # Razorpay answers 401, every time
+    _, invoice = place_order(client)
+    offered = client.get(invoice)
+    assert "Pay ₹947" in offered.get_data(as_text=True)
+    assert client.post(invoice + "/pay").status_code == 502
+
+    page = client.get(invoice, headers={"If-None-Match": offered.headers["ETag"]})
+    assert page.status_code == 200  # not the 304 that would keep showing the old Pay button
+    assert "Pay ₹947" not in page.get_data(as_text=True)
+    assert "Pay on delivery" in page.get_data(as_text=True)
+    again = client.post(invoice + "/pay")  # a Pay form left open in another tab
+    assert again.status_code == 303 and again.headers["Location"].endswith(invoice)
+    assert [path for _, path, _ in fake.calls].count("/v1/payment_links") == 1  # not asked again
+
+    fixed = make_app(**razorpay_settings(fake)).test_client()  # the keys corrected, restarted
+    page = fixed.get(invoice, headers={"If-None-Match": page.headers["ETag"]})
+    assert page.status_code == 200 and "Pay ₹947" in page.get_data(as_text=True)
+    assert start_payment(fixed, invoice) == fake.only_link()["short_url"]
+
+
 def test_reconcile_payments_keeps_the_sdks_connection_messages_out_of_stdout(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)

@@ -15,8 +15,21 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
 def order_for_token(token: str) -> Order:
     """The order behind ``token``, or a 404 that reveals nothing (malformed or unknown alike)."""
-    order = find_by_invoice_token(token) if _TOKEN.match(token or "") else None
+    order = _lookup(token)
     if order is None:
         abort(404, description="This invoice link is not valid. Ask the shop for a new one.")
     g.invoice_token = token  # an error page from here on can link back to the invoice
     return order
+
+
+def token_is_known(token: str | None) -> bool:
+    """Whether ``token`` opens an order: the rate limits ask before the view runs, so only
+    unknown tokens count as guesses. The view's ``order_for_token`` reuses the lookup."""
+    return _lookup(token) is not None
+
+
+def _lookup(token: str | None) -> Order | None:
+    found = g.setdefault("invoice_orders", {})  # per request: one query however often asked
+    if token not in found:
+        found[token] = find_by_invoice_token(token) if _TOKEN.match(token or "") else None
+    return found[token]

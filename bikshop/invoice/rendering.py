@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, render_template, request, url_for
 
-from bikshop import pdf
+from bikshop import pdf, razorpay_client
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
 from bikshop.services.payments import can_pay_online, payment_in_review
 
@@ -25,7 +25,7 @@ _VERSION_KEY = "bikshop.invoice_render_version"
 
 def render_version() -> str:
     """A hash of everything besides the order that shapes an invoice: templates, CSS, fonts,
-    store settings, whether online payment is on. Part of every ETag and PDF cache key."""
+    store settings, the Razorpay keys (or none). Part of every ETag and PDF cache key."""
     version = current_app.extensions.get(_VERSION_KEY)
     if version is None:
         digest = hashlib.sha256()
@@ -38,7 +38,8 @@ def render_version() -> str:
         config = current_app.config
         for key in STORE_SETTINGS:
             digest.update(f"{key}={config[key]!r};".encode())
-        digest.update(f"online={bool(config['RAZORPAY_KEY_ID'])}".encode())
+        online = razorpay_client.keys_fingerprint() if config["RAZORPAY_KEY_ID"] else ""
+        digest.update(f"online={online}".encode())  # new keys: Pay refused under the old returns
         version = digest.hexdigest()[:16]
         current_app.extensions[_VERSION_KEY] = version
     return version

@@ -21,7 +21,7 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.links import public_base
-from bikshop.models import Order, Payment, PaymentLink
+from bikshop.models import Order, OrderEvent, Payment, PaymentLink
 from bikshop.models.types import utcnow
 from bikshop.money import (
     RAZORPAY_MINIMUM,
@@ -47,6 +47,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "apply_link_state",
     "can_pay_online",
     "cancel_open_links",
+    "close_links_if_paid",
     "confirm_redirect",
     "confirm_refund",
     "create_or_reuse_link",
@@ -153,9 +154,26 @@ def online_payment_problem(order: Order) -> str | None:
 
 
 def can_pay_online(order: Order) -> bool:
-    """The invoice offers a Pay button: Razorpay is configured, money is still owed, and
-    Razorpay can take the order's total in its currency."""
-    return _owes_online(order) and online_payment_problem(order) is None
+    """The invoice offers a Pay button: Razorpay is configured, money is still owed, Razorpay
+    can take the order's total in its currency, and it has not refused this order for good."""
+    return _owes_online(order) and online_payment_problem(order) is None and not _refused(order)
+
+
+def _refused(order: Order) -> bool:
+    """Razorpay refused to make a link for this version of the order under the keys in use
+    (``_new_link``): asking again would be refused again, so Pay is not offered until the
+    order or the Razorpay settings change."""
+    data = db.session.scalar(
+        select(OrderEvent.data)
+        .where(OrderEvent.order_id == order.id, OrderEvent.kind == "payment_link_refused")
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+    return (
+        isinstance(data, dict)
+        and data.get("orderVersion") == order.version
+        and data.get("keys") == razorpay_client.keys_fingerprint()
+    )
 
 
 def create_or_reuse_link(order: Order) -> PaymentLink:
@@ -166,7 +184,9 @@ def create_or_reuse_link(order: Order) -> PaymentLink:
     """
     for _ in range(3):  # an adopted link that turns out expired costs one more attempt
         if not can_pay_online(order):
-            problem = online_payment_problem(order) or f"payment {order.payment_status}"
+            problem = online_payment_problem(order) or (
+                "Razorpay refused it" if _refused(order) else f"payment {order.payment_status}"
+            )
             raise ApiError(
                 409, f"Order {order.name} cannot be paid online ({problem})", code="not_payable"
             )
@@ -250,13 +270,20 @@ def _new_link(order: Order) -> PaymentLink:
         entity = read_link_entity(entity)
     except razorpay_client.RazorpayError as exc:
         if isinstance(exc, razorpay_client.RazorpayRejected):  # retrying will not help: say so
+            order = db.session.get(Order, order_id)
+            update_order(order, {})  # a new version: the invoice stops offering Pay (_refused)
             record(
-                db.session.get(Order, order_id),
+                order,
                 "payment_link_refused",
                 "razorpay",
                 f"Razorpay refused to make a payment link ({exc}); the customer cannot pay "
-                "online until this is fixed (check the Razorpay keys and account)",
-                {"referenceId": request["reference_id"]},
+                "online until this is fixed (check the Razorpay keys and account): the invoice "
+                "offers Pay again once the keys or the order change",
+                {
+                    "referenceId": request["reference_id"],
+                    "orderVersion": order.version,
+                    "keys": razorpay_client.keys_fingerprint(),
+                },
             )
             db.session.commit()
         raise GatewayFailure(exc, "make a payment link")
@@ -290,8 +317,9 @@ def _new_link(order: Order) -> PaymentLink:
             select(PaymentLink).where(PaymentLink.reference_id == request["reference_id"])
         ).one()
     if entity["status"] != "created":  # adopted a link that already moved on
-        apply_link_state(link, entity, actor="razorpay")
+        outcome = apply_link_state(link, entity, actor="razorpay")
         db.session.commit()
+        close_links_if_paid(order, outcome, actor="razorpay")
     return link
 
 
@@ -365,11 +393,13 @@ def apply_link_state(
 
 
 def cancel_open_links(order: Order, *, actor: str) -> list[str]:
-    """Cancel the order's unpaid links at Razorpay, so a cancelled order cannot be paid; commits.
+    """Cancel the order's unpaid links at Razorpay, so a cancelled or paid order cannot be paid
+    (again); commits.
 
-    Best effort, after the cancellation has committed: a link Razorpay will not cancel (paid in
-    the meantime, or Razorpay unreachable) stays open, and a payment on it is flagged on the
-    timeline by ``_apply_paid`` ("paid although the order is cancelled").
+    Best effort, after the cancellation or payment has committed: a link Razorpay will not
+    cancel (paid in the meantime, or Razorpay unreachable) stays open, and a payment on it is
+    flagged on the timeline by ``_apply_paid`` ("paid although the order is cancelled",
+    "another payment ... refund it").
     """
     if not razorpay_client.is_configured():
         return []
@@ -398,6 +428,15 @@ def cancel_open_links(order: Order, *, actor: str) -> list[str]:
         outcomes.append(f"{link.razorpay_id}: {apply_link_state(link, entity, actor=actor)}")
     db.session.commit()
     return outcomes
+
+
+def close_links_if_paid(order: Order, outcome: str, *, actor: str) -> None:
+    """After ``apply_link_state``'s change has committed: if it paid the order (``outcome`` is
+    "paid"), cancel the order's other open links, as cash received does. A link made after an
+    earlier one expired stays open otherwise, and the earlier one can still be paid (Razorpay
+    took the payment just before expiry): the customer could pay twice. Commits."""
+    if outcome == "paid":
+        cancel_open_links(order, actor=actor)
 
 
 def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None) -> bool:
@@ -627,6 +666,7 @@ def confirm_redirect(order: Order, params: dict) -> str:
         outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="razorpay")
         db.session.commit()
         log.info("payment redirect for %s: %s", order.public_id, outcome)
+        close_links_if_paid(order, outcome, actor="razorpay")
     db.session.refresh(order)
     if order.payment_status != "pending":
         return "paid"
@@ -667,9 +707,11 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
         except razorpay_client.RazorpayError as exc:
             report.failures.append(f"{razorpay_id}: {exc}")
             continue
-        outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="reconcile")
+        link = db.session.get(PaymentLink, link_id)
+        outcome = apply_link_state(link, entity, actor="reconcile")
         db.session.commit()
         report.outcomes.append(f"{razorpay_id}: {outcome}")
+        close_links_if_paid(db.session.get(Order, link.order_id), outcome, actor="reconcile")
     outcomes, failures = reconcile_refunds(older_than=older_than)
     report.outcomes += outcomes
     report.failures += failures

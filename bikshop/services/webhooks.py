@@ -17,7 +17,7 @@ from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
 from bikshop.money import from_minor_units, razorpay_takes
-from bikshop.services.payments import apply_link_state, read_link_entity
+from bikshop.services.payments import apply_link_state, close_links_if_paid, read_link_entity
 from bikshop.services.refunds import RefundEntity, confirm_refund, fail_refund, row_for
 from bikshop.services.states import record
 
@@ -124,6 +124,8 @@ def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | Non
     key = delivery.event_id
     db.session.commit()
     log.info("webhook %s %s: %s", key, event["event"], outcome)
+    if order is not None:  # after the commit: Razorpay is asked with no transaction open
+        close_links_if_paid(order, outcome, actor=ACTOR)
     return outcome
 
 
