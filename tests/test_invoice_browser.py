@@ -18,12 +18,8 @@ ITEMS = [
 ]
 
 
-def test_invoice_on_a_phone(gunicorn, phone_page, output_dir, tmp_path):
-    settings = {f"BIKSHOP_{k}": v for k, v in GST_SETTINGS.items()}
-    settings["BIKSHOP_STORE_NAME"] = 'Glow "Naturals"'
-    settings["BIKSHOP_PDF_CACHE_DIR"] = str(tmp_path)
-    server = gunicorn(workers=1, env=settings)
-    body = order_body(ITEMS, discount="100", state="Maharashtra")
+def place_on(server, body) -> str:
+    """Place ``body`` through the server's Bik endpoint: the invoice's path."""
     placed = requests.post(
         server.url + "/bik/placeOrder",
         data=json.dumps(body, default=decimal_to_json),
@@ -31,7 +27,15 @@ def test_invoice_on_a_phone(gunicorn, phone_page, output_dir, tmp_path):
         timeout=10,
     )
     assert placed.status_code == 200, placed.text
-    path = urlsplit(placed.json()["order"]["invoiceUrl"]).path
+    return urlsplit(placed.json()["order"]["invoiceUrl"]).path
+
+
+def test_invoice_on_a_phone(gunicorn, phone_page, output_dir, tmp_path):
+    settings = {f"BIKSHOP_{k}": v for k, v in GST_SETTINGS.items()}
+    settings["BIKSHOP_STORE_NAME"] = 'Glow "Naturals"'
+    settings["BIKSHOP_PDF_CACHE_DIR"] = str(tmp_path)
+    server = gunicorn(workers=1, env=settings)
+    path = place_on(server, order_body(ITEMS, discount="100", state="Maharashtra"))
 
     requested, dialogs, console = [], [], []
     phone_page.on("request", lambda request: requested.append(request.url))
@@ -67,15 +71,7 @@ def test_amounts_finer_than_the_currency_are_shown_whole_on_page_and_pdf(
     to whole yen (¥1,500.5 used to read ¥1,500, and ten ¥0.4 stickers ¥0 each)."""
     server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
     items = [("Matcha", 1, "1500.5"), ("Sticker", 10, "0.4")]
-    body = order_body(items, shipping="0", currency="JPY")
-    placed = requests.post(
-        server.url + "/bik/placeOrder",
-        data=json.dumps(body, default=decimal_to_json),
-        headers={"Content-Type": "application/json"},
-        timeout=10,
-    )
-    assert placed.status_code == 200, placed.text
-    path = urlsplit(placed.json()["order"]["invoiceUrl"]).path
+    path = place_on(server, order_body(items, shipping="0", currency="JPY"))
     assert phone_page.goto(server.url + path).status == 200
     phone_page.screenshot(path=output_dir / "invoice-phone-yen.png", full_page=True)
     shown = phone_page.inner_text("main")
@@ -86,3 +82,40 @@ def test_amounts_finer_than_the_currency_are_shown_whole_on_page_and_pdf(
         for figure in ("¥1,500.5", "¥0.4", "¥4", "¥1,504.5"):
             assert figure in where, (figure, where)
         assert "¥1,500\n" not in where and "¥0 " not in where
+
+
+def test_controls_labels_and_contacts_work_for_a_thumb_and_a_screen_reader(
+    gunicorn, phone_page, tmp_path
+):
+    """ "Download PDF" was a 115×23 px tap target, the column headers were display:none (a
+    screen reader read "₹998.00" with no "Amount"), the support contact was plain text, and
+    every load asked for /favicon.ico and got a 404."""
+    server = gunicorn(
+        workers=1,
+        env={
+            "BIKSHOP_PDF_CACHE_DIR": str(tmp_path),
+            "BIKSHOP_STORE_SUPPORT_PHONE": "+91 98765 43210",
+            "BIKSHOP_STORE_SUPPORT_EMAIL": "help@glow.example",
+        },
+    )
+    path = place_on(server, order_body(ITEMS[:1]))
+    console = []
+    phone_page.on("console", lambda message: console.append(message.text))
+    assert phone_page.goto(server.url + path).status == 200
+
+    download = phone_page.get_by_role("link", name="Download PDF").bounding_box()
+    assert download["height"] >= 44, download
+    for name in ("Item", "Qty", "Unit price", "Amount"):
+        header = phone_page.get_by_role("columnheader", name=name, exact=True)
+        assert header.count() == 1, name  # announced with each cell...
+        box = header.bounding_box()
+        assert box["width"] <= 1 and box["height"] <= 1, (name, box)  # ...but not drawn
+    phone = phone_page.get_by_role("link", name="+91 98765 43210")
+    assert phone.get_attribute("href") == "tel:+919876543210"
+    email = phone_page.get_by_role("link", name="help@glow.example")
+    assert email.get_attribute("href") == "mailto:help@glow.example"
+    overflow = phone_page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert overflow[0] <= overflow[1], overflow
+    # Chromium asks for the icon after the load event; give it the time it took before.
+    assert "/favicon.ico" not in server.log_once_it_has("/favicon.ico", timeout=2)
+    assert not [m for m in console if "Content Security Policy" in m], console

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -59,3 +60,9 @@ def web_link(url: str | None) -> str | None:
     if url and url.lower().startswith(("https://", "http://")):
         return url
     return None
+
+
+@bp.app_template_filter("tel_href")
+def tel_href(phone: str) -> str:
+    """A phone number as people write it, as a link a phone dials: tel:+919876543210."""
+    return "tel:" + re.sub(r"[^\d+]", "", phone)
