@@ -206,6 +206,32 @@ def test_redirect_while_razorpay_is_down_says_confirming_and_the_webhook_finishe
     assert payment_status(client, order_id) == "paid"
 
 
+def test_the_invoice_from_the_chat_stops_offering_pay_once_a_signed_paid_redirect_is_seen(shop):
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    link_id = fake.only_link()["id"]
+    before = client.get(invoice).headers["ETag"]
+    callback = path_of(fake.pay(link_id, deliver=False))
+    fake.stop()  # Razorpay cannot be asked: the webhook is still on its way
+    assert "Payment received, confirming" in client.get(callback).get_data(as_text=True)
+    client.get(callback)  # reloaded: told once
+
+    page = client.get(invoice, headers={"If-None-Match": before})
+    assert page.status_code == 200  # not a 304 of the page with the Pay button
+    text = page.get_data(as_text=True)
+    assert "Payment received, confirming" in text and "Pay ₹947" not in text
+    paying = client.post(invoice + "/pay")  # a Pay form left open in another tab
+    assert paying.status_code == 303 and paying.headers["Location"].endswith(invoice)
+    assert payment_status(client, order_id) == "pending"  # the redirect alone pays nothing
+    (seen,) = timeline(app, "payment_redirect_paid")
+    assert link_id in seen.message and len(fake.links) == 1
+
+    assert post_webhook(client, *fake.paid_event(link_id)).status_code == 200
+    text = client.get(invoice).get_data(as_text=True)
+    assert "confirming" not in text and payment_status(client, order_id) == "paid"
+
+
 def test_redirect_lost_the_webhook_alone_makes_it_paid(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)

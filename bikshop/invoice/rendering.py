@@ -13,7 +13,22 @@ from flask import Response, current_app, make_response, render_template, request
 
 from bikshop import pdf, razorpay_client
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
-from bikshop.services.payments import can_pay_online, payment_in_review
+from bikshop.services.payments import can_pay_online, payment_confirming, payment_in_review
+
+# What the page says about a payment in flight: after Razorpay's redirect back (the payments
+# door picks one), and "confirming" also on the plain page until Razorpay confirms it.
+PAYMENT_NOTICES = {
+    "paid": "Paid. Thank you! Your payment is confirmed.",
+    "confirming": (
+        "Payment received, confirming with Razorpay. This usually takes a few seconds: "
+        "reload this page to see it marked paid."
+    ),
+    # Razorpay holds a payment that does not settle the order (e.g. a different amount).
+    "checking": (
+        "Payment received. The shop is checking it against your order and will be in touch; "
+        "please do not pay again."
+    ),
+}
 
 # Where a Pay button's form may lead: bikshop, then Razorpay's hosted payment page.
 # Pay's form goes to the link's rzp.io short URL, which Razorpay redirects to its own page;
@@ -133,6 +148,8 @@ def invoice_pdf(order) -> Response:
 
 
 def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
+    if notice is None and not for_pdf and payment_confirming(order):
+        notice = PAYMENT_NOTICES["confirming"]  # like the redirect's page: no Pay button
     return render_template(
         "invoice/page.html",
         invoice=invoice_for(order),

@@ -9,24 +9,11 @@ from flask import jsonify, redirect, render_template, request, url_for
 
 from bikshop.errors import ApiError
 from bikshop.invoice.access import order_for_token
-from bikshop.invoice.rendering import invoice_page
+from bikshop.invoice.rendering import PAYMENT_NOTICES, invoice_page
 from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
 from bikshop.services.invoices import nothing_to_pay
-
-NOTICES = {
-    "paid": "Paid. Thank you! Your payment is confirmed.",
-    "confirming": (
-        "Payment received, confirming with Razorpay. This usually takes a few seconds: "
-        "reload this page to see it marked paid."
-    ),
-    # Razorpay holds a payment that does not settle the order (e.g. a different amount).
-    "checking": (
-        "Payment received. The shop is checking it against your order and will be in touch; "
-        "please do not pay again."
-    ),
-}
 
 
 @bp.post("/invoice/<token>/pay")
@@ -79,7 +66,7 @@ def paid(token: str):
             400,
             "This payment confirmation link is incomplete. Your invoice shows the current state.",
         )
-    return invoice_page(order, notice=NOTICES[payments.confirm_redirect(order, form.data)])
+    return invoice_page(order, notice=PAYMENT_NOTICES[payments.confirm_redirect(order, form.data)])
 
 
 @bp.post("/webhooks/razorpay")

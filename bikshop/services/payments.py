@@ -54,6 +54,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "mark_paid",
     "mark_paid_offline",
     "online_payment_problem",
+    "payment_confirming",
     "payment_in_review",
     "reconcile",
     "refund",
@@ -155,25 +156,47 @@ def online_payment_problem(order: Order) -> str | None:
 
 def can_pay_online(order: Order) -> bool:
     """The invoice offers a Pay button: Razorpay is configured, money is still owed, Razorpay
-    can take the order's total in its currency, and it has not refused this order for good."""
-    return _owes_online(order) and online_payment_problem(order) is None and not _refused(order)
+    can take the order's total in its currency, has not refused this order for good, and no
+    payment of it is waiting to be confirmed."""
+    return (
+        _owes_online(order)
+        and online_payment_problem(order) is None
+        and _pay_held_by(order) is None
+    )
 
 
-def _refused(order: Order) -> bool:
-    """Razorpay refused to make a link for this version of the order under the keys in use
-    (``_new_link``): asking again would be refused again, so Pay is not offered until the
-    order or the Razorpay settings change."""
-    data = db.session.scalar(
-        select(OrderEvent.data)
-        .where(OrderEvent.order_id == order.id, OrderEvent.kind == "payment_link_refused")
+def payment_confirming(order: Order) -> bool:
+    """Razorpay sent the customer back with a signed "paid" that it has not confirmed yet
+    (``confirm_redirect``: its fetch failed or lagged; the webhook or reconcile-payments will
+    confirm it): the invoice says so instead of offering Pay. The order stays pending."""
+    return _owes_online(order) and _pay_held_by(order) == "confirming"
+
+
+_HOLDS = ("payment_link_refused", "payment_redirect_paid")
+
+
+def _pay_held_by(order: Order) -> str | None:
+    """Why the order's timeline says not to offer Pay now, if it does: "confirming" after a
+    signed "paid" redirect; "refused" when Razorpay refused to make a link for this version of
+    the order under the keys in use (``_new_link``), since asking again would be refused
+    again, until the order or the Razorpay settings change."""
+    latest = db.session.execute(
+        select(OrderEvent.kind, OrderEvent.data)
+        .where(OrderEvent.order_id == order.id, OrderEvent.kind.in_(_HOLDS))
         .order_by(OrderEvent.id.desc())
         .limit(1)
-    )
-    return (
+    ).first()
+    if latest is None:
+        return None
+    kind, data = latest
+    if kind == "payment_redirect_paid":
+        return "confirming"
+    refused_now = (
         isinstance(data, dict)
         and data.get("orderVersion") == order.version
         and data.get("keys") == razorpay_client.keys_fingerprint()
     )
+    return "refused" if refused_now else None
 
 
 def create_or_reuse_link(order: Order) -> PaymentLink:
@@ -184,8 +207,11 @@ def create_or_reuse_link(order: Order) -> PaymentLink:
     """
     for _ in range(3):  # an adopted link that turns out expired costs one more attempt
         if not can_pay_online(order):
-            problem = online_payment_problem(order) or (
-                "Razorpay refused it" if _refused(order) else f"payment {order.payment_status}"
+            held = {"refused": "Razorpay refused it", "confirming": "a payment is being confirmed"}
+            problem = (
+                online_payment_problem(order)
+                or held.get(_pay_held_by(order) or "")
+                or f"payment {order.payment_status}"
             )
             raise ApiError(
                 409, f"Order {order.name} cannot be paid online ({problem})", code="not_payable"
@@ -271,7 +297,7 @@ def _new_link(order: Order) -> PaymentLink:
     except razorpay_client.RazorpayError as exc:
         if isinstance(exc, razorpay_client.RazorpayRejected):  # retrying will not help: say so
             order = db.session.get(Order, order_id)
-            update_order(order, {})  # a new version: the invoice stops offering Pay (_refused)
+            update_order(order, {})  # a new version: the invoice stops offering Pay (_pay_held_by)
             record(
                 order,
                 "payment_link_refused",
@@ -631,7 +657,9 @@ def confirm_redirect(order: Order, params: dict) -> str:
 
     Returns what the customer should be told: ``paid``; ``checking`` (Razorpay holds a payment
     that does not settle the order, e.g. the amount differs: the shop has to look at it); or
-    ``confirming`` (Razorpay has not said yet: its webhook or reconcile-payments will).
+    ``confirming`` (Razorpay has not said yet: its webhook or reconcile-payments will). A signed
+    "paid" that is not confirmed yet goes on the timeline, so the invoice itself (opened from
+    the chat, not from this redirect) stops offering Pay meanwhile (``payment_confirming``).
     """
     valid = razorpay_client.callback_signature_valid(
         link_id=params["razorpay_payment_link_id"],
@@ -671,7 +699,22 @@ def confirm_redirect(order: Order, params: dict) -> str:
     if order.payment_status != "pending":
         return "paid"
     link = db.session.get(PaymentLink, link_id)
-    return "checking" if link.status in ("paid", "partially_paid") else "confirming"
+    if link.status in ("paid", "partially_paid"):
+        return "checking"
+    signed_paid = params["razorpay_payment_link_status"] == "paid"
+    if signed_paid and _owes_online(order) and _pay_held_by(order) != "confirming":
+        update_order(order, {})  # a new version: the invoice's ETag changes with what it says
+        record(
+            order,
+            "payment_redirect_paid",
+            "customer",
+            f"The customer came back from Razorpay with a signed 'paid' for {link.razorpay_id} "
+            f"({params['razorpay_payment_id']}), not confirmed by Razorpay yet: the invoice "
+            "says the payment is being confirmed and offers no Pay button",
+            {"paymentLink": link.razorpay_id, "razorpayPaymentId": params["razorpay_payment_id"]},
+        )
+        db.session.commit()
+    return "confirming"
 
 
 @dataclass
