@@ -654,3 +654,26 @@ def test_unprintable_means_unicode_control_or_surrogate_for_every_code_point():
         char = chr(code)
         expected = unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r"
         assert bool(_UNPRINTABLE.match(char)) == expected, hex(code)
+
+
+def test_catalog_ids_refuse_any_whitespace_or_unprintable_character_for_every_code_point():
+    """CatalogId checks a string id with ``" " in text`` and ``str.isprintable`` instead of a
+    loop per character: the same as refusing every ``isspace`` or unprintable character."""
+    import sys
+
+    from marshmallow import ValidationError
+
+    from bikshop.bik.fields import CatalogId
+
+    field = CatalogId()
+
+    def refused(sku: str) -> bool:
+        try:
+            return field.deserialize(sku) != sku
+        except ValidationError:
+            return True
+
+    # Planes 0-3 and 14 hold every assigned code point; the others are unassigned alike.
+    for code in [*range(0x40000), *range(0xE0000, 0xF0000), sys.maxunicode]:
+        char = chr(code)
+        assert refused(f"sku{char}1") == (char.isspace() or not char.isprintable()), hex(code)

@@ -190,3 +190,59 @@ class _Dotted(CompiledLoad, _Excluding):
 def test_schemas_it_cannot_compile_are_refused_when_made(schema_class, reason):
     with pytest.raises(TypeError, match=reason):
         schema_class()
+
+
+def _load_fields(schema_class, seen=None):
+    """Every load field of ``schema_class`` and of the schemas nested in it."""
+    seen = set() if seen is None else seen
+    if schema_class in seen:
+        return
+    seen.add(schema_class)
+    for name, field in schema_class().load_fields.items():
+        yield f"{schema_class.__name__}.{name}", field
+        inner = getattr(field, "inner", field)
+        if isinstance(inner, fields.Nested):
+            yield from _load_fields(type(inner.schema), seen)
+
+
+_ODD_VALUES = [None, "", " x ", "x" * 40, 0, 1, -1, 2.5, True, [], ["a"], {}, {"a": 1}]
+
+
+@pytest.mark.parametrize(
+    ("name", "field"), list(_load_fields(PlaceOrderRequest)) + list(_load_fields(GetOrderRequest))
+)
+def test_each_fields_compiled_deserialize_matches_its_own(app_context, name, field):
+    """Per field, for absent, null and values of every JSON type: the same value, or a
+    refusal by both (the compiled one need not say why: marshmallow then loads the body)."""
+    from marshmallow.utils import missing
+
+    from bikshop.bik.load import compile_deserialize
+
+    fast = compile_deserialize(field)
+    for value in [missing, *_ODD_VALUES]:
+        own, ours = outcome(lambda f, v: f.deserialize(v, "k", {}), field, value), None
+        try:
+            ours = "loaded", fast(value, "k", {})
+        except (ValidationError, TypeError, ValueError):
+            ours = "refused", None
+        if own[0] == "refused":
+            assert ours[0] == "refused", f"{name}: {value!r} loaded as {ours[1]!r}"
+        else:
+            assert ours == own, f"{name}: {value!r}"
+
+
+def test_fields_with_their_own_steps_keep_their_own_deserialize():
+    from bikshop.bik.load import compile_deserialize
+
+    class Shouting(fields.String):
+        def _validate(self, value):
+            if value != value.upper():
+                raise ValidationError("shout")
+
+    for field in (
+        fields.String(pre_load=str.strip),
+        fields.String(post_load=str.upper),
+        Shouting(),
+        fields.Constant(1),
+    ):
+        assert compile_deserialize(field) == field.deserialize

@@ -9,6 +9,8 @@ from urllib.parse import quote, urlsplit
 
 from marshmallow import ValidationError, fields
 
+from bikshop.bik.load import NullMeansAbsent
+
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # reserved and already-escaped characters stay as sent
 MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
 _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
@@ -103,7 +105,7 @@ class ImageURL(Text):
         return encoded if len(encoded) <= self.max_length else None
 
 
-class Money(fields.Number):
+class Money(NullMeansAbsent, fields.Number):
     """A JSON number of major units (499.5 = ₹499.50): not negative, at most two decimals.
 
     A caller that adds prices in binary floating point (JavaScript's numbers: 199.99 × 3 is
@@ -121,12 +123,7 @@ class Money(fields.Number):
             kwargs |= {"required": False, "allow_none": True, "load_default": _ZERO}
             kwargs["metadata"].setdefault("default", 0)
         super().__init__(**kwargs)
-        self.absent_is_zero = absent_is_zero
-
-    def deserialize(self, value, attr=None, data=None, **kwargs):
-        if self.absent_is_zero and value is None:
-            return _ZERO
-        return super().deserialize(value, attr, data, **kwargs)
+        self.null_means_absent = absent_is_zero
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not _is_number(value):
@@ -209,7 +206,8 @@ class CatalogId(fields.Field):
         text = str(value).strip()
         if isinstance(value, int) and len(text) > 64:
             raise ValidationError(f"Must have at most 64 digits (got {len(text)}).")
-        if not text or len(text) > 64 or any(c.isspace() or not c.isprintable() for c in text):
+        # Every whitespace character but " " is unprintable (checked for each code point).
+        if not text or len(text) > 64 or " " in text or not text.isprintable():
             raise ValidationError("Must be 1 to 64 printable characters without spaces.")
         return text
 

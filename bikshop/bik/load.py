@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from marshmallow.utils import missing
 
 # None: no load under way; "compiled": a compiled load is (nested loads take part in it);
@@ -72,6 +72,59 @@ def marshmallow_load(schema: Schema, data) -> Any:
 
 
 Loader = Callable[[Any], dict]
+Deserializer = Callable[[Any, str, Mapping], Any]
+
+
+class NullMeansAbsent:
+    """A field mixin: with ``null_means_absent`` set, a JSON null loads as if the key were left
+    out (the field's ``load_default``), not as None. Compiled loads know this override."""
+
+    null_means_absent = False
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is None and self.null_means_absent:
+            value = missing
+        return super().deserialize(value, attr, data, **kwargs)
+
+
+def compile_deserialize(field: fields.Field) -> Deserializer:
+    """``field.deserialize`` for a value that loads without error, minus what marshmallow 4
+    redoes per call for nothing (``And(*validators)`` built anew, empty pre- and post-load
+    loops): the same checks in the same order (required, null, ``_deserialize``, validators).
+    A problem raises a bare ValidationError; the outer load then asks marshmallow for its
+    message. Fields that override any of those steps keep their own ``deserialize``."""
+    kind = type(field)
+    base = fields.Field
+    if (
+        kind.deserialize not in (base.deserialize, NullMeansAbsent.deserialize)
+        or kind._validate is not base._validate
+        or kind._validate_missing is not base._validate_missing
+        or field.pre_load
+        or field.post_load
+    ):
+        return field.deserialize
+    inner = field._deserialize
+    validators = tuple(field.validators)
+    required, allow_none, default = field.required, field.allow_none, field.load_default
+    null_means_absent = getattr(field, "null_means_absent", False)
+
+    def deserialize(value, key: str, data: Mapping):
+        if value is None and null_means_absent:
+            value = missing
+        if value is missing:
+            if required:
+                raise ValidationError("required")
+            return default() if callable(default) else default
+        if value is None:
+            if allow_none:
+                return None
+            raise ValidationError("null")
+        output = inner(value, key, data)
+        for validate in validators:
+            validate(output)
+        return output
+
+    return deserialize
 
 
 def compile_loader(schema: Schema) -> Loader:
@@ -89,7 +142,7 @@ def compile_loader(schema: Schema) -> Loader:
         attribute = field.attribute or attr_name
         if "." in key or "." in attribute:
             raise TypeError(f"{name}.{attr_name}: dotted keys are not compiled")
-        steps.append((key, attribute, field.deserialize))
+        steps.append((key, attribute, compile_deserialize(field)))
     validators = []
     for method, on_collection, options in hooks.get("validates_schema", ()):
         if on_collection or options.get("pass_original"):
