@@ -314,10 +314,33 @@ def _wrong(spec: AuthSpec) -> AuthSpec:
 
 
 def _endpoint(base: str, name: str) -> str:
-    base = base.rstrip("/")
+    return f"{server_root(base)}/bik/{name}"
+
+
+def server_root(url: str) -> str:
+    """The server's own address in ``url``, which may be it or one of its Bik endpoint URLs:
+    ``https://shop.example.com/bik/placeOrder`` gives ``https://shop.example.com``."""
+    url = url.rstrip("/")
     for suffix in ("/bik/placeOrder", "/bik/getOrder", "/bik"):
-        base = base.removesuffix(suffix)
-    return f"{base}/bik/{name}"
+        url = url.removesuffix(suffix)
+    return url
+
+
+def server_url_param(url: str, param_hint: str) -> str:
+    """``url`` as the address of a bikshop server (see :func:`server_root`), or the usage error
+    that says why it cannot be one."""
+    if not url.lower().startswith(("http://", "https://")):
+        raise click.BadParameter(
+            "give the whole address with its scheme, e.g. https://shop.example.com",
+            param_hint=param_hint,
+        )
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:  # never echoed back
+        raise click.BadParameter(
+            "give credentials with --auth (as Bik sends them), not in the URL",
+            param_hint=param_hint,
+        )
+    return server_root(url)
 
 
 def _spec(value: str | None, option: str) -> AuthSpec | None:
@@ -353,16 +376,7 @@ def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
 
     It places one real test order (tagged bikshop_contract_check).
     """
-    if not url.lower().startswith(("http://", "https://")):
-        raise click.BadParameter(
-            "give the whole address with its scheme, e.g. https://shop.example.com",
-            param_hint="URL",
-        )
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:  # never echoed back
-        raise click.BadParameter(
-            "give credentials with --auth (as Bik sends them), not in the URL", param_hint="URL"
-        )
+    url = server_url_param(url, "URL")
     default = _spec(auth, "--auth")
     target = Target(
         place_url=_endpoint(url, "placeOrder"),

@@ -22,14 +22,29 @@ def register(app: Flask) -> None:
 
 
 @click.command("bik-setup")
-@click.option("--base-url", help="Where Bik reaches this server (default BIKSHOP_PUBLIC_URL).")
+@click.option(
+    "--base-url",
+    help="Where Bik reaches this server (default BIKSHOP_PUBLIC_URL, else BIKSHOP_BIND).",
+)
 def bik_setup_command(base_url):
     """Print what to enter in Bik's Non-Shopify Onboarding screen: URLs and credentials."""
-    base = (base_url or current_app.config["PUBLIC_URL"] or "http://127.0.0.1:8000").rstrip("/")
-    specs = current_app.config["BIK_AUTH_SPECS"]
+    from bikshop.checkbik import server_url_param
+    from bikshop.config import ConfigError, served_url
+
+    config = current_app.config
+    if base_url is not None:
+        base = server_url_param(base_url, "--base-url")
+    elif config["PUBLIC_URL"]:
+        base = config["PUBLIC_URL"]
+    else:
+        try:
+            base = served_url(config.get("BIND")) or "http://127.0.0.1:8000"
+        except ConfigError as exc:
+            raise click.UsageError(str(exc))
+    specs = config["BIK_AUTH_SPECS"]
     click.echo("Register these in Bik (BIK Labs > Non-Shopify Onboarding):")
     for name in ("placeOrder", "getOrder"):
         click.echo(f"  {name:<10} POST {base}/bik/{name}")
         click.echo(f"  {'':<10} auth: {specs[name].describe()}")
-    if base.startswith("http://127.0.0.1") or base.startswith("http://localhost"):
+    if not base.lower().startswith("https://"):
         click.echo("  (Bik needs a public https URL: set BIKSHOP_PUBLIC_URL when deployed.)")

@@ -235,6 +235,19 @@ def bind_address(value) -> str:
     return value
 
 
+def served_url(bind) -> str | None:
+    """Where a browser on this machine reaches gunicorn bound to ``bind`` (``BIKSHOP_BIND``):
+    ``http://127.0.0.1:8000`` for the default or a wildcard host; None for a unix socket or an
+    inherited descriptor, which no URL names. A bad ``bind`` is a ConfigError."""
+    bind = bind_address(bind)
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    host, _, port = bind.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 (naming the wildcard, not binding it)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 _SUPPORTED_DATABASES = "sqlite:////absolute/path.sqlite3 or postgresql://user:password@host/name"
 
 

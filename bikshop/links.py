@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import current_app, has_request_context, request
+
+# Reserved and already-escaped characters stay as sent; anything else a browser would have to
+# escape (spaces, quotes, angle brackets, non-ASCII) is percent-encoded.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 def public_base() -> str:
@@ -20,3 +26,9 @@ def public_base() -> str:
 def invoice_url(order) -> str:
     """The customer's invoice page for ``order``: the random token is the only key."""
     return f"{public_base()}/invoice/{order.invoice_token}"
+
+
+def percent_encoded(url: str) -> str:
+    """``url`` as a link that survives being shared as text (WhatsApp ends a link at a space):
+    what a browser would send for it, already-escaped parts left alone."""
+    return quote(url, safe=_URL_SAFE)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bikshop.config import ConfigError, bind_address, whole_number  # noqa: E402 (bikshop from this checkout)
+from bikshop.config import ConfigError, bind_address, served_url, whole_number  # noqa: E402 (bikshop from this checkout)
 
 ENV_FILE = ROOT / "instance" / "bikshop.env"
 
@@ -55,10 +55,7 @@ def base_url(env: dict[str, str]) -> str:
     """Where this server is reached: BIKSHOP_PUBLIC_URL, else the address gunicorn binds."""
     if env.get("BIKSHOP_PUBLIC_URL"):
         return env["BIKSHOP_PUBLIC_URL"].rstrip("/")
-    host, _, port = bind_address(env.get("BIKSHOP_BIND")).rpartition(":")
-    if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 (naming the wildcard, not binding it)
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
+    return served_url(env.get("BIKSHOP_BIND")) or "http://127.0.0.1:8000"
 
 
 def port_in_use(bind: str) -> bool:

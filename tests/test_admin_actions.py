@@ -140,6 +140,18 @@ def test_a_bad_tracking_link_is_refused_and_nothing_stored(owner):
     assert bik["deliveryInfo"]["trackingURL"] is None
 
 
+def test_a_tracking_link_is_stored_as_a_link_that_survives_a_chat_message(owner):
+    """Bik shares trackingURL as text: a space would end the link there, so what a browser
+    would send is stored (as for product images); already-escaped parts stay as they are."""
+    oid = place_order(owner)["id"]
+    typed = 'https://courier.example/track/ABCD 1234?x=é&y="><b>&z=%20'
+    answer = _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=typed)
+    assert answer.status_code == 303
+    assert _bik_view(owner, oid)["deliveryInfo"]["trackingURL"] == (
+        "https://courier.example/track/ABCD%201234?x=%C3%A9&y=%22%3E%3Cb%3E&z=%20"
+    )
+
+
 def test_order_page_escapes_what_the_customer_typed(owner):
     evil = '<script>alert("x")</script>'
     address = {

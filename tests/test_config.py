@@ -206,6 +206,50 @@ def test_bik_setup_prints_the_urls_and_credentials_to_enter_in_bik():
 
 
 @pytest.mark.parametrize(
+    ("settings", "args", "base", "hint"),
+    [
+        ({}, [], "http://127.0.0.1:8000", True),
+        ({"BIND": "127.0.0.1:8131"}, [], "http://127.0.0.1:8131", True),
+        ({"BIND": "0.0.0.0:9000"}, [], "http://127.0.0.1:9000", True),
+        ({"BIND": "unix:/run/bikshop.sock"}, [], "http://127.0.0.1:8000", True),
+        ({"BIND": "127.0.0.1:8131", "PUBLIC_URL": "http://shop.lan"}, [], "http://shop.lan", True),
+        ({"PUBLIC_URL": "https://shop.example.com"}, [], "https://shop.example.com", False),
+        (
+            {"BIND": "127.0.0.1:8131"},
+            ["--base-url", "https://shop.example.com/bik/placeOrder/"],
+            "https://shop.example.com",
+            False,
+        ),
+    ],
+)
+def test_bik_setup_shows_the_address_the_server_answers_on(settings, args, base, hint):
+    app = create_app({**SAFE, "BIK_AUTH": "bearer:abcdef123456", **settings})
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["bik-setup", *args])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1] == f"  placeOrder POST {base}/bik/placeOrder"
+    assert lines[3] == f"  getOrder   POST {base}/bik/getOrder"
+    assert ("Bik needs a public https URL" in result.output) is hint
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--base-url", "ftp://shop.example.com"], "give the whole address with its scheme"),
+        (["--base-url", "https://u:p@shop.example.com"], "not in the URL"),
+    ],
+)
+def test_bik_setup_refuses_a_base_url_bik_could_not_use(args, problem):
+    app = create_app({**SAFE, "BIK_AUTH": "bearer:abcdef123456"})
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["bik-setup", *args])
+    assert result.exit_code == 2
+    assert problem in result.output
+    assert "abcdef123456" not in result.output
+
+
+@pytest.mark.parametrize(
     ("url", "expected"),
     [
         ("garbage", "BIKSHOP_DATABASE_URL is not a database URL: use sqlite:////"),

@@ -25,6 +25,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from bikshop.links import percent_encoded
 from bikshop.models import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
 from bikshop.services.search import (
     FIRST_DAY,
@@ -134,7 +135,8 @@ class FulfillmentForm(FlaskForm):
                 URL(require_tld=False, message="it is not a web address a customer can open."),
             ),
         ],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        # Shared with the customer as text by Bik: a space or quote would cut the link short.
+        filters=[lambda value: percent_encoded(value.strip()) if isinstance(value, str) else value],
     )
 
 

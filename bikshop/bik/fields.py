@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields
 
 from bikshop.bik.load import NullMeansAbsent
+from bikshop.links import percent_encoded
 
-_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # reserved and already-escaped characters stay as sent
 MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
 _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 # Unicode's control (Cc: C0, DEL, C1) and surrogate (Cs) characters, tab and line breaks aside;
@@ -101,7 +101,7 @@ class ImageURL(Text):
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValidationError("Must be an http(s) URL of the product image.")
-        encoded = quote(url, safe=_URL_SAFE)
+        encoded = percent_encoded(url)
         return encoded if len(encoded) <= self.max_length else None
 
 
