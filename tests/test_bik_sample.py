@@ -176,6 +176,60 @@ def test_sample_order_is_stored_with_items_address_timeline_and_raw_request(app,
         assert body["draftOrderId"] in event.message
 
 
+def test_every_stored_column_holds_what_bik_sent(app, client):
+    """Every column of the order, its item and its first event, as stored by placeOrder's
+    write (one JSON document unpacked by PostgreSQL; statement by statement on SQLite)."""
+    body = sample_body()
+    body["paymentPending"] = False
+    order = body["order"]
+    order["address"] |= {"address2": 'Flat "4B", Café Lane 😀', "state": None, "zip": "560 102"}
+    order["items"][0] |= {"variantName": None, "image": "https://cdn.example/a b.png"}
+    order["items"].append(
+        {"productId": "SKU-ü", "variantId": 7, "name": "Tester ₹", "quantity": 1, "price": 0.5}
+    )
+    order |= {"subTotal": 998.5, "shippingCharge": None, "discount": 0.25, "total": 998.25}
+    raw = json.dumps(body, ensure_ascii=False)
+    answer = client.post(
+        "/bik/placeOrder", data=raw.encode(), headers={"Content-Type": "application/json"}
+    ).get_json()["order"]
+    with app.app_context():
+        stored = db.session.scalars(select(Order)).one()
+        event = db.session.scalars(select(OrderEvent)).one()
+        columns = {c.key: getattr(stored, c.key) for c in Order.__table__.c}
+        items = [{c.key: getattr(i, c.key) for c in i.__table__.c} for i in stored.items]
+        db.session.remove()
+    assert columns["raw_request"] == raw
+    assert columns["invoice_token"] == answer["invoiceUrl"].rpartition("/")[2]
+    assert columns["address"] == {k: v for k, v in order["address"].items() if v is not None}
+    assert (columns["sub_total"], columns["shipping_charge"]) == (Decimal("998.50"), Decimal(0))
+    assert (columns["discount"], columns["total"]) == (Decimal("0.25"), Decimal("998.25"))
+    assert columns["amount_refunded"] == Decimal("0.00")
+    assert (columns["status"], columns["payment_status"]) == ("ORDERED", "paid")
+    assert columns["created_at"].utcoffset().total_seconds() == 0
+    assert columns["created_at"] == columns["updated_at"] == columns["paid_at"]
+    assert (columns["invoice_number"], columns["tracking_url"], columns["version"]) == (
+        None,
+        None,
+        1,
+    )
+    assert (columns["customer_name"], columns["phone_digits"]) == ("Bik Tester", "919876543210")
+    assert len(columns["request_fingerprint"]) == 64
+    assert [(i["position"], i["product_id"], i["variant_id"]) for i in items] == [
+        (0, "6862852391049", "40946134352009"),
+        (1, "SKU-ü", "7"),
+    ]
+    assert [(i["name"], i["variant_name"], i["quantity"], i["price"]) for i in items] == [
+        ("Skin Renew Cream", None, 2, Decimal("499.00")),
+        ("Tester ₹", None, 1, Decimal("0.50")),
+    ]
+    assert [(i["image"], i["hsn_code"]) for i in items] == [
+        ("https://cdn.example/a%20b.png", None),
+        (None, None),
+    ]
+    assert (event.kind, event.actor, event.data) == ("placed", "bik", {"paymentPending": False})
+    assert event.created_at.utcoffset().total_seconds() == 0
+
+
 def test_get_order_returns_the_placed_order(client):
     placed = place(client).get_json()["order"]
     response = get(client, placed["id"])
