@@ -452,6 +452,11 @@ LEGAL_ORDERS = [
         {"items.0.productId": BIG_ID, "items.0.variantId": BIG_ID + 1},
     ),
     Legal("product_id_zero", {"order.items.0.productId": 0}, {"items.0.productId": 0}),
+    Legal(
+        "long_order_name_and_id_which_bikshop_replaces_with_its_own",
+        {"order.name": "Order " + "N" * 300, "order.id": "draft-" + "9" * 300},
+        {"status": "ORDERED"},
+    ),
     Legal("currency_empty", {"order.currency": ""}, {"currency": "INR"}, {"currency": "INR"}),
     Legal("currency_lower_case", {"order.currency": "inr"}, {"currency": "INR"}),
     Legal("currency_other", {"order.currency": "usd"}, {"currency": "USD"}),

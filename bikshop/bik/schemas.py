@@ -72,8 +72,10 @@ class ItemSchema(BikSchema):
 class IncomingOrderSchema(BikSchema):
     """The fully priced BikOrder inside placeOrder; Bik's prices are authoritative."""
 
-    id = _text(128)
-    name = _text(64)
+    # Bik's own id and name for the order: bikshop assigns its own, so only text is asked of
+    # them (a long one must not lose the order).
+    id = _text(1024)
+    name = _text(1024)
     phoneNumber = Text(required=True, max_length=32, metadata={"pattern": _PHONE.pattern})
     email = _text(MAX_EMAIL)
     items = BoundedList(
