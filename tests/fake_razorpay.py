@@ -430,6 +430,25 @@ class FakeRazorpay:
             link.update(status="expired", expired_at=int(time.time()))
         return link
 
+    def refund_in_dashboard(self, payment_id: str, amount: int | None = None) -> str:
+        """The shop refunds a payment in Razorpay's own dashboard (not through bikshop); returns
+        the refund's id (pending until :meth:`process_refund`)."""
+        payment = self.payments[payment_id]
+        amount = payment["amount"] - payment["amount_refunded"] if amount is None else amount
+        payment["amount_refunded"] += amount
+        refund_id = new_id("rfnd_")
+        self.refunds[refund_id] = {
+            "id": refund_id,
+            "entity": "refund",
+            "amount": amount,
+            "currency": payment["currency"],
+            "payment_id": payment_id,
+            "receipt": None,
+            "status": "pending",
+            "created_at": int(time.time()),
+        }
+        return refund_id
+
     def process_refund(self, refund_id: str) -> tuple[bytes, dict]:
         """Razorpay finishes a refund: its ``refund.processed`` event (signed, not yet sent)."""
         refund = self.refunds[refund_id]

@@ -261,3 +261,73 @@ def test_a_connection_dropped_after_the_ask_went_out_leaves_the_refund_unconfirm
     result = reconcile(app, "--older-than", "0")  # Razorpay never got it: asked again, made once
     assert f"{receipt}: no change: refund is pending at Razorpay" in result.output
     assert [r["receipt"] for r in fake.refunds.values()] == [receipt]
+
+
+def test_a_refund_that_comes_before_its_payment_is_known_is_not_lost(make_app):
+    """The payment's webhook is lost; the shop refunds it in Razorpay's dashboard and
+    refund.processed arrives first: bikshop asks Razorpay for the link, records the payment,
+    then the refund. The order ends refunded, never paid with the money already returned."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, deliver=False)
+        payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+        raw, headers = fake.process_refund(fake.refund_in_dashboard(payment_id))
+        answer = post_webhook(client, raw, headers)
+        assert answer.status_code == 200 and answer.get_json()["outcome"] == "order refunded"
+        assert payment_status(client, order_id) == "refunded"
+        assert refunds(app) == [("processed", Decimal("947.00"))]
+        # The payment's own webhook, late, changes nothing: the order stays refunded.
+        late = post_webhook(client, *fake.paid_event(link_id))
+        assert late.status_code == 200 and late.get_json()["outcome"].startswith("no change")
+        assert payment_status(client, order_id) == "refunded"
+
+
+def test_a_refund_before_its_payment_while_razorpay_is_down_is_a_503_then_applied(make_app):
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, deliver=False)
+        payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+        raw, headers = fake.process_refund(fake.refund_in_dashboard(payment_id))
+        fake.stop()
+        refused = post_webhook(client, raw, headers)
+        assert refused.status_code == 503  # Razorpay delivers it again later
+        assert refused.get_json()["error"]["code"] == "retry_later"
+        assert payment_status(client, order_id) == "pending" and refunds(app) == []
+        fake.start()
+        again = post_webhook(client, raw, headers)  # the same event id: not a duplicate
+        assert again.status_code == 200 and again.get_json()["outcome"] == "order refunded"
+        assert payment_status(client, order_id) == "refunded"
+
+
+def test_a_refund_of_a_mismatched_payment_goes_on_the_timeline_and_changes_nothing(make_app):
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, amount_paid=50000, deliver=False)  # ₹500 of ₹947: a mismatch
+        mismatch = post_webhook(client, *fake.paid_event(link_id)).get_json()["outcome"]
+        assert mismatch.startswith("mismatch")  # the order stays pending
+        payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+        raw, headers = fake.process_refund(fake.refund_in_dashboard(payment_id))
+        answer = post_webhook(client, raw, headers)
+        assert answer.status_code == 200
+        assert answer.get_json()["outcome"].startswith("recorded: refund")
+        assert payment_status(client, order_id) == "pending" and refunds(app) == []
+        with app.app_context():
+            order = db.session.scalars(select(Order)).one()
+            [entry] = [e for e in order.events if e.kind == "refund_unrecorded_payment"]
+            assert "refunded a refund of 500 INR" in entry.message and payment_id in entry.message
+
+
+def test_reconcile_asks_again_about_a_link_closed_while_a_payment_was_under_way(make_app):
+    """Razorpay completes a payment begun before the link expired; its webhook is lost."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        link_id = fake.only_link()["id"]
+        fake.expire(link_id)
+        expired = post_webhook(
+            client, *fake.event("payment_link.expired", payment_link=fake.links[link_id])
+        )
+        assert expired.get_json()["outcome"] == "link expired"
+        fake.pay(link_id, deliver=False)
+        result = reconcile(app, "--older-than", "0")
+        assert result.exit_code == 0, result.output
+        assert f"{link_id}: paid" in result.output
+        assert payment_status(client, order_id) == "paid"

@@ -717,6 +717,17 @@ def confirm_redirect(order: Order, params: dict) -> str:
     return "confirming"
 
 
+def refresh_link(link_id: int, razorpay_id: str, *, actor: str) -> str:
+    """Ask Razorpay for the link and apply what it says (see :func:`apply_link_state`); returns
+    the outcome. Commits; raises ``RazorpayError`` when Razorpay cannot say."""
+    entity = read_link_entity(razorpay_client.fetch_link(razorpay_id))
+    link = db.session.get(PaymentLink, link_id)
+    outcome = apply_link_state(link, entity, actor=actor)
+    db.session.commit()
+    close_links_if_paid(db.session.get(Order, link.order_id), outcome, actor=actor)
+    return outcome
+
+
 @dataclass
 class ReconcileReport:
     """What one reconcile run did."""
@@ -726,18 +737,30 @@ class ReconcileReport:
     failures: list[str] = field(default_factory=list)
 
 
+# A link that expired or was cancelled can still be paid: Razorpay completes a payment the
+# customer began before (a UPI approval can take minutes). Reconcile keeps asking about such a
+# link of a pending order for this long after it closed.
+CLOSED_LINK_WATCH = timedelta(hours=24)
+
+
 def reconcile(*, older_than: timedelta) -> ReconcileReport:
-    """Fetch every link of a still-pending order made more than ``older_than`` ago and apply its
-    state: a lost webhook never leaves a paid order pending. Then the same for refunds still
-    pending (``refunds.reconcile_refunds``). Safe beside webhooks. Commits."""
+    """Fetch every link of a still-pending order made more than ``older_than`` ago, open or
+    closed in the last ``CLOSED_LINK_WATCH``, and apply its state: a lost webhook never leaves a
+    paid order pending. Then the same for refunds still pending
+    (``refunds.reconcile_refunds``). Safe beside webhooks. Commits."""
     report = ReconcileReport()
+    now = utcnow()
     rows = db.session.execute(
         select(PaymentLink.id, PaymentLink.razorpay_id)
         .join(Order, Order.id == PaymentLink.order_id)
         .where(
-            PaymentLink.status.in_(("created", "partially_paid")),
+            PaymentLink.status.in_(("created", "partially_paid"))
+            | (
+                PaymentLink.status.in_(("expired", "cancelled"))
+                & (PaymentLink.updated_at >= now - CLOSED_LINK_WATCH)
+            ),
             PaymentLink.razorpay_id.is_not(None),
-            PaymentLink.created_at <= utcnow() - older_than,
+            PaymentLink.created_at <= now - older_than,
             Order.payment_status == "pending",
         )
         .order_by(PaymentLink.id)
@@ -746,15 +769,11 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
     for link_id, razorpay_id in rows:
         report.checked += 1
         try:
-            entity = read_link_entity(razorpay_client.fetch_link(razorpay_id))
+            outcome = refresh_link(link_id, razorpay_id, actor="reconcile")
         except razorpay_client.RazorpayError as exc:
             report.failures.append(f"{razorpay_id}: {exc}")
             continue
-        link = db.session.get(PaymentLink, link_id)
-        outcome = apply_link_state(link, entity, actor="reconcile")
-        db.session.commit()
         report.outcomes.append(f"{razorpay_id}: {outcome}")
-        close_links_if_paid(db.session.get(Order, link.order_id), outcome, actor="reconcile")
     outcomes, failures = reconcile_refunds(older_than=older_than)
     report.outcomes += outcomes
     report.failures += failures

@@ -16,8 +16,13 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
-from bikshop.money import from_minor_units, razorpay_takes
-from bikshop.services.payments import apply_link_state, close_links_if_paid, read_link_entity
+from bikshop.money import format_plain, from_minor_units, minor_units_fit, razorpay_takes
+from bikshop.services.payments import (
+    apply_link_state,
+    close_links_if_paid,
+    read_link_entity,
+    refresh_link,
+)
 from bikshop.services.refunds import RefundEntity, confirm_refund, fail_refund, row_for
 from bikshop.services.states import record
 
@@ -65,12 +70,20 @@ class _Event(Schema):
     payload = fields.Dict(keys=fields.String(), values=fields.Nested(_Entity), load_default=dict)
 
 
-def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | None) -> str:
+def apply_webhook(
+    raw_body: bytes, *, signature: str | None, event_id: str | None, may_refresh: bool = True
+) -> str:
     """Verify, record and apply one webhook delivery; returns its outcome. Commits.
 
-    Raises ApiError 400 (signature missing or wrong) or 503 (no secret configured) after
-    storing the delivery. Signed events we cannot use still get a 2xx: a 4xx only earns
-    retries, and 24 hours of failures make Razorpay disable the webhook.
+    Raises ApiError 400 (signature missing or wrong) or 503 (no secret configured, or Razorpay
+    must be asked first and cannot be) after storing the delivery. Signed events we cannot use
+    still get a 2xx: a 4xx only earns retries, and 24 hours of failures make Razorpay disable
+    the webhook.
+
+    A refund can arrive before bikshop learns of the payment it returns (the payment's webhook
+    was lost or comes later): bikshop then asks Razorpay for that payment's link, records what
+    it says (the payment, as ``reconcile-payments`` would), and applies the delivery again
+    (``may_refresh=False``), so the refund is never dropped and the order never left paid.
     """
     # PostgreSQL text holds no NUL character; the stored body is for people, the HMAC was
     # checked over the exact bytes.
@@ -118,7 +131,23 @@ def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | Non
         outcome = f"duplicate: event {_shown(received)} already received"
         _store(text, received, valid=True, outcome=outcome, event=event["event"])
         return outcome
-    outcome, order = _dispatch(event["event"], event["payload"])
+    try:
+        outcome, order = _dispatch(event["event"], event["payload"], may_refresh=may_refresh)
+    except _PaymentNotRecorded as unrecorded:
+        db.session.rollback()  # gives up the claim: the delivery is applied again below
+        try:  # no transaction open while Razorpay is asked
+            refresh_link(unrecorded.link_id, unrecorded.razorpay_id, actor=ACTOR)
+        except razorpay_client.RazorpayError as exc:
+            outcome = f"deferred: {unrecorded.payment_id} not recorded yet and {exc}"
+            _store(text, received, valid=True, outcome=outcome, event=event["event"])
+            log.warning("webhook %s %s", _shown(received), outcome)
+            raise ApiError(
+                503,
+                "The refunded payment is not recorded yet and Razorpay cannot be asked about "
+                "it now: deliver this event again later",
+                code="retry_later",
+            )
+        return apply_webhook(raw_body, signature=signature, event_id=event_id, may_refresh=False)
     delivery.outcome = outcome[:255]
     delivery.order_id = order.id if order is not None else None
     key = delivery.event_id
@@ -165,7 +194,15 @@ def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=
     db.session.commit()
 
 
-def _dispatch(name: str, payload: dict) -> tuple[str, Order | None]:
+class _PaymentNotRecorded(Exception):  # noqa: N818 (a signal, not an error anyone sees)
+    """A refund event's payment belongs to a link of a pending order but is not recorded."""
+
+    def __init__(self, link: PaymentLink, payment_id: str):
+        super().__init__(payment_id)
+        self.link_id, self.razorpay_id, self.payment_id = link.id, link.razorpay_id, payment_id
+
+
+def _dispatch(name: str, payload: dict, *, may_refresh: bool) -> tuple[str, Order | None]:
     entity = {key: value["entity"] for key, value in payload.items()}
     try:  # a signed event whose entities are not what Razorpay sends is kept, not applied
         if "payment" in entity:
@@ -179,7 +216,7 @@ def _dispatch(name: str, payload: dict) -> tuple[str, Order | None]:
     if name == "payment.failed":
         return _payment_failed(entity.get("payment") or {})
     if name in ("refund.processed", "refund.failed"):
-        return _refund_event(name, entity["refund"])
+        return _refund_event(name, entity["refund"], entity.get("payment"), may_refresh)
     return f"ignored: {name} is not used", None
 
 
@@ -230,13 +267,15 @@ def _link_of_payment(payment: dict) -> PaymentLink | None:
     return None
 
 
-def _refund_event(name: str, entity: dict) -> tuple[str, Order | None]:
+def _refund_event(
+    name: str, entity: dict, payment_entity: dict | None, may_refresh: bool
+) -> tuple[str, Order | None]:
     refund_id, payment_id, minor = entity["id"], entity["payment_id"], entity["amount"]
     payment = db.session.scalars(
         select(Payment).where(Payment.razorpay_payment_id == payment_id)
     ).one_or_none()
     if payment is None:
-        return f"ignored: refund for unknown payment {payment_id}", None
+        return _refund_of_unrecorded_payment(name, entity, payment_entity, may_refresh)
     order = db.session.get(Order, payment.order_id)
     if not razorpay_takes(payment.currency):
         return f"ignored: refund of a payment in {payment.currency}", order
@@ -255,3 +294,37 @@ def _refund_event(name: str, entity: dict) -> tuple[str, Order | None]:
     if name == "refund.failed":
         return fail_refund(row, actor=ACTOR), order
     return confirm_refund(row, actor=ACTOR), order
+
+
+def _refund_of_unrecorded_payment(
+    name: str, entity: dict, payment_entity: dict | None, may_refresh: bool
+) -> tuple[str, Order | None]:
+    """A refund of a payment bikshop has no row for: not ours (ignored), not recorded yet (the
+    link is asked about first: see :func:`apply_webhook`), or one bikshop never records as
+    the order's payment (a mismatched or extra one): that goes on the order's timeline."""
+    refund_id, payment_id = entity["id"], entity["payment_id"]
+    link = None
+    if payment_entity and payment_entity.get("id") == payment_id:
+        link = _link_of_payment(payment_entity)
+    if link is None:
+        return f"ignored: refund for unknown payment {payment_id}", None
+    order = db.session.get(Order, link.order_id)
+    if may_refresh and order.payment_status == "pending":
+        raise _PaymentNotRecorded(link, payment_id)
+    currency = payment_entity.get("currency") or link.currency
+    what = "failed" if name == "refund.failed" else "refunded"
+    amount = (
+        f"{format_plain(from_minor_units(entity['amount'], currency))} {currency}"
+        if razorpay_takes(currency) and minor_units_fit(entity["amount"], currency)
+        else f"{entity['amount']} (minor units)"
+    )
+    record(
+        order,
+        "refund_unrecorded_payment",
+        ACTOR,
+        f"Razorpay {what} a refund of {amount} ({refund_id}) of payment {payment_id} on "
+        f"{link.razorpay_id}, which is not this order's recorded payment (a mismatched or "
+        "extra payment): nothing about the order changes",
+        {"razorpayRefundId": refund_id, "razorpayPaymentId": payment_id, "status": what},
+    )
+    return f"recorded: refund {refund_id} of unrecorded payment {payment_id}", order
