@@ -113,6 +113,20 @@ def test_only_trusted_hosts_are_served(make_app):
     assert answer.get_json()["error"]["code"] == "bad_request"
 
 
+@pytest.mark.parametrize("path", ["/admin/login", "/admin/", "/invoice/abc", "/nowhere"])
+def test_an_untrusted_host_gets_a_400_page_not_a_500(make_app, path, caplog):
+    """A scanner's Host on a page for people: the error page renders (with its stylesheet and,
+    under /invoice/, the invoice's privacy headers) and nothing is logged as an error."""
+    client = make_app(TRUSTED_HOSTS="shop.example.com").test_client()
+    answer = client.get(path, headers={"Host": "evil.example", "Accept": "text/html"})
+    assert answer.status_code == 400
+    assert "not trusted" in answer.text and "/static/invoice.css?v=" in answer.text
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    if path.startswith("/invoice/"):
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the page, not the database
 def test_the_default_policy_lets_the_error_page_render_cleanly(make_app, desktop_page, gunicorn):
     server = gunicorn(workers=1)

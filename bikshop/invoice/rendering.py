@@ -10,6 +10,7 @@ import os
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, render_template, request, url_for
+from flask.globals import request_ctx
 
 from bikshop import pdf, razorpay_client
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
@@ -70,7 +71,12 @@ def _files(path: str) -> list[str]:
 
 def stylesheet_url() -> str:
     """The invoice stylesheet's URL, versioned so a deploy never pairs new HTML with old CSS."""
-    return url_for("static", filename="invoice.css", v=render_version()[:8])
+    version = render_version()[:8]
+    if request_ctx.url_adapter is None:
+        # The request's Host is not in BIKSHOP_TRUSTED_HOSTS: Flask builds no URLs for it, and
+        # the 400 page saying so still needs its stylesheet.
+        return f"{request.script_root}{current_app.static_url_path}/invoice.css?v={version}"
+    return url_for("static", filename="invoice.css", v=version)
 
 
 def content_security_policy() -> str:
