@@ -254,3 +254,86 @@ def test_signing_in_over_plain_http_says_https_is_needed(make_app):
         .post("/admin/login", data={"email": OWNER}, base_url="http://shop.example.com")
         .text
     )
+
+
+def _copied_session(client) -> str:
+    return client.get_cookie("session").value
+
+
+def _with_session(app, value: str):
+    """Another browser holding a copy of a session cookie."""
+    other = app.test_client()
+    other.set_cookie("session", value)
+    return other
+
+
+def _sign_out(client) -> None:
+    page = client.get("/admin/")
+    answer = client.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    assert answer.status_code == 303
+
+
+def test_signing_out_ends_the_session_on_the_server(admin_app):
+    """A copy of the cookie (a shared phone, a proxy log) opens nothing once signed out."""
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    sign_in(client)
+    copied = _copied_session(client)
+    assert _with_session(admin_app, copied).get("/admin/").status_code == 200
+    _sign_out(client)
+    assert _with_session(admin_app, copied).get("/admin/").status_code == 302
+
+
+def test_each_browser_signs_out_on_its_own(admin_app):
+    add_admin(admin_app)
+    phone, laptop = admin_app.test_client(), admin_app.test_client()
+    sign_in(phone)
+    sign_in(laptop)
+    _sign_out(laptop)
+    assert phone.get("/admin/").status_code == 200
+    assert laptop.get("/admin/").status_code == 302
+
+
+def test_a_disabled_account_enabled_again_must_sign_in_again(admin_app):
+    from bikshop.services.admins import set_active
+
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    sign_in(client)
+    copied = _copied_session(client)
+    with admin_app.app_context():
+        set_active(OWNER, False)
+    assert client.get("/admin/").status_code == 302
+    with admin_app.app_context():
+        set_active(OWNER, True)
+    assert _with_session(admin_app, copied).get("/admin/").status_code == 302
+    assert sign_in(client).status_code == 303 and client.get("/admin/").status_code == 200
+
+
+def test_a_session_ends_after_its_lifetime_and_only_a_hash_of_its_key_is_stored(admin_app):
+    import hashlib
+
+    from sqlalchemy import update
+
+    from bikshop.extensions import db
+    from bikshop.models import AdminSession
+    from bikshop.models.types import utcnow
+    from bikshop.services.admins import SESSION_LIFETIME
+
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    sign_in(client)
+    with client.session_transaction() as cookie:
+        admin_id, _, key = cookie["_user_id"].partition(".")
+    with admin_app.app_context():
+        [stored] = db.session.scalars(db.select(AdminSession)).all()
+        assert (str(stored.admin_id), stored.key_hash) == (
+            admin_id,
+            hashlib.sha256(key.encode()).hexdigest(),
+        )
+        assert key not in stored.key_hash
+        db.session.execute(
+            update(AdminSession).values(created_at=utcnow() - SESSION_LIFETIME - SESSION_LIFETIME)
+        )
+        db.session.commit()
+    assert client.get("/admin/").status_code == 302

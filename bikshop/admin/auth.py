@@ -19,8 +19,8 @@ PUBLIC_ENDPOINTS = {"admin.login"}
 
 
 @login_manager.user_loader
-def _load_admin(session_id: str):
-    return admins.load_session_admin(session_id)
+def _load_admin(session_key: str):
+    return admins.load_session_admin(session_key)
 
 
 @login_manager.unauthorized_handler
@@ -129,6 +129,7 @@ def logout():
             message="Reload the page and try again.",
             status=400,
         ), 400
+    admins.end_session(current_user.get_id())
     logout_user()
     session.clear()
     return redirect(url_for("admin.login"), 303)

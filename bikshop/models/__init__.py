@@ -1,6 +1,6 @@
 """The database models; importing this package registers every table."""
 
-from bikshop.models.admin import AdminUser
+from bikshop.models.admin import AdminSession, AdminUser
 from bikshop.models.orders import (
     FULFILLMENT_STATUSES,
     ORDER_STATUSES,
@@ -16,6 +16,7 @@ __all__ = [
     "FULFILLMENT_STATUSES",
     "ORDER_STATUSES",
     "PAYMENT_STATUSES",
+    "AdminSession",
     "AdminUser",
     "Counter",
     "Order",

@@ -3,12 +3,10 @@ search needs on the orders table."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Index, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
@@ -36,20 +34,31 @@ class AdminUser(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    # The key of the browser session this admin was loaded for (not a column): what Flask-Login
+    # keeps in the session cookie. Set by bikshop.services.admins on sign-in and on each load.
+    session_key = None
+
     @property
     def is_active(self) -> bool:
         return self.active
 
-    def get_id(self) -> str:
-        """The session key: id plus a digest of the password hash, so a new password (or a
-        disabled account) ends every session signed in with the old one."""
-        return f"{self.id}.{self.session_digest()}"
+    def get_id(self) -> str | None:
+        return self.session_key
 
-    def session_digest(self) -> str:
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:24]
 
-    def matches_session(self, digest: str) -> bool:
-        return hmac.compare_digest(self.session_digest(), digest)
+class AdminSession(db.Model):
+    """One signed-in browser. Its cookie carries ``<admin id>.<random key>``, the database only
+    the key's SHA-256: signing out, disabling the account or a new password deletes the row,
+    which ends that session on the server (a copied cookie is worth nothing after)."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class LoginFailure(db.Model):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -12,7 +14,7 @@ from sqlalchemy import delete, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bikshop.extensions import db
-from bikshop.models.admin import AdminUser, LoginFailure
+from bikshop.models.admin import AdminSession, AdminUser, LoginFailure
 from bikshop.models.types import utcnow
 
 MIN_PASSWORD_LENGTH = 10
@@ -77,9 +79,12 @@ def _existing(email: str) -> AdminUser:
 
 
 def set_active(email: str, active: bool) -> AdminUser:
-    """Disable (or enable again) an account; a disabled account's sessions end at once."""
+    """Disable (or enable again) an account; a disabled account's sessions end at once, for
+    good (enabling it again asks for a new sign-in)."""
     admin = _existing(email)
     admin.active = active
+    if not active:
+        _end_sessions(admin)
     db.session.commit()
     return admin
 
@@ -90,18 +95,66 @@ def set_password(email: str, password: str) -> AdminUser:
     admin = _existing(email)
     admin.password_hash = generate_password_hash(password)
     db.session.execute(delete(LoginFailure).where(LoginFailure.email == admin.email))
+    _end_sessions(admin)
     db.session.commit()
     return admin
 
 
-def load_session_admin(session_id: str) -> AdminUser | None:
-    """The signed-in admin behind a session's id (``<id>.<digest>``), if still valid and active."""
-    admin_id, _, digest = (session_id or "").partition(".")
-    if not admin_id.isdigit() or not digest:
+# A signed-in browser stays signed in this long, however often it is used (a phone's browser
+# may keep its cookies for months).
+SESSION_LIFETIME = timedelta(days=30)
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def start_session(admin: AdminUser) -> None:
+    """Open a server-side session for ``admin`` (``admin.session_key`` is then what the cookie
+    keeps); sessions past their lifetime are deleted on the way. Commits."""
+    key = secrets.token_urlsafe(32)
+    db.session.execute(
+        delete(AdminSession).where(AdminSession.created_at < utcnow() - SESSION_LIFETIME)
+    )
+    db.session.add(AdminSession(admin_id=admin.id, key_hash=_key_hash(key)))
+    db.session.commit()
+    admin.session_key = f"{admin.id}.{key}"
+
+
+def end_session(session_key: str | None) -> None:
+    """Sign one browser out on the server: its cookie opens nothing any more. Commits."""
+    admin_id, _, key = (session_key or "").partition(".")
+    if admin_id.isdigit() and key:
+        db.session.execute(
+            delete(AdminSession).where(
+                AdminSession.admin_id == int(admin_id), AdminSession.key_hash == _key_hash(key)
+            )
+        )
+        db.session.commit()
+
+
+def _end_sessions(admin: AdminUser) -> None:
+    db.session.execute(delete(AdminSession).where(AdminSession.admin_id == admin.id))
+
+
+def load_session_admin(session_key: str) -> AdminUser | None:
+    """The admin behind a session cookie's key (``<id>.<key>``), while that session is open,
+    not past its lifetime, and the account active."""
+    admin_id, _, key = (session_key or "").partition(".")
+    if not admin_id.isdigit() or not key:
         return None
-    admin = db.session.get(AdminUser, int(admin_id))
-    if admin is None or not admin.active or not admin.matches_session(digest):
-        return None
+    admin = db.session.scalars(
+        select(AdminUser)
+        .join(AdminSession, AdminSession.admin_id == AdminUser.id)
+        .where(
+            AdminSession.key_hash == _key_hash(key),
+            AdminSession.admin_id == int(admin_id),
+            AdminSession.created_at >= utcnow() - SESSION_LIFETIME,
+            AdminUser.active.is_(True),
+        )
+    ).one_or_none()
+    if admin is not None:
+        admin.session_key = session_key
     return admin
 
 
@@ -126,7 +179,7 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
         return SignIn(None)
     db.session.execute(delete(LoginFailure).where(LoginFailure.email == key))
     admin.last_login_at = utcnow()
-    db.session.commit()
+    start_session(admin)
     return SignIn(admin)
 
 
