@@ -355,3 +355,20 @@ def test_a_nul_character_in_the_sign_in_form_is_a_400(admin_app):
     answer = sign_in(client, email=f"{OWNER}{NUL}", password=f"x{NUL}")
     assert answer.status_code == 400 and "NUL character" in answer.text
     assert sign_in(client).status_code == 303  # and nothing was counted against the account
+
+
+@pytest.mark.parametrize(
+    ("phone", "chat"),
+    [
+        ("+91 98765 43210", "919876543210"),
+        ("919876543210", "919876543210"),
+        ("9876543210", "919876543210"),
+        ("098765-43210", "919876543210"),
+        ("0044 20 7946 0958", "442079460958"),
+        ("+44 20 7946 0958", "442079460958"),
+    ],
+)
+def test_the_whatsapp_link_opens_the_customers_chat_however_the_number_was_written(phone, chat):
+    from bikshop.admin.display import whatsapp_link
+
+    assert whatsapp_link(phone) == f"https://wa.me/{chat}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -212,6 +214,13 @@ def test_summary_tiles_count_today_pending_and_to_ship(admin_app, shop):
     assert tiles.to_ship == 3  # 1001, 1004, 1005 (1002 fulfilled, 1003 cancelled)
     page = shop.get("/admin/").text
     assert "₹2,582.02" in page and "₹1,357.97" in page
+    # Each tile opens the list of just the orders it counts.
+    tiles_links = [html.unescape(h) for h in re.findall(r'<a class="tile" href="([^"]+)"', page)]
+    assert [order_names(shop.get(link).text) for link in tiles_links] == [
+        ["#1004", "#1002", "#1001"],
+        ["#1005", "#1004", "#1001"],
+        ["#1005", "#1004", "#1001"],
+    ]
 
 
 def _csv(answer) -> list[dict]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from bikshop.admin import bp
+from bikshop.models.admin import PHONE_TAIL_DIGITS
 from bikshop.services.search import store_zone
 
 _SYMBOLS = {"INR": "₹", "USD": "$", "EUR": "€", "GBP": "£"}
@@ -68,8 +69,23 @@ def tel_link(phone: str) -> str:
 
 
 def whatsapp_link(phone: str) -> str:
-    """A wa.me chat link: international digits, no + or leading zeros."""
-    return "https://wa.me/" + "".join(c for c in phone if c.isdigit()).lstrip("0")
+    """A wa.me chat link: the number's international digits, without + or 00.
+
+    A number written without its country code (ten digits, or a trunk 0 and ten) is read as
+    Indian, Bik's shoppers' country, as the dashboard's phone search reads it: wa.me would
+    take its first digits for a country code and open a stranger's chat."""
+    digits = "".join(c for c in phone if c.isdigit())
+    if not phone.strip().startswith("+"):
+        if digits.startswith("00"):
+            digits = digits[2:]
+        elif len(digits) == PHONE_TAIL_DIGITS or (
+            len(digits) == PHONE_TAIL_DIGITS + 1 and digits.startswith("0")
+        ):
+            digits = INDIA_DIALING_CODE + digits[-PHONE_TAIL_DIGITS:]
+    return "https://wa.me/" + digits.lstrip("0")
+
+
+INDIA_DIALING_CODE = "91"
 
 
 def pretty_json(raw: str) -> str:
