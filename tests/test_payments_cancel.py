@@ -162,3 +162,24 @@ def test_reconcile_finding_a_link_paid_cancels_the_order_s_other_open_link(make_
         with app.app_context():
             links = db.session.scalars(select(PaymentLink).order_by(PaymentLink.id)).all()
             assert [link.status for link in links] == ["paid", "cancelled"]
+
+
+def test_back_from_paying_a_cancelled_order_the_customer_is_told_it_will_be_refunded(make_app):
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        link = fake.only_link()["id"]
+        _cancel(app, order_id)  # the payment was already under way at Razorpay
+        page = client.get(path_of(fake.pay(link, deliver=False))).get_data(as_text=True)
+        assert "this order was cancelled: the shop will refund it" in page
+        assert "Paid. Thank you" not in page
+        assert "paid_after_cancel" in _kinds(app)
+
+
+def test_back_from_a_second_payment_the_customer_is_told_it_is_one_too_many(make_app):
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        first, second = _replacement_link(client, fake, invoice)
+        fake.pay(first, deliver=False)  # the order is paid on the first link
+        assert post_webhook(client, *fake.paid_event(first)).get_json()["outcome"] == "paid"
+        page = client.get(path_of(fake.pay(second, deliver=False))).get_data(as_text=True)
+        assert "already paid, so this payment is one too many" in page
+        assert "Paid. Thank you" not in page
+        assert "payment_extra" in _kinds(app)

@@ -20,6 +20,14 @@ from bikshop.services.payments import can_pay_online, payment_confirming, paymen
 # door picks one), and "confirming" also on the plain page until Razorpay confirms it.
 PAYMENT_NOTICES = {
     "paid": "Paid. Thank you! Your payment is confirmed.",
+    "paid_cancelled": (
+        "Payment received, but this order was cancelled: the shop will refund it to you."
+    ),
+    "refunded": "This order was paid, and the payment has since been refunded to you.",
+    "extra": (
+        "This order was already paid, so this payment is one too many: the shop will refund it "
+        "to you."
+    ),
     "confirming": (
         "Payment received, confirming with Razorpay. This usually takes a few seconds: "
         "reload this page to see it marked paid."

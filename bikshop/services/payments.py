@@ -655,7 +655,8 @@ def confirm_redirect(order: Order, params: dict) -> str:
     """The customer came back from Razorpay: check the signature, then fetch the link and apply
     its state. Query parameters alone never change anything. Commits.
 
-    Returns what the customer should be told: ``paid``; ``checking`` (Razorpay holds a payment
+    Returns what the customer should be told: ``paid`` (or, for an order no longer pending,
+    what :func:`_settled_notice` says); ``checking`` (Razorpay holds a payment
     that does not settle the order, e.g. the amount differs: the shop has to look at it); or
     ``confirming`` (Razorpay has not said yet: its webhook or reconcile-payments will). A signed
     "paid" that is not confirmed yet goes on the timeline, so the invoice itself (opened from
@@ -697,7 +698,7 @@ def confirm_redirect(order: Order, params: dict) -> str:
         close_links_if_paid(order, outcome, actor="razorpay")
     db.session.refresh(order)
     if order.payment_status != "pending":
-        return "paid"
+        return _settled_notice(order, link_id)
     link = db.session.get(PaymentLink, link_id)
     if link.status in ("paid", "partially_paid"):
         return "checking"
@@ -715,6 +716,21 @@ def confirm_redirect(order: Order, params: dict) -> str:
         )
         db.session.commit()
     return "confirming"
+
+
+def _settled_notice(order: Order, link_id: int) -> str:
+    """What the customer back from a link of an order no longer pending is told: ``paid`` when
+    this link's payment settled it; ``paid_cancelled`` when it did but the order is cancelled
+    (the shop refunds it); ``refunded`` when it did and was refunded since; ``extra`` when the
+    order had been settled otherwise (another link, cash): this payment is one too many."""
+    settled_here = db.session.scalar(
+        select(Payment.id).where(Payment.order_id == order.id, Payment.payment_link_id == link_id)
+    )
+    if settled_here is None:
+        return "extra"
+    if order.status == "CANCELLED":
+        return "paid_cancelled"
+    return "paid" if order.payment_status == "paid" else "refunded"
 
 
 def refresh_link(link_id: int, razorpay_id: str, *, actor: str) -> str:
