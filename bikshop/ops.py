@@ -114,11 +114,30 @@ def _settings_findings(config) -> list[Finding]:
             "PROXY_FIX_X_FOR",
             "is 0: behind nginx set 1, or every client shares one rate limit",
         )
+    short = sorted(
+        {
+            f"the {spec.scheme} {'password' if spec.scheme == 'basic' else 'token'}"
+            for spec in specs.values()
+            if spec.scheme != "none" and len(spec.password or spec.token) < MIN_BIK_SECRET
+        }
+    )
+    if short:
+        add(
+            "warning",
+            "BIK_AUTH",
+            f"{' and '.join(short)} {'are' if len(short) > 1 else 'is'} shorter than "
+            f"{MIN_BIK_SECRET} characters: "
+            "anyone who guesses it can place and read orders",
+        )
     if config["STORE_NAME"] == "Your Store":
         add("warning", "STORE_NAME", "is the placeholder: customers see it on invoices")
     if not config["METRICS_TOKEN"]:
         add("warning", "METRICS_TOKEN", "is not set: /metrics is off")
     return found
+
+
+# Bik's credential guards orders and customers' details: long enough that guessing is hopeless.
+MIN_BIK_SECRET = 16
 
 
 def _folder_findings(config) -> list[Finding]:

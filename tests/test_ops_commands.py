@@ -92,6 +92,14 @@ def test_check_config_names_each_unsafe_or_missing_setting(database_url):
     assert result.returncode == 1
     refused = "ERROR   BIKSHOP_RAZORPAY_WEBHOOK_SECRET the app refuses to start"
     assert refused in result.stdout, result.stdout
+    # A Bik credential short enough to guess: a warning naming which, never the value.
+    guessable = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_BIK_AUTH": "bearer:t0k3n"}
+    guessable["BIKSHOP_BIK_GET_ORDER_AUTH"] = "basic:bik:pw-s3cret"
+    result = flask("check-config", env=guessable)
+    assert "WARNING BIKSHOP_BIK_AUTH the basic password and the bearer token are shorter" in (
+        result.stdout
+    ), result.stdout
+    assert "t0k3n" not in result.stdout and "pw-s3cret" not in result.stdout
     # Warnings alone pass, unless --strict.
     only_warnings = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_REDIS_URL": ""}
     assert flask("check-config", env=only_warnings).returncode == 0
