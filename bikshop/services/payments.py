@@ -406,11 +406,13 @@ def apply_link_state(
         return "no change: partial payment already known"
     if status in ("expired", "cancelled"):
         if _move_link(link, status):
+            owed = order.payment_status == "pending" and order.status != "CANCELLED"
             record(
                 order,
                 f"payment_link_{status}",
                 actor,
-                f"Payment link {link.razorpay_id} {status}; a new one is made if the customer pays",
+                f"Payment link {link.razorpay_id} {status}"
+                + ("; a new one is made if the customer pays" if owed else ""),
                 {"paymentLink": link.razorpay_id},
             )
             return f"link {status}"
