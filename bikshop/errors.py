@@ -126,6 +126,12 @@ def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return f"The request body is larger than {limit} bytes"
+    if status == 404 and request.path.startswith("/bik/"):
+        # A mistyped URL in Bik's onboarding screen: say which ones exist.
+        return (
+            f"No Bik endpoint at {request.path[:80]}: bikshop answers POST /bik/placeOrder and "
+            "POST /bik/getOrder (letter case matters)"
+        )
     return error.description or error.name
 
 

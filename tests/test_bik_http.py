@@ -93,6 +93,8 @@ def test_an_unknown_route_is_404_in_the_error_shape(bik_app, path):
     response = bik_app.test_client().post(path, json={"orderId": "ORD-1001"})
     error = assert_error_shape(response, 404)
     assert error["code"] == "not_found"
+    if path.startswith("/bik/"):  # a mistyped onboarding URL: the answer names the real ones
+        assert "POST /bik/placeOrder and POST /bik/getOrder" in error["message"]
 
 
 # --- odd but legal things a real client does ------------------------------------------------
