@@ -302,7 +302,11 @@ def test_a_cancelled_order_paid_in_cash_says_to_give_the_money_back(owner):
     ("link", "reason"),
     [
         ("javascript:alert(1)", "Tracking link: it must start with https:// or http://."),
-        ("https://" + "a" * 2048 + ".com", "Tracking link: it is longer than 2048 characters."),
+        (
+            "https://" + "a" * 2048 + ".com",
+            "Tracking link: it is longer than 2048 characters once written as a link (a space, "
+            "quote or accented letter takes 3 to 12).",
+        ),
         ("https://exa mple.com/x", "Tracking link: it is not a web address a customer can open."),
     ],
 )

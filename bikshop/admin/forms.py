@@ -130,7 +130,11 @@ class FulfillmentForm(FlaskForm):
         validators=[
             Optional(),
             _one_reason(
-                Length(max=2048, message="it is longer than 2048 characters."),
+                Length(
+                    max=2048,
+                    message="it is longer than 2048 characters once written as a link "
+                    "(a space, quote or accented letter takes 3 to 12).",
+                ),
                 _http_only,
                 URL(require_tld=False, message="it is not a web address a customer can open."),
             ),
