@@ -6,6 +6,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999.99")  # the most a Numeric(12, 2) money column holds
+# Above MAX_AMOUNT in any currency's smallest unit (thousandths included): a larger integer in a
+# Razorpay entity is malformed, and would overflow Decimal's arithmetic before any range check.
+MAX_MINOR_UNITS = 10**15
 # Razorpay takes no payment, and makes no refund, below one unit of the currency ("The amount
 # must be at least INR 1.00": razorpay.md §5, and Razorpay's create-refund API docs).
 RAZORPAY_MINIMUM = Decimal("1")

@@ -537,6 +537,21 @@ LEGAL_ORDERS = [
         {"order.items.0.variantId": int("9" * 64)},
         {"items.0.variantId": int("9" * 64)},
     ),
+    *[
+        Legal(
+            f"image_url_with_a_malformed_ipv6_host_is_left_out_{n}",
+            {"order.items.0.image": url},
+            {"items.0.image": None},
+        )
+        for n, url in enumerate(
+            ["https://[::1/a.png", "https://[abc]/a.png", "https://e.x]/a.png", "//[::1/a.png"]
+        )
+    ],
+    Legal(
+        "image_url_scheme_in_capitals",
+        {"order.items.0.image": "HTTPS://cdn.example.com/Cream.PNG"},
+        {"items.0.image": "https://cdn.example.com/Cream.PNG"},
+    ),
     Legal(
         "image_url_protocol_relative",
         {"order.items.0.image": "//cdn.example.com/s/files/cream.png?v=2"},

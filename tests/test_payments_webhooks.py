@@ -122,6 +122,17 @@ def test_during_rotation_the_previous_secret_still_works(make_app):
         assert post_webhook(client, raw, headers).status_code == 400
 
 
+def test_an_unsigned_megabyte_is_refused_and_only_its_beginning_kept(shop):
+    app, client, fake, order_id = shop
+    raw = b'{"event": "payment_link.paid", "pad": "' + b"x" * (1024 * 1024 - 64) + b'"}'
+    response = post_webhook(client, raw, {"X-Razorpay-Signature": "00"})
+    assert response.status_code == 400
+    (stored,) = rows(app, WebhookEvent)
+    assert stored.signature_valid is False and len(stored.raw_body) < 4200
+    assert stored.raw_body.startswith(raw[:4096].decode())
+    assert stored.raw_body.endswith(f"[unsigned: {len(raw)} characters, the rest not kept]")
+
+
 def test_without_a_webhook_secret_deliveries_are_refused_and_kept(make_app):
     with FakeRazorpay() as fake:
         # Only development starts without it (production refuses: test_payments_config.py).
@@ -311,7 +322,12 @@ def test_a_signed_refund_with_a_malformed_payment_id_is_kept_and_acknowledged(sh
 
 @pytest.mark.parametrize(
     "payment",
-    [{"id": {"nested": 1}}, {"id": "pay_1", "currency": ["INR"]}, {"id": "pay_1", "amount": "1"}],
+    [
+        {"id": {"nested": 1}},
+        {"id": "pay_1", "currency": ["INR"]},
+        {"id": "pay_1", "amount": "1"},
+        {"id": "pay_1", "amount": 10**30},  # Decimal's arithmetic would overflow on it
+    ],
 )
 def test_a_signed_link_payment_with_malformed_fields_is_kept_and_not_applied(shop, payment):
     app, client, fake, order_id = shop
@@ -449,7 +465,7 @@ def test_a_payment_method_longer_than_its_column_still_pays_the_order(shop):
     assert rows(app, Payment)[0].method == ("emi_" + "x" * 40)[:32]
 
 
-@pytest.mark.parametrize("minor", [94800, 10**20])
+@pytest.mark.parametrize("minor", [94800, 10**20, 10**30])
 def test_a_signed_refund_of_more_than_the_payment_is_kept_and_not_applied(shop, minor):
     app, client, fake, order_id = shop
     assert pay_only_link(client, fake)["outcome"] == "paid"

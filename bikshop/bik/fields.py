@@ -98,11 +98,21 @@ class ImageURL(Text):
             return None
         if url.startswith("//"):
             url = "https:" + url
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValidationError("Must be an http(s) URL of the product image.")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:  # a malformed [IPv6] host: an http(s) URL no browser could load
+            return None if url.lower().startswith(("http://", "https://")) else _not_an_image()
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not host:
+            _not_an_image()
+        url = scheme + url[len(parts.scheme) :]  # HTTPS://… as https://…, as browsers read it
         encoded = percent_encoded(url)
         return encoded if len(encoded) <= self.max_length else None
+
+
+def _not_an_image():
+    raise ValidationError("Must be an http(s) URL of the product image.")
 
 
 class Money(NullMeansAbsent, fields.Number):

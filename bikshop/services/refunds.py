@@ -16,6 +16,7 @@ from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
 from bikshop.models.types import utcnow
 from bikshop.money import (
+    MAX_MINOR_UNITS,
     RAZORPAY_MINIMUM,
     NotPayable,
     format_plain,
@@ -265,7 +266,9 @@ class RefundEntity(Schema):
 
     id = fields.String(required=True, validate=validate.Length(max=64))  # its column
     payment_id = fields.String(required=True)
-    amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    amount = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=1, max=MAX_MINOR_UNITS)
+    )
     status = fields.String(load_default="")
     receipt = fields.String(allow_none=True, load_default=None)
 

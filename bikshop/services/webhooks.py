@@ -16,7 +16,13 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
-from bikshop.money import format_plain, from_minor_units, minor_units_fit, razorpay_takes
+from bikshop.money import (
+    MAX_MINOR_UNITS,
+    format_plain,
+    from_minor_units,
+    minor_units_fit,
+    razorpay_takes,
+)
 from bikshop.services.payments import (
     apply_link_state,
     close_links_if_paid,
@@ -51,7 +57,7 @@ class _Payment(Schema):
         unknown = INCLUDE
 
     id = fields.String(validate=validate.Length(max=64))  # payments.razorpay_payment_id
-    amount = fields.Integer(strict=True)
+    amount = fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_MINOR_UNITS))
     currency = fields.String()
     method = fields.String(allow_none=True)
     order_id = fields.String(allow_none=True)
@@ -180,7 +186,14 @@ def _shown(received: str | None) -> str | None:
     return received[:63] + "…"
 
 
+# An unsigned delivery is anybody's: kept for people to look at, but only its beginning, so
+# a stranger posting megabytes cannot fill the disk with them.
+UNSIGNED_BODY_KEPT = 4096
+
+
 def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=None) -> None:
+    if not valid and len(text) > UNSIGNED_BODY_KEPT:
+        text = f"{text[:UNSIGNED_BODY_KEPT]}… [unsigned: {len(text)} characters, the rest not kept]"
     db.session.add(
         WebhookEvent(
             event_id=None,
@@ -279,6 +292,8 @@ def _refund_event(
     order = db.session.get(Order, payment.order_id)
     if not razorpay_takes(payment.currency):
         return f"ignored: refund of a payment in {payment.currency}", order
+    if not minor_units_fit(minor, payment.currency):  # signed, yet more than any order holds
+        return f"ignored: refund {refund_id} amount {minor} is out of range", order
     amount = from_minor_units(minor, payment.currency)
     if amount > payment.amount:  # Razorpay refunds at most what it captured
         return f"ignored: refund {refund_id} of {amount} exceeds payment {payment_id}", order
