@@ -193,3 +193,21 @@ def test_indian_scripts_and_emoji_are_drawn_in_the_pdf(pdf_app, output_dir):
     fonts = subprocess.run(["pdffonts", "-"], input=response.data, capture_output=True).stdout
     for family in (b"Noto-Sans-Devanagari", b"Noto-Sans-Tamil", b"Noto-Color-Emoji"):
         assert family in fonts, fonts.decode()
+
+
+def test_item_names_longer_than_an_invoice_shows_are_cut_on_page_and_pdf(pdf_app):
+    """A 1,000-letter name without a space made WeasyPrint try every break point (12 s for 100
+    such items, a worker timeout for 500): the invoice shows 150 characters, ending in …"""
+    from bikshop.invoice.formatting import MAX_ITEM_TEXT
+
+    client = pdf_app.test_client()
+    long_name = "Z" * 1000
+    path = place_invoice(client, order_body([(long_name, 1, "10"), ("Cream", 1, "5")]))
+    shown = "Z" * (MAX_ITEM_TEXT - 1) + "…"
+    page = client.get(path).get_data(as_text=True)
+    assert shown in page and "Z" * MAX_ITEM_TEXT not in page
+    text = pdf_text(client.get(path + ".pdf").data)
+    # The name wraps over lines beside the quantity and prices: its column, put back together.
+    name = "".join(line.split()[0] for line in text.splitlines() if line.startswith("Z"))
+    assert name == shown
+    assert "Cream" in text

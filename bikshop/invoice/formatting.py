@@ -66,3 +66,19 @@ def web_link(url: str | None) -> str | None:
 def tel_href(phone: str) -> str:
     """A phone number as people write it, as a link a phone dials: tel:+919876543210."""
     return "tel:" + re.sub(r"[^\d+]", "", phone)
+
+
+# An item's name and variant as an invoice shows them. WeasyPrint lays out a word too long for
+# its cell (overflow-wrap: anywhere) by trying break points one character at a time, so a PDF's
+# time grows faster than its names' length: 100 items named by 1,000 letters without a space
+# took 12 s to print, 500 timed the worker out. Cut at MAX_ITEM_TEXT characters (no catalog
+# names a product at such length), 500 of them print in about 6 s (tests/test_invoice_pdf.py).
+MAX_ITEM_TEXT = 150
+
+
+@bp.app_template_filter("item_text")
+def item_text(text: str) -> str:
+    """``text`` cut to MAX_ITEM_TEXT characters, ending in … when cut."""
+    if len(text) <= MAX_ITEM_TEXT:
+        return text
+    return text[: MAX_ITEM_TEXT - 1].rstrip() + "…"
