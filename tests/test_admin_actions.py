@@ -318,7 +318,9 @@ def test_a_refused_form_field_gives_one_reason_naming_the_field(owner, link, rea
     assert _bik_view(owner, oid)["fulfillmentStatus"] == "unfulfilled"
 
 
-@pytest.mark.parametrize("amount", ["ten rupees", "1,000", "₹500", "1e400", "NaN", "Infinity"])
+@pytest.mark.parametrize(
+    "amount", ["ten rupees", "1,000", "₹500", "1e400", "NaN", "Infinity", "٣", "१००", "9" * 400]
+)
 def test_a_refund_amount_that_is_not_plain_digits_is_refused_naming_the_field(owner, amount):
     oid = place_order(owner)["id"]
     refused = _act(owner, oid, "refund", amount=amount)

@@ -159,7 +159,9 @@ class AmountField(DecimalField):
         super().process_formdata(valuelist)
 
 
-_PLAIN_AMOUNT = re.compile(r"^\d+(\.\d+)?$")
+# ASCII digits only (\d would take ٣ or ३), at most 12 before the point (more than any order
+# holds, which no message should echo back); the refund service refuses too many decimals.
+_PLAIN_AMOUNT = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 
 
 class RefundForm(FlaskForm):
