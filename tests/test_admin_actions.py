@@ -378,3 +378,17 @@ def test_the_whatsapp_link_opens_the_customers_chat_however_the_number_was_writt
     from bikshop.admin.display import whatsapp_link
 
     assert whatsapp_link(phone) == f"https://wa.me/{chat}"
+
+
+def test_dashboard_amounts_read_as_on_the_customers_invoice(admin_app):
+    """In the store's locale (en_IN by default): lakhs and crores, as the invoice shows them."""
+    from decimal import Decimal
+
+    from bikshop.admin.display import amounts, money
+
+    with admin_app.test_request_context():
+        assert money(Decimal("99948901.95")) == "₹9,99,48,901.95"
+        assert money(Decimal("947")) == "₹947.00"
+        assert amounts({"INR": Decimal("1234567.8"), "USD": Decimal("29.99")}, "INR") == (
+            "₹12,34,567.80 + $29.99"
+        )

@@ -194,3 +194,33 @@ def test_after_a_wrong_password_the_cursor_is_in_the_password_box(make_app, guni
     page.wait_for_selector("text=Wrong email or password.")
     assert page.input_value("input[name=email]") == OWNER
     _focus_lands_on(page, "password")
+
+
+def test_an_order_of_crores_keeps_its_item_names_readable_on_a_phone(
+    make_app, gunicorn, browser, output_dir, database_url
+):
+    """Beside amounts of nine digits the item column keeps a readable width (it was squeezed
+    to a letter per line), the tiles show whole amounts, and nothing scrolls sideways."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    item = {"productId": 1, "variantId": 2, "name": "Gold facial kit", "quantity": 9}
+    body = sample_body(items=[item | {"price": 9999999.99}])
+    body["order"] |= {"subTotal": 89999999.91, "shippingCharge": 49, "discount": 0}
+    body["order"]["total"] = 90000048.91
+    answer = requests.post(f"{server.url}/bik/placeOrder", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    context = browser.new_context(viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    _sign_in(page, server.url)
+    tiles = page.locator(".tile").all_inner_texts()
+    assert any("₹9,00,00,048.91" in " ".join(tile.split()) for tile in tiles), tiles
+    page.goto(f"{server.url}/admin/orders/{answer.json()['order']['id']}")
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    page.screenshot(path=str(output_dir / f"admin-crores-360-{backend}.png"), full_page=True)
+    name_cell = page.locator(".lines tbody td").first
+    assert name_cell.bounding_box()["width"] >= 100
+    assert "₹8,99,99,999.91" in page.locator(".lines").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    context.close()

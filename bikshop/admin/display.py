@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from bikshop.admin import bp
+from bikshop.invoice.formatting import money as invoice_money
 from bikshop.models.admin import PHONE_TAIL_DIGITS
 from bikshop.services.search import store_zone
 
-_SYMBOLS = {"INR": "₹", "USD": "$", "EUR": "€", "GBP": "£"}
 # Pill colour per state: the text always names the state, colour only helps scanning.
 _PILLS = {
     "ORDERED": "new",
@@ -37,12 +37,11 @@ def local_time(moment: datetime | None, with_year: bool = True) -> str:
 
 
 def money(amount: Decimal | None, currency: str = "INR") -> str:
-    """₹1,234.50 (or 'USD 12.00' for currencies without a familiar symbol)."""
+    """An amount as the customer's invoice shows it, in the store's locale (₹1,23,456.50 in
+    en_IN): the owner and the customer read the same figure the same way."""
     if amount is None:
         return ""
-    symbol = _SYMBOLS.get(currency)
-    text = f"{Decimal(amount):,.2f}"
-    return f"{symbol}{text}" if symbol else f"{currency} {text}"
+    return invoice_money(amount, currency)
 
 
 def amounts(per_currency: dict[str, Decimal], currency: str) -> str:
