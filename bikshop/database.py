@@ -44,20 +44,31 @@ log = logging.getLogger(__name__)
 _IDLE_SINCE = "bikshop_idle_since"
 
 
+# How long a write waits for another's lock before the request gets a 503 (SQLite's busy
+# timeout, PostgreSQL's lock_timeout): well inside gunicorn's 30 s worker timeout.
+LOCK_WAIT_SECONDS = 15
+
+
 def engine_options(database_uri: str) -> dict:
     """SQLALCHEMY_ENGINE_OPTIONS for ``database_uri``."""
     if database_uri.startswith("sqlite"):
         # Writers from several gunicorn workers wait for the lock instead of failing at once.
-        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
+        return {"connect_args": {"timeout": LOCK_WAIT_SECONDS}, "hide_parameters": True}
     # A sync worker serves one request at a time: a small pool per worker keeps several
     # workers (and instances) well under PostgreSQL's connection limit.
     # hide_parameters: driver errors reach the logs without customers' phone numbers.
+    # lock_timeout: a statement waiting for a lock (the order counter held by a stuck
+    # transaction, a table an operator locked) gives up after LOCK_WAIT_SECONDS with a 503,
+    # well inside gunicorn's worker timeout, instead of holding the worker until it is killed.
     return {
         "hide_parameters": True,
         "pool_size": 2,
         "max_overflow": 3,
         "pool_timeout": 10,
-        "connect_args": {"connect_timeout": 5},
+        "connect_args": {
+            "connect_timeout": 5,
+            "options": f"-c lock_timeout={LOCK_WAIT_SECONDS * 1000}",
+        },
     }
 
 
@@ -151,7 +162,7 @@ def autocommit_connection() -> Iterator[Connection]:
 
 
 @contextmanager
-def sqlite_writer(engine: Engine) -> Iterator[None]:
+def sqlite_writer(engine: Engine, connection: Connection | None = None) -> Iterator[None]:
     """Hold the SQLite file's writer lock for a write transaction: one process writes at a time,
     and a process waiting its turn is woken the moment the lock is free.
 
@@ -163,21 +174,40 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
     database: the kernel releases it if its holder dies, and SQLite's own locking still guards
     every write, so a writer that does not take it (a dashboard action, another program) stays
     correct and only waits as before. A server database needs none: a no-op there.
+
+    The wait has one deadline, ``LOCK_WAIT_SECONDS`` from the start: time spent queueing for
+    the lock is taken off ``connection``'s busy timeout for this transaction. Without that,
+    writers queued behind a transaction another program holds open each waited their full
+    busy timeout in turn, the third past gunicorn's worker timeout (killed, no answer).
     """
     path = engine.url.database if engine.dialect.name == "sqlite" else None
     descriptor = None
     if path and path != ":memory:" and not path.startswith("file:"):
         descriptor = _writer_lock_descriptor(path)
+    shortened = None
     if descriptor is not None:
+        started = time.monotonic()
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
         except OSError:  # a file system without flock (ENOLCK on some network mounts)
             descriptor = None
+        queued = time.monotonic() - started
+        if descriptor is not None and connection is not None and queued > _QUEUED_NOTICEABLY:
+            shortened = connection.connection.driver_connection
+            left = max(0.0, LOCK_WAIT_SECONDS - queued)
+            shortened.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
     try:
         yield
     finally:
+        if shortened is not None:
+            with suppress(Exception):  # a connection lost meanwhile is not pooled again anyway
+                shortened.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_SECONDS * 1000}")
         if descriptor is not None:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+# A turn behind another writer's ordinary half-millisecond write is not worth a PRAGMA.
+_QUEUED_NOTICEABLY = 0.05
 
 
 _WRITER_LOCKS: dict[tuple[int, str], int] = {}
@@ -260,19 +290,18 @@ class DirectStatement:
     columns' own SQLAlchemy types (``bind_processor``, ``result_processor``), as
     ``Connection.execute`` would do.
 
-    :meth:`rows` is for statements that return rows (a SELECT, or ``text(...).columns(...)``)
-    and are safe to run a second time after a failed first: a read, or a single write in
-    autocommit, which a failure rolls back whole. On any driver error the statement runs once
-    more through ``Connection.execute``, so that errors are raised and lost connections
-    invalidated by SQLAlchemy exactly as everywhere else (a dead connection fails the same way
-    twice: one 503).
+    :meth:`rows` is for statements that return rows (a SELECT, or ``text(...).columns(...)``):
+    a read, or a single write in autocommit, which a failure rolls back whole.
 
     :meth:`write`, :meth:`write_many` and :meth:`write_returning` are for writes inside the
     caller's transaction; an INSERT is compiled for the columns in ``keys`` and every one must
     be given (a column's Python-side default is not applied, so one left out of ``keys`` is
-    refused when the plan is made). A failed write is not run again (it may have waited
-    ``timeout`` seconds for a lock): the driver's error is raised as SQLAlchemy's, with the
-    connection invalidated when it was lost, and the caller's transaction rolls back as usual.
+    refused when the plan is made).
+
+    A failed statement is not run again (it may have waited ``LOCK_WAIT_SECONDS`` for a lock,
+    and a second wait would outlast the worker): the driver's error is raised as SQLAlchemy's,
+    with the connection (and the pool opened like it) dropped when it was lost or read-only,
+    as SQLAlchemy does for its own statements; a caller's transaction rolls back as usual.
     """
 
     def __init__(self, statement: Executable, keys: list[str] | None = None):
@@ -284,16 +313,19 @@ class DirectStatement:
         """Every row of the result, as tuples of Python values."""
         dialect = connection.dialect
         plan = self._plan(dialect, returning=True)
-        cursor = connection.connection.driver_connection.cursor()
+        driver_connection = connection.connection.driver_connection
+        values = plan.parameters(params)
+        cursor = driver_connection.cursor()
         try:
-            cursor.execute(plan.sql, plan.parameters(params))
+            cursor.execute(plan.sql, values)
             rows = cursor.fetchall()
             if plan.readers is None:  # the driver's column types, known after a first run
                 plan.read_with(cursor.description, dialect)
-        except dialect.loaded_dbapi.Error:
-            return [tuple(row) for row in connection.execute(self.statement, params)]
+        except dialect.loaded_dbapi.Error as error:
+            self._raise(connection, error, plan.sql, values, cursor, many=False)
         finally:
-            cursor.close()
+            with suppress(dialect.loaded_dbapi.Error):
+                cursor.close()
         return plan.convert(rows)
 
     def write(self, connection: Connection, params: Mapping[str, Any]) -> int | None:
@@ -327,28 +359,36 @@ class DirectStatement:
                 plan.read_with(cursor.description, dialect)
             return plan.convert(rows)
         except dialect.loaded_dbapi.Error as error:
-            lost = dialect.is_disconnect(error, driver_connection, cursor)
-            lost = lost or read_only_error(error)  # see install_read_only_recovery
-            if lost:
-                # As SQLAlchemy does for its own statements: the pool's other connections
-                # were opened as this one was (to a server now gone, or read-only), so they
-                # go too; checked-out ones are dropped when returned.
-                connection.invalidate(error)
-                connection.engine.dispose()
-            raise exc.DBAPIError.instance(
-                plan.sql,
-                values,
-                error,
-                dialect.loaded_dbapi.Error,
-                hide_parameters=connection.engine.hide_parameters,
-                connection_invalidated=lost,
-                dialect=dialect,
-                ismulti=many,
-            ) from error
+            self._raise(connection, error, plan.sql, values, cursor, many=many)
         finally:
             # An invalidated SQLite connection is closed, and so refuses to close its cursor.
             with suppress(dialect.loaded_dbapi.Error):
                 cursor.close()
+
+    @staticmethod
+    def _raise(connection: Connection, error, sql: str, values, cursor, *, many: bool):
+        """The driver's ``error`` as SQLAlchemy's own, raised at once: not run again, since it
+        may have waited out a lock (``lock_timeout``, SQLite's busy timeout) and a second wait
+        would outlast the worker's. A lost or read-only connection is dropped first."""
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, connection.connection.driver_connection, cursor)
+        lost = lost or read_only_error(error)  # see install_read_only_recovery
+        if lost:
+            # As SQLAlchemy does for its own statements: the pool's other connections were
+            # opened as this one was (to a server now gone, or read-only), so they go too;
+            # checked-out ones are dropped when returned.
+            connection.invalidate(error)
+            connection.engine.dispose()
+        raise exc.DBAPIError.instance(
+            sql,
+            values,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=connection.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
+            ismulti=many,
+        ) from error
 
     def _plan(self, dialect: Dialect, *, returning: bool) -> _Plan:
         plan = self._plans.get(dialect.name)

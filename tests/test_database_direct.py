@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import multiprocessing
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import Integer, bindparam, create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
+from bikshop import database
 from bikshop.database import (
     DirectStatement,
     autocommit_connection,
     checkpoint_after_response,
+    dispose_engines,
     read_connection,
     sqlite_writer,
 )
@@ -262,3 +268,62 @@ def test_a_file_system_without_flock_still_writes(app, client, monkeypatch):
     assert response.status_code == 200, response.get_json()
     with app.app_context():
         assert order_snapshot(response.get_json()["order"]["id"]) is not None
+
+
+def _timed_place(app, draft: str) -> tuple[int, float]:
+    started = time.monotonic()
+    answer = place(app.test_client(), sample_body(draft))
+    return answer.status_code, time.monotonic() - started
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_held_lock_on_the_order_counter_is_a_503_within_the_lock_wait(
+    make_app, database_url, monkeypatch
+):
+    """A transaction left holding the counters table (an operator's LOCK TABLE, a stuck
+    session): placeOrder gives up after LOCK_WAIT_SECONDS with a 503, once (the statement is
+    not run a second time), instead of holding the worker until gunicorn kills it."""
+    monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
+    app = make_app()
+    with psycopg.connect(database_url) as locker:
+        locker.execute("LOCK TABLE counters IN ACCESS EXCLUSIVE MODE")
+        status, elapsed = _timed_place(app, "held_lock")
+        locker.rollback()
+    assert status == 503
+    assert 0.9 <= elapsed < 1.9, elapsed  # one wait of about a second, not two
+    assert _timed_place(app, "held_lock")[0] == 200  # Bik's retry, the lock gone: one order
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_writers_queued_behind_another_programs_write_share_one_deadline(
+    app, database_url, monkeypatch
+):
+    """Another program holds a write transaction open: each of three workers (processes)
+    placing an order gets its 503 about LOCK_WAIT_SECONDS after it began. Before, each waited
+    for the writer lock and then its own full busy timeout: the third took three times as
+    long, past gunicorn's worker timeout."""
+    monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
+    path = database_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    _CHILD_DATABASE[:] = [database_url]
+    context = multiprocessing.get_context("fork")
+    with app.app_context():
+        dispose_engines(close=False)  # each child opens its own connections, as after a fork
+    with context.Pool(3) as pool:
+        results = pool.starmap(_timed_place_in_child, [(f"queued_{n}",) for n in range(3)])
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert [status for status, _ in results] == [503, 503, 503]
+    assert max(elapsed for _, elapsed in results) < 2.0, results
+
+
+def _timed_place_in_child(draft: str) -> tuple[int, float]:
+    from bikshop import create_app
+    from tests.conftest import BASE_CONFIG
+
+    url = _CHILD_DATABASE[0]
+    return _timed_place(create_app({**BASE_CONFIG, "DATABASE_URL": url}), draft)
+
+
+_CHILD_DATABASE: list[str] = []

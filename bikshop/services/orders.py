@@ -180,7 +180,7 @@ def _insert_order_stepwise(columns: dict, items: list[dict], event: dict) -> tup
     engine = db.engine
     # Pool checkout and return outside the writer lock; the transaction, from its first
     # statement to its commit, inside (pysqlite sends BEGIN with the first write).
-    with engine.connect() as connection, sqlite_writer(engine), connection.begin():
+    with engine.connect() as connection, sqlite_writer(engine, connection), connection.begin():
         ((number,),) = _NEXT_ORDER_NUMBER.write_returning(
             connection, {"name": "order", "start": start}
         )
