@@ -212,6 +212,8 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         refund_id = next(iter(fake.refunds))
         raw, headers = fake.process_refund(refund_id)
         assert client.post("/webhooks/razorpay", data=raw, headers=headers).status_code == 200
+        # The form's hint is what is left to refund, not the order's total.
+        assert 'placeholder="446.50"' in client.get(f"/admin/orders/{order_id}").text
 
         fake.lose_refund_answers = 1  # Razorpay makes the next refund; its answer is lost
         lost = _act(client, order_id, "refund", amount="100")
