@@ -63,6 +63,39 @@ def test_status_badge_follows_the_order(client, app):
     assert 'class="badge cancelled">Cancelled<' in client.get(path).get_data(as_text=True)
 
 
+def test_a_customer_who_paid_is_told_about_the_money_on_a_cancelled_or_refunded_order(client, app):
+    """Paid, then cancelled: what was paid and that it is coming back. Partly refunded: what
+    the customer has paid once the refunds are taken off (page and PDF)."""
+    from decimal import Decimal
+
+    from sqlalchemy import update
+
+    from bikshop.models import Order
+    from bikshop.services.payments import mark_paid_offline
+
+    path = place_invoice(client)  # ₹1,047.00
+    token = path.rsplit("/", 1)[1]
+    with app.app_context():
+        mark_paid_offline(find_by_invoice_token(token), actor="test")
+        db.session.execute(
+            update(Order).values(payment_status="partially_refunded", amount_refunded=300)
+        )
+        db.session.commit()
+    page = " ".join(client.get(path).get_data(as_text=True).split())
+    assert "<th>Net paid</th><td>₹747.00</td>" in page
+    assert "Net paid ₹747.00" in " ".join(pdf_text(client.get(path + ".pdf").data).split())
+    with app.app_context():
+        change_status(find_by_invoice_token(token), "CANCELLED", actor="test")
+    page = client.get(path).get_data(as_text=True)
+    assert "you paid ₹747.00, which the shop will refund" in page
+    with app.app_context():
+        db.session.execute(
+            update(Order).values(payment_status="refunded", amount_refunded=Decimal("1047"))
+        )
+        db.session.commit()
+    assert "your payment was refunded" in client.get(path).get_data(as_text=True)
+
+
 def test_an_order_of_nothing_says_there_is_nothing_to_pay(make_app, tmp_path):
     """A ₹0 order (a free sample, a discount as large as the basket) is pending payment to Bik,
     but the customer owes nothing: no pay instructions, no Pay button, and a stale Pay form
