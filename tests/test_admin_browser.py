@@ -214,6 +214,7 @@ def test_an_order_of_crores_keeps_its_item_names_readable_on_a_phone(
     context = browser.new_context(viewport={"width": 360, "height": 800})
     page = context.new_page()
     _sign_in(page, server.url)
+    assert page.get_by_role("heading", level=1).all_inner_texts() == ["Orders"]
     tiles = page.locator(".tile").all_inner_texts()
     assert any("₹9,00,00,048.91" in " ".join(tile.split()) for tile in tiles), tiles
     page.goto(f"{server.url}/admin/orders/{answer.json()['order']['id']}")
@@ -223,4 +224,7 @@ def test_an_order_of_crores_keeps_its_item_names_readable_on_a_phone(
     assert name_cell.bounding_box()["width"] >= 100
     assert "₹8,99,99,999.91" in page.locator(".lines").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    # The owner's thumb reaches the customer: each contact link is a 44 px tap target.
+    for link in ("Call +919876543210", "WhatsApp", "buyer@example.com"):
+        assert page.get_by_role("link", name=link).bounding_box()["height"] >= 44, link
     context.close()
