@@ -121,15 +121,20 @@ def start_session(admin: AdminUser) -> None:
     admin.session_key = f"{admin.id}.{key}"
 
 
+def _session_row(session_key: str | None):
+    """The WHERE clause for the session a cookie's key (``<admin id>.<key>``) names, or None
+    for a key of any other shape."""
+    admin_id, _, key = (session_key or "").partition(".")
+    if not admin_id.isdigit() or not key:
+        return None
+    return (AdminSession.admin_id == int(admin_id)) & (AdminSession.key_hash == _key_hash(key))
+
+
 def end_session(session_key: str | None) -> None:
     """Sign one browser out on the server: its cookie opens nothing any more. Commits."""
-    admin_id, _, key = (session_key or "").partition(".")
-    if admin_id.isdigit() and key:
-        db.session.execute(
-            delete(AdminSession).where(
-                AdminSession.admin_id == int(admin_id), AdminSession.key_hash == _key_hash(key)
-            )
-        )
+    row = _session_row(session_key)
+    if row is not None:
+        db.session.execute(delete(AdminSession).where(row))
         db.session.commit()
 
 
@@ -140,15 +145,14 @@ def _end_sessions(admin: AdminUser) -> None:
 def load_session_admin(session_key: str) -> AdminUser | None:
     """The admin behind a session cookie's key (``<id>.<key>``), while that session is open,
     not past its lifetime, and the account active."""
-    admin_id, _, key = (session_key or "").partition(".")
-    if not admin_id.isdigit() or not key:
+    row = _session_row(session_key)
+    if row is None:
         return None
     admin = db.session.scalars(
         select(AdminUser)
         .join(AdminSession, AdminSession.admin_id == AdminUser.id)
         .where(
-            AdminSession.key_hash == _key_hash(key),
-            AdminSession.admin_id == int(admin_id),
+            row,
             AdminSession.created_at >= utcnow() - SESSION_LIFETIME,
             AdminUser.active.is_(True),
         )
