@@ -690,14 +690,10 @@ def confirm_redirect(order: Order, params: dict) -> str:
     link_id, razorpay_id = link.id, link.razorpay_id
     db.session.commit()
     try:
-        entity = read_link_entity(razorpay_client.fetch_link(razorpay_id))
-    except razorpay_client.RazorpayError:
-        entity = None  # the webhook or reconcile-payments will confirm it
-    if entity is not None:
-        outcome = apply_link_state(db.session.get(PaymentLink, link_id), entity, actor="razorpay")
-        db.session.commit()
+        outcome = refresh_link(link_id, razorpay_id, actor="razorpay")
         log.info("payment redirect for %s: %s", order.public_id, outcome)
-        close_links_if_paid(order, outcome, actor="razorpay")
+    except razorpay_client.RazorpayError:
+        pass  # the webhook or reconcile-payments will confirm it
     db.session.refresh(order)
     if order.payment_status != "pending":
         return _settled_notice(order, link_id)
