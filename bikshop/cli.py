@@ -27,24 +27,36 @@ def register(app: Flask) -> None:
     help="Where Bik reaches this server (default BIKSHOP_PUBLIC_URL, else BIKSHOP_BIND).",
 )
 def bik_setup_command(base_url):
-    """Print what to enter in Bik's Non-Shopify Onboarding screen: URLs and credentials."""
+    """Print what to enter in Bik's Non-Shopify Onboarding screen: URLs and credentials.
+
+    Without --base-url or BIKSHOP_PUBLIC_URL the URLs are those BIKSHOP_BIND answers on; a
+    unix socket has none, and then the paths are shown after a placeholder, with what to set.
+    """
     from bikshop.checkbik import server_url_param
-    from bikshop.config import ConfigError, served_url
+    from bikshop.config import ConfigError, NoURLKnown
+    from bikshop.config import base_url as configured_base_url
 
     config = current_app.config
+    unknown = None
     if base_url is not None:
         base = server_url_param(base_url, "--base-url")
-    elif config["PUBLIC_URL"]:
-        base = config["PUBLIC_URL"]
     else:
         try:
-            base = served_url(config.get("BIND")) or "http://127.0.0.1:8000"
+            base = configured_base_url(config["PUBLIC_URL"], config.get("BIND"))
+        except NoURLKnown as exc:
+            base, unknown = NO_URL_PLACEHOLDER, exc.message
         except ConfigError as exc:
             raise click.UsageError(str(exc))
     specs = config["BIK_AUTH_SPECS"]
     click.echo("Register these in Bik (BIK Labs > Non-Shopify Onboarding):")
+    if unknown:
+        click.echo(f"  ({unknown}, or pass --base-url; {NO_URL_PLACEHOLDER} stands for it below.)")
     for name in ("placeOrder", "getOrder"):
         click.echo(f"  {name:<10} POST {base}/bik/{name}")
         click.echo(f"  {'':<10} auth: {specs[name].describe()}")
-    if not base.lower().startswith("https://"):
+    if not unknown and not base.lower().startswith("https://"):
         click.echo("  (Bik needs a public https URL: set BIKSHOP_PUBLIC_URL when deployed.)")
+
+
+# Shown instead of a URL when none is known: plainly not one, so nobody registers it in Bik.
+NO_URL_PLACEHOLDER = "<your https address>"

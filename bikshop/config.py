@@ -223,7 +223,8 @@ def bind_address(value) -> str:
     """``BIKSHOP_BIND`` as gunicorn takes it (read by gunicorn.conf.py and ``make run``): empty
     is the default; a bare port (``8101``), which gunicorn would read as a host name, or a port
     outside 1-65535 is a ConfigError."""
-    value = (value or "").strip()
+    # Flask reads BIKSHOP_* as JSON where it can: BIKSHOP_BIND=8101 reaches the config as 8101.
+    value = "" if value is None else str(value).strip()
     if not value:
         return DEFAULT_BIND
     match = _BIND.match(value)
@@ -246,6 +247,33 @@ def served_url(bind) -> str | None:
     if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 (naming the wildcard, not binding it)
         host = "127.0.0.1"
     return f"http://{host}:{port}"
+
+
+class NoURLKnown(ConfigError):  # noqa: N818 (reads as what happened, as ConfigError does)
+    """No URL reaches this server: BIKSHOP_PUBLIC_URL is unset and BIKSHOP_BIND names a unix
+    socket or an inherited descriptor. The message says so and what to set."""
+
+
+def base_url(public_url, bind) -> str:
+    """Where this server is reached, the one rule for every address bikshop shows or hands out
+    without a request to go by (``bik-setup``, ``make run``, links made outside a request):
+    ``BIKSHOP_PUBLIC_URL`` (no trailing /), else where gunicorn bound to ``BIKSHOP_BIND``
+    answers on this machine (:func:`served_url`; ``http://127.0.0.1:8000`` by default).
+
+    Raises NoURLKnown when neither names a URL (a unix socket behind a proxy, say): a made-up
+    ``http://127.0.0.1:8000`` would be a wrong address that looks right. A bad ``bind`` is a
+    ConfigError.
+    """
+    if public_url:
+        return str(public_url).rstrip("/")
+    served = served_url(bind)
+    if served is None:
+        raise NoURLKnown(
+            f"no URL reaches this server: BIKSHOP_BIND is {bind_address(bind)}, which no URL "
+            "names, and BIKSHOP_PUBLIC_URL is not set; set BIKSHOP_PUBLIC_URL to the address "
+            "clients use (your proxy's https URL)"
+        )
+    return served
 
 
 _SUPPORTED_DATABASES = "sqlite:////absolute/path.sqlite3 or postgresql://user:password@host/name"

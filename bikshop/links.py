@@ -12,7 +12,10 @@ _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 def public_base() -> str:
-    """``BIKSHOP_PUBLIC_URL``, or the scheme and host the current request came in on."""
+    """``BIKSHOP_PUBLIC_URL``, or the scheme and host the current request came in on; outside
+    a request, where ``BIKSHOP_BIND`` answers (``config.base_url``, the one rule). With neither
+    a URL nor a request (a unix socket, from a command) it raises ``NoURLKnown``, saying what
+    to set, rather than hand a customer a link to an address that is not this server."""
     configured = current_app.config["PUBLIC_URL"]
     if configured:
         return configured
@@ -20,7 +23,9 @@ def public_base() -> str:
         # What request.host_url gives, without its IRI decoding: a link stays ASCII (an
         # internationalised host keeps its xn-- form), and a getOrder is ~4% cheaper.
         return f"{request.scheme}://{request.host}"
-    return "http://127.0.0.1:8000"
+    from bikshop.config import base_url  # here: bikshop.config imports this module's users
+
+    return base_url(None, current_app.config.get("BIND"))
 
 
 def invoice_url(order) -> str:

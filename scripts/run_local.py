@@ -1,4 +1,4 @@
-"""`make run`: first-run setup (secrets, database), then gunicorn on 127.0.0.1:8000.
+"""`make run`: first-run setup (secrets, database), then gunicorn on BIKSHOP_BIND (127.0.0.1:8000).
 
 Settings live in instance/bikshop.env (created once with random credentials); edit it, or
 set BIKSHOP_* in the environment, which wins over the file.
@@ -16,7 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bikshop.config import ConfigError, bind_address, served_url, whole_number  # noqa: E402 (bikshop from this checkout)
+from bikshop.config import (  # noqa: E402 (bikshop from this checkout)
+    ConfigError,
+    NoURLKnown,
+    bind_address,
+    whole_number,
+)
+from bikshop.config import base_url as configured_base_url  # noqa: E402
 
 ENV_FILE = ROOT / "instance" / "bikshop.env"
 
@@ -51,11 +57,14 @@ def load_env_file() -> dict[str, str]:
     return {**env, **{k: v for k, v in os.environ.items() if k.startswith("BIKSHOP_")}}
 
 
-def base_url(env: dict[str, str]) -> str:
-    """Where this server is reached: BIKSHOP_PUBLIC_URL, else the address gunicorn binds."""
-    if env.get("BIKSHOP_PUBLIC_URL"):
-        return env["BIKSHOP_PUBLIC_URL"].rstrip("/")
-    return served_url(env.get("BIKSHOP_BIND")) or "http://127.0.0.1:8000"
+def base_url(env: dict[str, str]) -> str | None:
+    """Where this server is reached: BIKSHOP_PUBLIC_URL, else the address gunicorn binds
+    (``bikshop.config.base_url``); None when no URL names it (a unix socket), and bik-setup
+    then says so itself."""
+    try:
+        return configured_base_url(env.get("BIKSHOP_PUBLIC_URL"), env.get("BIKSHOP_BIND"))
+    except NoURLKnown:
+        return None
 
 
 def port_in_use(bind: str) -> bool:
@@ -94,9 +103,10 @@ def main() -> int:
         return 1
     bin_dir = Path(sys.executable).parent
     flask = [str(bin_dir / "flask"), "--app", "bikshop"]
+    base = base_url(env)
     steps = [
         [*flask, "db", "upgrade"],
-        [*flask, "bik-setup", "--base-url", base_url(env)],
+        [*flask, "bik-setup", *(["--base-url", base] if base else [])],
     ]
     for step in steps:
         result = subprocess.run(step, cwd=ROOT, env=env)

@@ -211,7 +211,13 @@ def test_bik_setup_prints_the_urls_and_credentials_to_enter_in_bik():
         ({}, [], "http://127.0.0.1:8000", True),
         ({"BIND": "127.0.0.1:8131"}, [], "http://127.0.0.1:8131", True),
         ({"BIND": "0.0.0.0:9000"}, [], "http://127.0.0.1:9000", True),
-        ({"BIND": "unix:/run/bikshop.sock"}, [], "http://127.0.0.1:8000", True),
+        ({"BIND": "[::1]:8132"}, [], "http://[::1]:8132", True),
+        (
+            {"BIND": "unix:/run/bikshop.sock", "PUBLIC_URL": "https://shop.example.com"},
+            [],
+            "https://shop.example.com",
+            False,
+        ),
         ({"BIND": "127.0.0.1:8131", "PUBLIC_URL": "http://shop.lan"}, [], "http://shop.lan", True),
         ({"PUBLIC_URL": "https://shop.example.com"}, [], "https://shop.example.com", False),
         (
@@ -231,6 +237,63 @@ def test_bik_setup_shows_the_address_the_server_answers_on(settings, args, base,
     assert lines[1] == f"  placeOrder POST {base}/bik/placeOrder"
     assert lines[3] == f"  getOrder   POST {base}/bik/getOrder"
     assert ("Bik needs a public https URL" in result.output) is hint
+
+
+@pytest.mark.parametrize("bind", ["unix:/run/bikshop.sock", "fd://3"])
+def test_bik_setup_on_a_socket_without_a_public_url_says_no_url_is_known(bind):
+    app = create_app({**SAFE, "BIK_AUTH": "bearer:abcdef123456", "BIND": bind})
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["bik-setup"])
+    assert result.exit_code == 0, result.output  # make run goes on to serve on the socket
+    lines = result.output.splitlines()
+    assert lines[1] == (
+        f"  (no URL reaches this server: BIKSHOP_BIND is {bind}, which no URL names, and "
+        "BIKSHOP_PUBLIC_URL is not set; set BIKSHOP_PUBLIC_URL to the address clients use "
+        "(your proxy's https URL), or pass --base-url; <your https address> stands for it below.)"
+    )
+    assert lines[2] == "  placeOrder POST <your https address>/bik/placeOrder"
+    assert lines[4] == "  getOrder   POST <your https address>/bik/getOrder"
+    assert lines[3] == lines[5] == "             auth: Bearer token: abcdef123456"  # still shown
+    assert "http://" not in result.output and "127.0.0.1" not in result.output
+
+
+def test_bik_setup_refuses_a_bind_gunicorn_would_refuse():
+    app = create_app({**SAFE, "BIK_AUTH": "bearer:abcdef123456", "BIND": 8101})
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["bik-setup"])
+    assert result.exit_code == 2
+    assert "BIKSHOP_BIND must be host:port such as 127.0.0.1:8000" in result.output
+    assert "got '8101'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"BIND": "0.0.0.0:8134"}, "http://127.0.0.1:8134"),
+        (
+            {"BIND": "unix:/run/bikshop.sock", "PUBLIC_URL": "https://shop.example.com/"},
+            "https://shop.example.com",
+        ),
+    ],
+)
+def test_a_link_made_outside_a_request_uses_the_one_rule(settings, expected):
+    from bikshop.links import public_base
+
+    app = create_app({**SAFE, **settings})
+    with app.app_context():
+        assert public_base() == expected
+
+
+def test_a_link_made_outside_a_request_on_a_socket_is_refused_not_made_up():
+    from bikshop.config import NoURLKnown
+    from bikshop.links import public_base
+
+    app = create_app({**SAFE, "BIND": "unix:/run/bikshop.sock"})
+    with app.app_context(), pytest.raises(NoURLKnown, match="set BIKSHOP_PUBLIC_URL"):
+        public_base()
+    with app.test_request_context(base_url="https://shop.example.com"):
+        assert public_base() == "https://shop.example.com"  # a request says where it came in
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,46 @@ def test_bik_setup_is_shown_the_address_the_server_answers_on(env, expected):
     assert run_local.base_url(env) == expected
 
 
+@pytest.mark.parametrize("bind", ["unix:/run/bikshop.sock", "fd://3"])
+def test_on_a_socket_no_url_is_made_up(bind):
+    assert run_local.base_url({"BIKSHOP_BIND": bind}) is None
+    assert (
+        run_local.base_url({"BIKSHOP_BIND": bind, "BIKSHOP_PUBLIC_URL": "https://shop.example.com"})
+        == "https://shop.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "bik_setup"),
+    [
+        ({}, ["bik-setup", "--base-url", "http://127.0.0.1:8000"]),
+        # No address to pass: bik-setup reads the same settings and says no URL is known.
+        ({"BIKSHOP_BIND": "unix:/tmp/bikshop-test.sock"}, ["bik-setup"]),
+    ],
+)
+def test_make_run_passes_bik_setup_the_address_only_when_one_is_known(
+    tmp_path, monkeypatch, env, bik_setup
+):
+    monkeypatch.setattr(run_local, "ENV_FILE", tmp_path / "bikshop.env")
+    for name in [n for n in run_local.os.environ if n.startswith("BIKSHOP_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(run_local.os, "umask", lambda mask: 0)  # the test process keeps its own
+    ran = []
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(run_local.subprocess, "run", lambda step, **k: ran.append(step) or Done)
+    monkeypatch.setattr(run_local.os, "execve", lambda *a: ran.append(["gunicorn"]))
+    monkeypatch.setattr(run_local.os, "chdir", lambda path: None)
+    monkeypatch.setattr(run_local, "port_in_use", lambda bind: False)  # others' :8000 aside
+    run_local.main()
+    assert [step[3:] for step in ran[:2]] == [["db", "upgrade"], bik_setup]
+    assert ran[2] == ["gunicorn"]
+
+
 def test_the_settings_file_reads_as_the_shell_reads_it(tmp_path, monkeypatch):
     env_file = tmp_path / "bikshop.env"
     env_file.write_text(
