@@ -1,4 +1,5 @@
-"""Operator commands: ``check-config`` (is this safe to run in production?) and ``backup``.
+"""Operator commands: ``check-config`` (is this safe to run in production?), ``backup`` and
+``prune`` (old webhook deliveries and expired admin sessions).
 
 ``check-config`` is registered as a Flask CLI plugin (setup.cfg, ``flask.commands``) so that
 ``flask --app bikshop check-config`` still runs, and explains, when the settings are so broken
@@ -12,13 +13,16 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import inspect, text
+from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 
@@ -336,3 +340,134 @@ def _private_file(path: Path) -> Path:
     os.fchmod(descriptor, 0o600)  # an older .partial left by a failed run keeps its own mode
     os.close(descriptor)
     return path
+
+
+# ``prune``: what grows without bound and is never read again.
+PRUNE_DAYS = 90  # a quarter: time enough to look into a delivery after the fact
+MAX_PRUNE_DAYS = 36500
+PRUNE_BATCH = 1000
+_BETWEEN_BATCHES = 0.01  # seconds: a writer queued behind one batch takes its turn
+
+
+@dataclass
+class PruneReport:
+    """What ``prune`` deleted (or, in a dry run, would delete), and the old claims it kept."""
+
+    webhook_events: int = 0
+    claims_kept: int = 0
+    admin_sessions: int = 0
+
+
+def prune(
+    report: PruneReport,
+    *,
+    older_than: timedelta,
+    batch_size: int = PRUNE_BATCH,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Delete webhook deliveries received more than ``older_than`` ago that hold no claim
+    (``webhooks.prunable``), and admin sessions past their lifetime (``admins.expired_sessions``).
+
+    In batches of ``batch_size`` rows, each its own transaction (on SQLite under the writer lock
+    placeOrder takes turns on), so no lock is held for long. Counts go into ``report`` batch by
+    batch: when the database refuses (SQLAlchemyError, raised), it holds what was deleted."""
+    from bikshop.models import AdminSession, WebhookEvent
+    from bikshop.models.types import utcnow
+    from bikshop.services.admins import expired_sessions
+    from bikshop.services.webhooks import claimed, prunable
+
+    before = utcnow() - older_than
+    report.claims_kept = _count(WebhookEvent, claimed(before))
+    if dry_run:
+        report.webhook_events = _count(WebhookEvent, prunable(before))
+        report.admin_sessions = _count(AdminSession, expired_sessions())
+        return report
+    for deleted in _delete_in_batches(WebhookEvent, prunable(before), batch_size):
+        report.webhook_events += deleted
+    for deleted in _delete_in_batches(AdminSession, expired_sessions(), batch_size):
+        report.admin_sessions += deleted
+    return report
+
+
+def _count(model, where) -> int:
+    from bikshop.extensions import db
+
+    with db.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(model).where(where)).scalar()
+
+
+def _delete_in_batches(model, where, batch_size: int) -> Iterator[int]:
+    """Delete ``model``'s rows matching ``where``, ``batch_size`` at a time, committing each
+    batch; yields each batch's count. Ends at the first short batch: rows matching ``where`` only
+    get fewer (its cutoff is fixed), so a busy table cannot keep it going."""
+    from bikshop.database import sqlite_writer
+    from bikshop.extensions import db
+
+    table = model.__table__
+    chosen = select(table.c.id).where(where).limit(batch_size).scalar_subquery()
+    statement = delete(table).where(table.c.id.in_(chosen))
+    engine = db.engine
+    while True:
+        with engine.connect() as connection, sqlite_writer(engine, connection), connection.begin():
+            deleted = connection.execute(statement).rowcount
+        yield deleted
+        if deleted < batch_size:
+            return
+        time.sleep(_BETWEEN_BATCHES)
+
+
+@click.command("prune")
+@click.option(
+    "--older-than",
+    type=click.IntRange(min=1, max=MAX_PRUNE_DAYS),
+    default=PRUNE_DAYS,
+    show_default=True,
+    metavar="DAYS",
+    help="Delete webhook deliveries received more than this many days ago.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1, max=100_000),
+    default=PRUNE_BATCH,
+    show_default=True,
+    help="Rows deleted per transaction (each commits before the next begins).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@with_appcontext
+def prune_command(older_than: int, batch_size: int, dry_run: bool):
+    """Delete old webhook deliveries and expired admin sessions, in short batches.
+
+    Every Razorpay webhook delivery is stored, also the unsigned ones anybody can send. Those
+    received more than --older-than days ago go, except each delivery that claimed its Razorpay
+    event id: that row is what makes a redelivery of the event a duplicate, so it stays however
+    old (one or a few per order) and no event can be applied twice. The rejected, duplicate,
+    malformed and deferred deliveries go; nothing reads them again.
+
+    Admin sessions past their 30-day lifetime go too (they sign nobody in any more).
+
+    Safe to run from cron while bikshop serves. Exit 1 if the database refused: what was
+    deleted stays deleted, and the next run goes on.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bikshop.services.admins import SESSION_LIFETIME
+
+    would = "would delete" if dry_run else "deleted"
+    report = PruneReport()
+    try:
+        prune(report, older_than=timedelta(days=older_than), batch_size=batch_size, dry_run=dry_run)
+    except SQLAlchemyError as exc:
+        reason = database_error_line(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
+        raise click.ClickException(
+            f"prune stopped: {reason}; deleted {report.webhook_events} webhook event(s) and "
+            f"{report.admin_sessions} admin session(s) before it"
+        )
+    click.echo(f"{would} {report.webhook_events} webhook event(s) older than {older_than} days")
+    click.echo(
+        f"kept {report.claims_kept} older webhook event(s) that claimed a Razorpay event id "
+        "(redeliveries of those events stay duplicates)"
+    )
+    click.echo(
+        f"{would} {report.admin_sessions} admin session(s) past their "
+        f"{SESSION_LIFETIME.days}-day lifetime"
+    )

@@ -105,6 +105,13 @@ def set_password(email: str, password: str) -> AdminUser:
 SESSION_LIFETIME = timedelta(days=30)
 
 
+def expired_sessions():
+    """The WHERE clause for sessions past ``SESSION_LIFETIME``: no cookie opens them any more
+    (``load_session_admin``), so deleting them signs nobody out. Deleted on each sign-in and by
+    ``flask --app bikshop prune``."""
+    return AdminSession.created_at < utcnow() - SESSION_LIFETIME
+
+
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -113,9 +120,7 @@ def start_session(admin: AdminUser) -> None:
     """Open a server-side session for ``admin`` (``admin.session_key`` is then what the cookie
     keeps); sessions past their lifetime are deleted on the way. Commits."""
     key = secrets.token_urlsafe(32)
-    db.session.execute(
-        delete(AdminSession).where(AdminSession.created_at < utcnow() - SESSION_LIFETIME)
-    )
+    db.session.execute(delete(AdminSession).where(expired_sessions()))
     db.session.add(AdminSession(admin_id=admin.id, key_hash=_key_hash(key)))
     db.session.commit()
     admin.session_key = f"{admin.id}.{key}"

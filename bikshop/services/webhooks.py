@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import datetime
 
 from flask import current_app
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
@@ -177,6 +178,26 @@ def dedupe_key(received: str | None, raw_body: bytes) -> str:
     if len(received) <= 64 and not received.startswith(("body-", "sha256-")):
         return received
     return "sha256-" + hashlib.sha256(received.encode("utf-8", "replace")).hexdigest()[:57]
+
+
+def prunable(received_before: datetime):
+    """The WHERE clause for the deliveries ``flask --app bikshop prune`` may delete: received
+    before ``received_before`` and holding no claim (``event_id`` NULL: unsigned and rejected
+    ones, duplicates, malformed or deferred ones). None of these is ever read again: a
+    redelivery is checked against the claims alone.
+
+    A claimed row is kept however old: it alone makes a redelivery of its event a duplicate
+    (Razorpay retries what it saw no 2xx for, for a day, and may deliver an event twice).
+    Without it the event would be applied a second time, and not every event is harmless twice
+    (a payment.failed, or a refund of a payment bikshop never recorded, would go on the order's
+    timeline again). Claims are one or a few per order, and the order page lists them.
+    """
+    return (WebhookEvent.received_at < received_before) & WebhookEvent.event_id.is_(None)
+
+
+def claimed(received_before: datetime):
+    """The WHERE clause for the claims received before ``received_before``, which stay."""
+    return (WebhookEvent.received_at < received_before) & WebhookEvent.event_id.is_not(None)
 
 
 def _shown(received: str | None) -> str | None:
