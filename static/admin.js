@@ -9,3 +9,21 @@ document.querySelectorAll("[data-copy]").forEach(function (button) {
     });
   });
 });
+
+// A question before an action that cannot be undone is a <details> and works without
+// JavaScript ("Keep as is" then reloads the order page). Here "Keep as is" and Escape close it
+// and give the focus back to the button that opened it.
+document.querySelectorAll("details.confirm").forEach(function (details) {
+  var opener = details.querySelector("summary");
+  function keep(event) {
+    event.preventDefault();
+    details.open = false;
+    opener.focus();
+  }
+  details.querySelectorAll("[data-keep]").forEach(function (link) {
+    link.addEventListener("click", keep);
+  });
+  details.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && details.open) keep(event);
+  });
+});

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -199,11 +200,16 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         assert pay_only_link(client, fake)["outcome"] == "paid"
         add_admin(app)
         sign_in(client)
-        page = client.get(f"/admin/orders/{order_id}").text
-        assert "Refund through Razorpay" in page
+        refund = _order_forms(client.get(f"/admin/orders/{order_id}").text)["refund"]
+        assert refund["opener"] == "Refund…"  # it asks first, as every irreversible action
+        assert refund["button"] == "Yes, refund through Razorpay"
+        assert "Refund #1001 through Razorpay? Razorpay sends the amount back" in refund["text"]
+        assert "(empty: everything left, ₹947.00). A refund cannot be undone." in refund["text"]
 
         too_much = _act(client, order_id, "refund", amount="947.01")
         assert too_much.status_code == 422 and "at most 947 INR is left to refund" in too_much.text
+        # The question stays open with the amount as typed, to correct it.
+        assert 'id="confirm-refund" open>' in too_much.text and 'value="947.01"' in too_much.text
         too_little = _act(client, order_id, "refund", amount="0.50")
         assert too_little.status_code == 422 and "no less than 1 INR" in too_little.text
         asked = _act(client, order_id, "refund", amount="500.50")
@@ -394,3 +400,197 @@ def test_dashboard_amounts_read_as_on_the_customers_invoice(admin_app):
         assert amounts({"INR": Decimal("1234567.8"), "USD": Decimal("29.99")}, "INR") == (
             "₹12,34,567.80 + $29.99"
         )
+
+
+class _Actions(HTMLParser):
+    """Each form on the order page: where it posts, its fields, its submit button, and the
+    question of the <details class="confirm"> it sits in (None if it posts on one click)."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[dict] = []
+        self._details: list[dict] = []  # open <details>, innermost last
+        self._form: dict | None = None
+        self._text: list[str] | None = None  # where character data goes now
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "details":
+            self._details.append({"class": attrs.get("class") or "", "summary": []})
+        elif tag == "summary" and self._details:
+            self._text = self._details[-1]["summary"]
+        elif tag == "form":
+            confirm = next((d for d in reversed(self._details) if "confirm" in d["class"]), None)
+            self._form = {
+                "action": attrs.get("action"),
+                "fields": {},
+                "confirm": confirm,
+                "text": [],
+                "button": [],
+            }
+        elif self._form is not None:
+            if tag == "input" and attrs.get("type") == "hidden" and attrs.get("name"):
+                self._form["fields"][attrs["name"]] = attrs.get("value")
+            elif tag == "button" and attrs.get("type") == "submit":
+                self._text = self._form["button"]
+
+    def handle_endtag(self, tag):
+        if tag in ("summary", "button"):
+            self._text = self._form["text"] if self._form is not None else None
+        elif tag == "details" and self._details:
+            self._details.pop()
+        elif tag == "form" and self._form is not None:
+            form = self._form
+            form["text"] = " ".join("".join(form["text"]).split())
+            form["button"] = " ".join("".join(form["button"]).split())
+            if form["confirm"] is not None:
+                form["opener"] = " ".join("".join(form["confirm"]["summary"]).split())
+            self.forms.append(form)
+            self._form = self._text = None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+        elif self._form is not None:
+            self._form["text"].append(data)
+
+
+def _order_forms(html: str) -> dict[str, dict]:
+    """The order page's forms by what they do: 'status DELIVERED', 'paid', 'fulfillment'..."""
+    parser = _Actions()
+    parser.feed(html)
+    forms = {}
+    for form in parser.forms:
+        action = (form["action"] or "").rsplit("/", 1)[-1]
+        if action == "status":
+            action = f"status {form['fields']['status']}"
+        forms[action] = form
+    return forms
+
+
+def test_an_action_that_cannot_be_undone_asks_first_and_names_the_order(owner):
+    """Mark in progress, Mark delivered, Cash received and Cancel each open a question (a
+    <details>, so no JavaScript is needed) holding the real button; the reversible fulfilment
+    form posts at once."""
+    oid = place_order(owner)["id"]
+    forms = _order_forms(owner.get(f"/admin/orders/{oid}").text)
+    assert set(forms) - {"logout"} == {
+        "status IN PROGRESS",
+        "status DELIVERED",
+        "paid",
+        "cancel",
+        "fulfillment",
+    }
+    expected = {
+        "status IN PROGRESS": (
+            "Mark in progress…",
+            "Mark #1001 in progress?",
+            "Yes, mark in progress",
+        ),
+        "status DELIVERED": ("Mark delivered…", "Mark #1001 delivered?", "Yes, mark delivered"),
+        "paid": (
+            "Cash received…",
+            "Record ₹947.00 received in cash for #1001?",
+            "Yes, cash received",
+        ),
+        "cancel": ("Cancel this order…", "Cancel #1001?", "Yes, cancel #1001"),
+    }
+    for action, (opener, question, button) in expected.items():
+        form = forms[action]
+        assert form["confirm"] is not None, f"{action} posts on one click"
+        assert form["opener"] == opener
+        assert form["text"].startswith(f"{question} This cannot be undone")
+        assert form["button"] == button
+        assert "Keep as is" in form["text"]
+        assert form["fields"]["csrf_token"]
+    assert forms["fulfillment"]["confirm"] is None
+    assert forms["fulfillment"]["button"] == "Save fulfilment"
+
+
+def test_confirming_posts_exactly_what_the_one_click_form_did(owner):
+    """The confirmed form is the action as before: the same address and fields, CSRF included,
+    and what the owner chose happens only then."""
+    oid = place_order(owner)["id"]
+    page = owner.get(f"/admin/orders/{oid}")
+    forms = _order_forms(page.text)
+    assert _bik_view(owner, oid)["status"] == "ORDERED"  # opening the page changed nothing
+    delivered = forms["status DELIVERED"]
+    assert delivered["action"] == f"/admin/orders/{oid}/status"
+    assert delivered["fields"] == {"csrf_token": csrf_token(page.text), "status": "DELIVERED"}
+    answer = owner.post(delivered["action"], data=delivered["fields"])
+    assert answer.status_code == 303
+    assert "Status changed to DELIVERED." in owner.get(answer.headers["Location"]).text
+    bik = _bik_view(owner, oid)
+    assert (bik["status"], bik["fulfillmentStatus"]) == ("DELIVERED", "fulfilled")
+
+    forms = _order_forms(owner.get(f"/admin/orders/{oid}").text)
+    assert set(forms) - {"logout"} == {"paid", "fulfillment"}  # delivered: no more moves
+    assert owner.post(forms["paid"]["action"], data=forms["paid"]["fields"]).status_code == 303
+    assert _bik_view(owner, oid)["paymentStatus"] == "paid"
+
+
+def test_a_paid_order_is_told_that_cancelling_leaves_the_money_to_refund(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "paid").status_code == 303
+    cancel = _order_forms(owner.get(f"/admin/orders/{oid}").text)["cancel"]
+    assert "Money already paid is refunded separately." in cancel["text"]
+
+
+PILL = re.compile(r'<span class="pill pill-[a-z]+">([^<]*)</span>')
+
+
+def test_pills_name_every_state_in_sentence_case_while_bik_keeps_its_values(owner):
+    """The pills read Ordered, Pending, Unfulfilled (they mixed ORDERED with pending); the
+    stored values, the filters' values in the URL and Bik's getOrder stay as they were."""
+    shipped = place_order(owner)["id"]
+    cancelled = place_order(owner)["id"]
+    place_order(owner)
+    assert _act(owner, shipped, "fulfillment", fulfillment="partial").status_code == 303
+    assert _act(owner, shipped, "status", status="IN PROGRESS").status_code == 303
+    assert _act(owner, shipped, "paid").status_code == 303
+    assert _act(owner, cancelled, "cancel").status_code == 303
+
+    listing = owner.get("/admin/").text
+    pills = set(PILL.findall(listing))
+    assert pills == {
+        "Ordered",
+        "In progress",
+        "Cancelled",
+        "Pending",
+        "Paid",
+        "Unfulfilled",
+        "Partial",
+    }
+    order_page = owner.get(f"/admin/orders/{shipped}").text
+    assert PILL.findall(order_page) == ["In progress", "Paid", "Partial"]
+    for label in pills:
+        assert label[0].isupper() and label[1:] == label[1:].lower(), label
+
+    # The words changed, not the values: filters and Bik read them as before.
+    assert '<option value="IN PROGRESS">In progress</option>' in listing
+    assert '<option value="partially_refunded">Partially refunded</option>' in listing
+    in_progress = owner.get("/admin/", query_string={"status": "IN PROGRESS"}).text
+    assert re.findall(r"<strong>(#\d+)</strong>", in_progress) == ["#1001"]
+    bik = _bik_view(owner, shipped)
+    assert (bik["status"], bik["paymentStatus"], bik["fulfillmentStatus"]) == (
+        "IN PROGRESS",
+        "paid",
+        "partial",
+    )
+    new = _bik_view(owner, "ORD-1003")
+    assert (new["status"], new["paymentStatus"], new["fulfillmentStatus"]) == (
+        "ORDERED",
+        "pending",
+        "unfulfilled",
+    )
+
+
+def test_the_label_of_a_state_is_in_sentence_case():
+    from bikshop.admin.display import label
+
+    assert [label(s) for s in ("ORDERED", "IN PROGRESS", "pending", "partially_refunded")] == [
+        "Ordered",
+        "In progress",
+        "Pending",
+        "Partially refunded",
+    ]

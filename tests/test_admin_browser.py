@@ -33,6 +33,12 @@ def _sign_in(page, url: str) -> None:
     page.wait_for_url(f"{url}/admin/")
 
 
+def _confirm(page, opener: str, button: str) -> None:
+    """An action that cannot be undone: open its question, then press its real button."""
+    page.click(f"summary:has-text('{opener}')")
+    page.get_by_role("button", name=button, exact=True).click()
+
+
 def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
     make_app, gunicorn, desktop_page, phone_page, output_dir, database_url
 ):
@@ -61,9 +67,13 @@ def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
     page.fill("input[name=tracking_url]", TRACKING)
     page.click("button:has-text('Save fulfilment')")
     page.wait_for_selector("text=Fulfilment saved.")
-    page.click("button:has-text('Mark delivered')")
+    _confirm(page, "Mark delivered", "Yes, mark delivered")
     page.wait_for_selector("text=Status changed to DELIVERED.")
-    assert page.locator(".order-head .pill", has_text="DELIVERED").count() == 1
+    assert page.locator(".order-head .pill").all_inner_texts() == [
+        "Delivered",
+        "Pending",
+        "Fulfilled",
+    ]
     page.screenshot(path=str(output_dir / f"admin-order-1280-{backend}.png"), full_page=True)
 
     bik = requests.post(f"{server.url}/bik/getOrder", json={"orderId": order["id"]}, timeout=10)
@@ -162,9 +172,9 @@ def test_cash_received_alone_on_a_delivered_order_keeps_its_space(make_app, guni
     page = context.new_page()
     _sign_in(page, server.url)
     page.goto(f"{server.url}/admin/orders/{order['id']}")
-    page.click("button:has-text('Mark delivered')")
+    _confirm(page, "Mark delivered", "Yes, mark delivered")
     page.wait_for_selector("text=Status changed to DELIVERED.")
-    button = page.locator("button:has-text('Cash received')").bounding_box()
+    button = page.locator("summary:has-text('Cash received')").bounding_box()
     label = page.locator("label:has-text('Fulfilment')").bounding_box()
     assert label["y"] - (button["y"] + button["height"]) >= 8
     context.close()
@@ -228,3 +238,129 @@ def test_an_order_of_crores_keeps_its_item_names_readable_on_a_phone(
     for link in ("Call +919876543210", "WhatsApp", "buyer@example.com"):
         assert page.get_by_role("link", name=link).bounding_box()["height"] >= 44, link
     context.close()
+
+
+def _bik_order(server, order_id: str) -> dict:
+    answer = requests.post(f"{server.url}/bik/getOrder", json={"orderId": order_id}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["order"]
+
+
+def _states(server, order_id: str) -> tuple[str, str, str]:
+    seen = _bik_order(server, order_id)
+    return seen["status"], seen["paymentStatus"], seen["fulfillmentStatus"]
+
+
+def test_an_action_that_cannot_be_undone_asks_first_on_a_phone(
+    make_app, gunicorn, phone_page, output_dir, database_url
+):
+    """Mark delivered and Cash received change nothing on the first tap: they ask "Mark #1001
+    delivered? This cannot be undone." with the real button and Keep as is; only that button
+    changes the order. The question works from the keyboard, its buttons are 44 px tap targets,
+    and the pills then read Delivered, Paid, Fulfilled (Bik still says DELIVERED, paid)."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919800000004", "Asha")
+    name, oid = order["name"], order["id"]
+    page = phone_page
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/admin/orders/{oid}")
+    assert page.locator(".order-head .pill").all_inner_texts() == [
+        "Ordered",
+        "Pending",
+        "Unfulfilled",
+    ]
+
+    # The first tap only asks.
+    page.click("summary:has-text('Mark delivered')")
+    question = page.locator("#confirm-delivered .confirm-panel")
+    assert question.is_visible()
+    assert question.inner_text().startswith(f"Mark {name} delivered? This cannot be undone")
+    confirm = page.get_by_role("button", name="Yes, mark delivered", exact=True)
+    keep = page.get_by_role("link", name="Keep as is", exact=True)
+    assert confirm.is_visible() and keep.is_visible()
+    for target in (page.locator("summary:has-text('Mark delivered')"), confirm, keep):
+        assert target.bounding_box()["height"] >= 44
+    assert page.get_by_role("group", name=f"Mark {name} delivered?").count() == 1
+    page.screenshot(path=str(output_dir / f"admin-confirm-390-{_backend(database_url)}.png"))
+    assert page.url.endswith(f"/admin/orders/{oid}")
+    assert _states(server, oid) == ("ORDERED", "pending", "unfulfilled")
+
+    # Keep as is closes the question and gives the focus back to the button that opened it.
+    keep.click()
+    assert not question.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Mark delivered…"
+    assert _states(server, oid) == ("ORDERED", "pending", "unfulfilled")
+
+    # One question at a time: opening another closes the first; Escape closes it too.
+    page.click("summary:has-text('Mark delivered')")
+    page.click("summary:has-text('Cash received')")
+    assert not question.is_visible()
+    assert page.locator("#confirm-paid .confirm-panel").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#confirm-paid .confirm-panel").is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Cash received…"
+
+    # From the keyboard: Enter opens the question, Tab reaches its button, Enter confirms.
+    page.focus("summary:has-text('Mark delivered')")
+    page.keyboard.press("Enter")
+    assert question.is_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Yes, mark delivered"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_selector("text=Status changed to DELIVERED.")
+    assert _states(server, oid) == ("DELIVERED", "pending", "fulfilled")
+
+    _confirm(page, "Cash received", "Yes, cash received")
+    page.wait_for_selector("text=Marked as paid (cash).")
+    assert _states(server, oid) == ("DELIVERED", "paid", "fulfilled")
+    assert page.locator(".order-head .pill").all_inner_texts() == ["Delivered", "Paid", "Fulfilled"]
+    assert page.locator("details.confirm").count() == 0  # nothing left that cannot be undone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+
+def test_the_question_works_without_javascript(make_app, gunicorn, browser):
+    """With JavaScript off the question still opens and confirms (a <details>), and Keep as is
+    reloads the order page with nothing changed."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919800000005", "Meera")
+    name, oid = order["name"], order["id"]
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    page = context.new_page()
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/admin/orders/{oid}")
+
+    page.click("summary:has-text('Cancel this order')")
+    question = page.locator("#confirm-cancel .confirm-panel")
+    assert question.inner_text().startswith(f"Cancel {name}? This cannot be undone")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Keep as is", exact=True).click()
+    assert not question.is_visible()
+    assert _states(server, oid) == ("ORDERED", "pending", "unfulfilled")
+
+    page.click("summary:has-text('Mark in progress')")
+    assert _states(server, oid) == ("ORDERED", "pending", "unfulfilled")
+    page.get_by_role("button", name="Yes, mark in progress", exact=True).click()
+    page.wait_for_selector("text=Status changed to IN PROGRESS.")
+    assert _states(server, oid) == ("IN PROGRESS", "pending", "unfulfilled")
+
+    _confirm(page, "Cancel this order", f"Yes, cancel {name}")
+    page.wait_for_selector("text=Order cancelled.")
+    assert _states(server, oid)[0] == "CANCELLED"
+    assert page.locator(".order-head .pill").first.inner_text() == "Cancelled"
+    context.close()
+
+
+def _backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"

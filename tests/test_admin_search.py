@@ -113,8 +113,8 @@ def test_search_finds_an_order_by_what_the_customer_says(shop):
 def test_list_is_newest_first_with_text_on_every_pill(shop):
     page = shop.get("/admin/")
     assert order_names(page.text) == ["#1005", "#1004", "#1003", "#1002", "#1001"]
-    assert 'class="pill pill-new">ORDERED</span>' in page.text
-    assert 'class="pill pill-wait">pending</span>' in page.text
+    assert 'class="pill pill-new">Ordered</span>' in page.text
+    assert 'class="pill pill-wait">Pending</span>' in page.text
 
 
 def _set_states(app, number, **values):

@@ -40,7 +40,8 @@ def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], 
         changed = action(order)
     except ApiError as exc:  # IllegalTransition among them: say why, change nothing
         db.session.rollback()
-        return render_order(order_or_404(public_id), exc.code, exc.description)
+        # The form comes back as sent (a refund amount over what is left stays in its box).
+        return render_order(order_or_404(public_id), exc.code, exc.description, **{form_name: form})
     flash(done if changed else "Nothing to change: the order was already like that.")
     return redirect(url_for("admin.order", public_id=public_id), 303)
 

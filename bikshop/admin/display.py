@@ -57,8 +57,13 @@ def pill(state: str) -> str:
 
 
 def label(state: str) -> str:
-    """A state as words: partially_refunded -> partially refunded."""
-    return state.replace("_", " ")
+    """A state as the dashboard names it, in sentence case whatever the stored value's case:
+    IN PROGRESS -> In progress, pending -> Pending, partially_refunded -> Partially refunded.
+
+    Only the words shown change: the stored value, filters in the URL and Bik's JSON keep
+    theirs (ORDERED, pending)."""
+    words = state.replace("_", " ").lower()
+    return words[:1].upper() + words[1:]
 
 
 def tel_link(phone: str) -> str:

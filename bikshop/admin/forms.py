@@ -25,6 +25,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from bikshop.admin.display import label
 from bikshop.links import percent_encoded
 from bikshop.models import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
 from bikshop.services.search import (
@@ -58,7 +59,7 @@ def _choices(values, groups=()) -> list[SelectChoice]:
         "unshipped": "Not yet fulfilled",
     }
     return [SelectChoice("", "Any")] + [
-        SelectChoice(v, labels.get(v, v.replace("_", " "))) for v in (*values, *groups)
+        SelectChoice(v, labels.get(v, label(v))) for v in (*values, *groups)
     ]
 
 
@@ -93,7 +94,7 @@ class FilterForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("Status", choices=[SelectChoice(s) for s in ORDER_STATUSES])
+    status = SelectField("Status", choices=[SelectChoice(s, label(s)) for s in ORDER_STATUSES])
 
 
 class CancelForm(FlaskForm):
@@ -124,7 +125,9 @@ def _http_only(form, field):
 
 
 class FulfillmentForm(FlaskForm):
-    fulfillment = SelectField("Fulfilment", choices=[SelectChoice(s) for s in FULFILLMENT_STATUSES])
+    fulfillment = SelectField(
+        "Fulfilment", choices=[SelectChoice(s, label(s)) for s in FULFILLMENT_STATUSES]
+    )
     tracking_url = StringField(
         "Tracking link",
         validators=[

@@ -126,7 +126,10 @@ def order_or_404(public_id: str) -> Order:
 
 
 def render_order(order: Order, status: int = 200, error: str | None = None, **forms):
-    """The order page, with an error (and its status code) when an action was refused."""
+    """The order page, with an error (and its status code) when an action was refused.
+
+    A refused form in ``forms`` comes back as sent; a refused refund's question stays open."""
+    refused = next(iter(forms), None)
     forms = {
         "status_form": StatusForm(),
         "cancel_form": CancelForm(),
@@ -152,6 +155,7 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         can_fulfil=order.status != "CANCELLED",
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",
         error=error,
+        refused=refused,
         **forms,
     ), status
 
