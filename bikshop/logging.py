@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import sys
-import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from flask import Flask, g, has_request_context, request
 from gunicorn.glogging import Logger as _GunicornBaseLogger
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:+/=@-]{1,128}$")
 
 # Values that must never reach a log line, whatever code logs them.
@@ -174,8 +175,10 @@ def init_app(app: Flask) -> None:
 
 
 def _assign_request_id() -> None:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+    # The environ's key, not request.headers.get: the same value for a tenth of the work.
+    incoming = request.environ.get(_REQUEST_ID_ENVIRON, "")
+    # 128 random bits as 32 hex digits, as uuid4().hex wrote them, without building a UUID.
+    g.request_id = incoming if _SANE_ID.match(incoming) else secrets.token_hex(16)
 
 
 def _echo_request_id(response):

@@ -13,7 +13,7 @@ import hmac
 import os
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -54,21 +54,27 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+_STARTED = "bikshop.metrics_started"  # in the request's WSGI environ
+
+
 def _start_timer() -> None:
-    g.metrics_started = time.perf_counter()
+    request.environ[_STARTED] = time.perf_counter()
 
 
 def _observe(response):
+    # The request itself, once: each ``request.x`` looks the request up again.
+    current = request._get_current_object()
     # The URL rule, never the path: a path holds invoice tokens and would explode the series.
-    route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    rule = current.url_rule
+    route = rule.rule if rule is not None else "<unmatched>"
     status = response.status_code
-    method = request.method if request.method in _METHODS else "other"
-    counter, latency = _series(method, route, status)
+    method = current.method
+    counter, latency = _series(method if method in _METHODS else "other", route, status)
     counter.inc()
-    started = g.get("metrics_started")
+    started = current.environ.get(_STARTED)
     if started is not None:
         latency.observe(time.perf_counter() - started)
-    if request.path.startswith("/webhooks/") and status >= 400:
+    if status >= 400 and current.path.startswith("/webhooks/"):
         WEBHOOK_FAILURES.labels(str(status)).inc()
     return response
 

@@ -37,30 +37,32 @@ blp = Blueprint(
 @blp.before_request
 def check_auth_and_content_type():
     """Credentials first (401 tells nothing else), then a JSON body (415)."""
-    endpoint = _ENDPOINT_AUTH.get(request.endpoint or "")
-    if endpoint is None or request.method == "OPTIONS":
+    current = request._get_current_object()  # once: each ``request.x`` looks it up again
+    endpoint = _ENDPOINT_AUTH.get(current.endpoint or "")
+    if endpoint is None or current.method == "OPTIONS":
         return None  # Flask answers OPTIONS itself (Allow: POST, OPTIONS); no body, no data
-    spec = current_app.config["BIK_AUTH_SPECS"][endpoint]
-    if not is_authorized(spec, request.headers):
+    config = current_app.config
+    spec = config["BIK_AUTH_SPECS"][endpoint]
+    if not is_authorized(spec, current.headers):
         headers = {}
         if spec.scheme in ("bearer", "basic"):
             headers["WWW-Authenticate"] = f'{spec.scheme.capitalize()} realm="bikshop"'
         raise _Unauthorized(headers)
-    if request.mimetype != "application/json":
+    if current.mimetype != "application/json":
         raise ApiError(
             415,
             f"Send the body as JSON with Content-Type: application/json "
-            f"(got {request.mimetype or 'no content type'})",
+            f"(got {current.mimetype or 'no content type'})",
         )
     # Parameters and encodings are rare: look for them before paying for parsing them.
-    if ";" in request.content_type:
-        charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if ";" in current.content_type:
+        charset = current.mimetype_params.get("charset", "utf-8").lower()
         if charset not in ("utf-8", "utf8"):
             raise ApiError(415, f"Send the body as UTF-8 JSON (got charset={charset})")
-    encoding = request.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    encoding = current.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Send the body uncompressed (got Content-Encoding: {encoding[:40]})")
-    if not request.host and not current_app.config["PUBLIC_URL"]:
+    if not config["PUBLIC_URL"] and not current.host:
         # Werkzeug reads a missing or malformed Host as "": invoiceUrl would be http:///…
         raise ApiError(
             400,
