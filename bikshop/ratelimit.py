@@ -100,22 +100,34 @@ def _hooks_only_on(app: Flask, endpoints: set[str]) -> None:
     Flask-Limiter checks every request against its registry, on the way out looks for
     deductions and headers, and at teardown resets its per-request context, even where no
     limit applies: about 0.1 ms a request, a tenth of a getOrder. bikshop has no default limits
-    (config.py has no setting for them), so every other request can skip all three hooks. The
-    set is kept on the app, for tests.
+    (config.py has no setting for them), so the three hooks move to the blueprints that have a
+    limited route (Flask runs a blueprint's hooks only for its own routes), gated there to the
+    limited routes: Bik's calls and the health checks run none of them. They keep their turn:
+    the check after the app's own before-request hooks and before the blueprint's, the other
+    two after the blueprint's hooks and before the app's. The set is kept on the app, for
+    tests.
     """
     app.extensions["bikshop.rate_limited"] = frozenset(endpoints)
+    blueprints = {endpoint.rpartition(".")[0] for endpoint in endpoints}
+    gated = []
     before = app.before_request_funcs.get(None, [])
+    for hook in [h for h in before if h == limiter._check_request_limit]:  # none when off
+        before.remove(hook)
+        gated.append((app.before_request_funcs, _gated(hook, endpoints)))
     after = app.after_request_funcs.get(None, [])
-    for i, hook in enumerate(before):  # none when the limiter is switched off
-        if hook == limiter._check_request_limit:
-            before[i] = _gated(hook, endpoints)
-    for i, hook in enumerate(after):
-        if isinstance(hook, partial) and limiter in hook.args:
-            after[i] = _gated(_retry_after_only_when_limited(hook), endpoints, passthrough=True)
+    for hook in [h for h in after if isinstance(h, partial) and limiter in h.args]:
+        after.remove(hook)
+        injected = _retry_after_only_when_limited(hook)
+        gated.append((app.after_request_funcs, _gated(injected, endpoints, passthrough=True)))
     teardown = app.teardown_request_funcs.get(None, [])
-    for i, hook in enumerate(teardown):  # resets the per-request context the check made
-        if getattr(hook, "__self__", None) is limiter:
-            teardown[i] = _gated(hook, endpoints)
+    for hook in [h for h in teardown if getattr(h, "__self__", None) is limiter]:
+        teardown.remove(hook)  # resets the per-request context the check made
+        gated.append((app.teardown_request_funcs, _gated(hook, endpoints)))
+    for funcs, hook in gated:
+        for blueprint in blueprints:
+            # At the head: before-request hooks run in order (so it runs first), after-request
+            # and teardown hooks in reverse (so it runs last of the blueprint's).
+            funcs.setdefault(blueprint, []).insert(0, hook)
 
 
 def _retry_after_only_when_limited(inject_headers):

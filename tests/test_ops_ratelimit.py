@@ -166,18 +166,24 @@ def test_redis_keeps_one_count_across_gunicorn_workers(gunicorn):
 
 
 def test_the_limiter_hooks_run_only_on_limited_routes(make_app):
-    """Flask-Limiter's app-wide hooks are gated to the routes that have a limit (ratelimit.py)."""
+    """Flask-Limiter's app-wide hooks move to the blueprints of the routes that have a limit,
+    gated there to those routes (ratelimit.py)."""
     app = make_app()
     limited = app.extensions["bikshop.rate_limited"]
     assert {"invoice.page", "invoice.pdf", "payments.pay", "admin.login"} <= limited
     assert not {"bik.place_order", "bik.get_order", "health.healthz"} & limited
-    gated = [h for h in app.before_request_funcs[None] if h.__name__.startswith("limited_only")]
-    assert len(gated) == 1  # Flask-Limiter's own check, wrapped (not left running for all)
-    teardown = app.teardown_request_funcs[None]
-    assert [h.__name__ for h in teardown if h.__name__.startswith("limited_only")] == [
-        "limited_only___release_context"
-    ]
-    assert not [h for h in teardown if getattr(h, "__self__", None) is limiter]  # none ungated
+
+    def gated(funcs, blueprint):
+        return [h.__name__ for h in funcs.get(blueprint, []) if h.__name__.startswith("limited")]
+
+    for funcs in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        assert not gated(funcs, None)  # nothing app-wide: Bik's calls run none of them
+        assert not gated(funcs, "bik") and not gated(funcs, "health")
+        assert not [h for h in funcs[None] if getattr(h, "__self__", None) is limiter]
+        for blueprint in ("invoice", "payments", "admin"):
+            assert len(gated(funcs, blueprint)) == 1
+            assert funcs[blueprint][0].__name__.startswith("limited")  # keeps its turn
+    assert gated(app.teardown_request_funcs, "admin") == ["limited_only___release_context"]
     with_bik = make_app(RATELIMIT_BIK="5 per minute")
     assert {"bik.place_order", "bik.get_order"} <= with_bik.extensions["bikshop.rate_limited"]
     answer = get(with_bik.test_client(), "ORD-1")
