@@ -79,7 +79,9 @@ def _place_template(app, settings: Settings, draft_id: str) -> str:
     with app.test_request_context():
         # The same canonical text services.orders.fingerprint hashes; the draft id appears in
         # it only as a value, so replacing it gives exactly the clone's canonical text.
-        canonical = canonical_order(*_columns(PlaceOrderRequest().load(loads(raw)), raw))
+        canonical = canonical_order(
+            *_columns(PlaceOrderRequest().load(loads(raw)), raw, app.config["CURRENCY"])
+        )
         stored = db.session.scalar(
             select(Order.request_fingerprint).where(Order.draft_order_id == draft_id)
         )

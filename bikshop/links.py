@@ -22,7 +22,8 @@ def public_base() -> str:
     if has_request_context():
         # What request.host_url gives, without its IRI decoding: a link stays ASCII (an
         # internationalised host keeps its xn-- form), and a getOrder is ~4% cheaper.
-        return f"{request.scheme}://{request.host}"
+        current = request._get_current_object()  # one lookup for both
+        return f"{current.scheme}://{current.host}"
     from bikshop.config import base_url  # here: bikshop.config imports this module's users
 
     return base_url(None, current_app.config.get("BIND"))

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, has_request_context, request
 from gunicorn.glogging import Logger as _GunicornBaseLogger
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -130,7 +130,7 @@ def _jsonable(value) -> bool:
 
 def _current_request_id() -> str | None:
     if has_request_context():
-        return g.get("request_id")
+        return request.environ.get(_REQUEST_ID_KEY)
     return None
 
 
@@ -174,15 +174,21 @@ def init_app(app: Flask) -> None:
     app.after_request(_echo_request_id)
 
 
+# The request's id is kept in its WSGI environ: one lookup of the request per hook, where
+# flask.g would cost two more.
+_REQUEST_ID_KEY = "bikshop.request_id"
+
+
 def _assign_request_id() -> None:
+    environ = request.environ
     # The environ's key, not request.headers.get: the same value for a tenth of the work.
-    incoming = request.environ.get(_REQUEST_ID_ENVIRON, "")
+    incoming = environ.get(_REQUEST_ID_ENVIRON, "")
     # 128 random bits as 32 hex digits, as uuid4().hex wrote them, without building a UUID.
-    g.request_id = incoming if _SANE_ID.match(incoming) else secrets.token_hex(16)
+    environ[_REQUEST_ID_KEY] = incoming if _SANE_ID.match(incoming) else secrets.token_hex(16)
 
 
 def _echo_request_id(response):
-    request_id = g.get("request_id")
+    request_id = request.environ.get(_REQUEST_ID_KEY)
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
     return response

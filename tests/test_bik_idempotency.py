@@ -104,7 +104,7 @@ def test_a_retry_of_an_order_fingerprinted_with_blank_address_lines_is_the_same_
     with app.app_context():
         order = db.session.scalars(select(Order).where(Order.public_id == first["id"])).one()
         with app.test_request_context():
-            columns, items = _columns(PlaceOrderRequest().load(body), json.dumps(body))
+            columns, items = _columns(PlaceOrderRequest().load(body), json.dumps(body), "INR")
             old = fingerprint(columns, items, blank_address_lines=True)
         assert old != order.request_fingerprint  # the rules differ for this body
         order.request_fingerprint = old

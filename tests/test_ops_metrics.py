@@ -88,7 +88,7 @@ def test_orders_and_payments_count_on_commit_only(app, client):
         mark_paid_offline(order, actor="admin:test")
         assert value("bikshop_payments_confirmed_total", {"kind": "offline"}) == before_paid + 1
         # A change that is rolled back never counts.
-        columns, _ = orders._columns(sample_body(), "{}")
+        columns, _ = orders._columns(sample_body(), "{}", "INR")
         unsaved = Order(
             **columns,
             request_fingerprint="x",

@@ -131,13 +131,15 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
     Every value is prepared before the first write, so the transaction, which holds the order
     counter (and on SQLite the whole database) until it commits, is as short as it can be.
     """
+    # The app's settings and engine, looked up once (each lookup goes through Flask's proxies).
+    config, engine = current_app.config, db.engine
     draft_id = request["draftOrderId"]
-    columns, items = _columns(request, raw_body)
+    columns, items = _columns(request, raw_body, config["CURRENCY"])
     columns["request_fingerprint"] = digest = fingerprint(columns, items)
     event = placed_event(actor, draft_id, request["paymentPending"])
-    write = _INSERT_ORDER_BY_DIALECT.get(db.engine.dialect.name, _insert_order_stepwise)
+    write = _INSERT_ORDER_BY_DIALECT.get(engine.dialect.name, _insert_order_stepwise)
     try:
-        columns["id"], number = write(columns, items, event)
+        columns["id"], number = write(engine, config, columns, items, event)
     except IntegrityError:
         existing = _snapshot(_ORDERS.c.draft_order_id, draft_id)
         if existing is None:
@@ -145,14 +147,14 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
         return _replay(existing, digest, lambda: _earlier_fingerprints(request, columns, items))
     count_committed("order")
     if number % ORDERS_PER_CHECKPOINT == 0:
-        checkpoint_after_response(db.engine)
-    columns |= _numbered(number)
+        checkpoint_after_response(engine)
+    columns |= _numbered(number, config["ORDER_ID_PREFIX"])
     return Placed(OrderSnapshot(columns, items), created=True)
 
 
-def _numbered(number: int) -> dict:
-    """The columns that follow from an order's number: ``ORD-1001`` and ``#1001``."""
-    prefix = current_app.config["ORDER_ID_PREFIX"]
+def _numbered(number: int, prefix: str) -> dict:
+    """The columns that follow from an order's number and the id prefix: ``ORD-1001`` and
+    ``#1001``."""
     return {"number": number, "public_id": f"{prefix}{number}", "name": f"{NAME_PREFIX}{number}"}
 
 
@@ -172,28 +174,32 @@ _INSERT_ITEMS = _inserting(_ITEMS)
 _INSERT_EVENT = _inserting(_EVENTS)
 
 
-def _insert_order_stepwise(columns: dict, items: list[dict], event: dict) -> tuple[int, int]:
+def _insert_order_stepwise(
+    engine, config, columns: dict, items: list[dict], event: dict
+) -> tuple[int, int]:
     """Number and insert the order, its items and its first event in one transaction, one
     statement each; returns (id, number). For SQLite, where a statement costs no round trip
     and SQLAlchemy's own work per statement is most of a statement's cost (DirectStatement)."""
-    start = current_app.config["ORDER_NUMBER_START"]
-    engine = db.engine
+    start = config["ORDER_NUMBER_START"]
     # Pool checkout and return outside the writer lock; the transaction, from its first
     # statement to its commit, inside (pysqlite sends BEGIN with the first write).
     with engine.connect() as connection, sqlite_writer(engine, connection), connection.begin():
         ((number,),) = _NEXT_ORDER_NUMBER.write_returning(
             connection, {"name": "order", "start": start}
         )
-        order_id = _INSERT_ORDER.write(connection, columns | _numbered(number))
+        order_id = _INSERT_ORDER.write(
+            connection, columns | _numbered(number, config["ORDER_ID_PREFIX"])
+        )
         _INSERT_ITEMS.write_many(connection, [item | {"order_id": order_id} for item in items])
         _INSERT_EVENT.write(connection, event | {"order_id": order_id})
     return order_id, number
 
 
-def _insert_order_postgresql(columns: dict, items: list[dict], event: dict) -> tuple[int, int]:
+def _insert_order_postgresql(
+    engine, config, columns: dict, items: list[dict], event: dict
+) -> tuple[int, int]:
     """The same rows as :func:`_insert_order_stepwise` in one statement, run in autocommit: one
     round trip, and the order counter is locked only while that statement commits."""
-    config = current_app.config
     params = (
         columns
         | {f"event_{name}": value for name, value in event.items()}
@@ -285,9 +291,9 @@ def _replay(order: OrderSnapshot, digest: str, earlier: Callable[[], set[str]]) 
     return Placed(order, created=False)
 
 
-def _columns(request: dict, raw_body: str) -> tuple[dict, list[dict]]:
+def _columns(request: dict, raw_body: str, currency: str) -> tuple[dict, list[dict]]:
     """The new order's column values (all but its number and fingerprint) and its items' (all
-    but order_id)."""
+    but order_id); ``currency`` where Bik sent none."""
     incoming = request["order"]
     address = incoming.get("address")
     if address is not None:
@@ -305,7 +311,7 @@ def _columns(request: dict, raw_body: str) -> tuple[dict, list[dict]]:
         "payment_status": "paid" if paid else "pending",
         "fulfillment_status": "unfulfilled",
         "tracking_url": None,
-        "currency": (incoming.get("currency") or current_app.config["CURRENCY"]).upper(),
+        "currency": (incoming.get("currency") or currency).upper(),
         "sub_total": incoming["subTotal"],
         "shipping_charge": incoming["shippingCharge"],
         "discount": incoming["discount"],
