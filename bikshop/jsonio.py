@@ -19,7 +19,7 @@ def loads(data: bytes | str):
     if isinstance(data, bytes):
         data = data.decode("utf-8-sig")  # RFC 8259 lets a parser ignore a byte order mark
     try:
-        return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+        return _DECODER.decode(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply")
     except ArithmeticError:  # decimal.InvalidOperation: 1e1000000000000000000
@@ -32,6 +32,10 @@ def loads(data: bytes | str):
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every call: json.loads with options builds a new one each time.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
 def decimal_to_json(value: Decimal) -> int | float:
