@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from bikshop.jsonio import decimal_to_json
+from tests.browser import PHONE
 from tests.invoice_support import GST_SETTINGS, order_body, pdf_text
 
 ITEMS = [
@@ -50,8 +52,9 @@ def test_invoice_on_a_phone(gunicorn, phone_page, output_dir, tmp_path):
     assert phone_page.locator("text=<script>alert(1)</script>").count() == 2  # items, tax
     assert phone_page.evaluate("document.scripts.length") == 0
     assert dialogs == []  # the item named <script> did not run
+    # innerWidth would grow with a page too wide for the phone: compare with the screen's width.
     overflow = phone_page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert overflow[0] <= overflow[1], overflow
+    assert overflow[0] <= overflow[1] == PHONE["width"], overflow
     stylesheet_applied = phone_page.evaluate(
         "getComputedStyle(document.querySelector('.badge')).borderRadius"
     )
@@ -119,3 +122,70 @@ def test_controls_labels_and_contacts_work_for_a_thumb_and_a_screen_reader(
     # Chromium asks for the icon after the load event; give it the time it took before.
     assert "/favicon.ico" not in server.log_once_it_has("/favicon.ico", timeout=2)
     assert not [m for m in console if "Content Security Policy" in m], console
+
+
+# Names of ordinary words: each word should stay whole on the page, wrapping between words.
+WORDY = [
+    ("Kumkumadi Tailam Ayurvedic Night Serum for Radiant Skin", 1, "2450"),
+    ("Organic Cold-Pressed Virgin Coconut Oil", 2, "12450.50"),
+]
+# Every word of every item name (in the items list and the GST breakdown) that the browser
+# laid out on more than one line. A word is what lies between spaces and hyphens.
+SPLIT_WORDS = """() => {
+  const split = [];
+  for (const cell of document.querySelectorAll("td.name, .rows td[data-l=Item]")) {
+    const text = cell.firstChild;
+    for (const word of text.textContent.matchAll(/[^\\s-]+/g)) {
+      const range = document.createRange();
+      range.setStart(text, word.index);
+      range.setEnd(text, word.index + word[0].length);
+      const lines = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+      if (lines.size > 1) split.push(word[0]);
+    }
+  }
+  return split;
+}"""
+
+
+@pytest.mark.parametrize(
+    ("width", "text_px"),
+    [(320, 24), (213, 16)],
+    ids=["320px-text-150%", "320px-zoom-150%"],  # zoomed, 320 screen pixels are 213 CSS px
+)
+def test_names_wrap_between_words_on_a_small_phone_with_large_text(
+    gunicorn, browser, output_dir, tmp_path, width, text_px
+):
+    """On a 320 px phone with text at 150 % the items' grid left the name a column of a few
+    letters beside the amount ("Kumkumadi" split as "Kumkuma / di") and the GST rows ran wider
+    than the screen. The amount now moves under a name that would get too little room, a figure
+    under its label; only a word longer than the line (a name without spaces) is broken."""
+    settings = {f"BIKSHOP_{k}": v for k, v in GST_SETTINGS.items()}
+    server = gunicorn(workers=1, env={**settings, "BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    path = place_on(server, order_body(ITEMS + WORDY, state="Maharashtra"))
+    context = browser.new_context(
+        viewport={"width": width, "height": 640},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    try:
+        page = context.new_page()
+        # The reader's text size (Chrome's font size setting): 24 px is 150 % of the usual 16.
+        cdp = context.new_cdp_session(page)
+        cdp.send("Page.setFontSizes", {"fontSizes": {"standard": text_px, "fixed": 13}})
+        assert page.goto(server.url + path).status == 200
+        name_px = page.evaluate("getComputedStyle(document.querySelector('td.name')).fontSize")
+        assert name_px == f"{text_px}px"  # the page follows the reader's text size
+        # A phone's browser zooms out to show a page wider than the screen (innerWidth grows
+        # with it): compare with the screen's width, not innerWidth.
+        scroll_width, inner_width = page.evaluate(
+            "[document.scrollingElement.scrollWidth, window.innerWidth]"
+        )
+        assert scroll_width <= width and inner_width == width, (scroll_width, inner_width)
+        split = set(page.evaluate(SPLIT_WORDS))
+        no_spaces = {"<script>alert(1)</script>", ITEMS[2][0]}  # too long for a line: broken
+        assert ITEMS[2][0] in split and split <= no_spaces, split - no_spaces
+        # Last: a full-page screenshot resets the text size Chromium was given.
+        page.screenshot(path=output_dir / f"invoice-phone-{width}-{text_px}px.png", full_page=True)
+    finally:
+        context.close()

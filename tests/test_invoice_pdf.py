@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -211,3 +212,74 @@ def test_item_names_longer_than_an_invoice_shows_are_cut_on_page_and_pdf(pdf_app
     name = "".join(line.split()[0] for line in text.splitlines() if line.startswith("Z"))
     assert name == shown
     assert "Cream" in text
+
+
+# A typical long product name: 40 characters, seven ordinary words.
+NAME_40 = "Kumkumadi Tailam Ayurvedic Face Serum 30"
+
+
+@pytest.mark.parametrize(("state", "most_lines"), [("Karnataka", 2), ("Delhi", 1)])
+def test_a_typical_item_name_keeps_to_a_line_or_two_in_the_gst_table(
+    make_app, tmp_path, output_dir, state, most_lines
+):
+    """The GST table's figure columns were sized for ₹9,99,99,99,999.98 on every invoice, so the
+    item's name had 16 % of the width: a 40-letter name took three lines of a few words (and a
+    long order pages more). Up to a grand total of ₹9,99,999.99 the figures get what they need
+    and the name the rest; figures and headers still keep to one line."""
+    client = make_app(PDF_CACHE_DIR=str(tmp_path), **GST_SETTINGS).test_client()
+    body = order_body([(NAME_40, 1, "1299"), ("Rose Water Toner", 2, "249")], state=state)
+    data = client.get(place_invoice(client, body) + ".pdf").data
+    (output_dir / f"invoice-gst-name-{state}.pdf").write_bytes(data)
+    _, words = pdf_words(data)
+    header = next(w for w in words if w.text == "Taxable")  # the GST table's header row
+    header_row = [w for w in words if abs(w.y0 - header.y0) < 0.5]
+    assert "value" in [w.text for w in header_row]  # "Taxable value" on one line
+    hsn = next(w for w in header_row if w.text == "HSN")
+    name = [w for w in words if w.y0 > header.y1 and w.x1 <= hsn.x0 and w.text in NAME_40.split()]
+    assert " ".join(w.text for w in name) == NAME_40
+    assert len({round(w.y0) for w in name}) <= most_lines, name
+    row = [w for w in words if abs(w.y0 - name[0].y0) < 0.5 and w.x0 >= hsn.x0]
+    # The HSN and every figure (taxable value, CGST and SGST or IGST, amount): one word each,
+    # on the name's first line.
+    assert [w.text[:1] for w in row] == ["3", *"₹" * (4 if state == "Karnataka" else 3)], row
+    assert row[-1].text == "₹1,299.00"
+
+
+def test_a_tax_invoice_cuts_long_names_in_its_gst_table_too(make_app, tmp_path):
+    """The GST table printed an item's name uncut, so a 1,000-letter name cost the render time
+    the 150-character cut saves in the items table (and a page of its own)."""
+    from bikshop.invoice.formatting import MAX_ITEM_TEXT
+
+    client = make_app(PDF_CACHE_DIR=str(tmp_path), **GST_SETTINGS).test_client()
+    path = place_invoice(client, order_body([("Z" * 1000, 1, "10")]))
+    assert "Z" * MAX_ITEM_TEXT not in client.get(path).get_data(as_text=True)
+    data = client.get(path + ".pdf").data
+    assert pdf_pages(data) == 1
+    name_letters = sum(len(run) for run in re.findall("Z{2,}", pdf_text(data)))  # not the GSTIN's
+    assert name_letters == 2 * (MAX_ITEM_TEXT - 1)  # in the items and the GST table, both cut
+
+
+@pytest.mark.parametrize(
+    ("settings", "items", "closing"),
+    [(GST_SETTINGS, 29, "Billed and delivered to"), ({}, 37, "Delivery address")],
+    ids=["tax-invoice", "plain-invoice"],
+)
+def test_the_closing_block_never_has_a_page_to_itself(
+    make_app, tmp_path, output_dir, settings, items, closing
+):
+    """At these sizes the last rows filled a page exactly: the addresses and the declaration
+    (tax invoice: 29 items) or the footer alone (plain: 37 items) made a last page of their own.
+    The closing block stays whole and takes the last rows and the totals along."""
+    client = make_app(PDF_CACHE_DIR=str(tmp_path), **settings).test_client()
+    lines = [(f"Herbal product number {n:02d}", 1, "100") for n in range(items)]
+    data = client.get(place_invoice(client, order_body(lines)) + ".pdf").data
+    (output_dir / f"invoice-{items}-items-closing.pdf").write_bytes(data)
+    pages = pdf_pages(data)
+    last = [line.strip() for line in pdf_text(data, pages).splitlines() if line.strip()]
+    assert closing in "\n".join(last), last  # the closing block is whole on the last page...
+    before = last[: next(n for n, line in enumerate(last) if line.startswith(closing))]
+    rows = [line for line in before if re.match(r"(Herbal product number|Shipping) .*₹", line)]
+    assert rows, last  # ...with the table's last rows
+    assert any(line.startswith("Total ") for line in before), last  # ...and the totals
+    if settings:
+        assert "Prices include GST. This is a computer-generated invoice." in last
