@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Pages are plain server-rendered HTML: scripts and styles come from our own /static, images
@@ -20,11 +20,12 @@ def init_app(app: Flask) -> None:
     """Trust exactly the configured number of proxies; add security headers to every answer."""
     counts = {arg: app.config[f"PROXY_FIX_{key}"] for arg, key in _PROXY_COUNTS.items()}
     counts["x_prefix"] = app.config["PROXY_FIX_X_PREFIX"]
+    # Inside ProxyFix: the scheme it reads from a trusted proxy decides HSTS.
+    app.wsgi_app = _with_security_headers(app.wsgi_app)
     if app.config["TRUSTED_HOSTS"]:
         app.wsgi_app = _lowercase_host(app.wsgi_app)  # inside ProxyFix: its X-Forwarded-Host too
     if any(counts.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **counts)
-    app.after_request(add_security_headers)
 
 
 def _lowercase_host(wsgi_app):
@@ -51,21 +52,37 @@ _ON_HTML = (("X-Frame-Options", "DENY"), ("Content-Security-Policy", DEFAULT_CSP
 _ON_HTTPS = (("Strict-Transport-Security", "max-age=31536000"),)
 
 
-def add_security_headers(response):
-    """nosniff and no referrer everywhere; on HTML also no framing and a default CSP; HSTS
-    over https. A header the view set itself (a stricter policy) is kept.
+def _with_security_headers(wsgi_app):
+    """The app, adding to every answer: nosniff and no referrer; on HTML also no framing and a
+    default CSP; HSTS over https. A header the view set itself (a stricter policy) is kept.
 
-    One pass over the answer's headers instead of ``setdefault`` per header: a setdefault of a
-    missing header searches the list three times and raises and catches a KeyError, and every
-    JSON answer of Bik's two calls misses them all."""
-    headers = response.headers
-    wanted = _EVERYWHERE
-    if response.mimetype == "text/html":
-        wanted += _ON_HTML
-    if request.is_secure:
-        wanted += _ON_HTTPS
-    present = {key.lower() for key, _ in headers}
-    for key, value in wanted:
-        if key.lower() not in present:
-            headers.add(key, value)
-    return response
+    Middleware rather than an after-request hook: one pass over the answer's header list,
+    without Werkzeug's Headers (a setdefault of a missing header searched the list three times
+    and raised and caught a KeyError) or a lookup of Flask's request proxy; every answer gets
+    them, whatever made it.
+    """
+
+    def app(environ, start_response):
+        secure = environ.get("wsgi.url_scheme") == "https"
+
+        def start(status, headers, exc_info=None):
+            present = set()
+            html = False
+            for name, value in headers:
+                name = name.lower()
+                present.add(name)
+                if name == "content-type":
+                    html = value.partition(";")[0].strip().lower() == "text/html"
+            wanted = _EVERYWHERE
+            if html:
+                wanted += _ON_HTML
+            if secure:
+                wanted += _ON_HTTPS
+            for name, value in wanted:
+                if name.lower() not in present:
+                    headers.append((name, value))
+            return start_response(status, headers, exc_info)
+
+        return wsgi_app(environ, start)
+
+    return app
