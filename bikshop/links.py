@@ -16,7 +16,7 @@ def public_base() -> str:
     a request, where ``BIKSHOP_BIND`` answers (``config.base_url``, the one rule). With neither
     a URL nor a request (a unix socket, from a command) it raises ``NoURLKnown``, saying what
     to set, rather than hand a customer a link to an address that is not this server."""
-    configured = current_app.config["PUBLIC_URL"]
+    configured = current_app._get_current_object().config["PUBLIC_URL"]  # no proxy lookup
     if configured:
         return configured
     if has_request_context():

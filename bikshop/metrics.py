@@ -58,7 +58,7 @@ _STARTED = "bikshop.metrics_started"  # in the request's WSGI environ
 
 
 def _start_timer() -> None:
-    request.environ[_STARTED] = time.perf_counter()
+    request._get_current_object().environ[_STARTED] = time.perf_counter()
 
 
 def _observe(response):

@@ -29,7 +29,8 @@ def private_pages(response):
     """Every answer under /invoice/ carries the invoice's privacy headers (the token is in the
     URL): the payments door's routes too, and error pages of any status, even where no route
     matched (a 405, a 404 for /invoice/<token>/nowhere), which no blueprint's hook would see."""
-    return protect(response) if request.path.startswith("/invoice/") else response
+    path = request._get_current_object().path  # not request.path: a costlier proxy lookup
+    return protect(response) if path.startswith("/invoice/") else response
 
 
 @bp.app_context_processor

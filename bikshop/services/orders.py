@@ -132,7 +132,7 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
     counter (and on SQLite the whole database) until it commits, is as short as it can be.
     """
     # The app's settings and engine, looked up once (each lookup goes through Flask's proxies).
-    config, engine = current_app.config, db.engine
+    config, engine = current_app._get_current_object().config, db.engine
     draft_id = request["draftOrderId"]
     columns, items = _columns(request, raw_body, config["CURRENCY"])
     columns["request_fingerprint"] = digest = fingerprint(columns, items)
