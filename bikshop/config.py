@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bikshop.bik.auth import AuthSpecError, parse_auth_spec
+from bikshop.money import is_currency_code
 
 
 class ConfigError(click.ClickException):
@@ -373,9 +374,10 @@ def _refuse_placeholder(config, key: str) -> None:
 
 def _validate_order_ids(config, env: str) -> None:
     """The currency and order id prefix every order is written with."""
-    if not _CURRENCY.match(config["CURRENCY"]):
+    if not _CURRENCY.match(config["CURRENCY"]) or not is_currency_code(config["CURRENCY"]):
         raise ConfigError(
-            f"BIKSHOP_CURRENCY must be a 3-letter ISO code, got {config['CURRENCY']!r}"
+            f"BIKSHOP_CURRENCY must be an ISO 4217 currency code such as INR, "
+            f"got {config['CURRENCY']!r}"
         )
     prefix = config["ORDER_ID_PREFIX"] or ""
     if len(prefix) > 16 or not re.fullmatch(r"[A-Za-z0-9_\-]*", prefix):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from babel.numbers import list_currencies
+
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999.99")  # the most a Numeric(12, 2) money column holds
 # Above MAX_AMOUNT in any currency's smallest unit (thousandths included): a larger integer in a
@@ -26,6 +28,16 @@ _TWO_DECIMAL = """
 RAZORPAY_EXPONENTS: dict[str, int] = (
     dict.fromkeys(_TWO_DECIMAL.split(), 2) | {"JPY": 0} | dict.fromkeys(("BHD", "KWD", "OMR"), 3)
 )
+
+
+# Every ISO 4217 code CLDR knows (about 300, current and historic): what an amount may be written
+# in. Razorpay takes fewer (above); an order in one it does not take is kept and paid otherwise.
+CURRENCY_CODES = frozenset(list_currencies())
+
+
+def is_currency_code(code: str) -> bool:
+    """Is ``code`` (upper case) an ISO 4217 currency code, such as INR or USD?"""
+    return code in CURRENCY_CODES
 
 
 class NotPayable(ValueError):

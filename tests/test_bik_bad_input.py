@@ -312,6 +312,7 @@ BAD_PLACE_ORDERS = [
     ),
     Bad("currency_not_iso", {"order.currency": "RUPEES"}, field="order.currency"),
     Bad("currency_digits", {"order.currency": "123"}, field="order.currency"),
+    Bad("currency_unknown_code", {"order.currency": "ABC"}, field="order.currency"),
     Bad("address_a_string", {"order.address": "Bengaluru"}, field="order.address"),
     Bad("address_city_number", {"order.address.city": 560102}, field="order.address.city"),
     Bad(

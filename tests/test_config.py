@@ -42,6 +42,17 @@ def test_production_refuses_a_short_secret_key():
     assert refusal(SECRET_KEY="short").startswith("BIKSHOP_SECRET_KEY is too short")
 
 
+@pytest.mark.parametrize("value", ["ABC", "RUPEES", "12"])
+def test_a_currency_that_is_not_an_iso_code_is_refused(value):
+    message = refusal(CURRENCY=value)
+    assert message.startswith("BIKSHOP_CURRENCY must be an ISO 4217 currency code")
+    assert repr(value) in message
+
+
+def test_a_currency_is_read_in_either_case():
+    assert create_app({**SAFE, "CURRENCY": "usd"}).config["CURRENCY"] == "USD"
+
+
 def test_production_refuses_to_start_without_bik_auth():
     message = refusal(BIK_AUTH=None)
     assert message.startswith("BIKSHOP_BIK_AUTH is not set")

@@ -20,7 +20,7 @@ from bikshop.bik.fields import (
 )
 from bikshop.bik.load import CompiledLoad
 from bikshop.models.orders import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
-from bikshop.money import format_plain
+from bikshop.money import format_plain, is_currency_code
 
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
 # An address bikshop can show and search: something@something, without spaces. Nothing is sent
@@ -108,6 +108,11 @@ class IncomingOrderSchema(BikSchema):
         currency = data.get("currency")
         if currency and not re.fullmatch(r"[A-Za-z]{3}", currency):
             errors["currency"] = [f"Must be a 3-letter ISO code or empty (got {currency!r})."]
+        elif currency and not is_currency_code(currency.upper()):
+            errors["currency"] = [
+                f"Not an ISO 4217 currency code (got {currency!r}): send one such as INR, or "
+                "leave it empty for the store's currency."
+            ]
         if errors:
             raise ValidationError(errors)
         self._check_totals(data)
