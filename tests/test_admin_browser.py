@@ -237,6 +237,7 @@ def test_an_order_of_crores_keeps_its_item_names_readable_on_a_phone(
     # The owner's thumb reaches the customer: each contact link is a 44 px tap target.
     for link in ("Call +919876543210", "WhatsApp", "buyer@example.com"):
         assert page.get_by_role("link", name=link).bounding_box()["height"] >= 44, link
+    assert page.get_by_role("button", name="Sign out").bounding_box()["height"] >= 44
     context.close()
 
 
