@@ -317,7 +317,7 @@ class DirectStatement:
         values = plan.parameters(params)
         cursor = driver_connection.cursor()
         try:
-            cursor.execute(plan.sql, values)
+            cursor.execute(plan.query, values)
             rows = cursor.fetchall()
             if plan.readers is None:  # the driver's column types, known after a first run
                 plan.read_with(cursor.description, dialect)
@@ -349,9 +349,9 @@ class DirectStatement:
         cursor = driver_connection.cursor()
         try:
             if many:
-                cursor.executemany(plan.sql, values)
+                cursor.executemany(plan.query, values)
                 return None
-            cursor.execute(plan.sql, values)
+            cursor.execute(plan.query, values)
             if not fetch:
                 return getattr(cursor, "lastrowid", None)  # psycopg has none
             rows = cursor.fetchall()
@@ -410,6 +410,10 @@ class _Plan:
             missing = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
             raise ValueError(f"DirectStatement: give every column a value (not {missing})")
         self.sql = compiled.string
+        # What the driver is handed: psycopg takes the query as bytes too, and then neither
+        # encodes it nor hashes it again (the same bytes object keys its cache of parsed
+        # queries); sqlite3 takes text only.
+        self.query = self.sql.encode() if dialect.driver == "psycopg" else self.sql
         self._names = list(compiled.positiontup) if compiled.positional else None
         # Per parameter: its name in the SQL, the key it is given by, the bind (for a literal's
         # value, and whether one is required) and the type's conversion: what
