@@ -183,7 +183,9 @@ def _with_request_id(wsgi_app):
     when it is sane, else 128 random bits as 32 hex digits; sent back on the answer.
 
     Middleware rather than Flask request hooks: the same work without a lookup of Flask's
-    request proxy in each of two hooks, and every answer gets it, whatever made it.
+    request proxy in each of two hooks, and every answer the app makes gets it (an error page
+    too). gunicorn's own page for an answer that failed while its body was streamed has none;
+    its access line then takes the id the client sent (``GunicornLogger.access``).
     """
 
     def app(environ, start_response):
@@ -227,7 +229,8 @@ class GunicornLogger(_GunicornBaseLogger):
             path,
             status,
             extra={
-                "request_id": headers.get("x-request-id"),
+                # gunicorn's own error page carries none: then the one the client sent.
+                "request_id": headers.get("x-request-id") or _incoming_request_id(req),
                 "method": environ.get("REQUEST_METHOD"),
                 "path": path,
                 "status": status,
@@ -237,6 +240,16 @@ class GunicornLogger(_GunicornBaseLogger):
                 "user_agent": environ.get("HTTP_USER_AGENT"),
             },
         )
+
+
+def _incoming_request_id(req) -> str | None:
+    """The sane ``X-Request-ID`` a client (nginx) sent with gunicorn's parsed request ``req``:
+    for the access line of gunicorn's own error page (an answer that failed while its body was
+    streamed), which has no headers of the app's."""
+    for name, value in getattr(req, "headers", None) or ():
+        if name.lower() == _REQUEST_ID_LOWER:
+            return value if _SANE_ID.match(value) else None
+    return None
 
 
 def mask_path(path: str | None) -> str | None:

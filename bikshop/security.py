@@ -58,8 +58,9 @@ def _with_security_headers(wsgi_app):
 
     Middleware rather than an after-request hook: one pass over the answer's header list,
     without Werkzeug's Headers (a setdefault of a missing header searched the list three times
-    and raised and caught a KeyError) or a lookup of Flask's request proxy; every answer gets
-    them, whatever made it.
+    and raised and caught a KeyError) or a lookup of Flask's request proxy; every answer the
+    app makes gets them, an error page too (gunicorn's own page, for an answer that failed
+    while its body was streamed, is bare, with none).
     """
 
     def app(environ, start_response):

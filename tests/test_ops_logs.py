@@ -203,7 +203,9 @@ def test_a_streamed_answer_that_fails_is_logged_and_the_worker_lives_on(gunicorn
     the access line must still be written, and the worker must not die writing it."""
     server = gunicorn(workers=1, env=SECRETS, app="tests.faults:crashing_app()")
     (worker,) = server.worker_pids()
-    answer = requests.get(server.url + "/crash-mid-stream", timeout=10)
+    answer = requests.get(
+        server.url + "/crash-mid-stream", headers={"X-Request-ID": "stream-1"}, timeout=10
+    )
     assert answer.status_code == 500 and "Traceback" not in answer.text
     assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
     assert server.worker_pids() == [worker]  # the same worker: it did not die
@@ -214,4 +216,6 @@ def test_a_streamed_answer_that_fails_is_logged_and_the_worker_lives_on(gunicorn
         if '"gunicorn.access"' in line and "/crash-mid-stream" in line
     ]
     assert 500 in [line["status"] for line in access], log
+    # gunicorn's own error page has no headers of the app's: the id is the one nginx sent.
+    assert [line["request_id"] for line in access if line["status"] == 500] == ["stream-1"], log
     assert "has no attribute" not in log, log
