@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 from decimal import Decimal
@@ -229,12 +230,27 @@ def bind_address(value) -> str:
     if not value:
         return DEFAULT_BIND
     match = _BIND.match(value)
-    if match is None or (match.group(1) is not None and not 1 <= int(match.group(1)) <= 65535):
+    if match is None or (
+        match.group(1) is not None
+        and (not 1 <= int(match.group(1)) <= 65535 or not _ip_literal_is_valid(value))
+    ):
         raise ConfigError(
             "BIKSHOP_BIND must be host:port such as 127.0.0.1:8000 (or unix:/path/to.sock), "
             f"got {value!r}"
         )
     return value
+
+
+def _ip_literal_is_valid(bind: str) -> bool:
+    """A ``[...]`` host is an IPv6 address (``[::1]``, not ``[:]``); other hosts pass."""
+    host = bind.rpartition(":")[0]
+    if not host.startswith("["):
+        return True
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
 
 
 def served_url(bind) -> str | None:
@@ -245,9 +261,11 @@ def served_url(bind) -> str | None:
     if bind.startswith(("unix:", "fd://")):
         return None
     host, _, port = bind.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 (naming the wildcard, not binding it)
+    if host in ("", "0.0.0.0"):  # noqa: S104 (naming the wildcard, not binding it)
         host = "127.0.0.1"
-    return f"http://{host}:{port}"
+    elif host == "[::]":  # IPv6's wildcard: its loopback answers, even where IPv4 would not
+        host = "[::1]"
+    return f"http://{host}:{int(port)}"  # 08101 is port 8101
 
 
 class NoURLKnown(ConfigError):  # noqa: N818 (reads as what happened, as ConfigError does)

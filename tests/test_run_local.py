@@ -20,6 +20,9 @@ spec.loader.exec_module(run_local)
         ({}, "http://127.0.0.1:8000"),
         ({"BIKSHOP_BIND": "127.0.0.1:8101"}, "http://127.0.0.1:8101"),
         ({"BIKSHOP_BIND": "0.0.0.0:8102"}, "http://127.0.0.1:8102"),
+        ({"BIKSHOP_BIND": "[::]:8103"}, "http://[::1]:8103"),
+        ({"BIKSHOP_BIND": "[::1]:8104"}, "http://[::1]:8104"),
+        ({"BIKSHOP_BIND": "127.0.0.1:08105"}, "http://127.0.0.1:8105"),
         (
             {"BIKSHOP_BIND": "127.0.0.1:8101", "BIKSHOP_PUBLIC_URL": "https://shop.example.com/"},
             "https://shop.example.com",
@@ -28,6 +31,12 @@ spec.loader.exec_module(run_local)
 )
 def test_bik_setup_is_shown_the_address_the_server_answers_on(env, expected):
     assert run_local.base_url(env) == expected
+
+
+@pytest.mark.parametrize("bind", ["[:]:80", "[::g]:8101", "[127.0.0.1]:8101"])
+def test_a_bracketed_host_that_is_no_ipv6_address_is_refused(bind):
+    with pytest.raises(run_local.ConfigError, match="BIKSHOP_BIND must be host:port"):
+        run_local.bind_address(bind)
 
 
 @pytest.mark.parametrize("bind", ["unix:/run/bikshop.sock", "fd://3"])
