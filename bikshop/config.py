@@ -144,7 +144,6 @@ _TEXT_KEYS = {k for k, v in DEFAULTS.items() if v is None or isinstance(v, str)}
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
 _BOOL_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def load(app, overrides: dict | None) -> None:
@@ -392,7 +391,7 @@ def _refuse_placeholder(config, key: str) -> None:
 
 def _validate_order_ids(config, env: str) -> None:
     """The currency and order id prefix every order is written with."""
-    if not _CURRENCY.match(config["CURRENCY"]) or not is_currency_code(config["CURRENCY"]):
+    if not is_currency_code(config["CURRENCY"]):  # every ISO code is three capitals
         raise ConfigError(
             f"BIKSHOP_CURRENCY must be an ISO 4217 currency code such as INR, "
             f"got {config['CURRENCY']!r}"
