@@ -9,7 +9,7 @@ import pytest
 
 from bikshop.extensions import db
 from bikshop.services.orders import change_status, find_by_invoice_token, set_fulfillment
-from tests.invoice_support import order_body, pdf_text, place_invoice
+from tests.invoice_support import GST_SETTINGS, order_body, pdf_text, place_invoice
 
 PAGE_BUDGET = 30 * 1024
 
@@ -259,3 +259,20 @@ def test_viewing_writes_nothing_without_a_gstin(client, app):
         order = find_by_invoice_token(path.rsplit("/", 1)[1])
         assert order.invoice_number is None and order.version == 1
         db.session.remove()
+
+
+def test_the_footer_shows_only_when_it_has_something_to_say(make_app):
+    """A plain invoice of a store with no support contact has no footer (its top rule over
+    nothing read as a broken page); a contact, or a tax invoice's GST line, brings it back."""
+    bare = make_app(STORE_SUPPORT_PHONE=None, STORE_SUPPORT_EMAIL=None).test_client()
+    html = bare.get(place_invoice(bare)).get_data(as_text=True)
+    assert "<footer" not in html
+    helped = make_app(STORE_SUPPORT_EMAIL="help@glow.example").test_client()
+    html = helped.get(place_invoice(helped)).get_data(as_text=True)
+    footer = html[html.index("<footer") : html.index("</footer>")]
+    assert "Questions about this order? Write to" in footer and "help@glow.example" in footer
+    taxed = make_app(STORE_SUPPORT_PHONE=None, STORE_SUPPORT_EMAIL=None, **GST_SETTINGS)
+    client = taxed.test_client()
+    html = client.get(place_invoice(client)).get_data(as_text=True)
+    footer = html[html.index("<footer") : html.index("</footer>")]
+    assert "Prices include GST" in footer and "Questions" not in footer
