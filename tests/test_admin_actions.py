@@ -98,9 +98,9 @@ def test_actions_change_what_bik_sees_and_are_on_the_timeline(owner):
     timeline = _timeline(owner.get(f"/admin/orders/{oid}").text)
     by_admin = [message for message, who in timeline if who == actor]
     assert len(by_admin) == 5  # fulfilment, tracking, two statuses, payment
-    assert any("DELIVERED" in m for m in by_admin)
+    assert "Status changed to in progress" in by_admin
     # In the owner's words, not Bik's JSON keys.
-    assert {"Fulfilment changed to fulfilled", "Status changed to DELIVERED"} <= set(by_admin)
+    assert {"Fulfilment changed to fulfilled", "Status changed to delivered"} <= set(by_admin)
     assert any("Paid 947 INR by cash" in m for m in by_admin)
     assert timeline[-1][1] == "bik"  # placed, the oldest entry, at the bottom
 
@@ -280,7 +280,7 @@ def test_the_fulfilment_menu_offers_only_what_the_order_can_be_now(owner):
     assert _fulfilment_menu(page) == ["fulfilled"]  # delivered: the tracking link still editable
     assert 'name="tracking_url"' in page
     timeline = [message for message, _ in _timeline(page)]
-    assert "Fulfilment changed to fulfilled, as the order is DELIVERED" in timeline
+    assert "Fulfilment changed to fulfilled, as the order is delivered" in timeline
     refused = _act(owner, oid, "fulfillment", fulfillment="partial")
     assert refused.status_code == 409
     assert "the order is DELIVERED, so it stays fulfilled" in refused.text
@@ -519,7 +519,7 @@ def test_confirming_posts_exactly_what_the_one_click_form_did(owner):
     assert delivered["fields"] == {"csrf_token": csrf_token(page.text), "status": "DELIVERED"}
     answer = owner.post(delivered["action"], data=delivered["fields"])
     assert answer.status_code == 303
-    assert "Status changed to DELIVERED." in owner.get(answer.headers["Location"]).text
+    assert "Status changed to delivered." in owner.get(answer.headers["Location"]).text
     bik = _bik_view(owner, oid)
     assert (bik["status"], bik["fulfillmentStatus"]) == ("DELIVERED", "fulfilled")
 

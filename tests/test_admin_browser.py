@@ -68,7 +68,7 @@ def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
     page.click("button:has-text('Save fulfilment')")
     page.wait_for_selector("text=Fulfilment saved.")
     _confirm(page, "Mark delivered", "Yes, mark delivered")
-    page.wait_for_selector("text=Status changed to DELIVERED.")
+    page.wait_for_selector("text=Status changed to delivered.")
     assert page.locator(".order-head .pill").all_inner_texts() == [
         "Delivered",
         "Pending",
@@ -173,7 +173,7 @@ def test_cash_received_alone_on_a_delivered_order_keeps_its_space(make_app, guni
     _sign_in(page, server.url)
     page.goto(f"{server.url}/admin/orders/{order['id']}")
     _confirm(page, "Mark delivered", "Yes, mark delivered")
-    page.wait_for_selector("text=Status changed to DELIVERED.")
+    page.wait_for_selector("text=Status changed to delivered.")
     button = page.locator("summary:has-text('Cash received')").bounding_box()
     label = page.locator("label:has-text('Fulfilment')").bounding_box()
     assert label["y"] - (button["y"] + button["height"]) >= 8
@@ -314,7 +314,7 @@ def test_an_action_that_cannot_be_undone_asks_first_on_a_phone(
     assert page.evaluate("document.activeElement.textContent") == "Yes, mark delivered"
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    page.wait_for_selector("text=Status changed to DELIVERED.")
+    page.wait_for_selector("text=Status changed to delivered.")
     assert _states(server, oid) == ("DELIVERED", "pending", "fulfilled")
 
     _confirm(page, "Cash received", "Yes, cash received")
@@ -353,7 +353,7 @@ def test_the_question_works_without_javascript(make_app, gunicorn, browser):
     page.click("summary:has-text('Mark in progress')")
     assert _states(server, oid) == ("ORDERED", "pending", "unfulfilled")
     page.get_by_role("button", name="Yes, mark in progress", exact=True).click()
-    page.wait_for_selector("text=Status changed to IN PROGRESS.")
+    page.wait_for_selector("text=Status changed to in progress.")
     assert _states(server, oid) == ("IN PROGRESS", "pending", "unfulfilled")
 
     _confirm(page, "Cancel this order", f"Yes, cancel {name}")

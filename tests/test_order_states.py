@@ -102,8 +102,8 @@ def test_delivering_an_unfulfilled_order_also_makes_it_fulfilled(app, client):
     with app.test_request_context():
         assert orders.change_status(orders.find_order(public_id), "DELIVERED", actor="admin:a@b.c")
         assert _timeline(public_id)[-2:] == [
-            ("Status changed to DELIVERED", "admin:a@b.c"),
-            ("Fulfilment changed to fulfilled, as the order is DELIVERED", "admin:a@b.c"),
+            ("Status changed to delivered", "admin:a@b.c"),
+            ("Fulfilment changed to fulfilled, as the order is delivered", "admin:a@b.c"),
         ]
         db.session.remove()
     bik = get(client, public_id).get_json()["order"]
@@ -117,7 +117,7 @@ def test_delivering_a_fulfilled_order_adds_no_fulfilment_entry(app, client):
         orders.change_status(orders.find_order(public_id), "DELIVERED", actor="admin:a@b.c")
         assert [m for m, _ in _timeline(public_id)][1:] == [
             "Fulfilment changed to fulfilled",
-            "Status changed to DELIVERED",
+            "Status changed to delivered",
         ]
 
 
@@ -131,6 +131,7 @@ def test_a_fulfilment_mis_click_is_undone_while_the_order_is_open(app, client, m
             orders.find_order(public_id), "unfulfilled", actor="admin:a@b.c"
         )
         assert undone
+        assert ("Status changed to in progress", "admin:a@b.c") in _timeline(public_id)
         assert _timeline(public_id)[-1] == (
             "Fulfilment changed to unfulfilled",
             "admin:a@b.c",

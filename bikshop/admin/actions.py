@@ -22,6 +22,7 @@ from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order
 from bikshop.services import orders, payments
+from bikshop.services.states import state_words
 
 
 def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], done: str):
@@ -59,7 +60,7 @@ def change_status(public_id: str):
         form,
         "status_form",
         lambda order: orders.change_status(order, form.status.data, actor=_actor()),
-        f"Status changed to {form.status.data}.",
+        f"Status changed to {state_words(form.status.data or '')}.",
     )
 
 

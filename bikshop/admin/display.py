@@ -10,6 +10,7 @@ from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
 from bikshop.models.admin import PHONE_TAIL_DIGITS
 from bikshop.services.search import store_zone
+from bikshop.services.states import state_words
 
 # Pill colour per state: the text always names the state, colour only helps scanning.
 _PILLS = {
@@ -62,7 +63,7 @@ def label(state: str) -> str:
 
     Only the words shown change: the stored value, filters in the URL and Bik's JSON keep
     theirs (ORDERED, pending)."""
-    words = state.replace("_", " ").lower()
+    words = state_words(state)
     return words[:1].upper() + words[1:]
 
 

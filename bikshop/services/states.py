@@ -159,7 +159,7 @@ def transition(
         order,
         f"{machine.column}_changed",
         actor,
-        message or f"{machine.title.capitalize()} changed to {to}",
+        message or f"{machine.title.capitalize()} changed to {state_words(to)}",
         data,
     )
     for implied_column, value in machine.implies.get(to, {}).items():
@@ -169,7 +169,8 @@ def transition(
                 order,
                 f"{implied_column}_changed",
                 actor,
-                f"{implied.title.capitalize()} changed to {value}, as the order is {to}",
+                f"{implied.title.capitalize()} changed to {state_words(value)}, "
+                f"as the order is {state_words(to)}",
             )
     return True
 
@@ -192,6 +193,13 @@ def update_order(order: Order, values: dict, *conditions, refuse_cancelled: str 
     if result.rowcount != 1 and refuse_cancelled:
         refuse_if_cancelled(order, refuse_cancelled)  # cancelled meanwhile
     return result.rowcount == 1
+
+
+def state_words(state: str) -> str:
+    """A stored state as words in a sentence: IN PROGRESS -> in progress, partially_refunded ->
+    partially refunded. For people (timeline, dashboard); stored values and Bik's JSON keep
+    theirs."""
+    return state.replace("_", " ").lower()
 
 
 def record(order: Order, kind: str, actor: str, message: str, data: dict | None = None) -> None:
