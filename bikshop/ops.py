@@ -356,6 +356,7 @@ class PruneReport:
     webhook_events: int = 0
     claims_kept: int = 0
     admin_sessions: int = 0
+    login_failures: int = 0
 
 
 def prune(
@@ -366,14 +367,16 @@ def prune(
     dry_run: bool = False,
 ) -> PruneReport:
     """Delete webhook deliveries received more than ``older_than`` ago that hold no claim
-    (``webhooks.prunable``), and admin sessions past their lifetime (``admins.expired_sessions``).
+    (``webhooks.prunable``), admin sessions past their lifetime (``admins.expired_sessions``) and
+    failed sign-ins older than the lock window (``admins.stale_login_failures``).
 
     In batches of ``batch_size`` rows, each its own transaction (on SQLite under the writer lock
     placeOrder takes turns on), so no lock is held for long. Counts go into ``report`` batch by
     batch: when the database refuses (SQLAlchemyError, raised), it holds what was deleted."""
     from bikshop.models import AdminSession, WebhookEvent
+    from bikshop.models.admin import LoginFailure
     from bikshop.models.types import utcnow
-    from bikshop.services.admins import expired_sessions
+    from bikshop.services.admins import expired_sessions, stale_login_failures
     from bikshop.services.webhooks import claimed, prunable
 
     before = utcnow() - older_than
@@ -381,11 +384,14 @@ def prune(
     if dry_run:
         report.webhook_events = _count(WebhookEvent, prunable(before))
         report.admin_sessions = _count(AdminSession, expired_sessions())
+        report.login_failures = _count(LoginFailure, stale_login_failures())
         return report
     for deleted in _delete_in_batches(WebhookEvent, prunable(before), batch_size):
         report.webhook_events += deleted
     for deleted in _delete_in_batches(AdminSession, expired_sessions(), batch_size):
         report.admin_sessions += deleted
+    for deleted in _delete_in_batches(LoginFailure, stale_login_failures(), batch_size):
+        report.login_failures += deleted
     return report
 
 
@@ -435,7 +441,8 @@ def _delete_in_batches(model, where, batch_size: int) -> Iterator[int]:
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @with_appcontext
 def prune_command(older_than: int, batch_size: int, dry_run: bool):
-    """Delete old webhook deliveries and expired admin sessions, in short batches.
+    """Delete old webhook deliveries, expired admin sessions and stale failed sign-ins, in
+    short batches.
 
     Every Razorpay webhook delivery is stored, also the unsigned ones anybody can send. Those
     received more than --older-than days ago go, except each delivery that claimed its Razorpay
@@ -443,7 +450,8 @@ def prune_command(older_than: int, batch_size: int, dry_run: bool):
     old (one or a few per order) and no event can be applied twice. The rejected, duplicate,
     malformed and deferred deliveries go; nothing reads them again.
 
-    Admin sessions past their 30-day lifetime go too (they sign nobody in any more).
+    Admin sessions past their 30-day lifetime go too (they sign nobody in any more), and
+    failed sign-ins older than the lock window (they lock nothing any more).
 
     Safe to run from cron while bikshop serves. Exit 1 if the database refused: what was
     deleted stays deleted, and the next run goes on.
@@ -459,8 +467,9 @@ def prune_command(older_than: int, batch_size: int, dry_run: bool):
     except SQLAlchemyError as exc:
         reason = database_error_line(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
         raise click.ClickException(
-            f"prune stopped: {reason}; deleted {report.webhook_events} webhook event(s) and "
-            f"{report.admin_sessions} admin session(s) before it"
+            f"prune stopped: {reason}; deleted {report.webhook_events} webhook event(s), "
+            f"{report.admin_sessions} admin session(s) and {report.login_failures} failed "
+            "sign-in(s) before it"
         )
     click.echo(f"{would} {report.webhook_events} webhook event(s) older than {older_than} days")
     click.echo(
@@ -470,4 +479,8 @@ def prune_command(older_than: int, batch_size: int, dry_run: bool):
     click.echo(
         f"{would} {report.admin_sessions} admin session(s) past their "
         f"{SESSION_LIFETIME.days}-day lifetime"
+    )
+    click.echo(
+        f"{would} {report.login_failures} failed sign-in(s) older than the "
+        f"{current_app.config['ADMIN_LOGIN_LOCK_MINUTES']}-minute lock window"
     )

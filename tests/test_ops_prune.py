@@ -12,6 +12,7 @@ from sqlalchemy import event, select, update
 from bikshop import create_app
 from bikshop.extensions import db
 from bikshop.models import AdminSession, AdminUser, Order, OrderEvent, Payment, WebhookEvent
+from bikshop.models.admin import LoginFailure
 from bikshop.models.types import utcnow
 from bikshop.services.admins import SESSION_LIFETIME
 from tests.conftest import BASE_CONFIG, PG_ADMIN_URL
@@ -37,6 +38,17 @@ def add_delivery(name: str, *, days: float, claim: str | None = None, signed: bo
 def add_session(admin: AdminUser, name: str, *, age: timedelta) -> None:
     db.session.add(AdminSession(admin_id=admin.id, key_hash=name, created_at=utcnow() - age))
     db.session.commit()
+
+
+def add_failure(address: str, *, age: timedelta) -> None:
+    db.session.add(
+        LoginFailure(email="owner@example.com", address=address, created_at=utcnow() - age)
+    )
+    db.session.commit()
+
+
+def failure_addresses() -> list[str]:
+    return sorted(db.session.scalars(select(LoginFailure.address)))
 
 
 def outcomes() -> list[str]:
@@ -65,6 +77,10 @@ def old_and_new(app):
         add_session(admin, "just expired", age=SESSION_LIFETIME + timedelta(minutes=5))
         add_session(admin, "about to expire", age=SESSION_LIFETIME - timedelta(minutes=5))
         add_session(admin, "new", age=timedelta(0))
+        # The lock window is 15 minutes: failures before it lock nothing any more.
+        add_failure("stale for a day", age=timedelta(days=1))
+        add_failure("just stale", age=timedelta(minutes=16))
+        add_failure("still counts", age=timedelta(minutes=14))
     return app
 
 
@@ -79,6 +95,7 @@ def test_prune_deletes_old_unclaimed_deliveries_and_expired_sessions_only(old_an
         "kept 1 older webhook event(s) that claimed a Razorpay event id "
         "(redeliveries of those events stay duplicates)",
         "deleted 2 admin session(s) past their 30-day lifetime",
+        "deleted 2 failed sign-in(s) older than the 15-minute lock window",
     ]
     with old_and_new.app_context():
         assert outcomes() == [
@@ -88,10 +105,12 @@ def test_prune_deletes_old_unclaimed_deliveries_and_expired_sessions_only(old_an
             "recent unsigned",
         ]
         assert session_names() == KEPT
+        assert failure_addresses() == ["still counts"]
     again = runner.invoke(args=["prune", "--older-than", "90"])  # nothing left to do
     assert again.exit_code == 0
     assert again.output.splitlines()[0] == "deleted 0 webhook event(s) older than 90 days"
     assert again.output.splitlines()[2] == "deleted 0 admin session(s) past their 30-day lifetime"
+    assert again.output.splitlines()[3].startswith("deleted 0 failed sign-in(s)")
 
 
 def test_the_default_keeps_ninety_days_and_a_dry_run_deletes_nothing(old_and_new, runner):
@@ -101,8 +120,12 @@ def test_the_default_keeps_ninety_days_and_a_dry_run_deletes_nothing(old_and_new
     assert dry.output.splitlines()[2] == (
         "would delete 2 admin session(s) past their 30-day lifetime"
     )
+    assert dry.output.splitlines()[3] == (
+        "would delete 2 failed sign-in(s) older than the 15-minute lock window"
+    )
     with old_and_new.app_context():
         assert len(outcomes()) == 7 and len(session_names()) == 4
+        assert len(failure_addresses()) == 3
     result = runner.invoke(args=["prune"])
     assert result.exit_code == 0
     assert result.output.splitlines()[0] == "deleted 3 webhook event(s) older than 90 days"
@@ -134,8 +157,9 @@ def test_prune_deletes_in_batches_each_its_own_transaction(app, runner):
         event.remove(engine, "commit", committed)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == "deleted 5 webhook event(s) older than 90 days"
-    # 2 + 2 + 1 webhook rows, then the sessions' one (empty) batch: each committed alone.
-    assert statements == ["DELETE", "COMMIT"] * 4
+    # 2 + 2 + 1 webhook rows, then the sessions' and the failed sign-ins' one (empty) batch
+    # each: every batch committed alone.
+    assert statements == ["DELETE", "COMMIT"] * 5
     with app.app_context():
         assert outcomes() == ["new"]
 
@@ -198,6 +222,7 @@ def test_nonsense_arguments_are_refused_and_nothing_is_deleted(old_and_new, runn
     assert problem in result.output
     with old_and_new.app_context():
         assert len(outcomes()) == 7 and len(session_names()) == 4
+        assert len(failure_addresses()) == 3
 
 
 def test_a_database_that_refuses_is_one_line_and_exit_1():
@@ -208,7 +233,9 @@ def test_a_database_that_refuses_is_one_line_and_exit_1():
     (line,) = result.output.splitlines()
     assert line.startswith("Error: prune stopped: ")
     assert 'database "bikshop_no_such_database" does not exist' in line
-    assert line.endswith("deleted 0 webhook event(s) and 0 admin session(s) before it")
+    assert line.endswith(
+        "deleted 0 webhook event(s), 0 admin session(s) and 0 failed sign-in(s) before it"
+    )
 
 
 def test_the_operators_command_prunes_the_database_it_is_pointed_at(old_and_new, database_url):
@@ -228,3 +255,4 @@ def test_the_operators_command_prunes_the_database_it_is_pointed_at(old_and_new,
     with old_and_new.app_context():
         assert outcomes() == ["new claimed", "new unsigned", "old claimed", "recent unsigned"]
         assert session_names() == KEPT
+        assert failure_addresses() == ["still counts"]

@@ -112,6 +112,18 @@ def expired_sessions():
     return AdminSession.created_at < utcnow() - SESSION_LIFETIME
 
 
+def _lock_window_start():
+    """Failed sign-ins before this moment no longer count towards a lock."""
+    return utcnow() - timedelta(minutes=current_app.config["ADMIN_LOGIN_LOCK_MINUTES"])
+
+
+def stale_login_failures(since=None):
+    """The WHERE clause for failed sign-ins older than the lock window (``since``, else now's):
+    they lock nothing any more. Deleted on each failed sign-in and by ``flask --app bikshop
+    prune`` (an address that fails once and never comes back leaves one)."""
+    return LoginFailure.created_at < (since or _lock_window_start())
+
+
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -175,14 +187,13 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
     config = current_app.config
     key = (email or "").strip().lower()[:320]
     address = (address or "unknown")[:64]
-    window = timedelta(minutes=config["ADMIN_LOGIN_LOCK_MINUTES"])
-    since = utcnow() - window
+    since = _lock_window_start()
     if _is_locked(key, address, since):
         return SignIn(None, locked_minutes=config["ADMIN_LOGIN_LOCK_MINUTES"])
     admin = find_admin(key)
     valid = check_password_hash(admin.password_hash if admin else _dummy_hash(), password or "")
     if admin is None or not valid or not admin.active:
-        db.session.execute(delete(LoginFailure).where(LoginFailure.created_at < since))
+        db.session.execute(delete(LoginFailure).where(stale_login_failures(since)))
         db.session.add(LoginFailure(email=key, address=address))
         db.session.commit()
         return SignIn(None)
