@@ -30,13 +30,22 @@ RAZORPAY_EXPONENTS: dict[str, int] = (
 )
 
 
-# Every ISO 4217 code CLDR knows (about 300, current and historic): what an amount may be written
-# in. Razorpay takes fewer (above); an order in one it does not take is kept and paid otherwise.
-CURRENCY_CODES = frozenset(list_currencies())
+# ISO 4217's X codes that are not money a shop prices in: precious metals, bond-market and
+# accounting units, funds, the testing code and "no currency" (the others, XAF, XCD, XCG, XOF
+# and XPF, are the currencies of real countries). An invoice in one of them reads "¤947.00".
+_NOT_MONEY = frozenset({
+    "XAD", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XEU",
+    "XFO", "XFU", "XPD", "XPT", "XRE", "XSU", "XTS", "XUA", "XXX",
+})  # fmt: skip
+# Every ISO 4217 currency CLDR knows (about 300, current and historic) but those: what an amount
+# may be written in. Razorpay takes fewer (above); an order in one it does not take is kept and
+# paid otherwise.
+CURRENCY_CODES = frozenset(list_currencies()) - _NOT_MONEY
 
 
 def is_currency_code(code: str) -> bool:
-    """Is ``code`` (upper case) an ISO 4217 currency code, such as INR or USD?"""
+    """Is ``code`` (upper case) an ISO 4217 code of a currency, such as INR or USD? Not gold
+    (XAU), the testing code (XTS) or "no currency" (XXX)."""
     return code in CURRENCY_CODES
 
 

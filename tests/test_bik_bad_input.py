@@ -313,6 +313,15 @@ BAD_PLACE_ORDERS = [
     Bad("currency_not_iso", {"order.currency": "RUPEES"}, field="order.currency"),
     Bad("currency_digits", {"order.currency": "123"}, field="order.currency"),
     Bad("currency_unknown_code", {"order.currency": "ABC"}, field="order.currency"),
+    Bad("currency_gold", {"order.currency": "XAU"}, field="order.currency", says=("XAU",)),
+    Bad("currency_testing_code", {"order.currency": "xts"}, field="order.currency"),
+    Bad("currency_none", {"order.currency": "XXX"}, field="order.currency"),
+    Bad(
+        "currency_kelvin_sign_look_alike",
+        {"order.currency": "\u212aWD"},
+        field="order.currency",
+        says=("\\u212aWD", "ASCII"),
+    ),
     Bad("address_a_string", {"order.address": "Bengaluru"}, field="order.address"),
     Bad("address_city_number", {"order.address.city": 560102}, field="order.address.city"),
     Bad(

@@ -42,7 +42,7 @@ def test_production_refuses_a_short_secret_key():
     assert refusal(SECRET_KEY="short").startswith("BIKSHOP_SECRET_KEY is too short")
 
 
-@pytest.mark.parametrize("value", ["ABC", "RUPEES", "12"])
+@pytest.mark.parametrize("value", ["ABC", "RUPEES", "12", "XAU", "XXX"])
 def test_a_currency_that_is_not_an_iso_code_is_refused(value):
     message = refusal(CURRENCY=value)
     assert message.startswith("BIKSHOP_CURRENCY must be an ISO 4217 currency code")

@@ -89,6 +89,7 @@ def db_rows(app, model):
     "changes, says",
     [
         ({"currency": "VND"}, "does not take payments in VND"),  # ISO, not at Razorpay
+        ({"currency": "XOF"}, "does not take payments in XOF"),  # a real X code: stored
         ({"currency": "JPY", "shippingCharge": 49.5, "total": 947.5}, "more decimals than JPY"),
     ],
 )

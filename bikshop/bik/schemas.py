@@ -106,11 +106,14 @@ class IncomingOrderSchema(BikSchema):
         elif email and len(email.lower()) > MAX_EMAIL:  # "İ".lower() is two characters
             errors["email"] = [f"Longer than {MAX_EMAIL} characters once lowercased."]
         currency = data.get("currency")
+        # Shown with escapes (!a): a look-alike such as the Kelvin sign in "KWD" is visible.
         if currency and not re.fullmatch(r"[A-Za-z]{3}", currency):
-            errors["currency"] = [f"Must be a 3-letter ISO code or empty (got {currency!r})."]
+            errors["currency"] = [
+                f"Must be 3 ASCII letters (an ISO 4217 code) or empty (got {currency!a})."
+            ]
         elif currency and not is_currency_code(currency.upper()):
             errors["currency"] = [
-                f"Not an ISO 4217 currency code (got {currency!r}): send one such as INR, or "
+                f"Not an ISO 4217 currency code (got {currency!a}): send one such as INR, or "
                 "leave it empty for the store's currency."
             ]
         if errors:
