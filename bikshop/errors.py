@@ -126,13 +126,22 @@ def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return f"The request body is larger than {limit} bytes"
-    if status == 404 and request.path.startswith("/bik/"):
-        # A mistyped URL in Bik's onboarding screen: say which ones exist.
+    if status == 404 and _meant_for_bik(request.path):
+        # A mistyped URL in Bik's onboarding screen: say which ones exist, and what to enter
+        # where the screen asks for a root URL that Bik adds the endpoint's name to.
         return (
             f"No Bik endpoint at {request.path[:80]}: bikshop answers POST /bik/placeOrder and "
-            "POST /bik/getOrder (letter case matters)"
+            "POST /bik/getOrder (letter case matters); where Bik asks for a root URL, enter "
+            "https://<this host>/bik"
         )
     return error.description or error.name
+
+
+def _meant_for_bik(path: str) -> bool:
+    """A path under /bik/, or one ending in an endpoint's name (``/placeOrder`` at the root, or
+    ``/bik/placeOrder/placeOrder``: a full URL registered where Bik wanted a root)."""
+    last = path.rstrip("/").rsplit("/", 1)[-1].lower()
+    return path.startswith("/bik/") or last in ("placeorder", "getorder")
 
 
 UNREADABLE_BODY = (

@@ -88,13 +88,28 @@ def test_a_non_json_content_type_is_415_in_the_error_shape(bik_app, path, conten
     assert content_type in error["message"] and "application/json" in error["message"]
 
 
-@pytest.mark.parametrize("path", ["/bik/nope", "/bik/placeorder", "/bik", "/nope", "/api/orders"])
-def test_an_unknown_route_is_404_in_the_error_shape(bik_app, path):
+@pytest.mark.parametrize(
+    "path, bik_hint",
+    [
+        ("/bik/nope", True),
+        ("/bik/placeorder", True),
+        # A root URL Bik added the endpoint's name to: the host alone, or the full URL.
+        ("/placeOrder", True),
+        ("/getOrder/", True),
+        ("/bik/placeOrder/placeOrder", True),
+        ("/bik", False),
+        ("/nope", False),
+        ("/api/orders", False),
+    ],
+)
+def test_an_unknown_route_is_404_in_the_error_shape(bik_app, path, bik_hint):
     response = bik_app.test_client().post(path, json={"orderId": "ORD-1001"})
     error = assert_error_shape(response, 404)
     assert error["code"] == "not_found"
-    if path.startswith("/bik/"):  # a mistyped onboarding URL: the answer names the real ones
-        assert "POST /bik/placeOrder and POST /bik/getOrder" in error["message"]
+    # A mistyped onboarding URL: the answer names the real ones, and the root URL to enter.
+    named = "POST /bik/placeOrder and POST /bik/getOrder" in error["message"]
+    assert named is bik_hint
+    assert ("https://<this host>/bik" in error["message"]) is bik_hint
 
 
 # --- odd but legal things a real client does ------------------------------------------------
