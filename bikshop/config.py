@@ -495,7 +495,9 @@ def _validate_operations(config, env: str) -> None:
     config["TRUSTED_HOSTS"] = hosts or None  # Flask answers 400 to any other Host
     level = (config["LOG_LEVEL"] or "info").strip().lower()
     if level not in ("debug", "info", "warning", "error", "critical"):
-        raise ConfigError(f"BIKSHOP_LOG_LEVEL must be debug, info, warning or error, got {level!r}")
+        raise ConfigError(
+            f"BIKSHOP_LOG_LEVEL must be debug, info, warning, error or critical, got {level!r}"
+        )
     config["LOG_LEVEL"] = level
     redis_url = config["REDIS_URL"]
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):

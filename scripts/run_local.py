@@ -97,7 +97,7 @@ def main() -> int:
     if port_in_use(bind):
         print(
             f"make run: {bind} is already in use by another program; stop it, or choose "
-            "another address, e.g. BIKSHOP_BIND=127.0.0.1:8001 make run",
+            "another address, e.g. BIKSHOP_BIND=127.0.0.1:8101 make run",
             file=sys.stderr,
         )
         return 1
