@@ -192,6 +192,50 @@ def test_a_redirect_with_a_forged_signature_changes_nothing(shop):
     assert not [path for method, path, _ in fake.calls if method == "GET"]
 
 
+@pytest.mark.parametrize("link_id", ["plink_%00x", "plink_é", "plink_x'--", "%F0%9F%92%B3"])
+def test_a_redirect_with_an_id_no_razorpay_id_looks_like_is_a_400(shop, link_id):
+    """A NUL (which PostgreSQL's text refuses), non-ASCII or SQL-ish link id in a hand-made
+    query: a 400 like any forged one, nothing looked up, never a 500."""
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    refused = client.get(
+        f"{invoice}/paid?razorpay_payment_id=pay_x&razorpay_payment_link_id={link_id}"
+        f"&razorpay_payment_link_status=paid&razorpay_signature={'a' * 64}"
+    )
+    assert refused.status_code == 400
+    assert "This payment confirmation link is" in refused.get_data(as_text=True)
+    assert payment_status(client, order_id) == "pending"
+
+
+def test_a_redirect_with_a_bad_signature_is_refused_before_any_look_up(shop):
+    """A well-formed query with a wrong signature: refused without a database query (the
+    query's values are the client's until the signature says they are Razorpay's)."""
+    from sqlalchemy import event
+
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    link = fake.only_link()
+    seen = []
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        seen.append(sql)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        refused = client.get(
+            f"{invoice}/paid?razorpay_payment_id=pay_x&razorpay_payment_link_id={link['id']}"
+            f"&razorpay_payment_link_status=paid&razorpay_signature={'a' * 64}"
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert refused.status_code == 400
+    assert not [sql for sql in seen if "payment_links" in sql]
+
+
 def test_redirect_while_razorpay_is_down_says_confirming_and_the_webhook_finishes(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)

@@ -672,13 +672,16 @@ def confirm_redirect(order: Order, params: dict) -> str:
         signature=params["razorpay_signature"],
         secret=current_app.config["RAZORPAY_KEY_SECRET"] or "",
     )
-    link = db.session.scalars(
-        select(PaymentLink).where(
-            PaymentLink.razorpay_id == params["razorpay_payment_link_id"],
-            PaymentLink.order_id == order.id,
-        )
-    ).one_or_none()
-    if not valid or link is None:
+    # Nothing a forged query holds reaches the database: the link is looked up once signed.
+    link = None
+    if valid:
+        link = db.session.scalars(
+            select(PaymentLink).where(
+                PaymentLink.razorpay_id == params["razorpay_payment_link_id"],
+                PaymentLink.order_id == order.id,
+            )
+        ).one_or_none()
+    if link is None:
         log.warning(
             "payment redirect for %s refused: bad signature or unknown link", order.public_id
         )
