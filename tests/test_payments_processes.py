@@ -8,13 +8,14 @@ import re
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from bikshop.extensions import db
-from bikshop.models import OrderEvent, Payment, WebhookEvent
+from bikshop.models import OrderEvent, Payment, Refund, WebhookEvent
 from bikshop.services.payments import reconcile
 from tests.bik import sample_body
 from tests.conftest import BASE_CONFIG, empty_database
@@ -199,3 +200,54 @@ def test_taps_on_pay_at_once_make_one_link(gunicorn):
             assert [r.status_code for r in results] == [303] * 8, [r.text[:80] for r in results]
             assert len(fake.links) == before + 1, "one order, one link"
             assert {r.headers["Location"] for r in results} == {fake.last_link()["short_url"]}
+
+
+def test_dashboard_refunds_delivered_many_times_at_once_count_once(gunicorn, make_app):
+    """A refund made in Razorpay's dashboard has no row yet: deliveries of its event (different
+    event ids, as Razorpay's retries of a slow answer have) race to store it. One stores it,
+    the others find it: every delivery a 200, one row, counted once (on PostgreSQL the losers
+    were 500s)."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))  # reads the same database
+        env = {f"BIKSHOP_{k}": str(v) for k, v in razorpay_settings(fake).items()}
+        server = gunicorn(workers=4, env=env)
+        fake.webhook_url = server.url + "/webhooks/razorpay"
+        order = place(server)
+        action = pay_button(requests.Session(), order["invoiceUrl"])
+        requests.post(server.url + action, allow_redirects=False, timeout=10)
+        link = fake.last_link()
+        fake.pay(link["id"])
+        assert payment_status(server, order["id"]) == "paid"
+        payment_id = link["payments"][-1]["payment_id"]
+        refund_ids = []
+        for _ in range(3):  # three refunds of 100, each raced by 12 deliveries
+            refund_id = fake.refund_in_dashboard(payment_id, amount=10000)
+            fake.process_refund(refund_id)  # Razorpay has processed it; its events follow
+            entities = {"refund": fake.refunds[refund_id], "payment": fake.payments[payment_id]}
+            events = [fake.event("refund.processed", **entities) for _ in range(12)]
+            start = threading.Barrier(len(events))
+
+            def deliver(event, start=start):
+                start.wait()
+                return fake.deliver(*event)
+
+            answers = _concurrently_each(deliver, events)
+            assert [a.status_code for a in answers] == [200] * 12, [a.text[:99] for a in answers]
+            refund_ids.append(refund_id)
+        assert payment_status(server, order["id"]) == "partially_refunded"
+        with app.app_context():
+            rows = db.session.scalars(select(Refund).order_by(Refund.id)).all()
+            assert [(r.razorpay_refund_id, r.amount, r.status) for r in rows] == [
+                (refund_id, Decimal("100.00"), "processed") for refund_id in refund_ids
+            ]
+            assert db.session.scalars(select(Payment)).one().amount_refunded == Decimal("300.00")
+
+
+def _concurrently_each(call, arguments) -> list:
+    results: list = []
+    threads = [threading.Thread(target=lambda a=a: results.append(call(a))) for a in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=15)
+    return results

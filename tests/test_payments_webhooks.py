@@ -475,3 +475,79 @@ def test_a_signed_refund_of_more_than_the_payment_is_kept_and_not_applied(shop, 
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["outcome"].startswith("ignored")
     assert payment_status(client, order_id) == "paid" and rows(app, Refund) == []
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda raw: raw.replace(b'"payment_link.paid"', b'"\\ud800"'),  # the event's name
+        lambda raw: raw.replace(b'"method":"upi"', b'"method":"\\udc80upi"'),  # a stored field
+    ],
+)
+def test_a_signed_event_with_a_lone_surrogate_is_kept_and_acknowledged(shop, spoil):
+    """``\\ud800`` alone is valid JSON but no UTF-8 text: storing it was a 500 (and Razorpay's
+    retries for a day). Kept as malformed, acknowledged; reconcile-payments settles the order."""
+    app, client, fake, order_id = shop
+    link_id = fake.only_link()["id"]
+    fake.pay(link_id, deliver=False)
+    raw, _ = fake.paid_event(link_id)
+    spoiled = spoil(raw)
+    assert spoiled != raw
+    response = post_webhook(client, *_signed(fake, spoiled))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["outcome"] == "ignored: malformed event (UnicodeEncodeError)"
+    (stored,) = rows(app, WebhookEvent)
+    assert stored.signature_valid and stored.raw_body == spoiled.decode()
+    assert payment_status(client, order_id) == "pending"
+    # A surrogate pair (an emoji written as two escapes) is an ordinary character.
+    emoji = raw.replace(b'"method":"upi"', b'"method":"\\ud83d\\udcb3upi"')
+    paid = post_webhook(client, *_signed(fake, emoji, event_id="evt_Emoji000001"))
+    assert paid.get_json()["outcome"] == "paid"
+
+
+def test_a_payment_already_recorded_on_another_order_settles_nothing_else(make_app):
+    """One Razorpay payment reported for a second order's link (order B's event carrying order
+    A's payment): a mismatch on B's timeline and a 200, not a 500 on the unique payment id."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        first, first_invoice = place_order(client)
+        second, second_invoice = place_order(client, draftOrderId="nb_second")
+        for invoice in (first_invoice, second_invoice):
+            assert client.post(invoice + "/pay").status_code == 303
+        first_link, second_link = list(fake.links)
+        fake.pay(first_link, deliver=False)
+        assert post_webhook(client, *fake.paid_event(first_link)).get_json()["outcome"] == "paid"
+        fake.pay(second_link, deliver=False)
+        taken = fake.payments[fake.links[first_link]["payments"][-1]["payment_id"]]
+        raw, headers = fake.event(
+            "payment_link.paid", payment_link=fake.links[second_link], payment=taken
+        )
+        response = post_webhook(client, raw, headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        outcome = response.get_json()["outcome"]
+        assert outcome.startswith("mismatch") and f"already recorded on order {first}" in outcome
+        assert payment_status(client, first) == "paid"
+        assert payment_status(client, second) == "pending"
+        assert len(rows(app, Payment)) == 1
+        assert "payment_mismatch" in kinds(app)
+
+
+def test_refunds_never_count_past_the_payment_whatever_order_razorpay_reports_them(shop):
+    """Refund 947 reported failed (its amount free again), 947 refunded again, then both
+    reported processed: the payment shows 947 refunded, not 1,894, and the timeline says why."""
+    app, client, fake, order_id = shop
+    assert pay_only_link(client, fake)["outcome"] == "paid"
+    payment_id = fake.only_link()["payments"][-1]["payment_id"]
+    first = fake.refund_in_dashboard(payment_id)
+    assert post_webhook(client, *fake.fail_refund(first)).status_code == 200
+    assert payment_status(client, order_id) == "paid"  # the 947 may be refunded again
+    second = fake.refund_in_dashboard(payment_id)
+    for refund_id in (second, first):
+        response = post_webhook(client, *fake.process_refund(refund_id))
+        assert response.status_code == 200, response.get_data(as_text=True)
+    (payment,) = rows(app, Payment)
+    assert payment.amount_refunded <= payment.amount == Decimal("947.00")
+    assert rows(app, Order)[0].amount_refunded == Decimal("947.00")
+    assert payment_status(client, order_id) == "refunded"
+    assert "refund_unexpected" in kinds(app)

@@ -486,7 +486,8 @@ def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None
 
 def _apply_paid(link, order, entity, payment, actor) -> str:
     paid = from_minor_units(entity["amount_paid"], link.currency)
-    problems = _mismatches(link, order, entity, payment)
+    payment_id, method, raw = _captured_payment(entity, payment)
+    problems = _mismatches(link, order, entity, payment) + _recorded_elsewhere(payment_id, order)
     moved = _move_link(link, "paid", amount_paid=paid)
     if problems:
         if moved:  # told once, however many doors report the same link
@@ -506,7 +507,6 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
                 {"paymentLink": link.razorpay_id, "problems": problems},
             )
         return "mismatch: " + "; ".join(problems)
-    payment_id, method, raw = _captured_payment(entity, payment)
     try:
         changed = mark_paid(
             order,
@@ -567,6 +567,19 @@ def _mismatches(link, order, entity, payment) -> list[str]:
             f"currency {'/'.join(sorted(map(str, currencies)))}, order {order.currency}"
         )
     return problems
+
+
+def _recorded_elsewhere(payment_id: str | None, order: Order) -> list[str]:
+    """A payment Razorpay reports for this order's link that is already recorded as another
+    order's: one payment never settles two orders (and its row is unique)."""
+    if not payment_id:
+        return []
+    other = db.session.scalars(
+        select(Order.public_id)
+        .join(Payment, Payment.order_id == Order.id)
+        .where(Payment.razorpay_payment_id == payment_id, Order.id != order.id)
+    ).first()
+    return [f"payment {payment_id} is already recorded on order {other}"] if other else []
 
 
 def _captured_payment(entity: dict, payment: dict | None) -> tuple[str | None, str | None, dict]:

@@ -203,13 +203,29 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
     if moved != 1:
         return "no change: refund already processed"
     db.session.refresh(row)
-    db.session.execute(
+    # Never more refunded than captured, whatever order Razorpay's events come in (a refund
+    # reported failed, its amount refunded again, then both reported processed).
+    counted = db.session.execute(
         update(Payment)
-        .where(Payment.id == row.payment_id)
+        .where(
+            Payment.id == row.payment_id,
+            Payment.amount_refunded + row.amount <= Payment.amount,
+        )
         .values(amount_refunded=Payment.amount_refunded + row.amount)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
     order = db.session.get(Order, row.order_id, with_for_update=True, populate_existing=True)
+    if counted != 1:
+        record(
+            order,
+            "refund_unexpected",
+            actor,
+            f"Razorpay reports refund {row.razorpay_refund_id} of {format_plain(row.amount)} "
+            f"{order.currency} processed, which would take the refunds past the payment: not "
+            "counted; check the payment in Razorpay",
+            {"amount": str(row.amount), "razorpayRefundId": row.razorpay_refund_id},
+        )
+        return "refund recorded; not counted: it would exceed the payment"
     refunded = order.amount_refunded + row.amount
     to = "refunded" if refunded >= order.total else "partially_refunded"
     try:

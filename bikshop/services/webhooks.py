@@ -116,7 +116,9 @@ def apply_webhook(
     try:
         if b"\\u0000" in raw_body:  # a NUL in any string: no database column could hold it
             raise ValueError("a NUL character in the event")
-        event = _Event().load(json.loads(raw_body))
+        document = json.loads(raw_body)
+        _refuse_lone_surrogates(document, raw_body)
+        event = _Event().load(document)
     except (ValueError, ValidationError, RecursionError) as exc:  # RecursionError: deep nesting
         outcome = f"ignored: malformed event ({type(exc).__name__})"
         _store(text, received, valid=True, outcome=outcome)
@@ -163,6 +165,14 @@ def apply_webhook(
     if order is not None:  # after the commit: Razorpay is asked with no transaction open
         close_links_if_paid(order, outcome, actor=ACTOR)
     return outcome
+
+
+def _refuse_lone_surrogates(document, raw_body: bytes) -> None:
+    """A ``\\ud800`` escape with no partner decodes to a string no database can store (UTF-8
+    has no such character): raise UnicodeEncodeError, a ValueError, for the malformed path.
+    Looked for only when the body has such an escape at all (an emoji's pair decodes whole)."""
+    if b"\\ud" in raw_body.lower():
+        json.dumps(document, ensure_ascii=False).encode()
 
 
 def dedupe_key(received: str | None, raw_body: bytes) -> str:
@@ -318,18 +328,33 @@ def _refund_event(
     amount = from_minor_units(minor, payment.currency)
     if amount > payment.amount:  # Razorpay refunds at most what it captured
         return f"ignored: refund {refund_id} of {amount} exceeds payment {payment_id}", order
-    row = row_for(payment, entity)
-    if row is None:  # made in Razorpay's dashboard: recorded, so it counts once
-        row = Refund(
-            order_id=payment.order_id, payment_id=payment.id, amount=amount, status="pending"
-        )
-        db.session.add(row)
+    row = row_for(payment, entity) or _dashboard_refund(payment, entity, amount)
     if row.razorpay_refund_id is None:
         row.razorpay_refund_id, row.raw = refund_id, entity
         db.session.flush()
     if name == "refund.failed":
         return fail_refund(row, actor=ACTOR), order
     return confirm_refund(row, actor=ACTOR), order
+
+
+def _dashboard_refund(payment: Payment, entity: dict, amount) -> Refund:
+    """The row for a refund made in Razorpay's dashboard, recorded so that it counts once. Two
+    deliveries of it at once (different event ids) both find no row: one inserts it, and the
+    other's insert fails on the unique refund id and takes the row the first one stored."""
+    row = Refund(
+        order_id=payment.order_id,
+        payment_id=payment.id,
+        amount=amount,
+        status="pending",
+        razorpay_refund_id=entity["id"],
+        raw=entity,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        return row_for(payment, entity)
+    return row
 
 
 def _refund_of_unrecorded_payment(
