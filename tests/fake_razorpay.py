@@ -92,6 +92,7 @@ class FakeRazorpay:
         self.refund_keys: dict[str, tuple[dict, str]] = {}  # X-Refund-Idempotency → (body, id)
         self.refund_key_log: list[str | None] = []  # that header, per refund request
         self.refund_outage = 0  # the next N refund requests fail (503) before making anything
+        self.link_changes: dict = {}  # fields every new link is made with instead ("misbehaves")
         self.lock = threading.Lock()
         self.app = self._build_app()
         self.port = 0
@@ -217,7 +218,7 @@ class FakeRazorpay:
                 "upi_link": False,
                 "user_id": "",
                 "whatsapp_link": False,
-            }
+            } | self.link_changes
             self.links[link["id"]] = link
         return jsonify(link)
 

@@ -342,6 +342,18 @@ def test_razorpay_down_or_slow_gives_a_friendly_retry_page_and_changes_nothing(s
         assert db.session.scalars(select(Order)).one().version == version
 
 
+@pytest.mark.parametrize("short_url", ["javascript:alert(1)", "data:text/html,hi", "//evil"])
+def test_a_link_whose_address_is_not_a_web_address_is_never_where_pay_leads(shop, short_url):
+    """Only Razorpay, over TLS, could send it; still, Pay redirects to web addresses only."""
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    fake.link_changes = {"short_url": short_url}
+    response = client.post(invoice + "/pay")
+    assert response.status_code == 503, response.headers.get("Location")
+    assert short_url not in response.get_data(as_text=True)
+    assert rows(app, PaymentLink) == [] and payment_status(client, order_id) == "pending"
+
+
 def test_the_pay_address_opened_rather_than_posted_leads_to_the_invoice(shop):
     """After "couldn't start the payment" the address bar holds the Pay address: reloaded or
     shared, it opens the invoice again (it was a bare 405 page with no way back)."""

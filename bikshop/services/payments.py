@@ -100,7 +100,11 @@ class LinkEntity(Schema):
     currency = fields.String(required=True)
     reference_id = fields.String(allow_none=True)
     order_id = fields.String(allow_none=True, validate=validate.Length(max=64))
-    short_url = fields.String(allow_none=True, validate=validate.Length(max=2048))
+    # Where the Pay button sends the customer: a web address, never javascript: or data:.
+    short_url = fields.String(
+        allow_none=True,
+        validate=[validate.Length(max=2048), validate.Regexp(r"(?i)^https?://[^\s]+$")],
+    )
     payments = fields.List(fields.Nested(LinkPayment), allow_none=True)
 
 
