@@ -3,13 +3,23 @@ cannot be paid and a paid one cannot be paid twice."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import select
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, PaymentLink
 from bikshop.services.orders import change_status
-from tests.fake_razorpay import path_of, post_webhook, shop_with_open_link
+from tests.fake_razorpay import (
+    FakeRazorpay,
+    path_of,
+    place_order,
+    post_webhook,
+    razorpay_settings,
+    shop_with_open_link,
+)
 
 
 def _cancel(app, order_id: str) -> None:
@@ -187,3 +197,32 @@ def test_back_from_a_second_payment_the_customer_is_told_it_is_one_too_many(make
         assert "already paid, so this payment is one too many" in page
         assert "Paid. Thank you" not in page
         assert "payment_extra" in _kinds(app)
+
+
+def test_an_order_cancelled_while_razorpay_makes_its_link_gets_that_link_cancelled(make_app):
+    """The owner cancels while the customer's Pay waits on Razorpay: the cancel finds no link
+    to close yet, and the link stored a moment later must not stay open at Razorpay."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        order_id, invoice = place_order(app.test_client())
+        fake.delay = 0.6  # Razorpay answers slowly, within BIKSHOP_RAZORPAY_TIMEOUT
+        answers = []
+
+        def tap():
+            answers.append(app.test_client().post(invoice + "/pay"))
+
+        customer = threading.Thread(target=tap)
+        customer.start()
+        deadline = time.monotonic() + 5
+        while not fake.calls and time.monotonic() < deadline:
+            time.sleep(0.01)  # until Razorpay has the create request
+        _cancel(app, order_id)
+        customer.join(timeout=10)
+        fake.delay = 0
+        (link,) = fake.links.values()
+        assert link["status"] == "cancelled"
+        with app.app_context():
+            (stored,) = db.session.scalars(select(PaymentLink)).all()
+            assert stored.status == "cancelled"
+        assert answers[0].status_code == 303
+        assert answers[0].headers["Location"].endswith(invoice)  # not to the link

@@ -350,6 +350,12 @@ def _new_link(order: Order) -> PaymentLink:
         outcome = apply_link_state(link, entity, actor="razorpay")
         db.session.commit()
         close_links_if_paid(order, outcome, actor="razorpay")
+    db.session.refresh(order)
+    if order.status == "CANCELLED":
+        # Cancelled while Razorpay made the link: the cancel's own look for open links may
+        # have come before this link was stored (it commits the status first, then looks;
+        # this stores the link first, then looks at the status: one of the two sees the other).
+        cancel_open_links(order, actor="bikshop")
     return link
 
 
