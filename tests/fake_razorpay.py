@@ -93,6 +93,7 @@ class FakeRazorpay:
         self.refund_key_log: list[str | None] = []  # that header, per refund request
         self.refund_outage = 0  # the next N refund requests fail (503) before making anything
         self.link_changes: dict = {}  # fields every new link is made with instead ("misbehaves")
+        self.hold_creates: threading.Event | None = None  # a create answers once this is set
         self.lock = threading.Lock()
         self.app = self._build_app()
         self.port = 0
@@ -157,6 +158,8 @@ class FakeRazorpay:
         return app
 
     def _create(self):
+        if self.hold_creates is not None:
+            self.hold_creates.wait(timeout=5)
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error("The request body is not valid JSON")
