@@ -12,6 +12,7 @@ from tests.admin_support import (
     csrf_token,
     place_order,
 )
+from tests.bik import place, sample_body
 from tests.test_admin_auth import ADMIN_ROUTES
 
 STATE_CHANGING = [(e, r) for e, m, r in ADMIN_ROUTES if m == "POST" and "<" in r]
@@ -594,3 +595,35 @@ def test_the_label_of_a_state_is_in_sentence_case():
         "Pending",
         "Partially refunded",
     ]
+
+
+def test_the_order_page_shows_the_state_bik_sends_in_the_address(owner):
+    """Bik's address carries ``state`` (the owner ships from this page; it was left out)."""
+    address = {
+        "firstName": "Asha",
+        "address1": "12 MG Road",
+        "city": "Bengaluru",
+        "state": "Karnataka",
+        "zip": "560001",
+        "country": "India",
+        "countryCode": "IN",
+    }
+    order = place_order(owner, address=address)
+    html = owner.get(f"/admin/orders/{order['id']}").text
+    shown = html.split("<address>", 1)[1].split("</address>", 1)[0]
+    assert "Bengaluru, Karnataka, 560001" in shown
+
+
+def test_an_order_bik_placed_as_paid_is_described_as_paid_before_placing(owner):
+    """``paymentPending: false``: paid at checkout, outside bikshop. Not "no payments yet", and,
+    once cancelled, not "paid in cash"."""
+    answer = place(owner, {**sample_body(), "paymentPending": False})
+    order = answer.json["order"]
+    assert order["paymentStatus"] == "paid"
+    html = owner.get(f"/admin/orders/{order['id']}").text
+    assert "No payments yet" not in html
+    assert "Paid before Bik placed the order" in html
+    assert _act(owner, order["id"], "cancel").status_code == 303
+    cancelled = owner.get(f"/admin/orders/{order['id']}").text
+    assert "paid in cash" not in cancelled
+    assert "It was paid before Bik placed it" in cancelled
