@@ -145,6 +145,12 @@ def test_an_address_is_locked_after_failures_across_accounts(make_app):
         "/admin\t//evil.com",
         "http:/evil.com",
         "/invoice/../../evil",
+        # On this host, but not a dashboard page: outside it, or the sign-out's 405 page.
+        "/admin/../bik/getOrder",
+        "/admin/%2e%2e/metrics",
+        "/adminx//evil.com",
+        "/admin//evil.com",
+        "/admin/logout",
     ],
 )
 def test_next_never_leaves_the_dashboard(admin_app, target):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
@@ -64,6 +64,14 @@ def safe_next(target: str | None) -> str:
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
+        return default
+    # A dashboard page, as the browser will resolve it: not /adminx, not /admin/../bik/…,
+    # and not the sign-out (a GET there is a 405 page, not where anybody meant to go).
+    path = unquote(parts.path)
+    segments = path.split("/")
+    if not (path == "/admin" or path.startswith("/admin/")) or ".." in segments or "//" in path:
+        return default
+    if path.rstrip("/") == url_for("admin.logout").rstrip("/"):
         return default
     return target
 
