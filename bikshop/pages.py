@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
 _TITLES = {
@@ -30,6 +30,11 @@ def error_page(error: HTTPException):
             else "We've been told. Please try again."
         )
     )
-    response = render_template("error.html", status=status, title=title, message=message)
+    # A dashboard error leads back to the order list (an invoice's leads back to the invoice).
+    # Not url_for: an untrusted Host leaves the request without a URL adapter.
+    dashboard_url = request.script_root + "/admin/" if request.path.startswith("/admin") else None
+    response = render_template(
+        "error.html", status=status, title=title, message=message, dashboard_url=dashboard_url
+    )
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     return response, status, headers

@@ -627,3 +627,20 @@ def test_an_order_bik_placed_as_paid_is_described_as_paid_before_placing(owner):
     cancelled = owner.get(f"/admin/orders/{order['id']}").text
     assert "paid in cash" not in cancelled
     assert "It was paid before Bik placed it" in cancelled
+
+
+@pytest.mark.parametrize("typed", ["1001", "%231001"])
+def test_an_order_address_typed_with_its_number_opens_the_order(owner, typed):
+    order = place_order(owner)
+    assert order["name"] == "#1001"
+    answer = owner.get(f"/admin/orders/{typed}")
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == f"/admin/orders/{order['id']}"
+
+
+@pytest.mark.parametrize("typed", ["9999", "99999999999999999999", "nope"])
+def test_a_dashboard_404_leads_back_to_the_orders(owner, typed):
+    place_order(owner)
+    answer = owner.get(f"/admin/orders/{typed}")
+    assert answer.status_code == 404
+    assert '<a href="/admin/">All orders</a>' in answer.text

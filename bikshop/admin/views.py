@@ -8,10 +8,13 @@ import io
 from flask import (
     Response,
     abort,
+    redirect,
     render_template,
     request,
     stream_with_context,
+    url_for,
 )
+from sqlalchemy import select
 
 from bikshop import heartbeat
 from bikshop.admin import bp
@@ -24,6 +27,7 @@ from bikshop.admin.forms import (
     RefundForm,
     StatusForm,
 )
+from bikshop.extensions import db
 from bikshop.models import Order
 from bikshop.services import orders, search
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, next_states
@@ -162,5 +166,18 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
 
 @bp.get("/orders/<public_id>")
 def order(public_id: str):
-    """One order: items, totals, customer, payments, timeline, raw request, actions."""
-    return render_order(order_or_404(public_id))
+    """One order: items, totals, customer, payments, timeline, raw request, actions.
+
+    An address typed by hand with the order's number (``/admin/orders/1001``, or ``#1001``)
+    leads to the order, as the search box does."""
+    order = orders.find_order(public_id)
+    number = public_id.removeprefix("#")
+    # At most 9 digits: within an INTEGER column's range on every database.
+    if order is None and number.isascii() and number.isdigit() and len(number) <= 9:
+        found = db.session.scalars(select(Order.public_id).where(Order.number == int(number)))
+        canonical = found.first()
+        if canonical is not None:
+            return redirect(url_for("admin.order", public_id=canonical), 303)
+    if order is None:
+        abort(404, description=f"No order {public_id}.")
+    return render_order(order)
