@@ -227,17 +227,34 @@ def test_an_order_of_crores_keeps_its_item_names_readable_on_a_phone(
     assert page.get_by_role("heading", level=1).all_inner_texts() == ["Orders"]
     tiles = page.locator(".tile").all_inner_texts()
     assert any("₹9,00,00,048.91" in " ".join(tile.split()) for tile in tiles), tiles
+    # Each amount on one line: it used to break between its digits ("₹9,00,00,048." / "91").
+    lines = page.eval_on_selector_all(
+        ".tile span:not(.tile-label)",
+        """spans => spans.map(span => {
+            const range = document.createRange();
+            range.selectNodeContents(span);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+        })""",
+    )
+    assert lines[:2] == [1, 1], lines
+    # The way into an order, and the list's links, are 44 px tap targets.
+    for link in ("#1001", "Export CSV"):
+        assert page.get_by_role("link", name=link).bounding_box()["height"] >= 44, link
     page.goto(f"{server.url}/admin/orders/{answer.json()['order']['id']}")
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     page.screenshot(path=str(output_dir / f"admin-crores-360-{backend}.png"), full_page=True)
     name_cell = page.locator(".lines tbody td").first
     assert name_cell.bounding_box()["width"] >= 100
     assert "₹8,99,99,999.91" in page.locator(".lines").inner_text()
+    assert "Discount" not in page.locator(".lines").inner_text()  # none given: no −₹0.00 line
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     # The owner's thumb reaches the customer: each contact link is a 44 px tap target.
     for link in ("Call +919876543210", "WhatsApp", "buyer@example.com"):
         assert page.get_by_role("link", name=link).bounding_box()["height"] >= 44, link
     assert page.get_by_role("button", name="Sign out").bounding_box()["height"] >= 44
+    for link in ("← Orders", "Open invoice"):
+        assert page.get_by_role("link", name=link).bounding_box()["height"] >= 44, link
+    assert page.locator("summary", has_text="Request Bik sent").bounding_box()["height"] >= 44
     context.close()
 
 
