@@ -154,6 +154,25 @@ def test_a_tracking_link_is_stored_as_a_link_that_survives_a_chat_message(owner)
     )
 
 
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("dtdc.in/track?cn=D123", "https://dtdc.in/track?cn=D123"),
+        ("www.delhivery.com/track/package/123", "https://www.delhivery.com/track/package/123"),
+        ("  shiprocket.co  ", "https://shiprocket.co"),
+    ],
+)
+def test_a_tracking_link_pasted_without_https_gets_it(owner, typed, stored):
+    """Couriers print their links without a scheme: the form takes them (the browser's own
+    URL check, which refused them with a bubble the app could not word, is off)."""
+    oid = place_order(owner)["id"]
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert 'type="url"' not in page
+    answer = _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=typed)
+    assert answer.status_code == 303, answer.text
+    assert _bik_view(owner, oid)["deliveryInfo"]["trackingURL"] == stored
+
+
 def test_order_page_escapes_what_the_customer_typed(owner):
     evil = '<script>alert("x")</script>'
     address = {

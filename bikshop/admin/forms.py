@@ -143,8 +143,20 @@ class FulfillmentForm(FlaskForm):
             ),
         ],
         # Shared with the customer as text by Bik: a space or quote would cut the link short.
-        filters=[lambda value: percent_encoded(value.strip()) if isinstance(value, str) else value],
+        filters=[lambda value: _tracking_link(value) if isinstance(value, str) else value],
     )
+
+
+# A courier's link pasted without its scheme, as couriers print them: dtdc.in/track?cn=…
+_BARE_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(:[0-9]+)?(/|\?|#|$)")
+
+
+def _tracking_link(value: str) -> str:
+    """The link as typed, with https:// where a bare host was pasted, written as a link."""
+    value = value.strip()
+    if _BARE_HOST.match(value):
+        value = "https://" + value
+    return percent_encoded(value)
 
 
 class AmountField(DecimalField):
