@@ -87,6 +87,8 @@ SEARCHES = [
     ("1002", ["#1002"]),
     ("ORD-1002", ["#1002"]),
     ("ord-1002", ["#1002"]),
+    ("ORD 1002", ["#1002"]),  # the prefix however it is typed
+    ("ORD1002", ["#1002"]),
     ("+91 98765 43210", ["#1001"]),
     ("9876543210", ["#1001"]),
     ("098765 43210", ["#1001"]),
@@ -102,6 +104,16 @@ SEARCHES = [
     ("100%", []),
     ("nobody", []),
 ]
+
+
+def test_a_short_number_that_finds_nothing_says_how_it_was_read(shop):
+    """The last digits of a phone are read as an order number: the empty list says so."""
+    page = shop.get("/admin/", query_string={"q": "43210"})
+    assert order_names(page.text) == []
+    assert "read as an order number: to find a customer by phone, type the whole number" in (
+        page.text
+    )
+    assert "read as an order number" not in shop.get("/admin/", query_string={"q": "nobody"}).text
 
 
 def test_search_finds_an_order_by_what_the_customer_says(shop):

@@ -31,6 +31,7 @@ FULFILLMENT_GROUPS = {"unshipped": ("unfulfilled", "partial")}
 _PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
 _DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: int() also reads other scripts' digits
 _HASH_NUMBER = re.compile(r"^#\s*([0-9]+)$")
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 # The largest order id or number the orders table holds (PostgreSQL's integer); a cursor or an
 # order number beyond it names no order.
 LARGEST_ID = 2**31 - 1
@@ -168,8 +169,9 @@ def search_condition(text: str):
 
 
 def _order_number(text: str) -> int | None:
-    prefix = (current_app.config["ORDER_ID_PREFIX"] or "").upper()
-    upper = text.upper().replace(" ", "")
+    # The id's prefix however it is typed: ORD-1001, ord 1001, ORD1001, ORD_1001.
+    prefix = _NOT_ALNUM.sub("", (current_app.config["ORDER_ID_PREFIX"] or "").upper())
+    upper = _NOT_ALNUM.sub("", text.upper())
     if prefix and upper.startswith(prefix) and _DIGITS.match(upper[len(prefix) :]):
         return int(upper[len(prefix) :])
     match = _HASH_NUMBER.match(text)
