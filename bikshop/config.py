@@ -66,7 +66,7 @@ DEFAULTS: dict[str, object] = {
     "MAX_ITEMS_PER_ORDER": 500,
     "STORE_NAME": "Your Store",
     "STORE_LEGAL_NAME": None,
-    "STORE_ADDRESS": "Store address not configured",
+    "STORE_ADDRESS": None,  # none shown: a placeholder would reach customers' invoices
     "STORE_STATE": None,
     "STORE_LOGO_URL": None,
     "STORE_SUPPORT_PHONE": None,

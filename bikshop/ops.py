@@ -135,6 +135,13 @@ def _settings_findings(config) -> list[Finding]:
         )
     if config["STORE_NAME"] == "Your Store":
         add("warning", "STORE_NAME", "is the placeholder: customers see it on invoices")
+    if not config["STORE_ADDRESS"]:
+        if config["STORE_GSTIN"]:
+            add(
+                "error", "STORE_ADDRESS", "is not set: a tax invoice must show the seller's address"
+            )
+        else:
+            add("warning", "STORE_ADDRESS", "is not set: invoices show no seller address")
     if not config["METRICS_TOKEN"]:
         add("warning", "METRICS_TOKEN", "is not set: /metrics is off")
     return found

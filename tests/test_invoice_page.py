@@ -267,6 +267,7 @@ def test_the_footer_shows_only_when_it_has_something_to_say(make_app):
     bare = make_app(STORE_SUPPORT_PHONE=None, STORE_SUPPORT_EMAIL=None).test_client()
     html = bare.get(place_invoice(bare)).get_data(as_text=True)
     assert "<footer" not in html
+    assert "not configured" not in html  # no placeholder address reaches the customer
     helped = make_app(STORE_SUPPORT_EMAIL="help@glow.example").test_client()
     html = helped.get(place_invoice(helped)).get_data(as_text=True)
     footer = html[html.index("<footer") : html.index("</footer>")]

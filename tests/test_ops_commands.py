@@ -33,6 +33,7 @@ SAFE = {
     "BIKSHOP_REDIS_URL": "redis://127.0.0.1:6379/0",
     "BIKSHOP_METRICS_TOKEN": secrets.token_urlsafe(24),
     "BIKSHOP_STORE_NAME": "Glow Naturals",
+    "BIKSHOP_STORE_ADDRESS": "12 MG Road, Bengaluru 560001",
 }
 
 
@@ -85,6 +86,15 @@ def test_check_config_names_each_unsafe_or_missing_setting(database_url):
     for variable in ("BIK_AUTH", "PUBLIC_URL", "INSECURE_COOKIES"):
         assert f"ERROR   BIKSHOP_{variable} " in result.stdout, result.stdout
     assert "WARNING BIKSHOP_REDIS_URL " in result.stdout
+    # No seller address: a warning, an error once invoices are tax invoices (a GSTIN).
+    addressless = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_STORE_ADDRESS": ""}
+    assert (
+        "WARNING BIKSHOP_STORE_ADDRESS is not set" in flask("check-config", env=addressless).stdout
+    )
+    taxed = {**addressless, "BIKSHOP_STORE_GSTIN": "29AABCG1234K1ZO"}
+    result = flask("check-config", env=taxed)
+    assert result.returncode == 1
+    assert "ERROR   BIKSHOP_STORE_ADDRESS is not set: a tax invoice must" in result.stdout
     # Razorpay keys without the webhook's secret: production does not start at all.
     no_webhook = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
     no_webhook["BIKSHOP_RAZORPAY_WEBHOOK_SECRET"] = ""
