@@ -107,3 +107,16 @@ def test_an_order_razorpay_cannot_take_gets_a_clear_page_and_no_link(make_app, c
         assert "Nothing was charged" in text
         assert fake.calls == [] and db_rows(app, PaymentLink) == []
         assert payment_status(client, order_id) == "pending"
+
+
+@pytest.mark.parametrize(
+    "currency, methods",
+    [("INR", "UPI, cards, netbanking and wallets"), ("USD", "international cards")],
+)
+def test_the_pay_button_names_the_ways_to_pay_in_that_currency(make_app, currency, methods):
+    """UPI, netbanking and Indian wallets take rupees only: a dollar order says cards."""
+    with FakeRazorpay() as fake:
+        client = make_app(**razorpay_settings(fake)).test_client()
+        _, invoice = place_order(client, currency=currency)
+        page = client.get(invoice).get_data(as_text=True)
+        assert f"Secure payment by Razorpay: {methods}." in page
