@@ -391,7 +391,7 @@ def _refuse_placeholder(config, key: str) -> None:
 
 def _validate_order_ids(config, env: str) -> None:
     """The currency and order id prefix every order is written with."""
-    if not is_currency_code(config["CURRENCY"]):  # every ISO code is three capitals
+    if not is_currency_code(config["CURRENCY"]):
         raise ConfigError(
             f"BIKSHOP_CURRENCY must be an ISO 4217 currency code such as INR, "
             f"got {config['CURRENCY']!r}"

@@ -178,6 +178,4 @@ def order(public_id: str):
         canonical = found.first()
         if canonical is not None:
             return redirect(url_for("admin.order", public_id=canonical), 303)
-    if order is None:
-        abort(404, description=f"No order {public_id}.")
-    return render_order(order)
+    return render_order(order or order_or_404(public_id))

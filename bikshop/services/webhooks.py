@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import datetime
 
 from flask import current_app
@@ -167,11 +168,15 @@ def apply_webhook(
     return outcome
 
 
+# A \uD800-\uDFFF escape, in either case: half of a surrogate pair, or a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _refuse_lone_surrogates(document, raw_body: bytes) -> None:
     """A ``\\ud800`` escape with no partner decodes to a string no database can store (UTF-8
     has no such character): raise UnicodeEncodeError, a ValueError, for the malformed path.
     Looked for only when the body has such an escape at all (an emoji's pair decodes whole)."""
-    if b"\\ud" in raw_body.lower():
+    if _SURROGATE_ESCAPE.search(raw_body):
         json.dumps(document, ensure_ascii=False).encode()
 
 
