@@ -9,8 +9,10 @@ import pytest
 
 from tests.admin_support import (
     OWNER,
+    add_admin,
     csrf_token,
     place_order,
+    sign_in,
 )
 from tests.bik import place, sample_body
 from tests.test_admin_auth import ADMIN_ROUTES
@@ -22,10 +24,11 @@ VALID_FORMS = {
     "admin.cancel": {},
     "admin.mark_paid": {},
     "admin.refund": {"amount": "100"},
+    "admin.returned": {"amount": "100"},
 }
 # With the right token, each form reaches its service (a refund of an unpaid order is then
 # refused by the refund rules, not by CSRF).
-GOOD_TOKEN_STATUS = {"admin.refund": 409}
+GOOD_TOKEN_STATUS = {"admin.refund": 409, "admin.returned": 409}
 
 
 def _bik_view(client, order_id):
@@ -264,7 +267,9 @@ def test_a_cancelled_order_cannot_be_fulfilled(owner):
     assert bik["deliveryInfo"]["trackingURL"] is None
 
 
-@pytest.mark.parametrize("action", ["status", "cancel", "fulfillment", "paid", "refund"])
+@pytest.mark.parametrize(
+    "action", ["status", "cancel", "fulfillment", "paid", "refund", "returned"]
+)
 def test_an_action_address_opened_as_a_page_shows_the_order(owner, action):
     """A refused action is shown at the form's address; reloaded later, bookmarked or shared,
     that address opens the order page, not 'method not allowed'."""
@@ -322,8 +327,122 @@ def test_a_cancelled_order_paid_in_cash_says_to_give_the_money_back(owner):
     page = owner.get(f"/admin/orders/{oid}").text
     assert (
         "This order is cancelled, so it is not shipped. It was paid in cash: give the customer "
-        "the money back directly.</p>"
+        "the money back directly, then record it below.</p>"
     ) in page
+
+
+def _invoice(client, order):
+    return client.get(order["invoiceUrl"].split("localhost", 1)[-1]).text
+
+
+def test_money_returned_outside_razorpay_is_recorded_in_parts_and_told_to_bik(owner):
+    """A cash order cancelled after payment: the owner hands the money back and records it;
+    Bik, the invoice and the timeline then say refunded, not "the shop will refund"."""
+    order = place_order(owner)
+    oid = order["id"]
+    assert _act(owner, oid, "paid").status_code == 303
+    assert _act(owner, oid, "cancel").status_code == 303
+    assert "you paid ₹947.00, which the shop will refund" in _invoice(owner, order)
+    form = _order_forms(owner.get(f"/admin/orders/{oid}").text)["returned"]
+    assert form["opener"] == "Record money returned…"
+    assert form["button"] == "Yes, money returned"
+    assert "Record money returned to the customer for #1001?" in form["text"]
+    assert "bikshop sends nothing. Empty: everything left, ₹947.00." in form["text"]
+
+    part = _act(owner, oid, "returned", amount="400")
+    assert part.status_code == 303
+    assert "money returned" in owner.get(part.headers["Location"]).text
+    assert _bik_view(owner, oid)["paymentStatus"] == "partially_refunded"
+    assert "you paid ₹547.00, which the shop will refund" in _invoice(owner, order)
+    assert 'placeholder="547.00"' in owner.get(f"/admin/orders/{oid}").text
+
+    rest = _act(owner, oid, "returned")  # empty: everything left
+    assert rest.status_code == 303
+    assert _bik_view(owner, oid)["paymentStatus"] == "refunded"
+    invoice = _invoice(owner, order)
+    assert "your payment was refunded" in invoice and "−₹947.00" in invoice
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert "Record money returned" not in page and "record it below" not in page
+    messages = [m for m, who in _timeline(page) if who == f"admin:{OWNER}"]
+    assert "Returned 400 INR to the customer outside Razorpay (400 of 947 in all)" in messages
+    assert "Returned 547 INR to the customer outside Razorpay (947 of 947 in all)" in messages
+
+    again = _act(owner, oid, "returned", amount="1")
+    assert again.status_code == 409 and "#1001 is refunded" in again.text
+
+
+def test_money_returned_for_an_order_paid_before_bik_placed_it(owner):
+    order = place(owner, {**sample_body(), "paymentPending": False}).json["order"]
+    page = owner.get(f"/admin/orders/{order['id']}").text
+    assert "Record money returned" in page  # a return after delivery, not only a cancel
+    assert _act(owner, order["id"], "returned").status_code == 303
+    assert _bik_view(owner, order["id"])["paymentStatus"] == "refunded"
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        ("947.01", "at most 947 INR is left to return"),
+        ("0", "enter an amount above 0 with at most 2 decimals"),
+        ("1.005", "enter an amount above 0 with at most 2 decimals"),
+        ("1,000", "write it as digits"),
+    ],
+)
+def test_a_wrong_returned_amount_is_refused_and_nothing_changes(owner, amount, reason):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "paid").status_code == 303
+    before = _bik_view(owner, oid)
+    refused = _act(owner, oid, "returned", amount=amount)
+    assert refused.status_code in (400, 422) and reason in refused.text
+    assert 'id="confirm-returned" open>' in refused.text  # the question stays open to correct
+    assert _bik_view(owner, oid) == before
+
+
+def test_an_unpaid_order_has_no_money_to_return(owner):
+    oid = place_order(owner)["id"]
+    assert "Record money returned" not in owner.get(f"/admin/orders/{oid}").text
+    refused = _act(owner, oid, "returned")
+    assert refused.status_code == 409 and "#1001 is pending" in refused.text
+    assert _bik_view(owner, oid)["paymentStatus"] == "pending"
+
+
+def test_two_owners_recording_the_same_return_at_once_return_it_once(admin_app):
+    """Both record 500 of a 947 order at the same moment: one is recorded, the other refused
+    (409 when it raced the first, 422 "at most 447 left" when it came just after), so what
+    was returned never exceeds what was paid."""
+    import threading
+
+    add_admin(admin_app)
+    clients = []
+    for _ in range(2):
+        client = admin_app.test_client()
+        assert sign_in(client).status_code == 303
+        clients.append(client)
+    oid = place_order(clients[0])["id"]
+    assert _act(clients[0], oid, "paid").status_code == 303
+    pages = [c.get(f"/admin/orders/{oid}").text for c in clients]
+    barrier, statuses = threading.Barrier(2), []
+
+    def record_all(client, page):
+        barrier.wait()
+        answer = client.post(
+            f"/admin/orders/{oid}/returned", data={"csrf_token": csrf_token(page), "amount": "500"}
+        )
+        statuses.append(answer.status_code)
+
+    threads = [
+        threading.Thread(target=record_all, args=pair) for pair in zip(clients, pages, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses)[0] == 303 and sorted(statuses)[1] in (409, 422, 503), statuses
+    assert _bik_view(clients[0], oid)["paymentStatus"] == "partially_refunded"
+    page = clients[0].get(f"/admin/orders/{oid}").text
+    assert 'placeholder="447.00"' in page  # 947 - 500: one return counted
+    timeline = _timeline(page)
+    assert sum("outside Razorpay" in message for message, _ in timeline) == 1
 
 
 @pytest.mark.parametrize(

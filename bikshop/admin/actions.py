@@ -14,6 +14,7 @@ from bikshop.admin.forms import (
     FulfillmentForm,
     MarkPaidForm,
     RefundForm,
+    ReturnedForm,
     StatusForm,
     csrf_failed,
 )
@@ -116,13 +117,26 @@ def refund(public_id: str):
     )
 
 
+@bp.post("/orders/<public_id>/returned")
+def returned(public_id: str):
+    """Record money given back outside Razorpay (an order paid in cash, or before Bik)."""
+    form = ReturnedForm()
+    return _act(
+        public_id,
+        form,
+        "returned_form",
+        lambda order: payments.return_outside_razorpay(order, form.amount.data, actor=_actor()),
+        "Recorded: money returned to the customer.",
+    )
+
+
 def _order_page_instead(public_id: str):
     """An action's address opened as a page (a refused action's page reloaded later,
     bookmarked or shared) shows the order rather than 'method not allowed'; nothing changes."""
     return redirect(url_for("admin.order", public_id=public_id), 303)
 
 
-for _action in ("status", "cancel", "fulfillment", "paid", "refund"):
+for _action in ("status", "cancel", "fulfillment", "paid", "refund", "returned"):
     bp.add_url_rule(
         f"/orders/<public_id>/{_action}",
         endpoint=f"{_action}_page",

@@ -184,3 +184,9 @@ class RefundForm(FlaskForm):
 
     # The amount's rules (decimals, Razorpay's minimum, what is left) are the refund service's.
     amount = AmountField("Refund amount", places=2, validators=[Optional()])
+
+
+class ReturnedForm(FlaskForm):
+    """Money given back outside Razorpay: part of it, or (amount left empty) all that is left."""
+
+    amount = AmountField("Amount returned", places=2, validators=[Optional()])

@@ -25,6 +25,7 @@ from bikshop.admin.forms import (
     LogoutForm,
     MarkPaidForm,
     RefundForm,
+    ReturnedForm,
     StatusForm,
 )
 from bikshop.extensions import db
@@ -139,6 +140,7 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         "cancel_form": CancelForm(),
         "paid_form": MarkPaidForm(),
         "refund_form": RefundForm(),
+        "returned_form": ReturnedForm(),
         "fulfillment_form": FulfillmentForm(
             fulfillment=order.fulfillment_status, tracking_url=order.tracking_url or ""
         ),
@@ -149,12 +151,14 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
     menu = forms["fulfillment_form"].fulfillment
     menu.choices = [choice for choice in menu.choices if choice.value in reachable]
     details = search.order_details(order)
+    refundable = order.payment_status in ("paid", "partially_refunded")
+    online = any(payment.razorpay_payment_id for payment in details.payments)
     return render_template(
         "admin/order.html",
         order=order,
         details=details,
-        can_refund=order.payment_status in ("paid", "partially_refunded")
-        and any(payment.razorpay_payment_id for payment in details.payments),
+        can_refund=refundable and online,
+        can_record_returned=refundable and not online,
         next_statuses=next_states(ORDER_STATUS, order),
         can_fulfil=order.status != "CANCELLED",
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",

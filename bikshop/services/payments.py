@@ -33,7 +33,12 @@ from bikshop.money import (
     to_minor_units,
 )
 from bikshop.razorpay_client import GatewayFailure
-from bikshop.services.refunds import confirm_refund, reconcile_refunds, refund
+from bikshop.services.refunds import (
+    confirm_refund,
+    reconcile_refunds,
+    refund,
+    return_outside_razorpay,
+)
 from bikshop.services.states import (
     PAYMENT_STATUS,
     IllegalTransition,
@@ -58,6 +63,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "payment_in_review",
     "reconcile",
     "refund",
+    "return_outside_razorpay",
 ]
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
 from bikshop.models.types import utcnow
 from bikshop.money import (
+    CENT,
     MAX_MINOR_UNITS,
     RAZORPAY_MINIMUM,
     NotPayable,
@@ -65,6 +66,77 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
         confirm_refund(row, actor="razorpay")
         db.session.commit()
     return row
+
+
+def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str) -> bool:
+    """The owner gave the customer money back outside Razorpay (all that is left, ``None``, or
+    part of it) for an order not paid through Razorpay: paid in cash, or before Bik placed it.
+    Moves the order to refunded or partially_refunded, as a Razorpay refund would; commits.
+
+    An order paid through Razorpay is refunded through Razorpay (``refund``): one record of
+    what went back where. The amount is checked against what is left in the same UPDATE that
+    counts it, so two owners recording at once cannot return more than was paid.
+    """
+    _lock_for_refund(order)
+    if order.payment_status not in ("paid", "partially_refunded"):
+        raise ApiError(
+            409,
+            f"Only a paid order's money can be returned; {order.name} is {order.payment_status}",
+            code="illegal_transition",
+            fields=[{"field": "paymentStatus", "message": f"currently {order.payment_status}"}],
+        )
+    payments = db.session.scalars(select(Payment).where(Payment.order_id == order.id)).all()
+    if any(payment.razorpay_payment_id for payment in payments):
+        raise ApiError(
+            409,
+            f"{order.name} was paid through Razorpay: refund it through Razorpay",
+            code="refund_through_razorpay",
+        )
+    left = order.total - order.amount_refunded
+    amount = left if amount is None else Decimal(amount)
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(CENT):
+        problem = "enter an amount above 0 with at most 2 decimals"
+    elif amount > left:
+        problem = f"at most {format_plain(left)} {order.currency} is left to return"
+    else:
+        problem = None
+    if problem:
+        raise ApiError(
+            422,
+            f"Cannot record {format_plain(amount)} {order.currency} returned: {problem}",
+            fields=[{"field": "amount", "message": problem}],
+        )
+    returned = order.amount_refunded + amount
+    moved = transition(
+        order,
+        PAYMENT_STATUS,
+        "refunded" if returned >= order.total else "partially_refunded",
+        actor=actor,
+        message=f"Returned {format_plain(amount)} {order.currency} to the customer outside "
+        f"Razorpay ({format_plain(returned)} of {format_plain(order.total)} in all)",
+        data={"amount": str(amount), "outsideRazorpay": True},
+        values={"amount_refunded": Order.amount_refunded + amount},
+        where=(Order.amount_refunded == order.amount_refunded,),
+    )
+    if not moved:  # another return was counted meanwhile: this one would be on stale figures
+        raise ApiError(
+            409,
+            f"{order.name}'s refunds changed while this was being recorded; reload and check "
+            "what is left to return",
+            code="changed_meanwhile",
+        )
+    if payments:  # a cash payment: it shows what went back too
+        db.session.execute(
+            update(Payment)
+            .where(
+                Payment.id == payments[-1].id,
+                Payment.amount_refunded + amount <= Payment.amount,
+            )
+            .values(amount_refunded=Payment.amount_refunded + amount)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return True
 
 
 class RefundUnconfirmed(ApiError):
@@ -155,16 +227,20 @@ def _check_amount(amount: Decimal, refundable: Decimal, currency: str) -> int:
     )
 
 
-def _refundable(order: Order) -> tuple[Payment, Decimal]:
-    # One refund decision per order at a time. A plain locking SELECT, not refresh(): refresh
-    # re-runs the order's eager loads (the dashboard loads its items), and PostgreSQL refuses
-    # FOR UPDATE across that outer join.
+def _lock_for_refund(order: Order) -> None:
+    """One refund decision per order at a time: lock the order's row and reload it. A plain
+    locking SELECT, not refresh(): refresh re-runs the order's eager loads (the dashboard loads
+    its items), and PostgreSQL refuses FOR UPDATE across that outer join."""
     db.session.execute(
         select(Order)
         .where(Order.id == order.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+def _refundable(order: Order) -> tuple[Payment, Decimal]:
+    _lock_for_refund(order)
     if order.payment_status not in ("paid", "partially_refunded"):
         raise ApiError(
             409,

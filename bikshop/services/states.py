@@ -135,14 +135,16 @@ def transition(
     data: dict | None = None,
     values: dict | None = None,
     refuse_cancelled: str | None = None,
+    where: tuple = (),
 ) -> bool:
     """Move ``order`` to ``to`` on ``machine`` with a conditional UPDATE, and log it.
 
     Returns True when this call made the change, False when the order was already there
-    (repeats are no-ops). Raises IllegalTransition for a move the machine forbids, and, with
+    (repeats are no-ops) or, for a move from a state to itself, when a ``where`` condition no
+    longer held. Raises IllegalTransition for a move the machine forbids, and, with
     ``refuse_cancelled`` (what the move would do, "fulfilled"), a 409 for a cancelled order.
     The caller commits; racing callers cannot both win, because the UPDATE only matches rows
-    still in a source state (and not cancelled, when that is asked).
+    still in a source state (and not cancelled, when that is asked, and where ``where`` holds).
     """
     column = getattr(Order, machine.column)
     allowed = column.in_(machine.sources(to))
@@ -150,7 +152,7 @@ def transition(
     if open_only:  # those sources only while the order is open
         allowed = allowed & (~column.in_(open_only) | Order.status.in_(OPEN_STATUSES))
     changes = {machine.column: to} | (values or {})
-    if not update_order(order, changes, allowed, refuse_cancelled=refuse_cancelled):
+    if not update_order(order, changes, allowed, *where, refuse_cancelled=refuse_cancelled):
         current = getattr(order, machine.column)
         if current == to:
             return False
