@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -343,3 +344,35 @@ def test_a_session_ends_after_its_lifetime_and_only_a_hash_of_its_key_is_stored(
         )
         db.session.commit()
     assert client.get("/admin/").status_code == 302
+
+
+def test_sign_ins_are_logged_without_what_was_typed_for_unknown_accounts(make_app, caplog):
+    """Failed and locked sign-ins are an operator's first sign of an attack: each is logged
+    with the address, and the account only when it exists (a mistyped email field often holds
+    a password). Passwords never are."""
+    app = make_app(RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES=2)
+    add_admin(app)
+    add_admin(app, email="partner@glow.example")
+    client = app.test_client()
+    caplog.set_level(logging.INFO, logger="bikshop.services.admins")
+    attacker = {"REMOTE_ADDR": "203.0.113.7"}
+    assert sign_in(client, email="Hunter2-typo@x", environ_base=attacker).status_code == 401
+    assert sign_in(client, password="guess-one", environ_base=attacker).status_code == 401
+    assert sign_in(client, password="guess-two", environ_base=attacker).status_code == 401
+    assert sign_in(client, environ_base=attacker).status_code == 429
+    assert sign_in(app.test_client(), email="partner@glow.example").status_code == 303
+    lines = [
+        (r.getMessage(), getattr(r, "account", "-"), getattr(r, "address", "-"))
+        for r in caplog.records
+    ]
+    assert lines == [
+        ("dashboard sign-in failed: unknown account", None, "203.0.113.7"),
+        ("dashboard sign-in failed: wrong password", OWNER, "203.0.113.7"),
+        ("dashboard sign-in failed: wrong password", OWNER, "203.0.113.7"),
+        ("dashboard sign-in refused: too many recent failures", OWNER, "203.0.113.7"),
+        ("dashboard sign-in", "partner@glow.example", "127.0.0.1"),
+    ]
+    assert [r.levelname for r in caplog.records] == ["WARNING"] * 4 + ["INFO"]
+    logged = caplog.text + repr([vars(r) for r in caplog.records])
+    for typed in ("Hunter2-typo", "guess-one", "guess-two", PASSWORD):
+        assert typed not in logged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bikshop.extensions import db
 from bikshop.models.admin import AdminSession, AdminUser, LoginFailure
 from bikshop.models.types import utcnow
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 10
 # One @, something on each side, a dot in the domain; deliverability is the owner's business.
@@ -189,6 +192,10 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
     address = (address or "unknown")[:64]
     since = _lock_window_start()
     if _is_locked(key, address, since):
+        log.warning(
+            "dashboard sign-in refused: too many recent failures",
+            extra={"account": key if find_admin(key) else None, "address": address},
+        )
         return SignIn(None, locked_minutes=config["ADMIN_LOGIN_LOCK_MINUTES"])
     admin = find_admin(key)
     valid = check_password_hash(admin.password_hash if admin else _dummy_hash(), password or "")
@@ -196,10 +203,21 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
         db.session.execute(delete(LoginFailure).where(stale_login_failures(since)))
         db.session.add(LoginFailure(email=key, address=address))
         db.session.commit()
+        reason = "unknown account" if admin is None else "wrong password"
+        if admin is not None and valid:
+            reason = "account disabled"
+        # What was typed as an email is logged only when it is an account's: a mistyped
+        # email field often holds a password.
+        log.warning(
+            "dashboard sign-in failed: %s",
+            reason,
+            extra={"account": admin.email if admin else None, "address": address},
+        )
         return SignIn(None)
     db.session.execute(delete(LoginFailure).where(LoginFailure.email == key))
     admin.last_login_at = utcnow()
     start_session(admin)
+    log.info("dashboard sign-in", extra={"account": admin.email, "address": address})
     return SignIn(admin)
 
 
