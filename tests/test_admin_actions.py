@@ -249,6 +249,16 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         assert lost.status_code == 503 and "may or may not have been made" in lost.text
         held = _act(client, order_id, "refund", amount="446.5")
         assert held.status_code == 422 and "at most 346.5 INR is left to refund" in held.text
+        # The question offers what is left once the pending 100 is held back too.
+        page = client.get(f"/admin/orders/{order_id}").text
+        assert "(empty: everything left, ₹346.50)" in _order_forms(page)["refund"]["text"]
+        assert 'placeholder="346.50"' in page
+        fake.lose_refund_answers = 1  # the rest, pending as well: nothing is left to ask
+        assert _act(client, order_id, "refund").status_code == 503
+        assert _act(client, order_id, "cancel").status_code == 303
+        page = client.get(f"/admin/orders/{order_id}").text
+        assert "refund" not in _order_forms(page)
+        assert "is being refunded: Razorpay has yet to confirm it." in page
     assert _bik_view(client, order_id)["paymentStatus"] == "partially_refunded"
     timeline = _timeline(client.get(f"/admin/orders/{order_id}").text)
     assert any("Refund of 500.5 INR" in m and who == f"admin:{OWNER}" for m, who in timeline)

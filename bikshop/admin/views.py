@@ -30,7 +30,7 @@ from bikshop.admin.forms import (
 )
 from bikshop.extensions import db
 from bikshop.models import Order
-from bikshop.services import orders, search
+from bikshop.services import orders, refunds, search
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, next_states
 
 
@@ -152,13 +152,16 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
     menu.choices = [choice for choice in menu.choices if choice.value in reachable]
     details = search.order_details(order)
     refundable = order.payment_status in ("paid", "partially_refunded")
-    online = any(payment.razorpay_payment_id for payment in details.payments)
+    online = refunds.refunded_payment(details.payments)
+    # What a Razorpay refund can still take: less what refunds still pending hold back.
+    refund_left = refunds.left_to_refund(online, details.refunds) if online else None
     return render_template(
         "admin/order.html",
         order=order,
         details=details,
-        can_refund=refundable and online,
-        can_record_returned=refundable and not online,
+        can_refund=refundable and online is not None and refund_left > 0,
+        refund_left=refund_left,
+        can_record_returned=refundable and online is None,
         next_statuses=next_states(ORDER_STATUS, order),
         can_fulfil=order.status != "CANCELLED",
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",

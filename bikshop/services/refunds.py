@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import NoReturn
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bikshop import razorpay_client
@@ -248,23 +249,35 @@ def _refundable(order: Order) -> tuple[Payment, Decimal]:
             code="illegal_transition",
             fields=[{"field": "paymentStatus", "message": f"currently {order.payment_status}"}],
         )
-    payment = db.session.scalars(
-        select(Payment)
-        .where(Payment.order_id == order.id, Payment.razorpay_payment_id.is_not(None))
-        .order_by(Payment.id.desc())
-    ).first()
+    payment = refunded_payment(
+        db.session.scalars(select(Payment).where(Payment.order_id == order.id))
+    )
     if payment is None:
         raise ApiError(
             409,
             f"{order.name} was not paid through Razorpay: refund the customer directly",
             code="not_refundable",
         )
-    reserved = db.session.scalar(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment.id, Refund.status == "pending"
-        )
+    pending = db.session.scalars(
+        select(Refund).where(Refund.payment_id == payment.id, Refund.status == "pending")
     )
-    return payment, payment.amount - payment.amount_refunded - Decimal(reserved)
+    return payment, left_to_refund(payment, pending)
+
+
+def refunded_payment(payments: Iterable[Payment]) -> Payment | None:
+    """The payment an order's refunds go back to: its latest Razorpay payment, if any."""
+    online = [payment for payment in payments if payment.razorpay_payment_id]
+    return max(online, key=lambda payment: payment.id, default=None)
+
+
+def left_to_refund(payment: Payment, refunds: Iterable[Refund]) -> Decimal:
+    """What can still be refunded of ``payment``: captured, less refunded, less the refunds of
+    it still pending at Razorpay (held back until Razorpay settles them)."""
+    pending = sum(
+        (r.amount for r in refunds if r.payment_id == payment.id and r.status == "pending"),
+        Decimal(0),
+    )
+    return payment.amount - payment.amount_refunded - pending
 
 
 def confirm_refund(row: Refund, *, actor: str) -> str:
