@@ -363,7 +363,10 @@ def test_money_returned_outside_razorpay_is_recorded_in_parts_and_told_to_bik(ow
     assert part.status_code == 303
     assert "money returned" in owner.get(part.headers["Location"]).text
     assert _bik_view(owner, oid)["paymentStatus"] == "partially_refunded"
-    assert "you paid ₹547.00, which the shop will refund" in _invoice(owner, order)
+    assert (
+        "₹400.00 of your payment is refunded; the shop will refund the other ₹547.00"
+        in _invoice(owner, order)
+    )
     assert 'placeholder="547.00"' in owner.get(f"/admin/orders/{oid}").text
 
     rest = _act(owner, oid, "returned")  # empty: everything left

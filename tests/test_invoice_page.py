@@ -87,7 +87,7 @@ def test_a_customer_who_paid_is_told_about_the_money_on_a_cancelled_or_refunded_
     with app.app_context():
         change_status(find_by_invoice_token(token), "CANCELLED", actor="test")
     page = client.get(path).get_data(as_text=True)
-    assert "you paid ₹747.00, which the shop will refund" in page
+    assert "₹300.00 of your payment is refunded; the shop will refund the other ₹747.00" in page
     with app.app_context():
         db.session.execute(
             update(Order).values(payment_status="refunded", amount_refunded=Decimal("1047"))
