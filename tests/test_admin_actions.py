@@ -105,7 +105,7 @@ def test_actions_change_what_bik_sees_and_are_on_the_timeline(owner):
     assert "Status changed to in progress" in by_admin
     # In the owner's words, not Bik's JSON keys.
     assert {"Fulfilment changed to fulfilled", "Status changed to delivered"} <= set(by_admin)
-    assert any("Paid 947 INR by cash" in m for m in by_admin)
+    assert any("Paid ₹947.00 by cash" in m for m in by_admin)  # the timeline shows money
     assert timeline[-1][1] == "bik"  # placed, the oldest entry, at the bottom
 
 
@@ -230,11 +230,11 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         assert "(empty: everything left, ₹947.00). A refund cannot be undone." in refund["text"]
 
         too_much = _act(client, order_id, "refund", amount="947.01")
-        assert too_much.status_code == 422 and "at most 947 INR is left to refund" in too_much.text
+        assert too_much.status_code == 422 and "at most ₹947.00 is left to refund" in too_much.text
         # The question stays open with the amount as typed, to correct it.
         assert 'id="confirm-refund" open>' in too_much.text and 'value="947.01"' in too_much.text
         too_little = _act(client, order_id, "refund", amount="0.50")
-        assert too_little.status_code == 422 and "no less than 1 INR" in too_little.text
+        assert too_little.status_code == 422 and "no less than ₹1.00" in too_little.text
         asked = _act(client, order_id, "refund", amount="500.50")
         assert asked.status_code == 303
         assert [b["amount"] for _, path, b in fake.calls if path.endswith("/refund")] == [50050]
@@ -248,7 +248,7 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         lost = _act(client, order_id, "refund", amount="100")
         assert lost.status_code == 503 and "may or may not have been made" in lost.text
         held = _act(client, order_id, "refund", amount="446.5")
-        assert held.status_code == 422 and "at most 346.5 INR is left to refund" in held.text
+        assert held.status_code == 422 and "at most ₹346.50 is left to refund" in held.text
         # The question offers what is left once the pending 100 is held back too.
         page = client.get(f"/admin/orders/{order_id}").text
         assert "(empty: everything left, ₹346.50)" in _order_forms(page)["refund"]["text"]
@@ -261,7 +261,7 @@ def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
         assert "is being refunded: Razorpay has yet to confirm it." in page
     assert _bik_view(client, order_id)["paymentStatus"] == "partially_refunded"
     timeline = _timeline(client.get(f"/admin/orders/{order_id}").text)
-    assert any("Refund of 500.5 INR" in m and who == f"admin:{OWNER}" for m, who in timeline)
+    assert any("Refund of ₹500.50" in m and who == f"admin:{OWNER}" for m, who in timeline)
     assert any("which did not confirm it" in m for m, _ in timeline)
 
 
@@ -377,8 +377,12 @@ def test_money_returned_outside_razorpay_is_recorded_in_parts_and_told_to_bik(ow
     page = owner.get(f"/admin/orders/{oid}").text
     assert "Record money returned" not in page and "record it below" not in page
     messages = [m for m, who in _timeline(page) if who == f"admin:{OWNER}"]
-    assert "Returned 400 INR to the customer outside Razorpay (400 of 947 in all)" in messages
-    assert "Returned 547 INR to the customer outside Razorpay (947 of 947 in all)" in messages
+    assert (
+        "Returned ₹400.00 to the customer outside Razorpay (₹400.00 of ₹947.00 in all)" in messages
+    )
+    assert (
+        "Returned ₹547.00 to the customer outside Razorpay (₹947.00 of ₹947.00 in all)" in messages
+    )
 
     again = _act(owner, oid, "returned", amount="1")
     assert again.status_code == 409 and "#1001 is refunded" in again.text
@@ -395,7 +399,7 @@ def test_money_returned_for_an_order_paid_before_bik_placed_it(owner):
 @pytest.mark.parametrize(
     ("amount", "reason"),
     [
-        ("947.01", "at most 947 INR is left to return"),
+        ("947.01", "at most ₹947.00 is left to return"),
         ("0", "enter an amount above 0 with at most 2 decimals"),
         ("1.005", "enter an amount above 0 with at most 2 decimals"),
         ("1,000", "write it as digits"),
@@ -795,3 +799,23 @@ def test_a_dashboard_404_leads_back_to_the_orders(owner, typed):
     answer = owner.get(f"/admin/orders/{typed}")
     assert answer.status_code == 404
     assert '<a href="/admin/">All orders</a>' in answer.text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Paid 123456.5 INR by upi", "Paid ₹1,23,456.50 by upi"),
+        ("Refunded 1.5 USD (1.5 USD of 14 USD in all)", "Refunded $1.50 ($1.50 of $14.00 in all)"),
+        ("Payment link plink_947 INR made", "Payment link plink_947 INR made"),
+        ("draft nb_1715 INR, ORD-1002 and 1,000 INR", "draft nb_1715 INR, ORD-1002 and 1,000 INR"),
+        (
+            "947 XYZ is no currency; 947 INRS is no code",
+            "947 XYZ is no currency; 947 INRS is no code",
+        ),
+    ],
+)
+def test_amounts_in_timeline_sentences_read_as_money(admin_app, text, shown):
+    from bikshop.admin.display import with_money
+
+    with admin_app.test_request_context():
+        assert with_money(text) == shown

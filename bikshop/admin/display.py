@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
+
+from babel.numbers import list_currencies
 
 from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
@@ -50,6 +54,27 @@ def amounts(per_currency: dict[str, Decimal], currency: str) -> str:
     if not per_currency:
         return money(Decimal(0), currency)
     return " + ".join(money(amount, code) for code, amount in per_currency.items())
+
+
+# "947.5 INR" in a sentence: an amount, a space, a currency code (the timeline and refusals
+# keep amounts plain, as typed and as Bik's JSON has them).
+_AMOUNT_IN_TEXT = re.compile(r"(?<![\w.,])([0-9]+(?:\.[0-9]+)?) ([A-Z]{3})\b")
+
+
+@cache
+def _currency_codes() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def with_money(text: str) -> str:
+    """``text`` with each "<amount> <currency code>" in it shown as the invoice shows money:
+    "Paid 123456.5 INR by upi" reads "Paid ₹1,23,456.50 by upi". Anything else is left as is."""
+
+    def shown(found: re.Match) -> str:
+        number, code = found.groups()
+        return money(Decimal(number), code) if code in _currency_codes() else found[0]
+
+    return _AMOUNT_IN_TEXT.sub(shown, text)
 
 
 def pill(state: str) -> str:
@@ -107,6 +132,7 @@ def _helpers() -> dict:
         "local_time": local_time,
         "money": money,
         "amounts": amounts,
+        "with_money": with_money,
         "pill": pill,
         "label": label,
         "tel_link": tel_link,

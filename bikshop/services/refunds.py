@@ -114,7 +114,7 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
         "refunded" if returned >= order.total else "partially_refunded",
         actor=actor,
         message=f"Returned {format_plain(amount)} {order.currency} to the customer outside "
-        f"Razorpay ({format_plain(returned)} of {format_plain(order.total)} in all)",
+        f"Razorpay ({_of_total(returned, order)})",
         data={"amount": str(amount), "outsideRazorpay": True},
         values={"amount_refunded": Order.amount_refunded + amount},
         where=(Order.amount_refunded == order.amount_refunded,),
@@ -138,6 +138,12 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
         )
     db.session.commit()
     return True
+
+
+def _of_total(refunded: Decimal, order: Order) -> str:
+    """How much of the order is refunded now, for the timeline: 400 INR of 947 INR in all."""
+    currency = order.currency
+    return f"{format_plain(refunded)} {currency} of {format_plain(order.total)} {currency} in all"
 
 
 class RefundUnconfirmed(ApiError):
@@ -324,7 +330,7 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
             to,
             actor=actor,
             message=f"Refunded {format_plain(row.amount)} {order.currency} "
-            f"({format_plain(refunded)} of {format_plain(order.total)} in all)",
+            f"({_of_total(refunded, order)})",
             data={"amount": str(row.amount), "razorpayRefundId": row.razorpay_refund_id},
             values={"amount_refunded": Order.amount_refunded + row.amount},
         )
