@@ -146,7 +146,7 @@ def test_an_address_is_locked_after_failures_across_accounts(make_app):
         "/admin\t//evil.com",
         "http:/evil.com",
         "/invoice/../../evil",
-        # On this host, but not a dashboard page: outside it, or the sign-out's 405 page.
+        # On this host, but not a dashboard page: outside it, or the sign-out.
         "/admin/../bik/getOrder",
         "/admin/%2e%2e/metrics",
         "/adminx//evil.com",
@@ -376,3 +376,21 @@ def test_sign_ins_are_logged_without_what_was_typed_for_unknown_accounts(make_ap
     logged = caplog.text + repr([vars(r) for r in caplog.records])
     for typed in ("Hunter2-typo", "guess-one", "guess-two", PASSWORD):
         assert typed not in logged
+
+
+def test_the_sign_out_address_opened_as_a_page_offers_the_button(owner):
+    page = owner.get("/admin/logout")
+    assert page.status_code == 200
+    assert "Sign out?" in page.text and f"You are signed in as {OWNER}." in page.text
+    assert owner.get("/admin/").status_code == 200  # opening it signed nobody out
+    out = owner.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    assert out.status_code == 303 and owner.get("/admin/").status_code == 302
+
+
+def test_a_one_minute_lock_says_minute(make_app):
+    app = make_app(RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES=1, ADMIN_LOGIN_LOCK_MINUTES=1)
+    add_admin(app)
+    client = app.test_client()
+    assert sign_in(client, password="guess").status_code == 401
+    locked = sign_in(client)
+    assert locked.status_code == 429 and "Try again in 1 minute." in locked.text

@@ -66,7 +66,7 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc:
         return default
     # A dashboard page, as the browser will resolve it: not /adminx, not /admin/../bik/…,
-    # and not the sign-out (a GET there is a 405 page, not where anybody meant to go).
+    # and not the sign-out (nobody signs in to be asked to sign out).
     path = unquote(parts.path)
     segments = path.split("/")
     if not (path == "/admin" or path.startswith("/admin/")) or ".." in segments or "//" in path:
@@ -114,9 +114,10 @@ def login():
         return render_template("admin/login.html", form=form, error=message), status
     attempt = admins.sign_in(form.email.data, form.password.data, request.remote_addr or "")
     if attempt.locked_minutes:
+        minutes = attempt.locked_minutes
         message = (
             "Too many failed sign-ins for this account or from this network. "
-            f"Try again in {attempt.locked_minutes} minutes."
+            f"Try again in {minutes} minute{'' if minutes == 1 else 's'}."
         )
         return render_template("admin/login.html", form=form, error=message), 429
     if attempt.admin is None:
@@ -124,6 +125,13 @@ def login():
     session.clear()  # a fresh session (and CSRF secret) for the signed-in admin
     login_user(attempt.admin)
     return redirect(page_after_sign_in(form.next.data), 303)
+
+
+@bp.get("/logout")
+def logout_page():
+    """The sign-out address typed or bookmarked: a page with the button (signing out takes a
+    POST with the CSRF token, so that no other site can sign the owner out)."""
+    return render_template("admin/logout.html", logout_form=LogoutForm())
 
 
 @bp.post("/logout")
