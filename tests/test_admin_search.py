@@ -16,6 +16,7 @@ from tests.admin_support import (
     order_names,
     place_order,
 )
+from tests.bik import place, sample_body
 
 
 def _item(price, quantity=1, name="Skin Renew Cream"):
@@ -424,3 +425,26 @@ def test_refused_filters_offer_no_export_and_the_export_names_the_field(shop):
     assert export.status_code == 400
     assert "Status: Not a valid choice." in export.text
     assert "Export CSV" in shop.get("/admin/", query_string={"q": "asha"}).text
+
+
+def test_search_finds_bik_draft_ids_and_tax_invoice_numbers_typed_whole(admin_app, owner):
+    """What the owner is handed besides the customer: Bik's draft id (its logs and
+    partnersData.id), numeric or not, and the number a customer quotes from a tax invoice."""
+    from sqlalchemy import update
+
+    from bikshop.extensions import db
+    from bikshop.models import Order
+
+    bik = admin_app.test_client()
+    assert place(bik, sample_body("nb_1_priya")).status_code == 200
+    assert place(bik, sample_body("17152000001234")).status_code == 200
+    assert place(bik, sample_body("Asha-draft")).status_code == 200
+    with admin_app.app_context():
+        db.session.execute(update(Order).where(Order.number == 1002).values(invoice_number=42))
+        db.session.commit()
+    assert _listed(owner, q="nb_1_priya") == ["#1001"]
+    assert _listed(owner, q="17152000001234") == ["#1002"]  # all digits: not read as a phone only
+    assert _listed(owner, q="INV-00042") == ["#1002"]
+    assert _listed(owner, q="inv 42") == ["#1002"]
+    assert _listed(owner, q="nb_1_pri") == []  # whole ids only, not a part of one
+    assert _listed(owner, q="INV-00043") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -125,9 +126,19 @@ def invoice_for(order: Order) -> Invoice:
     return Invoice(order=order, store=seller, status=badge(order), tax=tax)
 
 
+INVOICE_PREFIX = "INV-"
+_INVOICE_LABEL = re.compile(r"^INV[-\s]?([0-9]{1,10})$", re.IGNORECASE)
+
+
 def invoice_label(number: int) -> str:
     """The printed tax invoice number: a series of its own, at most 16 characters."""
-    return f"INV-{number:05d}"
+    return f"{INVOICE_PREFIX}{number:05d}"
+
+
+def invoice_number_of(label: str) -> int | None:
+    """The number a printed tax invoice number stands for (INV-00042, inv 42: 42), or None."""
+    found = _INVOICE_LABEL.match(label.strip())
+    return int(found.group(1)) if found else None
 
 
 def issue_invoice_number(order: Order) -> bool:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Integer, cast, event, false, func, select, text
+from sqlalchemy import Integer, cast, event, false, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import defer, selectinload
@@ -20,6 +20,7 @@ from sqlalchemy.types import String
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem
 from bikshop.models.admin import AWAITING_PAYMENT, PHONE_TAIL_DIGITS, TO_SHIP, phone_tail
+from bikshop.services.invoices import invoice_number_of
 
 PAGE_SIZE = 50
 # Filter values beyond the machines' own states, for the summary tiles' links.
@@ -148,7 +149,8 @@ def install_lowered(engine: Engine) -> None:
 
 
 def search_condition(text: str):
-    """What a typed search means: an order name or number, a phone, an email, or a name."""
+    """What a typed search means: an order name or number, a phone, an email, or a name; and,
+    typed whole, a tax invoice's number (INV-00042) or Bik's draft id (``partnersData.id``)."""
     text = (text or "").strip()
     if not text:
         return None
@@ -158,14 +160,21 @@ def search_condition(text: str):
     if number is not None:
         # A number too long for any order names none (never the order its first digits name).
         return Order.number == number if number <= LARGEST_ID else false()
+    invoice = invoice_number_of(text)
+    if invoice is not None:
+        return Order.invoice_number == invoice if invoice <= LARGEST_ID else false()
+    # A unique column: an index look-up, beside whatever else the text may be.
+    exact = [Order.draft_order_id == text]
     if _PHONE_CHARS.match(text):
         # "+91 98765 43210", "9876543210", "098765 43210" and "0091…" share the same last digits.
         # A number of ten digits or fewer keeps a leading 0 in its stored tail ("087 123 4567"),
         # so the digits as typed are tried too: two values of the one indexed expression.
         digits = "".join(c for c in text if c.isdigit())
         tails = {digits[-PHONE_TAIL_DIGITS:], digits.lstrip("0")[-PHONE_TAIL_DIGITS:]} - {""}
-        return phone_tail(Order.phone_digits).in_(sorted(tails)) if tails else false()
-    return lowered(Order.customer_name).contains(text.lower(), autoescape=True)
+        if not tails:
+            return false()
+        return or_(phone_tail(Order.phone_digits).in_(sorted(tails)), *exact)
+    return or_(lowered(Order.customer_name).contains(text.lower(), autoescape=True), *exact)
 
 
 def _order_number(text: str) -> int | None:
