@@ -819,3 +819,43 @@ def test_amounts_in_timeline_sentences_read_as_money(admin_app, text, shown):
 
     with admin_app.test_request_context():
         assert with_money(text) == shown
+
+
+@pytest.mark.parametrize("how", ["underpaid", "paid_twice"])
+def test_money_razorpay_holds_that_settled_nothing_is_flagged_on_the_order(make_app, how):
+    """A link paid with the wrong amount, or paid after the owner recorded cash: the money is at
+    Razorpay and only the timeline told of it. The Payments box now says so, with the amount
+    actually received."""
+    from tests.admin_support import ADMIN_CONFIG
+    from tests.fake_razorpay import post_webhook, shop_with_open_link
+
+    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+        add_admin(app)
+        sign_in(client)
+        link = fake.only_link()
+        assert "did not settle" not in client.get(f"/admin/orders/{order_id}").text
+        if how == "paid_twice":
+            assert _act(client, order_id, "paid").status_code == 303
+        fake.pay(link["id"], deliver=False, amount_paid=50000 if how == "underpaid" else None)
+        assert post_webhook(client, *fake.paid_event(link["id"])).status_code == 200
+        page = " ".join(client.get(f"/admin/orders/{order_id}").text.split())
+    received = "₹500.00" if how == "underpaid" else "₹947.00"
+    assert f"Razorpay received {received} through link " in page
+    assert "did not settle this order (the timeline says why)" in page
+    if how == "underpaid":
+        assert "₹947.00 · Paid (₹500.00 received)" in page
+        assert _bik_view(client, order_id)["paymentStatus"] == "pending"
+    else:
+        assert _bik_view(client, order_id)["paymentStatus"] == "paid"
+
+
+def test_a_link_that_paid_the_order_is_not_flagged(make_app):
+    from tests.admin_support import ADMIN_CONFIG
+    from tests.fake_razorpay import pay_only_link, shop_with_open_link
+
+    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
+        add_admin(app)
+        sign_in(client)
+        page = client.get(f"/admin/orders/{order_id}").text
+    assert "did not settle" not in page and "received)" not in page

@@ -30,7 +30,7 @@ from bikshop.admin.forms import (
 )
 from bikshop.extensions import db
 from bikshop.models import Order
-from bikshop.services import orders, refunds, search
+from bikshop.services import orders, payments, refunds, search
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, next_states
 
 
@@ -162,6 +162,7 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         can_refund=refundable and online is not None and refund_left > 0,
         refund_left=refund_left,
         can_record_returned=refundable and online is None,
+        unsettled=payments.unsettled_links(order),
         next_statuses=next_states(ORDER_STATUS, order),
         can_fulfil=order.status != "CANCELLED",
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",

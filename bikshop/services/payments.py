@@ -63,6 +63,7 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "payment_in_review",
     "reconcile",
     "refund",
+    "unsettled_links",
     "return_outside_razorpay",
 ]
 
@@ -138,15 +139,21 @@ def payment_in_review(order: Order) -> bool:
     customer is told so instead of being asked to pay again."""
     if order.payment_status != "pending" or order.status == "CANCELLED":
         return False
-    return bool(
-        db.session.scalar(
-            select(
-                exists().where(
-                    PaymentLink.order_id == order.id,
-                    PaymentLink.status.in_(("paid", "partially_paid")),
-                )
-            )
-        )
+    return bool(db.session.scalar(select(exists().where(*_unsettled(order)))))
+
+
+def unsettled_links(order: Order) -> list[PaymentLink]:
+    """The order's links Razorpay reports paid, in whole or in part, whose money settled
+    nothing: an amount or currency that differs, or a payment after the order was paid another
+    way. That money sits at Razorpay until the shop refunds it or settles with the customer."""
+    return list(db.session.scalars(select(PaymentLink).where(*_unsettled(order))))
+
+
+def _unsettled(order: Order) -> tuple:
+    return (
+        PaymentLink.order_id == order.id,
+        PaymentLink.status.in_(("paid", "partially_paid")),
+        ~exists().where(Payment.payment_link_id == PaymentLink.id),
     )
 
 
