@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from bikshop.services import search
 from tests.admin_support import (
@@ -261,6 +262,53 @@ def test_csv_export_holds_exactly_the_filtered_orders_with_exact_money(admin_app
     assert by_name["#1005"]["customer"] == "John O'Brien"
     assert by_name["#1001"]["placed_at"].endswith("+05:30")  # the store's time zone
     assert sum(Decimal(r["total"]) for r in rows) == Decimal("2592.02")
+
+
+def test_csv_export_says_what_to_pack_where_it_goes_and_how_it_was_billed(admin_app, owner):
+    from bikshop.extensions import db
+    from bikshop.models import Order, Payment
+
+    bik = admin_app.test_client()
+    items = [
+        {**_item(100, 2, "Toner"), "variantName": "50 ml"},
+        _item(50, 1, "Skin Renew Cream"),  # variant "Default": no variant to name
+    ]
+    address = {**_address("Asha", "Rao", "+919876543210"), "state": "Maharashtra"}
+    address["address2"] = "Flat 4, Sai Niwas"
+    place_order(
+        bik, items=items, subTotal=250, shippingCharge=0, discount=0, total=250, address=address
+    )
+    place_order(bik, address=None)
+    with admin_app.app_context():
+        order = db.session.scalars(select(Order).where(Order.number == 1001)).one()
+        order.invoice_number = 42
+        db.session.add(
+            Payment(
+                order_id=order.id,
+                razorpay_payment_id="pay_Old1",
+                amount=250,
+                currency="INR",
+                status="captured",
+            )
+        )
+        db.session.add(
+            Payment(
+                order_id=order.id,
+                razorpay_payment_id="pay_Latest2",
+                amount=250,
+                currency="INR",
+                status="captured",
+            )
+        )
+        db.session.commit()
+    rows = {r["order"]: r for r in _csv(owner.get("/admin/orders.csv"))}
+    first = rows["#1001"]
+    assert first["products"] == "2 × Toner (50 ml); 1 × Skin Renew Cream"
+    assert first["address"] == "12 MG Road, Flat 4, Sai Niwas, Pune, Maharashtra, 411001, India"
+    assert first["invoice_number"] == "INV-00042"
+    assert first["razorpay_payment_id"] == "pay_Latest2"  # where a refund would go back to
+    assert (rows["#1002"]["address"], rows["#1002"]["invoice_number"]) == ("", "")
+    assert rows["#1002"]["razorpay_payment_id"] == ""
 
 
 def test_csv_cells_never_become_spreadsheet_formulas(admin_app):

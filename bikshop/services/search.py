@@ -331,6 +331,12 @@ CSV_HEADER = [
     "fulfillment_status",
     "status",
     "tracking_url",
+    # What shipping and accounts need beside the figures: what to pack, where it goes, the
+    # tax invoice and the payment to look up in Razorpay.
+    "products",
+    "address",
+    "invoice_number",
+    "razorpay_payment_id",
 ]
 
 
@@ -347,6 +353,9 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
     )
     query = (
         select(
+            Order.id,
+            Order.invoice_number,
+            Order.address,
             Order.name,
             Order.public_id,
             Order.created_at,
@@ -375,10 +384,47 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
 
 
 def _csv_values(query, zone: ZoneInfo) -> Iterator[list]:
-    for row in db.session.execute(query):
-        values = list(row)
-        values[2] = values[2].astimezone(zone).isoformat(timespec="seconds")
-        yield values
+    from bikshop.models import Payment
+    from bikshop.services.invoices import invoice_label
+
+    # A batch of orders at a time, with one query for their items and one for their payments.
+    for rows in db.session.execute(query).partitions():
+        ids = [row[0] for row in rows]
+        products: dict[int, list[str]] = {}
+        for order_id, quantity, name, variant in db.session.execute(
+            select(OrderItem.order_id, OrderItem.quantity, OrderItem.name, OrderItem.variant_name)
+            .where(OrderItem.order_id.in_(ids))
+            .order_by(OrderItem.order_id, OrderItem.position)
+        ):
+            shown = f"{name} ({variant})" if variant and variant != "Default" else name
+            products.setdefault(order_id, []).append(f"{quantity} × {shown}")
+        paid_through = dict(
+            db.session.execute(
+                select(Payment.order_id, Payment.razorpay_payment_id)
+                .where(Payment.order_id.in_(ids), Payment.razorpay_payment_id.is_not(None))
+                .order_by(Payment.id)
+            ).all()
+        )  # the latest payment of each order, as refunds go back to it
+        for order_id, invoice_number, address, *values in rows:
+            values[2] = values[2].astimezone(zone).isoformat(timespec="seconds")
+            yield [
+                *values,
+                "; ".join(products.get(order_id, ())),
+                address_line(address),
+                invoice_label(invoice_number) if invoice_number is not None else None,
+                paid_through.get(order_id),
+            ]
+
+
+def address_line(address: dict | None) -> str:
+    """A delivery address on one line: 12 MG Road, Flat 4, Pune, Maharashtra, 411001, India
+    (the state as Bik sends it, ``state``, or as some carts do, ``province``)."""
+    if not isinstance(address, dict):
+        return ""
+    state = address.get("state") or address.get("province") or address.get("provinceCode")
+    parts = (address.get(key) for key in ("address1", "address2", "city"))
+    rest = (state, address.get("zip"), address.get("country") or address.get("countryCode"))
+    return ", ".join(str(part) for part in (*parts, *rest) if part)
 
 
 @dataclass
