@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from decimal import Decimal
 
@@ -208,3 +209,25 @@ def test_racing_first_views_issue_one_gapless_number_per_order(make_app):
         for order in orders:
             assert [e.kind for e in order.events].count("invoice_numbered") == 1
         db.session.remove()
+
+
+@pytest.mark.parametrize(
+    ("shipping", "discount", "note"),
+    [
+        (
+            "49",
+            "100",
+            "Discounts reduce the taxable value of the items (pro rata); shipping is taxed at the "
+            "items' rate.",
+        ),
+        ("49", "0", "Shipping is taxed at the items' rate."),
+        ("0", "100", "Discounts reduce the taxable value of the items (pro rata)."),
+        ("0", "0", None),
+    ],
+)
+def test_the_tax_note_explains_only_what_the_invoice_has(make_app, shipping, discount, note):
+    client = make_app(**GST_SETTINGS).test_client()
+    path = place_invoice(client, order_body(shipping=shipping, discount=discount, state="KA"))
+    html = client.get(path).get_data(as_text=True)
+    notes = re.findall(r'<p class="muted tax-note">([^<]*)</p>', html)
+    assert notes == ([note.replace("'", "&#39;")] if note else [])

@@ -314,7 +314,9 @@ def test_a_refund_of_a_mismatched_payment_goes_on_the_timeline_and_changes_nothi
         with app.app_context():
             order = db.session.scalars(select(Order)).one()
             [entry] = [e for e in order.events if e.kind == "refund_unrecorded_payment"]
-            assert "refunded a refund of 500 INR" in entry.message and payment_id in entry.message
+            assert (
+                "Razorpay made a refund of 500 INR" in entry.message and payment_id in entry.message
+            )
 
 
 def test_reconcile_asks_again_about_a_link_closed_while_a_payment_was_under_way(make_app):

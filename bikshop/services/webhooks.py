@@ -388,7 +388,8 @@ def _refund_of_unrecorded_payment(
         order,
         "refund_unrecorded_payment",
         ACTOR,
-        f"Razorpay {what} a refund of {amount} ({refund_id}) of payment {payment_id} on "
+        f"Razorpay {'could not make' if what == 'failed' else 'made'} a refund of {amount} "
+        f"({refund_id}) of payment {payment_id} on "
         f"{link.razorpay_id}, which is not this order's recorded payment (a mismatched or "
         "extra payment): nothing about the order changes",
         {"razorpayRefundId": refund_id, "razorpayPaymentId": payment_id, "status": what},
