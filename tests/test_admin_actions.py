@@ -859,3 +859,16 @@ def test_a_link_that_paid_the_order_is_not_flagged(make_app):
         sign_in(client)
         page = client.get(f"/admin/orders/{order_id}").text
     assert "did not settle" not in page and "received)" not in page
+
+
+def test_moving_a_fully_refunded_order_on_warns_that_its_money_went_back(owner):
+    oid = place_order(owner)["id"]
+    assert "refunded in full" not in owner.get(f"/admin/orders/{oid}").text
+    assert _act(owner, oid, "paid").status_code == 303
+    assert _act(owner, oid, "returned").status_code == 303
+    forms = _order_forms(owner.get(f"/admin/orders/{oid}").text)
+    for move in ("status IN PROGRESS", "status DELIVERED"):
+        assert (
+            "Its payment was refunded in full: go on only if you meant to send it anyway."
+            in (forms[move]["text"])
+        )
