@@ -282,24 +282,16 @@ def test_csv_export_says_what_to_pack_where_it_goes_and_how_it_was_billed(admin_
     with admin_app.app_context():
         order = db.session.scalars(select(Order).where(Order.number == 1001)).one()
         order.invoice_number = 42
-        db.session.add(
-            Payment(
-                order_id=order.id,
-                razorpay_payment_id="pay_Old1",
-                amount=250,
-                currency="INR",
-                status="captured",
+        for payment_id in ("pay_Old1", "pay_Latest2"):
+            db.session.add(
+                Payment(
+                    order_id=order.id,
+                    razorpay_payment_id=payment_id,
+                    amount=250,
+                    currency="INR",
+                    status="captured",
+                )
             )
-        )
-        db.session.add(
-            Payment(
-                order_id=order.id,
-                razorpay_payment_id="pay_Latest2",
-                amount=250,
-                currency="INR",
-                status="captured",
-            )
-        )
         db.session.commit()
     rows = {r["order"]: r for r in _csv(owner.get("/admin/orders.csv"))}
     first = rows["#1001"]

@@ -155,7 +155,7 @@ def test_a_delivered_order_stays_fulfilled_even_when_delivered_a_moment_earlier(
     assert refused.value.code == 409
     assert refused.value.description == (
         "Cannot change fulfilment from fulfilled to unfulfilled; "
-        "the order is DELIVERED, so it stays fulfilled"
+        "the order is delivered, so it stays fulfilled"
     )
     bik = get(client, public_id).get_json()["order"]
     assert (bik["status"], bik["fulfillmentStatus"]) == ("DELIVERED", "fulfilled")

@@ -78,14 +78,7 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
     what went back where. The amount is checked against what is left in the same UPDATE that
     counts it, so two owners recording at once cannot return more than was paid.
     """
-    _lock_for_refund(order)
-    if order.payment_status not in ("paid", "partially_refunded"):
-        raise ApiError(
-            409,
-            f"Only a paid order's money can be returned; {order.name} is {order.payment_status}",
-            code="illegal_transition",
-            fields=[{"field": "paymentStatus", "message": f"currently {order.payment_status}"}],
-        )
+    _lock_paid_order(order, "have money returned")
     payments = db.session.scalars(select(Payment).where(Payment.order_id == order.id)).all()
     if any(payment.razorpay_payment_id for payment in payments):
         raise ApiError(
@@ -234,8 +227,9 @@ def _check_amount(amount: Decimal, refundable: Decimal, currency: str) -> int:
     )
 
 
-def _lock_for_refund(order: Order) -> None:
-    """One refund decision per order at a time: lock the order's row and reload it. A plain
+def _lock_paid_order(order: Order, what: str) -> None:
+    """One refund decision per order at a time: lock the order's row and reload it, then refuse
+    (a 409) unless it is paid, so that money can go back (``what``: "be refunded"). A plain
     locking SELECT, not refresh(): refresh re-runs the order's eager loads (the dashboard loads
     its items), and PostgreSQL refuses FOR UPDATE across that outer join."""
     db.session.execute(
@@ -244,17 +238,17 @@ def _lock_for_refund(order: Order) -> None:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-
-
-def _refundable(order: Order) -> tuple[Payment, Decimal]:
-    _lock_for_refund(order)
     if order.payment_status not in ("paid", "partially_refunded"):
         raise ApiError(
             409,
-            f"Only a paid order can be refunded; {order.name} is {order.payment_status}",
+            f"Only a paid order can {what}; {order.name} is {order.payment_status}",
             code="illegal_transition",
             fields=[{"field": "paymentStatus", "message": f"currently {order.payment_status}"}],
         )
+
+
+def _refundable(order: Order) -> tuple[Payment, Decimal]:
+    _lock_paid_order(order, "be refunded")
     payment = refunded_payment(
         db.session.scalars(select(Payment).where(Payment.order_id == order.id))
     )

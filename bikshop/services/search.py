@@ -344,18 +344,25 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
     """Every order matching ``filters`` as CSV values, newest first, read in batches.
 
     Plain rows (no ORM objects) through a server-side cursor on PostgreSQL and a lazily
-    stepped cursor on SQLite, so memory stays flat however many orders match.
+    stepped cursor on SQLite, so memory stays flat however many orders match. Everything is
+    one statement: the products and the payment id are subqueries of each row.
     """
+    from bikshop.models import Payment
+
     items = (
         select(func.coalesce(func.sum(OrderItem.quantity), 0))
         .where(OrderItem.order_id == Order.id)
         .scalar_subquery()
     )
+    paid_through = (  # the latest online payment: where a refund goes back to
+        select(Payment.razorpay_payment_id)
+        .where(Payment.order_id == Order.id, Payment.razorpay_payment_id.is_not(None))
+        .order_by(Payment.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     query = (
         select(
-            Order.id,
-            Order.invoice_number,
-            Order.address,
             Order.name,
             Order.public_id,
             Order.created_at,
@@ -373,6 +380,10 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
             Order.fulfillment_status,
             Order.status,
             Order.tracking_url,
+            product_list(),
+            Order.invoice_number,
+            paid_through,
+            Order.address,
         )
         .where(*filter_conditions(filters))
         .order_by(Order.id.desc())
@@ -384,47 +395,64 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
 
 
 def _csv_values(query, zone: ZoneInfo) -> Iterator[list]:
-    from bikshop.models import Payment
     from bikshop.services.invoices import invoice_label
 
-    # A batch of orders at a time, with one query for their items and one for their payments.
-    for rows in db.session.execute(query).partitions():
-        ids = [row[0] for row in rows]
-        products: dict[int, list[str]] = {}
-        for order_id, quantity, name, variant in db.session.execute(
-            select(OrderItem.order_id, OrderItem.quantity, OrderItem.name, OrderItem.variant_name)
-            .where(OrderItem.order_id.in_(ids))
-            .order_by(OrderItem.order_id, OrderItem.position)
-        ):
-            shown = f"{name} ({variant})" if variant and variant != "Default" else name
-            products.setdefault(order_id, []).append(f"{quantity} × {shown}")
-        paid_through = dict(
-            db.session.execute(
-                select(Payment.order_id, Payment.razorpay_payment_id)
-                .where(Payment.order_id.in_(ids), Payment.razorpay_payment_id.is_not(None))
-                .order_by(Payment.id)
-            ).all()
-        )  # the latest payment of each order, as refunds go back to it
-        for order_id, invoice_number, address, *values in rows:
-            values[2] = values[2].astimezone(zone).isoformat(timespec="seconds")
-            yield [
-                *values,
-                "; ".join(products.get(order_id, ())),
-                address_line(address),
-                invoice_label(invoice_number) if invoice_number is not None else None,
-                paid_through.get(order_id),
-            ]
+    shown = len(CSV_HEADER) - 3  # as the query reads them: the columns up to the products
+    for row in db.session.execute(query):
+        values = list(row[:shown])
+        values[2] = values[2].astimezone(zone).isoformat(timespec="seconds")
+        invoice_number, payment_id, address = row[shown:]
+        invoice = invoice_label(invoice_number) if invoice_number is not None else None
+        yield [*values, address_line(address), invoice, payment_id]
 
 
 def address_line(address: dict | None) -> str:
     """A delivery address on one line: 12 MG Road, Flat 4, Pune, Maharashtra, 411001, India
-    (the state as Bik sends it, ``state``, or as some carts do, ``province``)."""
+    (``province`` where a cart sends no ``state``, ``countryCode`` where it sends no
+    ``country``)."""
     if not isinstance(address, dict):
         return ""
-    state = address.get("state") or address.get("province") or address.get("provinceCode")
-    parts = (address.get(key) for key in ("address1", "address2", "city"))
-    rest = (state, address.get("zip"), address.get("country") or address.get("countryCode"))
-    return ", ".join(str(part) for part in (*parts, *rest) if part)
+    get = address.get
+    parts = (
+        get("address1"), get("address2"), get("city"), get("state") or get("province"),
+        get("zip"), get("country") or get("countryCode"),
+    )  # fmt: skip
+    return ", ".join(str(part) for part in parts if part)
+
+
+class product_list(FunctionElement):  # noqa: N801  (reads like the SQL it renders)
+    """An order's items on one line, in their order: ``2 × Toner (50 ml); 1 × Cream`` (a
+    variant named "Default", Bik's word for none, is left out). A subquery of the orders row,
+    so the database builds it in the same pass as the rest of an export's row. Constant SQL:
+    table and column names only, no value."""
+
+    type = String()
+    name = "product_list"
+    inherit_cache = True
+
+
+_PRODUCT_LINE = (
+    "CAST(order_items.quantity AS TEXT) || ' × ' || order_items.name || CASE WHEN "
+    "COALESCE(order_items.variant_name, '') IN ('', 'Default') THEN '' "
+    "ELSE ' (' || order_items.variant_name || ')' END"
+)
+
+
+@compiles(product_list, "sqlite")
+def _product_list_sqlite(element, compiler, **kw):
+    # group_concat keeps the order its input arrives in (SQLite 3.44 adds ORDER BY to it).
+    return (
+        f"(SELECT group_concat(line, '; ') FROM (SELECT {_PRODUCT_LINE} AS line "  # noqa: S608
+        "FROM order_items WHERE order_items.order_id = orders.id ORDER BY order_items.position))"
+    )
+
+
+@compiles(product_list, "postgresql")
+def _product_list_postgresql(element, compiler, **kw):
+    return (
+        f"(SELECT string_agg({_PRODUCT_LINE}, '; ' ORDER BY order_items.position) "  # noqa: S608
+        "FROM order_items WHERE order_items.order_id = orders.id)"
+    )
 
 
 @dataclass

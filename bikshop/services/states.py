@@ -99,15 +99,17 @@ class IllegalTransition(ApiError):
     """The order's current state does not allow the requested move."""
 
     def __init__(self, machine: Machine, current: str, to: str, status: str | None = None):
+        # In words, as the dashboard names states; ``fields`` keeps the stored values.
+        now, wanted = state_words(current), state_words(to)
         if (current, to) in machine.open_only and status not in OPEN_STATUSES:
-            hint = f"; the order is {status}, so it stays {current}"
+            hint = f"; the order is {state_words(status or '')}, so it stays {now}"
         else:
-            allowed = [s for s, sources in machine.edges.items() if current in sources]
-            hint = f"; from {current} it can go to {', '.join(allowed)}" if allowed else ""
-            hint = hint or f"; {current} is final"
+            allowed = [state_words(s) for s, sources in machine.edges.items() if current in sources]
+            hint = f"; from {now} it can go to {', '.join(allowed)}" if allowed else ""
+            hint = hint or f"; {now} is final"
         super().__init__(
             409,
-            f"Cannot change {machine.title} from {current} to {to}{hint}",
+            f"Cannot change {machine.title} from {now} to {wanted}{hint}",
             code="illegal_transition",
             fields=[{"field": machine.label, "message": f"currently {current}"}],
         )
