@@ -157,6 +157,7 @@ def test_an_amount_or_currency_mismatch_leaves_the_order_pending_and_says_so(sho
     assert payment_status(client, order_id) == "pending" and rows(app, Payment) == []
     (flag,) = rows(app, OrderEvent, OrderEvent.kind == "payment_mismatch")
     assert problem in flag.message and "stays pending" in flag.message
+    assert flag.message.count(problem) == 1  # the link and its payment agree: said once
     # The redirect and reconcile-payments see the same link: still pending, flagged once.
     from tests.fake_razorpay import path_of
 

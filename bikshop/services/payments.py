@@ -572,6 +572,8 @@ def _mismatches(link, order, entity, payment) -> list[str]:
     amounts = [("paid", entity["amount_paid"])]
     if payment and "amount" in payment:
         amounts.append(("payment", payment.get("amount")))
+    if len(amounts) == 2 and amounts[0][1] == amounts[1][1]:
+        amounts = [("paid", amounts[0][1])]  # the link and its payment agree: say it once
     for what, paise in amounts:
         if paise != expected:
             shown = (
