@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.numbers import list_currencies
+from babel.numbers import get_currency_precision, list_currencies
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999.99")  # the most a Numeric(12, 2) money column holds
@@ -59,6 +59,12 @@ def razorpay_exponent(currency: str) -> int:
     if exponent is None:
         raise NotPayable(f"Razorpay does not take payments in {currency or 'no currency'}")
     return exponent
+
+
+def money_places(currency: str) -> int:
+    """The decimals an amount of ``currency`` can have here: its minor unit's (0 for JPY, 2 for
+    INR, 3 for KWD), at most the 2 that money columns keep."""
+    return min(get_currency_precision((currency or "").upper()), 2)
 
 
 def razorpay_takes(currency: str) -> bool:

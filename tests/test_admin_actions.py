@@ -872,3 +872,15 @@ def test_moving_a_fully_refunded_order_on_warns_that_its_money_went_back(owner):
             "Its payment was refunded in full: go on only if you meant to send it anyway."
             in (forms[move]["text"])
         )
+
+
+def test_money_returned_keeps_to_the_currencys_smallest_unit(owner):
+    """No half yen: a JPY return is whole yen, as a Razorpay refund of it would be."""
+    body = {**sample_body(currency="JPY"), "paymentPending": False}
+    oid = place(owner, body).json["order"]["id"]
+    refused = _act(owner, oid, "returned", amount="0.5")
+    assert refused.status_code == 422
+    assert "enter a whole amount above 0 (JPY has no smaller unit)" in refused.text
+    assert _bik_view(owner, oid)["paymentStatus"] == "paid"
+    assert _act(owner, oid, "returned", amount="100").status_code == 303
+    assert _bik_view(owner, oid)["paymentStatus"] == "partially_refunded"

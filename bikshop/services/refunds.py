@@ -17,12 +17,12 @@ from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
 from bikshop.models.types import utcnow
 from bikshop.money import (
-    CENT,
     MAX_MINOR_UNITS,
     RAZORPAY_MINIMUM,
     NotPayable,
     format_plain,
     from_minor_units,
+    money_places,
     razorpay_takes,
     to_minor_units,
 )
@@ -88,8 +88,15 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
         )
     left = order.total - order.amount_refunded
     amount = left if amount is None else Decimal(amount)
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(CENT):
-        problem = "enter an amount above 0 with at most 2 decimals"
+    places = money_places(order.currency)
+    finest = Decimal(1).scaleb(-places)  # ₹0.01, ¥1
+    # What is left is always returnable whole, even a ¥946.5 that Bik priced finer than yen.
+    if not amount.is_finite() or amount <= 0 or (amount != left and amount % finest):
+        problem = (
+            f"enter an amount above 0 with at most {places} decimals"
+            if places
+            else f"enter a whole amount above 0 ({order.currency} has no smaller unit)"
+        )
     elif amount > left:
         problem = f"at most {format_plain(left)} {order.currency} is left to return"
     else:
