@@ -333,3 +333,41 @@ def test_reconcile_asks_again_about_a_link_closed_while_a_payment_was_under_way(
         assert result.exit_code == 0, result.output
         assert f"{link_id}: paid" in result.output
         assert payment_status(client, order_id) == "paid"
+
+
+def test_a_mismatched_payment_refunded_in_full_lets_the_customer_pay_again(make_app):
+    """₹500 paid on a ₹947 link settles nothing; the shop refunds it in Razorpay's dashboard, in
+    two parts. While any of it is held the invoice says the shop is checking the payment; once
+    all of it is back, the link is released: the Pay button returns and a new link is made."""
+    from bikshop.models import PaymentLink
+    from bikshop.services.payments import unsettled_links
+
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, amount_paid=50000, deliver=False)
+        assert (
+            post_webhook(client, *fake.paid_event(link_id))
+            .get_json()["outcome"]
+            .startswith("mismatch")
+        )
+        payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+        checking = "The shop is checking it against your order"
+        part = post_webhook(
+            client, *fake.process_refund(fake.refund_in_dashboard(payment_id, 20000))
+        )
+        assert "nothing is held" not in part.get_json()["outcome"]
+        assert checking in client.get(invoice).get_data(as_text=True)  # ₹300 still held
+        rest = post_webhook(client, *fake.process_refund(fake.refund_in_dashboard(payment_id)))
+        assert rest.get_json()["outcome"].endswith("nothing is held for the order any more")
+        with app.app_context():
+            order = db.session.scalars(select(Order)).one()
+            assert unsettled_links(order) == []
+            assert db.session.scalars(select(PaymentLink)).one().status == "refunded"
+            assert "the customer can pay the order again" in order.events[-1].message
+        page = client.get(invoice).get_data(as_text=True)
+        assert checking not in page and "Pay ₹947" in page
+        assert client.post(invoice + "/pay").status_code == 303
+        assert len(fake.links) == 2  # a new link: the refunded one is never offered again
+        # The old link's paid event, delivered again, changes nothing.
+        again = post_webhook(client, *fake.paid_event(link_id)).get_json()["outcome"]
+        assert again.startswith("mismatch") and payment_status(client, order_id) == "pending"

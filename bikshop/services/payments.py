@@ -64,18 +64,21 @@ __all__ = [  # refunds live in services/refunds.py; the dashboard reaches them f
     "reconcile",
     "refund",
     "unsettled_links",
+    "release_refunded_link",
     "return_outside_razorpay",
 ]
 
 log = logging.getLogger(__name__)
 
 # A link's own states, as Razorpay reports them: ``to`` -> the states it may come from. "paid"
-# wins over everything (Razorpay has the money); nothing ever leaves "paid".
+# wins over everything (Razorpay has the money); the one way out of it is bikshop's own
+# "refunded": a payment that settled nothing (``unsettled_links``) given back whole.
 LINK_SOURCES = {
     "partially_paid": ("created", "partially_paid"),
     "paid": ("created", "partially_paid", "expired", "cancelled"),
     "expired": ("created", "partially_paid"),
     "cancelled": ("created", "partially_paid"),
+    "refunded": ("paid", "partially_paid"),
 }
 # A link about to expire is not handed out again: the customer needs time to pay on it.
 REUSE_MARGIN = timedelta(minutes=10)
@@ -147,6 +150,36 @@ def unsettled_links(order: Order) -> list[PaymentLink]:
     nothing: an amount or currency that differs, or a payment after the order was paid another
     way. That money sits at Razorpay until the shop refunds it or settles with the customer."""
     return list(db.session.scalars(select(PaymentLink).where(*_unsettled(order))))
+
+
+def release_refunded_link(link: PaymentLink, payment: dict | None, *, actor: str) -> bool:
+    """Razorpay refunded, in whole, the one payment on ``link`` that settled nothing (its
+    ``payment`` entity, from the refund's webhook): nothing is held for the order any more. The
+    link leaves ``unsettled_links`` (and the dashboard's warning), and a pending order can be
+    paid again; the caller commits. False when money stays held (a part refunded, other
+    payments on the link) or the link settled the order (its refunds are the order's own)."""
+    payment = payment if isinstance(payment, dict) else {}
+    amount, refunded = payment.get("amount"), payment.get("amount_refunded")
+    whole = isinstance(amount, int) and isinstance(refunded, int) and 0 < amount <= refunded
+    if not whole or not minor_units_fit(amount, link.currency):
+        return False
+    order = db.session.get(Order, link.order_id)
+    held = {unsettled.id: unsettled for unsettled in unsettled_links(order)}.get(link.id)
+    if held is None or from_minor_units(amount, link.currency) != held.amount_paid:
+        return False
+    if not _move_link(link, "refunded"):
+        return False
+    update_order(order, {})  # a new version: the invoice is drawn anew
+    owed = order.payment_status == "pending" and order.status != "CANCELLED"
+    record(
+        order,
+        "payment_link_refunded",
+        actor,
+        f"The payment on {link.razorpay_id} that did not settle the order is refunded in full"
+        + ("; the customer can pay the order again" if owed else ""),
+        {"paymentLink": link.razorpay_id},
+    )
+    return True
 
 
 def _unsettled(order: Order) -> tuple:

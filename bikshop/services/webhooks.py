@@ -30,6 +30,7 @@ from bikshop.services.payments import (
     close_links_if_paid,
     read_link_entity,
     refresh_link,
+    release_refunded_link,
 )
 from bikshop.services.refunds import RefundEntity, confirm_refund, fail_refund, row_for
 from bikshop.services.states import record
@@ -394,4 +395,7 @@ def _refund_of_unrecorded_payment(
         "extra payment): nothing about the order changes",
         {"razorpayRefundId": refund_id, "razorpayPaymentId": payment_id, "status": what},
     )
-    return f"recorded: refund {refund_id} of unrecorded payment {payment_id}", order
+    outcome = f"recorded: refund {refund_id} of unrecorded payment {payment_id}"
+    if what == "refunded" and release_refunded_link(link, payment_entity, actor=ACTOR):
+        outcome += "; nothing is held for the order any more"
+    return outcome, order
