@@ -829,7 +829,8 @@ def test_money_razorpay_holds_that_settled_nothing_is_flagged_on_the_order(make_
     from tests.admin_support import ADMIN_CONFIG
     from tests.fake_razorpay import post_webhook, shop_with_open_link
 
-    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+    shop = shop_with_open_link(make_app, settings=ADMIN_CONFIG)
+    with shop as (app, client, fake, order_id, invoice):
         add_admin(app)
         sign_in(client)
         link = fake.only_link()
@@ -839,14 +840,18 @@ def test_money_razorpay_holds_that_settled_nothing_is_flagged_on_the_order(make_
         fake.pay(link["id"], deliver=False, amount_paid=50000 if how == "underpaid" else None)
         assert post_webhook(client, *fake.paid_event(link["id"])).status_code == 200
         page = " ".join(client.get(f"/admin/orders/{order_id}").text.split())
+        customer = client.get(invoice).get_data(as_text=True)
     received = "₹500.00" if how == "underpaid" else "₹947.00"
     assert f"Razorpay received {received} through link " in page
     assert "did not settle this order (the timeline says why)" in page
+    extra = "We also received ₹947.00 from you through a payment link, which this order did not"
     if how == "underpaid":
         assert "₹947.00 · Paid (₹500.00 received)" in page
         assert _bik_view(client, order_id)["paymentStatus"] == "pending"
+        assert "The shop is checking it" in customer and "We also received" not in customer
     else:
         assert _bik_view(client, order_id)["paymentStatus"] == "paid"
+        assert extra in customer  # the customer, too, is told the shop holds it to refund
 
 
 def test_a_link_that_paid_the_order_is_not_flagged(make_app):

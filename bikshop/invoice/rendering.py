@@ -14,7 +14,12 @@ from flask.globals import request_ctx
 
 from bikshop import pdf, razorpay_client
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
-from bikshop.services.payments import can_pay_online, payment_confirming, payment_in_review
+from bikshop.services.payments import (
+    can_pay_online,
+    payment_confirming,
+    payment_in_review,
+    unsettled_links,
+)
 
 # What the page says about a payment in flight: after Razorpay's redirect back (the payments
 # door picks one), and "confirming" also on the plain page until Razorpay confirms it.
@@ -170,6 +175,8 @@ def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
         order=order,
         can_pay=can_pay_online(order),
         in_review=not for_pdf and payment_in_review(order),
+        # Money received beyond a settled order (paid twice, or after cash): held to refund.
+        extra=[] if for_pdf or order.payment_status == "pending" else unsettled_links(order),
         labels=STATUS_LABELS,
         for_pdf=for_pdf,
         notice=notice,

@@ -587,6 +587,7 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
             )
         return "paid"
     if moved:  # a second link paid after the order was already settled: real money, say so
+        update_order(order, {})  # a new version: the invoice tells the customer of it
         record(
             order,
             "payment_extra",
