@@ -288,3 +288,26 @@ def test_two_instances_on_one_postgresql_make_one_order_per_draft(gunicorn, data
     assert stored_drafts(database_url) == expected
     numbers = [a.json()["order"]["id"] for a in answers[::2]]
     assert len(set(numbers)) == len(drafts)
+
+
+def test_invoices_after_postgresql_dropped_its_connections_are_never_a_500(
+    private_pg, pg_one_worker
+):
+    """A restart, failover or idle-killer drops the pooled connections. The invoice's rate
+    limit looks the token up first, and flask-limiter swallows its errors: that lookup's failed
+    session must not make the page's own lookup a 500. Each answer is the page or a 503."""
+    invoice = _place(pg_one_worker.url).json()["order"]["invoiceUrl"]
+    path = "/invoice/" + invoice.rsplit("/invoice/", 1)[1]
+    statuses = []
+    for _ in range(3):
+        for suffix in ("", ".pdf", ""):  # warm the pools, then drop every connection
+            assert requests.get(pg_one_worker.url + path + suffix, timeout=30).status_code == 200
+        private_pg.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = 'bikshop' AND pid <> pg_backend_pid()"
+        )
+        for suffix in ("", ".pdf", "", ".pdf"):
+            answer = requests.get(pg_one_worker.url + path + suffix, timeout=30)
+            statuses.append(answer.status_code)
+            assert answer.status_code in (200, 503), (statuses, answer.text[:300])
+    assert statuses[-1] == 200

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from flask import abort, g
+from sqlalchemy.exc import SQLAlchemyError
 
+from bikshop.extensions import db
 from bikshop.models import Order
 from bikshop.services.orders import find_by_invoice_token
 
@@ -31,5 +33,12 @@ def token_is_known(token: str | None) -> bool:
 def _lookup(token: str | None) -> Order | None:
     found = g.setdefault("invoice_orders", {})  # per request: one query however often asked
     if token not in found:
-        found[token] = find_by_invoice_token(token) if _TOKEN.match(token or "") else None
+        try:
+            found[token] = find_by_invoice_token(token) if _TOKEN.match(token or "") else None
+        except SQLAlchemyError:
+            # The rate limits ask first, and flask-limiter swallows what they raise: the view
+            # then asks again, and must find a session it can use (a new connection, or the
+            # database's own error, a 503), not one still failed from this ask (a 500).
+            db.session.rollback()
+            raise
     return found[token]
