@@ -146,8 +146,15 @@ def secret_values(config) -> list[str]:
             found.append(rest.partition(":")[2])
     url = config.get("DATABASE_URL") or ""
     if "://" in url:
-        found.append(urlsplit(url).password)
+        try:
+            found.append(urlsplit(url).password)
+        except ValueError:  # a malformed URL (refused at start, with one line): mask it anyway
+            found.append(_URL_PASSWORD.search(url)[1] if _URL_PASSWORD.search(url) else None)
     return [s for s in found if s]
+
+
+# user:password@ in a URL urlsplit cannot read ("postgresql://u:pw@[::1/x").
+_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
 
 
 _handler: logging.Handler | None = None

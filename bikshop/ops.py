@@ -50,7 +50,7 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
             for problem in exc.problems
         ] + server
     found = _settings_findings(app.config) + _folder_findings(app.config) + server
-    in_memory = _in_memory_finding(app.config)
+    in_memory = in_memory_finding(app.config)
     if in_memory:
         found.append(in_memory)
     elif connect:
@@ -173,7 +173,7 @@ def _folder_findings(config) -> list[Finding]:
 _NOT_MIGRATED = "not migrated yet: run flask --app bikshop db upgrade"
 
 
-def _in_memory_finding(config) -> Finding | None:
+def in_memory_finding(config) -> Finding | None:
     """SQLite's in-memory database, found without connecting (``--offline`` too)."""
     url = make_url(config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):

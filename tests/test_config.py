@@ -456,6 +456,8 @@ def test_a_secret_that_cannot_travel_in_a_header_is_refused(value):
         ("BIKSHOP_BIND", "8101"),  # a bare port: gunicorn would take it for a host name
         ("BIKSHOP_BIND", "127.0.0.1:80000"),
         ("BIKSHOP_DATABASE_URL", "mysql://bikshop:pw@127.0.0.1/bikshop"),
+        ("BIKSHOP_DATABASE_URL", "postgresql://bikshop:pw@[::1/x"),  # urlsplit cannot read it
+        ("BIKSHOP_DATABASE_URL", "sqlite:///"),  # in memory: every order lost at a restart
         ("BIKSHOP_REDIS_URL", "bogus"),
     ],
 )
