@@ -7,6 +7,7 @@ import ipaddress
 import os
 import re
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy.engine import make_url
@@ -487,6 +488,19 @@ def _validate_operations(config, env: str) -> None:
             "BIKSHOP_PUBLIC_URL must be an absolute http(s) URL without a query or fragment "
             f"(links are built by appending paths to it), got {public_url!r}"
         )
+    if public_url and "@" in urlsplit(public_url).netloc:
+        # Never echoed: it would show the password, which every invoice link would carry.
+        raise ConfigError(
+            "BIKSHOP_PUBLIC_URL must not hold a user or password (user:password@): every "
+            "invoice link sent to customers is built from it"
+        )
+    if public_url:
+        try:
+            _ = urlsplit(public_url).port  # urlsplit checks the range only when asked
+        except ValueError:
+            raise ConfigError(
+                f"BIKSHOP_PUBLIC_URL has no valid port (1 to 65535), got {public_url!r}"
+            ) from None
 
     hosts = config["TRUSTED_HOSTS"] or []
     if isinstance(hosts, str):

@@ -644,6 +644,18 @@ def test_a_public_url_links_cannot_be_appended_to_is_refused(url):
     assert refusal(PUBLIC_URL=url).startswith("BIKSHOP_PUBLIC_URL must be an absolute http(s) URL")
 
 
+def test_a_public_url_with_a_password_is_refused_without_showing_it():
+    message = refusal(PUBLIC_URL="https://user:PubPw_Secret@shop.example.com/base")
+    assert message.startswith("BIKSHOP_PUBLIC_URL must not hold a user or password")
+    assert "PubPw_Secret" not in message
+
+
+@pytest.mark.parametrize("port", ["99999", "0x50", "-1"])
+def test_a_public_url_with_an_impossible_port_is_refused(port):
+    message = refusal(PUBLIC_URL=f"https://shop.example.com:{port}/base")
+    assert message.startswith("BIKSHOP_PUBLIC_URL has no valid port (1 to 65535)")
+
+
 def test_a_public_url_may_have_a_port_and_a_path():
     for url in ("https://shop.example.com:8443", "https://example.com/shop/"):
         assert create_app({**SAFE, "PUBLIC_URL": url}).config["PUBLIC_URL"] == url.rstrip("/")
