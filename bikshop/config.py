@@ -378,6 +378,11 @@ def _validate_secret_key(config) -> None:
         )
     if len(secret) < 24 and PLACEHOLDER not in secret.lower():  # that one has its own line
         raise ConfigError("BIKSHOP_SECRET_KEY is too short: use at least 24 random characters")
+    if len(set(secret)) < 8:  # aaaa…, 1212…: long, and anyone could guess it
+        raise ConfigError(
+            "BIKSHOP_SECRET_KEY is not random (it repeats a few characters): make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
 
 
 def _refuse_placeholder(config, key: str) -> None:

@@ -172,6 +172,25 @@ def configure(level: str = "info", secrets: list[str] | None = None) -> None:
     root.setLevel(level.upper())
     # WeasyPrint narrates every render step at info: only its warnings are worth a line.
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    limiter_log = logging.getLogger("flask-limiter")
+    if not any(isinstance(f, _OneLineSwallowed) for f in limiter_log.filters):
+        limiter_log.addFilter(_OneLineSwallowed())
+
+
+class _OneLineSwallowed(logging.Filter):
+    """flask-limiter logs each error it swallows (Redis down: requests go through unlimited)
+    with its whole traceback, on every request of an outage. One warning line each instead,
+    naming the error: the outage is plain, and the log stays readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {first}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def init_app(app: Flask) -> None:

@@ -98,13 +98,13 @@ def test_development_defaults_to_no_auth_and_a_throwaway_secret():
 
 
 def test_settings_come_from_the_environment_as_text(monkeypatch):
-    monkeypatch.setenv("BIKSHOP_SECRET_KEY", "000000000000000000000000001")
+    monkeypatch.setenv("BIKSHOP_SECRET_KEY", "0123456789abcdefghij-from-env")
     monkeypatch.setenv("BIKSHOP_BIK_AUTH", "bearer:0123456789")
     monkeypatch.setenv("BIKSHOP_BIK_GET_ORDER_AUTH", "apikey:X-Glow-Key:42")
     monkeypatch.setenv("BIKSHOP_DATABASE_URL", "sqlite://")
     monkeypatch.setenv("BIKSHOP_ORDER_NUMBER_START", "5001")
     app = create_app()
-    assert app.config["SECRET_KEY"] == "000000000000000000000000001"
+    assert app.config["SECRET_KEY"] == "0123456789abcdefghij-from-env"
     specs = app.config["BIK_AUTH_SPECS"]
     assert specs["placeOrder"].headers() == {"Authorization": "Bearer 0123456789"}
     assert specs["getOrder"].headers() == {"X-Glow-Key": "42"}
@@ -659,3 +659,8 @@ def test_a_public_url_with_an_impossible_port_is_refused(port):
 def test_a_public_url_may_have_a_port_and_a_path():
     for url in ("https://shop.example.com:8443", "https://example.com/shop/"):
         assert create_app({**SAFE, "PUBLIC_URL": url}).config["PUBLIC_URL"] == url.rstrip("/")
+
+
+@pytest.mark.parametrize("secret", ["a" * 40, "ab" * 20, "0123456" * 5])
+def test_production_refuses_a_long_secret_key_that_is_not_random(secret):
+    assert refusal(SECRET_KEY=secret).startswith("BIKSHOP_SECRET_KEY is not random")

@@ -9,7 +9,7 @@ from bikshop import create_app
 
 CONFIG = {
     "ENV": "production",
-    "SECRET_KEY": "x" * 32,
+    "SECRET_KEY": "openapi-test-secret-0123456789abcdef",
     "BIK_AUTH": "none",
     "DATABASE_URL": "sqlite://",
 }

@@ -189,3 +189,21 @@ def test_the_limiter_hooks_run_only_on_limited_routes(make_app):
     answer = get(with_bik.test_client(), "ORD-1")
     assert answer.status_code == 404 and answer.headers["X-RateLimit-Limit"] == "5"
     assert "X-RateLimit-Limit" not in get(app.test_client(), "ORD-1").headers
+
+
+def test_with_redis_down_requests_go_through_and_each_is_one_warning_line(make_app, caplog):
+    """Redis unreachable: the limits fail open (the shop keeps selling) and the log says so in
+    one warning line a request, not a traceback each."""
+    import logging
+
+    client = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    path = _invoice_path(client)
+    caplog.set_level(logging.INFO, logger="flask-limiter")
+    for _ in range(3):
+        assert client.get(path).status_code == 200
+    swallowed = [r for r in caplog.records if r.name == "flask-limiter"]
+    assert swallowed, "the outage should be logged"
+    for record in swallowed:
+        assert record.levelname == "WARNING" and record.exc_info is None
+        assert "Swallowing error: " in record.getMessage()
+        assert "\n" not in record.getMessage()
