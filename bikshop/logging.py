@@ -149,7 +149,8 @@ def secret_values(config) -> list[str]:
         try:
             found.append(urlsplit(url).password)
         except ValueError:  # a malformed URL (refused at start, with one line): mask it anyway
-            found.append(_URL_PASSWORD.search(url)[1] if _URL_PASSWORD.search(url) else None)
+            written = _URL_PASSWORD.search(url)
+            found.append(written[1] if written else None)
     return [s for s in found if s]
 
 
