@@ -200,6 +200,10 @@ def test_pages_walk_older_and_newer(shop, monkeypatch):
     back = shop.get(_link(last.text, "Newer"))
     assert order_names(back.text) == ["#1003", "#1002"]
     assert order_names(shop.get(_link(back.text, "Newer")).text) == ["#1005", "#1004"]
+    # A cursor past the newest order (typed, or kept from an old link) is the first page: no
+    # "Newer" leading to an empty list.
+    beyond = shop.get("/admin/", query_string={"before": 999999})
+    assert order_names(beyond.text) == ["#1005", "#1004"] and "Newer" not in beyond.text
 
 
 def _link(html: str, label: str) -> str:

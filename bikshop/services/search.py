@@ -239,11 +239,14 @@ def order_page(
         query = query.where(Order.id < before)
     rows = db.session.scalars(query.order_by(Order.id.desc()).limit(PAGE_SIZE + 1)).all()
     orders = list(rows[:PAGE_SIZE])
-    return OrderPage(
-        orders,
-        newer=orders[0].id if before is not None and orders else None,
-        older=orders[-1].id if len(rows) > PAGE_SIZE else None,
-    )
+    # A page from a cursor has newer orders only if one matches (a cursor typed or kept from
+    # long ago may be past the newest): one look-up on the id's index.
+    newer = None
+    if before is not None and orders:
+        newest = orders[0].id
+        later = select(Order.id).where(*filter_conditions(filters), Order.id > newest).limit(1)
+        newer = newest if db.session.scalar(later) is not None else None
+    return OrderPage(orders, newer=newer, older=orders[-1].id if len(rows) > PAGE_SIZE else None)
 
 
 def sum_money(column):
