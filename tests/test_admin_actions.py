@@ -889,3 +889,18 @@ def test_money_returned_keeps_to_the_currencys_smallest_unit(owner):
     assert _bik_view(owner, oid)["paymentStatus"] == "paid"
     assert _act(owner, oid, "returned", amount="100").status_code == 303
     assert _bik_view(owner, oid)["paymentStatus"] == "partially_refunded"
+
+
+def test_the_order_page_names_its_tax_invoice_once_issued(make_app):
+    from tests.admin_support import ADMIN_CONFIG
+    from tests.invoice_support import GST_SETTINGS
+
+    app = make_app(**ADMIN_CONFIG, **GST_SETTINGS)
+    add_admin(app)
+    owner = app.test_client()
+    assert sign_in(owner).status_code == 303
+    order = place_order(owner)
+    assert "Tax invoice" not in owner.get(f"/admin/orders/{order['id']}").text
+    assert owner.get(order["invoiceUrl"].split("localhost", 1)[-1]).status_code == 200  # issued
+    page = owner.get(f"/admin/orders/{order['id']}").text
+    assert "Tax invoice <strong>INV-00001</strong>" in page

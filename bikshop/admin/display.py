@@ -13,6 +13,7 @@ from babel.numbers import list_currencies
 from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
 from bikshop.models.admin import PHONE_TAIL_DIGITS
+from bikshop.services.invoices import invoice_label
 from bikshop.services.search import store_zone
 from bikshop.services.states import state_words
 
@@ -133,6 +134,7 @@ def _helpers() -> dict:
         "money": money,
         "amounts": amounts,
         "with_money": with_money,
+        "invoice_label": invoice_label,
         "pill": pill,
         "label": label,
         "tel_link": tel_link,
