@@ -232,6 +232,8 @@ def test_summary_tiles_count_today_pending_and_to_ship(admin_app, shop):
     assert tiles.to_ship == 3  # 1001, 1004, 1005 (1002 fulfilled, 1003 cancelled)
     page = shop.get("/admin/").text
     assert "₹2,582.02" in page and "₹1,357.97" in page
+    # Today's figure counts unpaid orders too, and says it is what was ordered.
+    assert '<span class="tile-label">Today (ordered)</span>' in page
     # Each tile opens the list of just the orders it counts.
     tiles_links = [html.unescape(h) for h in re.findall(r'<a class="tile" href="([^"]+)"', page)]
     assert [order_names(shop.get(link).text) for link in tiles_links] == [
