@@ -138,10 +138,11 @@ def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
 
 
 def _meant_for_bik(path: str) -> bool:
-    """A path under /bik/, or one ending in an endpoint's name (``/placeOrder`` at the root, or
+    """/bik itself (the root URL entered where Bik wanted an endpoint's), a path under /bik/,
+    or one ending in an endpoint's name (``/placeOrder`` at the root, or
     ``/bik/placeOrder/placeOrder``: a full URL registered where Bik wanted a root)."""
     last = path.rstrip("/").rsplit("/", 1)[-1].lower()
-    return path.startswith("/bik/") or last in ("placeorder", "getorder")
+    return path.startswith("/bik/") or path == "/bik" or last in ("placeorder", "getorder")
 
 
 UNREADABLE_BODY = (

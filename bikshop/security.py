@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -21,11 +23,29 @@ def init_app(app: Flask) -> None:
     counts = {arg: app.config[f"PROXY_FIX_{key}"] for arg, key in _PROXY_COUNTS.items()}
     counts["x_prefix"] = app.config["PROXY_FIX_X_PREFIX"]
     # Inside ProxyFix: the scheme it reads from a trusted proxy decides HSTS.
-    app.wsgi_app = _with_security_headers(app.wsgi_app)
+    app.wsgi_app = _with_security_headers(_merged_slashes(app.wsgi_app))
     if app.config["TRUSTED_HOSTS"]:
         app.wsgi_app = _lowercase_host(app.wsgi_app)  # inside ProxyFix: its X-Forwarded-Host too
     if any(counts.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **counts)
+
+
+def _merged_slashes(wsgi_app):
+    """A path with doubled slashes is served as the path with single ones. A root URL entered
+    in Bik with a trailing slash (``https://shop/bik/``) makes Bik call ``/bik//placeOrder``:
+    Werkzeug would answer that with a 308 redirect and an HTML page, which an API client may
+    not follow with its POST, losing the order."""
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
+_SLASHES = re.compile(r"/{2,}")
 
 
 def _lowercase_host(wsgi_app):
