@@ -340,6 +340,12 @@ def server_url_param(url: str, param_hint: str) -> str:
             "give credentials with --auth (as Bik sends them), not in the URL",
             param_hint=param_hint,
         )
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise click.BadParameter(
+            "give the address without a query or fragment (Bik adds /placeOrder and /getOrder "
+            "to it), e.g. https://shop.example.com/bik",
+            param_hint=param_hint,
+        )
     return server_root(url)
 
 

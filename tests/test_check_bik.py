@@ -407,3 +407,10 @@ def test_credentials_in_the_url_are_a_usage_error_and_never_echoed(bik_app):
     )
     assert result.exit_code == 2 and "--auth" in result.output
     assert "s3cret-in-url" not in result.output and "Checking" not in result.output
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/bik?x=1", "http://127.0.0.1:1/bik#top"])
+def test_a_url_with_a_query_or_fragment_is_a_usage_error(bik_app, url):
+    result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "none"])
+    assert result.exit_code == 2 and "without a query or fragment" in result.output
+    assert "Checking" not in result.output
