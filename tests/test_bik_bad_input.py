@@ -237,6 +237,19 @@ BAD_PLACE_ORDERS = [
         says=("U+0007",),
     ),
     Bad(
+        # "Trojan source": the invoice would show a name other than the one stored.
+        "name_with_bidi_override",
+        {"order.address.firstName": "Asha\u202eahsA"},
+        field="order.address.firstName",
+        says=("bidirectional control character U+202E",),
+    ),
+    Bad(
+        "address_with_bidi_isolate",
+        {"order.address.address1": "12 \u2067MG Road\u2069"},
+        field="order.address.address1",
+        says=("U+2067",),
+    ),
+    Bad(
         "name_lone_surrogate",
         {f"{ITEM}.name": "Cream \ud800"},
         field="order.items[0].name",
@@ -440,6 +453,12 @@ LEGAL_ORDERS = [
         {"order.items.0.name": "Crème ✨ 🧴 देसी घी", "order.address.firstName": "राहुल"},
         {"items.0.name": "Crème ✨ 🧴 देसी घी", "address.firstName": "राहुल"},
         {"customer_name": "राहुल Tester"},
+    ),
+    Legal(
+        # Zero-width joiners and non-joiners shape Indic scripts and emoji: text, not controls.
+        "joiners_in_indic_names_and_emoji",
+        {"order.items.0.name": "क्\u200dष 👩\u200d💻", "order.address.firstName": "ശ്രീ\u200c"},
+        {"items.0.name": "क्\u200dष 👩\u200d💻", "address.firstName": "ശ്രീ\u200c"},
     ),
     Legal(
         "sql_in_names",

@@ -19,6 +19,12 @@ _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+# The bidirectional embeddings, overrides and isolates (Cf): text that reads one way and is
+# stored another, a name or address that would show spoofed on the invoice. Zero-width joiners
+# (Indic scripts, emoji sequences) and the plain direction marks are text and stay.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, int | Decimal) and not isinstance(value, bool)
 
@@ -51,6 +57,12 @@ def clean_text(value, max_length: int, *, strip: bool = True) -> str:
         code = ord(found.group())
         what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "the control character"
         raise ValidationError(f"Contains {what} U+{code:04X}; send printable text.")
+    found = _BIDI_CONTROLS.search(value)
+    if found:
+        raise ValidationError(
+            f"Contains the bidirectional control character U+{ord(found.group()):04X}; "
+            "send the text as it reads."
+        )
     if strip:
         value = value.strip()
     if len(value) > max_length:
