@@ -667,11 +667,13 @@ def test_odd_but_legal_order_is_accepted_as_sent(bik_app, legal):
         db.session.remove()
 
 
-def test_charset_in_the_content_type_is_accepted(bik_app):
+@pytest.mark.parametrize("charset", ["utf-8", "UTF8", "us-ascii", "ASCII"])
+def test_charset_in_the_content_type_is_accepted(bik_app, charset):
+    """UTF-8, or ASCII (a part of UTF-8: the same bytes)."""
     response = bik_app.test_client().post(
         "/bik/placeOrder",
         data=json.dumps(sample_body()).encode(),
-        headers={"Content-Type": "application/json; charset=utf-8"},
+        headers={"Content-Type": f"application/json; charset={charset}"},
     )
     assert response.status_code == 200
 

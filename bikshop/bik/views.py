@@ -59,7 +59,7 @@ def check_auth_and_content_type():
     # Parameters and encodings are rare: look for them before paying for parsing them.
     if ";" in current.environ.get("CONTENT_TYPE", ""):  # current.content_type, for less
         charset = current.mimetype_params.get("charset", "utf-8").lower()
-        if charset not in ("utf-8", "utf8"):
+        if charset not in _UTF8_READABLE:
             raise ApiError(415, f"Send the body as UTF-8 JSON (got charset={charset})")
     encoding = current.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
@@ -72,6 +72,10 @@ def check_auth_and_content_type():
             "(or from BIKSHOP_PUBLIC_URL, when the server sets it)",
         )
     return None
+
+
+# JSON is UTF-8 (RFC 8259); a body labelled ASCII is UTF-8 as well.
+_UTF8_READABLE = frozenset(("utf-8", "utf8", "us-ascii", "ascii"))
 
 
 class _Unauthorized(ApiError):
