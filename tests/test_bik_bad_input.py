@@ -728,3 +728,32 @@ def test_catalog_ids_refuse_any_whitespace_or_unprintable_character_for_every_co
     for code in [*range(0x40000), *range(0xE0000, 0xF0000), sys.maxunicode]:
         char = chr(code)
         assert refused(f"sku{char}1") == (char.isspace() or not char.isprintable()), hex(code)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        # A bad item and a bad email: both, though one is nested and one is checked by the order.
+        ({"items.0.quantity": 0, "email": "x"}, {"order.items[0].quantity", "order.email"}),
+        ({"items.0.quantity": 0, "currency": "XXX"}, {"order.items[0].quantity", "order.currency"}),
+        # A bad email and totals that do not add up: both.
+        ({"email": "x", "total": 5}, {"order.email", "order.total"}),
+        (
+            {"phoneNumber": "call me", "subTotal": 1, "total": 1},
+            {"order.phoneNumber", "order.subTotal", "order.total"},
+        ),
+        # A refused figure is named once: the totals it feeds are not also called wrong.
+        ({"subTotal": -5}, {"order.subTotal"}),
+    ],
+)
+def test_one_answer_names_every_problem(bik_app, changes, named):
+    body = sample_body()
+    for path, value in changes.items():
+        target = body["order"]
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    response = bik_app.test_client().post("/bik/placeOrder", json=body)
+    assert response.status_code == 422
+    assert {f["field"] for f in response.get_json()["error"]["fields"]} == named

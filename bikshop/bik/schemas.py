@@ -94,7 +94,9 @@ class IncomingOrderSchema(BikSchema):
     address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
     tags = Tags(load_default=None, allow_none=True)
 
-    @validates_schema
+    # Run beside the fields' own errors, not only once they all pass: one answer names every
+    # problem (a bad quantity and a bad email; a bad email and totals that do not add up).
+    @validates_schema(skip_on_field_errors=False)
     def _check(self, data, **kwargs):
         errors: dict = {}
         phone = data.get("phoneNumber")
@@ -116,28 +118,36 @@ class IncomingOrderSchema(BikSchema):
                 f"Not an ISO 4217 currency code (got {currency!a}): send one such as INR, or "
                 "leave it empty for the store's currency."
             ]
+        errors |= self._totals_errors(data)
         if errors:
             raise ValidationError(errors)
-        self._check_totals(data)
 
     @staticmethod
-    def _check_totals(data):
-        """subTotal = Σ price × quantity and total = subTotal + shippingCharge − discount."""
-        expected_sub = sum((i["price"] * i["quantity"] for i in data["items"]), start=0)
+    def _totals_errors(data) -> dict:
+        """subTotal = Σ price × quantity and total = subTotal + shippingCharge − discount, each
+        checked when the figures it needs are valid (a refused one has its own error)."""
         errors = {}
-        if data["subTotal"] != expected_sub:
-            errors["subTotal"] = [
-                f"Sent {format_plain(data['subTotal'])} but the items add up to "
-                f"{format_plain(expected_sub)} (sum of price × quantity)."
-            ]
-        expected_total = data["subTotal"] + data["shippingCharge"] - data["discount"]
-        if data["total"] != expected_total:
-            errors["total"] = [
-                f"Sent {format_plain(data['total'])} but subTotal + shippingCharge − discount is "
-                f"{format_plain(expected_total)}."
-            ]
-        if errors:
-            raise ValidationError(errors)
+        items, sub_total = data.get("items"), data.get("subTotal")
+        lines_valid = isinstance(items, list) and all(
+            isinstance(i, dict) and "price" in i and "quantity" in i for i in items
+        )
+        if lines_valid and sub_total is not None:
+            expected_sub = sum((i["price"] * i["quantity"] for i in items), start=0)
+            if sub_total != expected_sub:
+                errors["subTotal"] = [
+                    f"Sent {format_plain(sub_total)} but the items add up to "
+                    f"{format_plain(expected_sub)} (sum of price × quantity)."
+                ]
+        parts = [data.get(key) for key in ("subTotal", "shippingCharge", "discount", "total")]
+        if None not in parts:
+            sub_total, shipping, discount, total = parts
+            expected_total = sub_total + shipping - discount
+            if total != expected_total:
+                errors["total"] = [
+                    f"Sent {format_plain(total)} but subTotal + shippingCharge − discount is "
+                    f"{format_plain(expected_total)}."
+                ]
+        return errors
 
 
 class PlaceOrderRequest(BikSchema):
