@@ -309,6 +309,8 @@ BAD_PLACE_ORDERS = [
         says=("call me",),
     ),
     Bad("phone_as_number", {"order.phoneNumber": 919876543210}, field="order.phoneNumber"),
+    Bad("phone_without_digits", {"order.phoneNumber": "((((( ))))"}, field="order.phoneNumber"),
+    Bad("phone_with_five_digits", {"order.phoneNumber": "+1 2345"}, field="order.phoneNumber"),
     Bad(
         "email_invalid",
         {"order.email": "buyer-at-example"},
@@ -757,3 +759,10 @@ def test_one_answer_names_every_problem(bik_app, changes, named):
     response = bik_app.test_client().post("/bik/placeOrder", json=body)
     assert response.status_code == 422
     assert {f["field"] for f in response.get_json()["error"]["fields"]} == named
+
+
+@pytest.mark.parametrize("phone", ["(+91) 98765-43210", "+91 (0) 98765 43210", "098765.43210"])
+def test_phone_numbers_as_people_write_them_are_accepted(bik_app, phone):
+    response = bik_app.test_client().post("/bik/placeOrder", json=sample_body(phoneNumber=phone))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["order"]["phoneNumber"] == phone

@@ -22,7 +22,9 @@ from bikshop.bik.load import CompiledLoad
 from bikshop.models.orders import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
 from bikshop.money import format_plain, is_currency_code
 
-_PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
+# Digits, spaces and ()-. with an optional + at the start, or after an opening bracket as in
+# "(+91) 98765-43210"; at least 6 of them digits (a number, not "((((((").
+_PHONE = re.compile(r"^(?=(?:\D*\d){6})\(?\+?[0-9 ()\-.]{5,32}$")
 # An address bikshop can show and search: something@something, without spaces. Nothing is sent
 # to it, so a stricter check (a dotted domain, no trailing dot) would only lose orders.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
