@@ -159,7 +159,8 @@ def test_gunicorn_logs_are_json_without_secrets_and_errors_show_no_trace(gunicor
     token = placed.json()["order"]["invoiceUrl"].rsplit("/", 1)[1]
     requests.get(f"{server.url}/invoice/{token}?razorpay_signature=sig-in-query-77")
     assert get_as_written(server.url, f"/invoice/../{token}") == 404  # a prober's path
-    assert get_as_written(server.url, f"/invoice//{token}?ref={token}") == 308  # one slash
+    # Doubled slashes are served as single ones; the access line masks the token either way.
+    assert get_as_written(server.url, f"/invoice//{token}?ref={token}") == 200
     requests.post(
         server.url + "/bik/getOrder",
         json={"orderId": "x"},
