@@ -904,3 +904,22 @@ def test_the_order_page_names_its_tax_invoice_once_issued(make_app):
     assert owner.get(order["invoiceUrl"].split("localhost", 1)[-1]).status_code == 200  # issued
     page = owner.get(f"/admin/orders/{order['id']}").text
     assert "Tax invoice <strong>INV-00001</strong>" in page
+
+
+def test_a_free_order_is_marked_paid_not_paid_in_cash(owner):
+    """A discount covering everything: ₹0 to collect. The owner marks it paid for Bik; the
+    page does not ask about ₹0.00 received in cash."""
+    free = sample_body()
+    money = free["order"]
+    money["discount"], money["total"] = money["subTotal"] + money["shippingCharge"], 0
+    placed = place(owner, free)
+    assert placed.status_code == 200, placed.text
+    oid = placed.json["order"]["id"]
+    form = _order_forms(owner.get(f"/admin/orders/{oid}").text)["paid"]
+    assert form["opener"] == "Mark paid (nothing to pay)…" and form["button"] == "Yes, mark paid"
+    assert form["text"].startswith("Mark #1001 paid? Its total is ₹0.00: there is nothing to")
+    assert "in cash" not in form["text"]
+    assert _act(owner, oid, "paid").status_code == 303
+    assert _bik_view(owner, oid)["paymentStatus"] == "paid"
+    timeline = [m for m, who in _timeline(owner.get(f"/admin/orders/{oid}").text) if who != "bik"]
+    assert timeline[0] == "Paid ₹0.00"  # not "by cash": nothing was handed over

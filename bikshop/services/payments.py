@@ -716,7 +716,7 @@ def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool
         actor=actor,
         amount=order.total,
         currency=order.currency,
-        method=method,
+        method=method if order.total else None,  # a free order: nothing was handed over
         refuse_cancelled="marked paid",
     )
     db.session.commit()
