@@ -6,13 +6,11 @@ import json
 import re
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
-
-from babel.numbers import list_currencies
 
 from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
 from bikshop.models.admin import PHONE_TAIL_DIGITS
+from bikshop.money import is_currency_code
 from bikshop.services.invoices import invoice_label
 from bikshop.services.search import store_zone
 from bikshop.services.states import state_words
@@ -62,18 +60,13 @@ def amounts(per_currency: dict[str, Decimal], currency: str) -> str:
 _AMOUNT_IN_TEXT = re.compile(r"(?<![\w.,])([0-9]+(?:\.[0-9]+)?) ([A-Z]{3})\b")
 
 
-@cache
-def _currency_codes() -> frozenset[str]:
-    return frozenset(list_currencies())
-
-
 def with_money(text: str) -> str:
     """``text`` with each "<amount> <currency code>" in it shown as the invoice shows money:
     "Paid 123456.5 INR by upi" reads "Paid ₹1,23,456.50 by upi". Anything else is left as is."""
 
     def shown(found: re.Match) -> str:
         number, code = found.groups()
-        return money(Decimal(number), code) if code in _currency_codes() else found[0]
+        return money(Decimal(number), code) if is_currency_code(code) else found[0]
 
     return _AMOUNT_IN_TEXT.sub(shown, text)
 

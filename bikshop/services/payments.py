@@ -164,8 +164,8 @@ def release_refunded_link(link: PaymentLink, payment: dict | None, *, actor: str
     if not whole or not minor_units_fit(amount, link.currency):
         return False
     order = db.session.get(Order, link.order_id)
-    held = {unsettled.id: unsettled for unsettled in unsettled_links(order)}.get(link.id)
-    if held is None or from_minor_units(amount, link.currency) != held.amount_paid:
+    held = db.session.scalar(select(exists().where(*_unsettled(order), PaymentLink.id == link.id)))
+    if not held or from_minor_units(amount, link.currency) != link.amount_paid:
         return False
     if not _move_link(link, "refunded"):
         return False

@@ -18,9 +18,9 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
 from bikshop.extensions import db
-from bikshop.models import Order, OrderItem
+from bikshop.models import Order, OrderItem, Payment
 from bikshop.models.admin import AWAITING_PAYMENT, PHONE_TAIL_DIGITS, TO_SHIP, phone_tail
-from bikshop.services.invoices import invoice_number_of
+from bikshop.services.invoices import invoice_label, invoice_number_of
 
 PAGE_SIZE = 50
 # Filter values beyond the machines' own states, for the summary tiles' links.
@@ -350,8 +350,6 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
     stepped cursor on SQLite, so memory stays flat however many orders match. Everything is
     one statement: the products and the payment id are subqueries of each row.
     """
-    from bikshop.models import Payment
-
     items = (
         select(func.coalesce(func.sum(OrderItem.quantity), 0))
         .where(OrderItem.order_id == Order.id)
@@ -398,8 +396,6 @@ def csv_rows(filters: OrderFilters, *, batch: int = 1000) -> Iterator[list]:
 
 
 def _csv_values(query, zone: ZoneInfo) -> Iterator[list]:
-    from bikshop.services.invoices import invoice_label
-
     shown = len(CSV_HEADER) - 3  # as the query reads them: the columns up to the products
     for row in db.session.execute(query):
         values = list(row[:shown])
