@@ -79,7 +79,9 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
     counts it, so two owners recording at once cannot return more than was paid.
     """
     _lock_paid_order(order, "have money returned")
-    payments = db.session.scalars(select(Payment).where(Payment.order_id == order.id)).all()
+    payments = db.session.scalars(
+        select(Payment).where(Payment.order_id == order.id).order_by(Payment.id)
+    ).all()
     if any(payment.razorpay_payment_id for payment in payments):
         raise ApiError(
             409,
@@ -126,7 +128,7 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
             "what is left to return",
             code="changed_meanwhile",
         )
-    if payments:  # a cash payment: it shows what went back too
+    if payments:  # a cash payment (the latest, if ever more): it shows what went back too
         db.session.execute(
             update(Payment)
             .where(
