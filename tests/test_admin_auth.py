@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bikshop import create_app
 from tests.admin_support import (
@@ -394,3 +396,38 @@ def test_a_one_minute_lock_says_minute(make_app):
     assert sign_in(client, password="guess").status_code == 401
     locked = sign_in(client)
     assert locked.status_code == 429 and "Try again in 1 minute." in locked.text
+
+
+def test_a_sign_in_that_has_ended_is_explained_once(admin_app):
+    """A browser coming back after its sign-in expired (or its password was changed) is sent
+    to the sign-in page with a word why, once; a visitor who never signed in is told nothing."""
+    from bikshop.extensions import db
+    from bikshop.models import AdminSession
+    from bikshop.services.admins import SESSION_LIFETIME
+
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    sign_in(client)
+    assert client.get("/admin/").status_code == 200
+    with admin_app.app_context():
+        for row in db.session.scalars(select(AdminSession)):
+            row.created_at -= SESSION_LIFETIME + timedelta(minutes=1)
+        db.session.commit()
+
+    def notices(page) -> list[str]:
+        return re.findall(r'role="(?:status|alert)">([^<]*)</p>', page.text)
+
+    sent_away = client.get("/admin/orders/ORD-1")
+    assert sent_away.status_code == 302
+    told = notices(client.get(sent_away.headers["Location"]))
+    assert told == [
+        "Your sign-in has ended: a sign-in lasts 30 days, and ends when the password is changed "
+        "or the account switched off. Please sign in again."
+    ]
+    again = client.get("/admin/")
+    assert again.status_code == 302
+    assert notices(client.get(again.headers["Location"])) == []
+    stranger = admin_app.test_client()
+    assert notices(stranger.get(stranger.get("/admin/").headers["Location"])) == []
+    assert sign_in(client).status_code == 303
+    assert client.get("/admin/").status_code == 200

@@ -14,6 +14,9 @@ from bikshop.services import admins
 login_manager = LoginManager()
 login_manager.session_protection = "basic"
 
+# Where Flask-Login keeps the signed-in admin's key in the session cookie.
+_SIGNED_IN_AS = "_user_id"
+
 # The only dashboard endpoints a stranger may reach.
 PUBLIC_ENDPOINTS = {"admin.login"}
 
@@ -29,6 +32,15 @@ def _to_login():
         # A form sent from a page left open after signing out (or from another tab's sign-out):
         # say so, or the owner takes the order page they come back to for the change made.
         flash("You were signed out, so that change was not made. Sign in, then try again.", "error")
+    elif session.pop(_SIGNED_IN_AS, None) is not None:
+        # The cookie names a sign-in that has ended: 30 days passed, the password was changed
+        # or the account switched off. Said once: the stale key goes with it.
+        days = admins.SESSION_LIFETIME.days
+        flash(
+            f"Your sign-in has ended: a sign-in lasts {days} days, and ends when the password "
+            "is changed or the account switched off. Please sign in again.",
+            "info",
+        )
     return redirect(url_for("admin.login", next=_here()))
 
 
