@@ -339,6 +339,11 @@ BAD_PLACE_ORDERS = [
     ),
     Bad("address_a_string", {"order.address": "Bengaluru"}, field="order.address"),
     Bad("address_city_number", {"order.address.city": 560102}, field="order.address.city"),
+    # A PIN code typed as a whole number is read as its digits (test_bik_sample.py); not these.
+    Bad("address_zip_fraction", {"order.address.zip": 560102.5}, field="order.address.zip"),
+    Bad("address_zip_negative", {"order.address.zip": -560102}, field="order.address.zip"),
+    Bad("address_zip_true", {"order.address.zip": True}, field="order.address.zip"),
+    Bad("address_zip_list", {"order.address.zip": ["560102"]}, field="order.address.zip"),
     Bad(
         "address_tab_is_fine_but_escape_is_not",
         {"order.address.address1": "HSR\x1b[31m"},

@@ -230,6 +230,21 @@ def test_every_stored_column_holds_what_bik_sent(app, client):
     assert event.created_at.utcoffset().total_seconds() == 0
 
 
+def test_a_pin_code_sent_as_a_number_is_kept_as_its_digits(client):
+    """The guide types ``zip`` as a string; a form that kept it a number must not lose the
+    order. It is stored and answered as text, and the same order sent either way is one."""
+    body = sample_body()
+    body["order"]["address"]["zip"] = 560102
+    placed = place(client, body)
+    assert placed.status_code == 200, placed.get_json()
+    answer = placed.get_json()["order"]
+    assert answer["address"]["zip"] == "560102"
+    assert get(client, answer["id"]).get_json()["order"]["address"]["zip"] == "560102"
+    body["order"]["address"]["zip"] = "560102"
+    again = place(client, body)
+    assert again.status_code == 200 and again.get_json()["order"]["id"] == answer["id"]
+
+
 def test_get_order_returns_the_placed_order(client):
     placed = place(client).get_json()["order"]
     response = get(client, placed["id"])

@@ -42,6 +42,27 @@ class Text(fields.String):
         return clean_text(value, self.max_length, strip=self.strip)
 
 
+class NumberOrText(Text):
+    """Text a sender's form may have kept as a whole number (a PIN code ``560102``): read as its
+    digits, so a number where the guide shows a string does not lose the order. A fraction or a
+    negative number is still refused. (Phone numbers stay text only: as a number, a ``+`` or a
+    leading 0 would be gone.)"""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault(
+            "description", "A string; a whole number is read as its digits"
+        )
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            value = str(value)
+        elif not isinstance(value, str):
+            raise ValidationError("Must be a string (or a whole number, read as its digits).")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def clean_text(value, max_length: int, *, strip: bool = True) -> str:
     """``value`` as printable text of at most ``max_length`` characters, or a ValidationError.
 

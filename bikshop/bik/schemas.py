@@ -12,6 +12,7 @@ from bikshop.bik.fields import (
     CatalogId,
     ImageURL,
     Money,
+    NumberOrText,
     Quantity,
     StrictBoolean,
     Tags,
@@ -40,8 +41,8 @@ class BikSchema(CompiledLoad):
         ordered = True
 
 
-def _text(max_length=255, **kwargs):
-    return Text(max_length=max_length, load_default=None, allow_none=True, **kwargs)
+def _text(max_length=255, field=Text, **kwargs):
+    return field(max_length=max_length, load_default=None, allow_none=True, **kwargs)
 
 
 class AddressSchema(BikSchema):
@@ -55,7 +56,7 @@ class AddressSchema(BikSchema):
     state = _text()
     country = _text()
     countryCode = _text(8)
-    zip = _text(32)
+    zip = _text(32, NumberOrText)
     phoneNumber = _text(32)
 
 
