@@ -189,3 +189,45 @@ def test_names_wrap_between_words_on_a_small_phone_with_large_text(
         page.screenshot(path=output_dir / f"invoice-phone-{width}-{text_px}px.png", full_page=True)
     finally:
         context.close()
+
+
+# Every amount on the page (and the label beside it) as (text, lines it was laid out on).
+AMOUNT_LINES = """() => {
+  const found = [];
+  for (const cell of document.querySelectorAll(
+      ".total strong, .sums th, .sums td, .items td.amt, .items td.unit")) {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const lines = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+    found.push([cell.textContent, lines.size]);
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("text_px", [24, 32], ids=["text-150%", "text-200%"])
+def test_amounts_are_never_split_across_lines_on_a_small_phone(
+    gunicorn, browser, output_dir, tmp_path, text_px
+):
+    """At 320 px with large text, ₹12,39,567.39 was laid out as "₹12,39,56 / 7.39" (a customer
+    reads ₹12,39,56) and "Subtotal" as "Subtota / l": the page let any word break anywhere. An
+    amount and its label now stay whole, moving to the next line instead; nothing overflows."""
+    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    items = [("Cotton Pad", 9999, "0.5"), ("Luxury Gold Facial Kit", 1, "1234567.89")]
+    path = place_on(server, order_body(items, shipping="0", discount="100"))
+    context = browser.new_context(
+        viewport={"width": 320, "height": 640}, device_scale_factor=2, is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Page.setFontSizes", {"fontSizes": {"standard": text_px, "fixed": 13}})
+        assert page.goto(server.url + path).status == 200
+        laid_out = dict(page.evaluate(AMOUNT_LINES))
+        assert "₹12,39,467.39" in laid_out and "−₹100.00" in laid_out, laid_out
+        assert {text: lines for text, lines in laid_out.items() if lines != 1} == {}
+        scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert scroll_width <= 320, scroll_width
+        page.screenshot(path=output_dir / f"invoice-amounts-320-{text_px}px.png", full_page=True)
+    finally:
+        context.close()

@@ -63,6 +63,38 @@ def test_status_badge_follows_the_order(client, app):
     assert 'class="badge cancelled">Cancelled<' in client.get(path).get_data(as_text=True)
 
 
+def status_line(client, path) -> str:
+    """The invoice's status line as a customer reads it: the badge, then the note beside it."""
+    html = client.get(path).get_data(as_text=True)
+    line = html.split('<p class="status">', 1)[1].split("</p>", 1)[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", line).split())
+
+
+def test_the_status_line_says_how_far_the_order_has_got(client, app):
+    """Shipped or partly shipped (fulfilment), in progress, delivered; a cancelled unpaid order
+    owes nothing. The address's town line reads "City, State PIN"."""
+    body = order_body()
+    body["order"]["address"] |= {"city": "New Delhi", "state": "Delhi", "zip": "110024"}
+    path = place_invoice(client, body)
+    token = path.rsplit("/", 1)[1]
+    assert "New Delhi, Delhi 110024" in client.get(path).get_data(as_text=True)
+    assert status_line(client, path) == "Payment pending"
+    steps = [
+        (lambda o: change_status(o, "IN PROGRESS", actor="t"), "Payment pending · In progress"),
+        (lambda o: set_fulfillment(o, "partial", actor="t"), "Payment pending · Partly shipped"),
+        (lambda o: set_fulfillment(o, "fulfilled", actor="t"), "Payment pending · Shipped"),
+        (lambda o: change_status(o, "DELIVERED", actor="t"), "Payment pending · Delivered"),
+    ]
+    for step, expected in steps:
+        with app.app_context():
+            step(find_by_invoice_token(token))
+        assert status_line(client, path) == expected
+    unpaid = place_invoice(client)
+    with app.app_context():
+        change_status(find_by_invoice_token(unpaid.rsplit("/", 1)[1]), "CANCELLED", actor="t")
+    assert status_line(client, unpaid) == "Cancelled · nothing to pay"
+
+
 def test_a_customer_who_paid_is_told_about_the_money_on_a_cancelled_or_refunded_order(client, app):
     """Paid, then cancelled: what was paid and that it is coming back. Partly refunded: what
     the customer has paid once the refunds are taken off (page and PDF)."""

@@ -245,6 +245,8 @@ def test_redirect_while_razorpay_is_down_says_confirming_and_the_webhook_finishe
     fake.stop()
     page = client.get(path_of(callback)).get_data(as_text=True)
     assert "Payment received, confirming" in page and "Pay ₹947" not in page
+    # The badge agrees with the note beside it; the note says not to pay again.
+    assert 'class="badge pending">Confirming payment<' in page and "do not pay again" in page
     assert payment_status(client, order_id) == "pending"
     assert post_webhook(client, *fake.paid_event(link_id)).status_code == 200
     assert payment_status(client, order_id) == "paid"

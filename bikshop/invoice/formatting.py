@@ -82,3 +82,12 @@ def item_text(text: str) -> str:
     if len(text) <= MAX_ITEM_TEXT:
         return text
     return text[: MAX_ITEM_TEXT - 1].rstrip() + "…"
+
+
+@bp.app_template_filter("place_line")
+def place_line(address: dict) -> str:
+    """An address's town line as people write it: ``New Delhi, Delhi 110024`` (the state, or a
+    province where a catalog sent one; any part may be missing)."""
+    region = address.get("state") or address.get("province") or address.get("provinceCode")
+    place = ", ".join(part for part in (address.get("city"), region) if part)
+    return " ".join(part for part in (place, address.get("zip")) if part)

@@ -34,8 +34,9 @@ PAYMENT_NOTICES = {
         "to you."
     ),
     "confirming": (
-        "Payment received, confirming with Razorpay. This usually takes a few seconds: "
-        "reload this page to see it marked paid."
+        "Payment received, confirming with Razorpay: please do not pay again. This usually "
+        "takes a few seconds, longer when Razorpay is slow: reload this page to see it marked "
+        "paid."
     ),
     # Razorpay holds a payment that does not settle the order (e.g. a different amount).
     "checking": (
@@ -169,9 +170,12 @@ def invoice_pdf(order) -> Response:
 def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
     if notice is None and not for_pdf and payment_confirming(order):
         notice = PAYMENT_NOTICES["confirming"]  # like the redirect's page: no Pay button
+    invoice = invoice_for(order)
     return render_template(
         "invoice/page.html",
-        invoice=invoice_for(order),
+        invoice=invoice,
+        # The badge agrees with the notice: not "Payment pending" beside "Payment received".
+        confirming=notice == PAYMENT_NOTICES["confirming"] and invoice.status == "pending",
         order=order,
         can_pay=can_pay_online(order),
         in_review=not for_pdf and payment_in_review(order),
