@@ -133,6 +133,29 @@ def test_an_unsigned_megabyte_is_refused_and_only_its_beginning_kept(shop):
     assert stored.raw_body.endswith(f"[unsigned: {len(raw)} characters, the rest not kept]")
 
 
+def test_only_the_latest_unsigned_deliveries_are_kept(shop, monkeypatch):
+    """Anybody can post unsigned deliveries without end: only the latest UNSIGNED_KEPT stay
+    (trimmed every _TRIM_EVERY of them, here 5 and 3), and signed deliveries are never
+    touched by it."""
+    from bikshop.services import webhooks
+
+    monkeypatch.setattr(webhooks, "UNSIGNED_KEPT", 5)
+    monkeypatch.setattr(webhooks, "_TRIM_EVERY", 3)
+    app, client, fake, order_id = shop
+    signed = json.dumps({"event": "payment_link.updated", "payload": {}}).encode()
+    headers = {"X-Razorpay-Signature": sign(fake.webhook_secret, signed)}
+    assert post_webhook(client, signed, headers | {"X-Razorpay-Event-Id": "evt_1"}).status_code
+    for n in range(40):
+        forged = {"X-Razorpay-Signature": "00", "X-Razorpay-Event-Id": f"evt_forged_{n}"}
+        assert post_webhook(client, b'{"n": %d}' % n, forged).status_code == 400
+    kept = rows(app, WebhookEvent, WebhookEvent.signature_valid.is_(False))
+    assert 5 <= len(kept) < 5 + 3
+    assert kept[-1].received_event_id == "evt_forged_39"
+    assert [e.received_event_id for e in rows(app, WebhookEvent, WebhookEvent.signature_valid)] == [
+        "evt_1"
+    ]
+
+
 def test_without_a_webhook_secret_deliveries_are_refused_and_kept(make_app):
     with FakeRazorpay() as fake:
         # Only development starts without it (production refuses: test_payments_config.py).

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from flask import current_app
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from bikshop import razorpay_client
@@ -223,25 +223,47 @@ def _shown(received: str | None) -> str | None:
     return received[:63] + "…"
 
 
-# An unsigned delivery is anybody's: kept for people to look at, but only its beginning, so
-# a stranger posting megabytes cannot fill the disk with them.
+# An unsigned delivery is anybody's: kept for people to look at (a secret that differs from
+# Razorpay's shows up as these), but only its beginning, and only the latest UNSIGNED_KEPT of
+# them, so a stranger posting megabytes, or posting without end, cannot fill the disk.
 UNSIGNED_BODY_KEPT = 4096
+UNSIGNED_KEPT = 1000
+_TRIM_EVERY = 100  # unsigned deliveries between two trims: up to this many more are kept
 
 
 def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=None) -> None:
     if not valid and len(text) > UNSIGNED_BODY_KEPT:
         text = f"{text[:UNSIGNED_BODY_KEPT]}… [unsigned: {len(text)} characters, the rest not kept]"
-    db.session.add(
-        WebhookEvent(
-            event_id=None,
-            received_event_id=_shown(received),
-            event=(event or "")[:64] or None,
-            signature_valid=valid,
-            outcome=outcome[:255],
-            raw_body=text,
-        )
+    delivery = WebhookEvent(
+        event_id=None,
+        received_event_id=_shown(received),
+        event=(event or "")[:64] or None,
+        signature_valid=valid,
+        outcome=outcome[:255],
+        raw_body=text,
     )
+    db.session.add(delivery)
     db.session.commit()
+    if not valid and delivery.id % _TRIM_EVERY == 0:
+        _trim_unsigned()
+
+
+def _trim_unsigned() -> None:
+    """Delete the unsigned deliveries older than the latest UNSIGNED_KEPT."""
+    unsigned = WebhookEvent.signature_valid.is_(False)
+    oldest_kept = db.session.scalar(
+        select(WebhookEvent.id)
+        .where(unsigned)
+        .order_by(WebhookEvent.id.desc())
+        .offset(UNSIGNED_KEPT - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        db.session.execute(
+            delete(WebhookEvent).where(unsigned, WebhookEvent.id < oldest_kept),
+            execution_options={"synchronize_session": False},
+        )
+        db.session.commit()
 
 
 class _PaymentNotRecorded(Exception):  # noqa: N818 (a signal, not an error anyone sees)
