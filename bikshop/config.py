@@ -25,6 +25,10 @@ class ConfigError(click.ClickException):
     lists them all at once instead of one per run.
     """
 
+    # As wsgi.py and gunicorn.conf.py exit: 3 tells systemd (RestartPreventExitStatus=3) that
+    # restarting will not help, also when the unit's `flask db upgrade` is what found it.
+    exit_code = 3
+
     def __init__(self, message: str, problems: list[str] | None = None):
         self.problems = problems or [message]
         if len(self.problems) > 1:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -172,7 +174,7 @@ def test_a_flask_command_without_a_secret_key_says_so_in_one_line(tmp_path):
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 3  # as gunicorn's: systemd does not restart-loop on it
     assert result.stderr.strip().splitlines() == [
         "Error: BIKSHOP_SECRET_KEY is not set: production needs a long random value "
         "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
@@ -664,3 +666,38 @@ def test_a_public_url_may_have_a_port_and_a_path():
 @pytest.mark.parametrize("secret", ["a" * 40, "ab" * 20, "0123456" * 5])
 def test_production_refuses_a_long_secret_key_that_is_not_random(secret):
     assert refusal(SECRET_KEY=secret).startswith("BIKSHOP_SECRET_KEY is not random")
+
+
+def test_the_units_start_command_exits_3_on_a_bad_setting_and_1_on_a_database_down(tmp_path):
+    """The unit's ExecStart, run as systemd runs it (``/bin/sh -c``, the venv's paths made this
+    one's): a setting the upgrade refuses ends it with 3, which stops systemd's restarts; a
+    database that cannot be reached yet ends it with 1, which systemd tries again."""
+    unit = (ROOT / "deploy" / "bikshop.service").read_text()
+    (start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    shell, command = start.removeprefix("ExecStart=").split(" -c ", 1)
+    venv = str(Path(sys.executable).parent)
+    command = command.strip("'").replace("/srv/bikshop/venv/bin", venv)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env |= {
+        "BIKSHOP_ENV": "production",
+        "BIKSHOP_BIK_AUTH": "bearer:" + "t" * 32,
+        "BIKSHOP_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",  # nothing listens
+        "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
+    }
+
+    def start_unit(settings):
+        return subprocess.run(
+            [shell, "-c", command],
+            cwd=ROOT,
+            env=env | settings,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = start_unit({"BIKSHOP_SECRET_KEY": "change-me"})
+    assert refused.returncode == 3, refused.stderr
+    assert "BIKSHOP_SECRET_KEY" in refused.stderr and "Traceback" not in refused.stderr
+    down = start_unit({"BIKSHOP_SECRET_KEY": "k" + secrets.token_urlsafe(40)})
+    assert down.returncode == 1, down.stderr
+    assert "BIKSHOP_DATABASE_URL" in down.stderr and "Traceback" not in down.stderr

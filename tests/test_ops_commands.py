@@ -301,7 +301,7 @@ def _unreachable_postgresql(password: str) -> str:
     ],
 )
 def test_db_upgrade_and_check_config_say_why_the_database_refused_in_one_line(url, reason):
-    """PostgreSQL down when the unit's ExecStartPre runs (or a wrong name): one line saying
+    """PostgreSQL down when the unit's db upgrade runs (or a wrong name): one line saying
     why, not 150 lines of traceback in the journal; the password never shown."""
     if url == "down":  # made here: a port free now, and the same test ids on every xdist worker
         url = _unreachable_postgresql("pw-" + secrets.token_hex(8))
