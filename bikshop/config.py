@@ -492,12 +492,17 @@ def _validate_operations(config, env: str) -> None:
     from limits import parse_many
 
     public_url = config["PUBLIC_URL"]
+    not_a_base = (
+        "BIKSHOP_PUBLIC_URL must be an absolute http(s) URL without a query or fragment "
+        f"(links are built by appending paths to it), got {public_url!r}"
+    )
     if public_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", public_url):
-        raise ConfigError(
-            "BIKSHOP_PUBLIC_URL must be an absolute http(s) URL without a query or fragment "
-            f"(links are built by appending paths to it), got {public_url!r}"
-        )
-    if public_url and "@" in urlsplit(public_url).netloc:
+        raise ConfigError(not_a_base)
+    try:
+        netloc = urlsplit(public_url or "").netloc
+    except ValueError:  # an unclosed [IPv6 address
+        raise ConfigError(not_a_base) from None
+    if "@" in netloc:
         # Never echoed: it would show the password, which every invoice link would carry.
         raise ConfigError(
             "BIKSHOP_PUBLIC_URL must not hold a user or password (user:password@): every "
@@ -515,6 +520,13 @@ def _validate_operations(config, env: str) -> None:
     if isinstance(hosts, str):
         hosts = hosts.split(",")
     hosts = [h.strip().lower() for h in hosts if h.strip()]  # Host is lowercased to match
+    for host in hosts:
+        # A URL never matches a Host header: every request would be a 400.
+        if not re.fullmatch(r"\.?[a-z0-9_.\-]+(:\d{1,5})?|\[[0-9a-f:.]+\](:\d{1,5})?", host):
+            raise ConfigError(
+                "BIKSHOP_TRUSTED_HOSTS lists host names, comma-separated (shop.example.com, "
+                f".example.com for its subdomains, 127.0.0.1:8000), not URLs: got {host!r}"
+            )
     config["TRUSTED_HOSTS"] = hosts or None  # Flask answers 400 to any other Host
     level = (config["LOG_LEVEL"] or "info").strip().lower()
     if level not in ("debug", "info", "warning", "error", "critical"):
@@ -529,6 +541,16 @@ def _validate_operations(config, env: str) -> None:
             "BIKSHOP_REDIS_URL must start with redis://, rediss:// or redis+unix:// "
             f"(a socket path), got {scheme + '://' if found else 'no scheme'}"
         )
+    if redis_url:
+        from redis.connection import parse_url
+
+        try:  # as the rate limiter will read it (redis-py); never echoed: it may hold a password
+            parse_url(redis_url.replace("redis+unix://", "unix://", 1))
+        except ValueError:
+            raise ConfigError(
+                "BIKSHOP_REDIS_URL is not a Redis URL: write redis://[:password@]host:port/db, "
+                "with a port from 1 to 65535 and a database number"
+            ) from None
     for key in ("LOGIN", "INVOICE", "INVOICE_MISSES", "PAY", "BIK", "WEBHOOK"):
         value = config[f"RATELIMIT_{key}"]
         if value and value.strip().lower() == "off":

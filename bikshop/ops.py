@@ -8,6 +8,7 @@ that the app itself refuses to start.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import sqlite3
@@ -50,6 +51,7 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
             for problem in exc.problems
         ] + server
     found = _settings_findings(app.config) + _folder_findings(app.config) + server
+    found += _unknown_name_findings(raw)
     in_memory = in_memory_finding(app.config)
     if in_memory:
         found.append(in_memory)
@@ -78,6 +80,31 @@ def _gunicorn_findings(raw: dict[str, str]) -> list[Finding]:
                 found.append(
                     Finding("error", f"BIKSHOP_{name}", f"gunicorn refuses to start: {exc}")
                 )
+    return found
+
+
+# Read by gunicorn.conf.py (the app never sees them), and by the test suite and benchmarks.
+_GUNICORN_NAMES = {"BIND", "WORKERS", "TIMEOUT", "MAX_REQUESTS", "FORWARDED_ALLOW_IPS"}
+_TOOLING_PREFIXES = ("TEST", "BENCH_", "FAULT_", "RATELIMIT_KEY_PREFIX")
+
+
+def _unknown_name_findings(raw: dict[str, str]) -> list[Finding]:
+    """A ``BIKSHOP_`` name nothing reads is most likely a misspelt one (``DATABASE_URI``), and a
+    misspelt setting is silently its default: say so, with the name it was probably meant as."""
+    from bikshop.config import DEFAULTS
+
+    known = set(DEFAULTS) | _GUNICORN_NAMES
+    found = []
+    for name in sorted(set(raw) - known):
+        if name.startswith(_TOOLING_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        meant = f": did you mean BIKSHOP_{close[0]}?" if close else ""
+        found.append(
+            Finding(
+                "warning", f"BIKSHOP_{name}", f"is not a bikshop setting, and is ignored{meant}"
+            )
+        )
     return found
 
 
@@ -144,6 +171,19 @@ def _settings_findings(config) -> list[Finding]:
             add("warning", "STORE_ADDRESS", "is not set: invoices show no seller address")
     if not config["METRICS_TOKEN"]:
         add("warning", "METRICS_TOKEN", "is not set: /metrics is off")
+    # Secrets that guard something: long enough that guessing them is hopeless.
+    guarded = {
+        "METRICS_TOKEN": "anyone who guesses it can read the shop's figures",
+        "RAZORPAY_WEBHOOK_SECRET": "anyone who guesses it can mark orders paid",
+    }
+    for key, risk in guarded.items():
+        if config[key] and len(config[key]) < MIN_BIK_SECRET:
+            add("warning", key, f"is shorter than {MIN_BIK_SECRET} characters: {risk}")
+    key_id = config["RAZORPAY_KEY_ID"]
+    if key_id and not key_id.startswith(("rzp_test_", "rzp_live_")):
+        add(
+            "warning", "RAZORPAY_KEY_ID", "does not start with rzp_test_ or rzp_live_: not a key id"
+        )
     return found
 
 

@@ -366,6 +366,38 @@ def test_redis_urls_limits_understands_are_accepted(url):
     assert create_app({**SAFE, "REDIS_URL": url}).config["REDIS_URL"] == url
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cret-pw@127.0.0.1:notaport/0",
+        "redis://127.0.0.1:6379:0",
+        "redis://[::1/0",
+        "redis://127.0.0.1:99999/0",
+    ],
+)
+def test_a_redis_url_redis_cannot_read_is_refused_in_one_line_without_its_password(url):
+    message = refusal(REDIS_URL=url)
+    assert message.startswith("BIKSHOP_REDIS_URL is not a Redis URL: write redis://")
+    assert "s3cret-pw" not in message
+
+
+@pytest.mark.parametrize(
+    "hosts", ["https://shop.example.com", "shop.example.com/bik", "shop example.com"]
+)
+def test_trusted_hosts_written_as_urls_are_refused(hosts):
+    assert refusal(TRUSTED_HOSTS=hosts).startswith("BIKSHOP_TRUSTED_HOSTS lists host names")
+
+
+def test_trusted_hosts_with_ports_subdomains_and_addresses_are_accepted():
+    hosts = "Shop.Example.com, .example.com,127.0.0.1:8000,[::1]:8000"
+    assert create_app({**SAFE, "TRUSTED_HOSTS": hosts}).config["TRUSTED_HOSTS"] == [
+        "shop.example.com",
+        ".example.com",
+        "127.0.0.1:8000",
+        "[::1]:8000",
+    ]
+
+
 def test_every_whole_number_setting_has_a_range():
     from bikshop.config import _INT_KEYS, RANGES
 
@@ -461,6 +493,9 @@ def test_a_secret_that_cannot_travel_in_a_header_is_refused(value):
         ("BIKSHOP_DATABASE_URL", "postgresql://bikshop:pw@[::1/x"),  # urlsplit cannot read it
         ("BIKSHOP_DATABASE_URL", "sqlite:///"),  # in memory: every order lost at a restart
         ("BIKSHOP_REDIS_URL", "bogus"),
+        ("BIKSHOP_REDIS_URL", "redis://:pw@127.0.0.1:notaport/0"),  # redis-py cannot read it
+        ("BIKSHOP_PUBLIC_URL", "https://[::1"),
+        ("BIKSHOP_TRUSTED_HOSTS", "https://shop.example.com"),  # would refuse every request
     ],
 )
 def test_gunicorn_stops_with_exit_3_and_one_line_on_a_bad_setting(tmp_path, variable, value):

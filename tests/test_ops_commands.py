@@ -72,6 +72,34 @@ def test_check_config_passes_a_safe_production_setup(database_url):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_check_config_warns_of_misspelt_names_and_guessable_secrets(database_url):
+    """A misspelt name is silently its default (BIKSHOP_DATABASE_URI: SQLite instead of
+    PostgreSQL), and a short metrics token or webhook secret is guessable."""
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    env |= {
+        "BIKSHOP_DATABASE_URI": "postgresql://elsewhere/shop",
+        "BIKSHOP_RATELIMIT_LOGN": "3 per minute",
+        "BIKSHOP_METRICS_TOKEN": "abc",
+        "BIKSHOP_RAZORPAY_WEBHOOK_SECRET": "x",
+        "BIKSHOP_RAZORPAY_KEY_ID": "abc",
+        "BIKSHOP_TEST_CHROMIUM": "/usr/bin/chromium",  # the suite's own: not reported
+    }
+    result = flask("check-config", "--offline", env=env)
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING BIKSHOP_METRICS_TOKEN is shorter than 16 characters: anyone who guesses it "
+        "can read the shop's figures",
+        "WARNING BIKSHOP_RAZORPAY_WEBHOOK_SECRET is shorter than 16 characters: anyone who "
+        "guesses it can mark orders paid",
+        "WARNING BIKSHOP_RAZORPAY_KEY_ID does not start with rzp_test_ or rzp_live_: not a key id",
+        "WARNING BIKSHOP_DATABASE_URI is not a bikshop setting, and is ignored: did you mean "
+        "BIKSHOP_DATABASE_URL?",
+        "WARNING BIKSHOP_RATELIMIT_LOGN is not a bikshop setting, and is ignored: did you mean "
+        "BIKSHOP_RATELIMIT_LOGIN?",
+    ], result.stdout
+    assert flask("check-config", "--offline", "--strict", env=env).returncode == 1
+
+
 def test_check_config_names_each_unsafe_or_missing_setting(database_url):
     risky = {
         **SAFE,
