@@ -161,6 +161,10 @@ def _gated(hook, endpoints: set[str], *, passthrough: bool = False):
     return gated
 
 
+# Flask answers HEAD with the GET view: a HEAD tells whether a token exists just as well.
+_READS = ["GET", "HEAD"]
+
+
 def _limits_for(rule: Rule, config) -> list:
     path, methods = rule.rule, rule.methods or set()
     found = []
@@ -180,7 +184,7 @@ def _limits_for(rule: Rule, config) -> list:
             lambda: limiter.limit(
                 _INVOICE,
                 key_func=_address_and_invoice,
-                methods=["GET"],
+                methods=_READS,
                 exempt_when=_token_is_unknown,
                 error_message=_message,
             ),
@@ -190,7 +194,7 @@ def _limits_for(rule: Rule, config) -> list:
             lambda: limiter.shared_limit(
                 _MISSES,
                 scope="invoice-misses",
-                methods=["GET"],
+                methods=_READS,
                 exempt_when=_token_is_known,
                 deduct_when=_is_miss,
                 error_message=_message,

@@ -752,6 +752,20 @@ def test_the_label_of_a_state_is_in_sentence_case():
     ]
 
 
+def test_the_customers_email_link_writes_to_that_address_and_nothing_more(owner):
+    """An email is only checked for something@something: one carrying ``?bcc=...&body=...``
+    must not make the owner's mail client copy a stranger in or fill in the text."""
+    email = "buyer@example.com?bcc=spy%40evil.example&subject=Refund&body=Send%20bank%20details"
+    order = place_order(owner, email=email)
+    html = owner.get(f"/admin/orders/{order['id']}").text
+    (href,) = re.findall(r'href="(mailto:[^"]*)"', html)
+    assert href == (
+        "mailto:buyer@example.com%3Fbcc%3Dspy%2540evil.example%26subject%3Drefund%26body%3D"
+        "send%2520bank%2520details"
+    )
+    assert "?" not in href and "&" not in href
+
+
 def test_the_order_page_shows_the_state_bik_sends_in_the_address(owner):
     """Bik's address carries ``state`` (the owner ships from this page; it was left out)."""
     address = {

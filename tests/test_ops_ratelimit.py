@@ -88,6 +88,20 @@ def test_each_invoice_has_its_own_allowance_and_guesses_do_not_use_it(make_app):
     assert client.get(second).status_code == 200  # another customer behind the same address
 
 
+def test_head_requests_count_as_the_reads_they_are(make_app):
+    """Flask answers HEAD with the GET view: HEAD tells whether a token exists as well as GET
+    does, so guesses by HEAD count as guesses, and an invoice's allowance covers both."""
+    client = make_app(RATELIMIT_INVOICE_MISSES="2 per minute").test_client()
+    for _ in range(2):
+        assert client.head(f"/invoice/{secrets.token_urlsafe(24)}").status_code == 404
+    assert client.head(f"/invoice/{secrets.token_urlsafe(24)}").status_code == 429
+    assert client.get(f"/invoice/{secrets.token_urlsafe(24)}").status_code == 429
+    reader = make_app(RATELIMIT_INVOICE="2 per minute").test_client()
+    path = _invoice_path(reader)
+    assert [reader.head(path).status_code, reader.get(path).status_code] == [200, 200]
+    assert reader.head(path).status_code == 429
+
+
 @pytest.mark.parametrize(
     ("limit", "words", "longest"),
     [("2 per 10 minutes", "about 10 minutes", 600), ("2 per minute", "a minute", 60)],

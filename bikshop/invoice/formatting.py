@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -60,6 +61,14 @@ def web_link(url: str | None) -> str | None:
     if url and url.lower().startswith(("https://", "http://")):
         return url
     return None
+
+
+@bp.app_template_filter("mailto_href")
+def mailto_href(email: str) -> str:
+    """An email address as a link that writes to it and nothing more: a customer's
+    ``a@b.co?bcc=spy@evil.example&body=...`` must not add recipients or text to the owner's
+    mail, so everything but the address's own ``@`` is percent-encoded."""
+    return "mailto:" + quote(email, safe="@")
 
 
 @bp.app_template_filter("tel_href")
