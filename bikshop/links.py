@@ -23,7 +23,9 @@ def public_base() -> str:
         # What request.host_url gives, without its IRI decoding: a link stays ASCII (an
         # internationalised host keeps its xn-- form), and a getOrder is ~4% cheaper.
         current = request._get_current_object()  # one lookup for both
-        return f"{current.scheme}://{current.host}"
+        # A forwarded scheme can say anything (javascript); a host, any case.
+        scheme = "https" if current.scheme == "https" else "http"
+        return f"{scheme}://{current.host.lower()}"
     from bikshop.config import base_url  # here: bikshop.config imports this module's users
 
     return base_url(None, current_app.config.get("BIND"))

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from bikshop.security import DEFAULT_CSP
-from tests.bik import place, stored_state
+from tests.bik import place, sample_body, stored_state
 
 HTML_PAGES = ["/invoice/{token}", "/admin/login", "/invoice/{missing}", "/admin/nowhere"]
 
@@ -165,6 +165,40 @@ def test_trusted_hosts_match_whatever_the_case(make_app):
     placed = place(client, headers={"Host": "SHOP.example.com"}).get_json()["order"]
     assert placed["invoiceUrl"].startswith("http://shop.example.com/invoice/")
     assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_the_invoice_url_from_a_request_is_http_or_https_on_a_lowercase_host(make_app):
+    """Without BIKSHOP_PUBLIC_URL the link comes from the request: a forwarded scheme that is
+    not https (X-Forwarded-Proto: javascript, trusted through ProxyFix) gives http, and the
+    host is lowercased, so the same order gets one link however Bik spells the host."""
+    client = make_app(PROXY_FIX_X_PROTO=1).test_client()
+    spoofed = {"Host": "SHOP.Example.com", "X-Forwarded-Proto": "javascript"}
+    link = place(client, headers=spoofed).get_json()["order"]["invoiceUrl"]
+    assert link.startswith("http://shop.example.com/invoice/")
+    secure = {"Host": "shop.example.com", "X-Forwarded-Proto": "https"}
+    assert (
+        place(client, headers=secure)
+        .get_json()["order"]["invoiceUrl"]
+        .startswith("https://shop.example.com/invoice/")
+    )
+
+
+def test_a_request_without_a_host_header_is_a_400_not_a_link_to_the_bind_address(make_app):
+    """HTTP/1.0 allows no Host at all; Werkzeug then builds the host from the address the
+    server listens on (127.0.0.1:8000), which no customer can open."""
+    from werkzeug.test import EnvironBuilder
+
+    app = make_app()
+    before = stored_state(app)
+    environ = EnvironBuilder(
+        "/bik/placeOrder", method="POST", json=sample_body(), base_url="http://127.0.0.1:8000"
+    ).get_environ()
+    del environ["HTTP_HOST"]
+    statuses = []
+    body = b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+    assert statuses[0].startswith("400"), body
+    assert b"Host header" in body
+    assert stored_state(app) == before
 
 
 @pytest.mark.parametrize("host", ["", "a b", "<script>", "shop_1.example.com"])

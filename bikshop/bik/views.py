@@ -64,8 +64,9 @@ def check_auth_and_content_type():
     encoding = current.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Send the body uncompressed (got Content-Encoding: {encoding[:40]})")
-    if not config["PUBLIC_URL"] and not current.host:
-        # Werkzeug reads a missing or malformed Host as "": invoiceUrl would be http:///…
+    if not config["PUBLIC_URL"] and not (current.environ.get("HTTP_HOST") and current.host):
+        # Werkzeug reads a malformed Host as "" (invoiceUrl would be http:///…), and a missing
+        # one as the address gunicorn listens on, which is not where customers reach the shop.
         raise ApiError(
             400,
             "Send a Host header with this server's name: invoiceUrl is built from it "
