@@ -920,15 +920,26 @@ def test_the_order_page_names_its_tax_invoice_once_issued(make_app):
     assert "Tax invoice <strong>INV-00001</strong>" in page
 
 
-def test_a_free_order_is_marked_paid_not_paid_in_cash(owner):
-    """A discount covering everything: ₹0 to collect. The owner marks it paid for Bik; the
-    page does not ask about ₹0.00 received in cash."""
+def test_a_free_order_is_marked_paid_not_paid_in_cash(admin_app, owner):
+    """A discount covering everything: ₹0 to collect. Placed since 2026-12-07 it is paid at
+    once; one placed before (pending) the owner marks paid for Bik, and the page does not ask
+    about ₹0.00 received in cash."""
+    from sqlalchemy import update
+
+    from bikshop.extensions import db
+    from bikshop.models import Order
+
     free = sample_body()
     money = free["order"]
     money["discount"], money["total"] = money["subTotal"] + money["shippingCharge"], 0
     placed = place(owner, free)
     assert placed.status_code == 200, placed.text
     oid = placed.json["order"]["id"]
+    assert placed.json["order"]["paymentStatus"] == "paid"
+    assert "paid" not in _order_forms(owner.get(f"/admin/orders/{oid}").text)
+    with admin_app.app_context():  # as an order placed before 2026-12-07 was stored
+        db.session.execute(update(Order).values(payment_status="pending", paid_at=None))
+        db.session.commit()
     form = _order_forms(owner.get(f"/admin/orders/{oid}").text)["paid"]
     assert form["opener"] == "Mark paid (nothing to pay)…" and form["button"] == "Yes, mark paid"
     assert form["text"].startswith("Mark #1001 paid? Its total is ₹0.00: there is nothing to")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -129,16 +130,22 @@ def test_a_customer_who_paid_is_told_about_the_money_on_a_cancelled_or_refunded_
 
 
 def test_an_order_of_nothing_says_there_is_nothing_to_pay(make_app, tmp_path):
-    """A ₹0 order (a free sample, a discount as large as the basket) is pending payment to Bik,
-    but the customer owes nothing: no pay instructions, no Pay button, and a stale Pay form
-    leads back to the invoice instead of a 409 "can't be paid online"."""
+    """A ₹0 order (a free sample, a discount as large as the basket) owes nothing: Bik is told
+    it is paid, even with paymentPending true (Bik would tell the customer a payment is
+    pending); no pay instructions, no Pay button, and a stale Pay form leads back to the
+    invoice instead of a 409 "can't be paid online"."""
     client = make_app(
         PDF_CACHE_DIR=str(tmp_path),
         RAZORPAY_KEY_ID="rzp_test_x",
         RAZORPAY_KEY_SECRET="s",
         RAZORPAY_WEBHOOK_SECRET="w",
     ).test_client()
-    path = place_invoice(client, order_body([("Free sample", 1, "0")], shipping="0"))
+    free = order_body([("Sample kit", 2, "150")], shipping="0", discount="300")
+    assert free["paymentPending"] is True
+    placed = client.post("/bik/placeOrder", json=free)
+    assert placed.get_json()["order"]["paymentStatus"] == "paid"
+    assert placed.get_json()["order"]["total"] == 0
+    path = urlsplit(placed.get_json()["order"]["invoiceUrl"]).path
     html = client.get(path).get_data(as_text=True)
     printed = pdf_text(client.get(path + ".pdf").data)
     for shown in (html, printed):

@@ -107,9 +107,10 @@ def badge(order: Order) -> str:
 
 
 def nothing_to_pay(order: Order) -> bool:
-    """A ₹0 order still pending payment (a free sample, a discount as large as the basket):
-    the customer owes nothing, so the invoice asks for no payment."""
-    return order.payment_status == "pending" and order.total == 0
+    """A ₹0 order (a free sample, a discount as large as the basket): the customer owes
+    nothing, so the invoice asks for no payment. Placed paid since 2026-12-07; one placed
+    earlier is pending until the owner marks it paid."""
+    return order.payment_status in ("pending", "paid") and order.total == 0
 
 
 def invoice_for(order: Order) -> Invoice:

@@ -298,7 +298,9 @@ def _columns(request: dict, raw_body: str, currency: str) -> tuple[dict, list[di
     address = incoming.get("address")
     if address is not None:
         address = {k: v for k, v in address.items() if v is not None}
-    paid = not request["paymentPending"]
+    # A ₹0 order (a free sample, a discount as large as the basket) owes nothing: paid at once,
+    # or Bik would tell the customer a payment is pending that nobody can make.
+    paid = not request["paymentPending"] or incoming["total"] == 0
     email = (incoming.get("email") or "").lower() or None
     name_parts = [(address or {}).get("firstName"), (address or {}).get("lastName")]
     now = utcnow()
