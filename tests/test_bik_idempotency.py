@@ -136,6 +136,35 @@ def test_a_retry_of_an_order_fingerprinted_the_old_way_is_still_the_same_order(a
     assert place(client, changed).status_code == 409
 
 
+def test_a_retry_of_a_free_order_stored_pending_before_the_upgrade_is_the_same_order(
+    app, client
+):
+    """A ₹0 order placed before 2026-12-07 was stored pending (and fingerprinted so); now it is
+    placed paid, and a retry that straddles the upgrade must not become a 409."""
+    from bikshop.bik.schemas import PlaceOrderRequest
+    from bikshop.services.orders import _columns, fingerprint
+
+    body = sample_body()
+    money = body["order"]
+    money["discount"], money["total"] = money["subTotal"] + money["shippingCharge"], 0
+    first = place(client, body).get_json()["order"]
+    assert first["paymentStatus"] == "paid"
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.public_id == first["id"])).one()
+        with app.test_request_context():
+            columns, items = _columns(PlaceOrderRequest().load(body), json.dumps(body), "INR")
+            old = fingerprint(columns | {"payment_status": "pending"}, items)
+        order.request_fingerprint, order.payment_status, order.paid_at = old, "pending", None
+        db.session.commit()
+        db.session.remove()
+    again = place(client, body)
+    assert again.status_code == 200 and again.get_json()["order"]["id"] == first["id"]
+    assert again.get_json()["order"]["paymentStatus"] == "pending"  # as stored: unchanged
+    changed = sample_body(body["draftOrderId"], phoneNumber="+919999999999")
+    changed["order"]["discount"], changed["order"]["total"] = money["discount"], 0
+    assert place(client, changed).status_code == 409
+
+
 def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, client):
     body = sample_body()
     placed = place(client, body).get_json()["order"]

@@ -115,10 +115,14 @@ def _fingerprint_before_2026_12(request: dict) -> str:
 def _earlier_fingerprints(request: dict, columns: dict, items: list[dict]) -> set[str]:
     """What an order placed under an earlier rule holds for this same body: a retry that
     straddles an upgrade is still the same order."""
-    return {
+    earlier = {
         _fingerprint_before_2026_12(request),
         fingerprint(columns, items, blank_address_lines=True),
     }
+    if request["paymentPending"] and columns["payment_status"] == "paid":
+        # A ₹0 order placed before 2026-12-07 was stored pending.
+        earlier.add(fingerprint(columns | {"payment_status": "pending"}, items))
+    return earlier
 
 
 def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
