@@ -136,9 +136,7 @@ def test_a_retry_of_an_order_fingerprinted_the_old_way_is_still_the_same_order(a
     assert place(client, changed).status_code == 409
 
 
-def test_a_retry_of_a_free_order_stored_pending_before_the_upgrade_is_the_same_order(
-    app, client
-):
+def test_a_retry_of_a_free_order_stored_pending_before_the_upgrade_is_the_same_order(app, client):
     """A ₹0 order placed before 2026-12-07 was stored pending (and fingerprinted so); now it is
     placed paid, and a retry that straddles the upgrade must not become a 409."""
     from bikshop.bik.schemas import PlaceOrderRequest
