@@ -10,12 +10,13 @@ def register(app: Flask) -> None:
     """Attach every bikshop command to the app's CLI."""
     from bikshop.admin.cli import commands as admin_commands
     from bikshop.checkbik import check_bik_command
-    from bikshop.ops import backup_command, prune_command
+    from bikshop.ops import backup_command, prune_command, skip_numbers_command
     from bikshop.payments.cli import reconcile_payments_command
 
     app.cli.add_command(check_bik_command)  # also a plugin command (setup.cfg): for test runners
     app.cli.add_command(backup_command)
     app.cli.add_command(prune_command)
+    app.cli.add_command(skip_numbers_command)
     app.cli.add_command(reconcile_payments_command)
     for command in admin_commands:
         app.cli.add_command(command)

@@ -469,6 +469,36 @@ def _delete_in_batches(model, where, batch_size: int) -> Iterator[int]:
         time.sleep(_BETWEEN_BATCHES)
 
 
+@click.command("skip-numbers")
+@click.option(
+    "--by",
+    type=click.IntRange(1, 1_000_000),
+    default=10_000,
+    show_default=True,
+    help="How far to move each counter on.",
+)
+@with_appcontext
+def skip_numbers_command(by: int):
+    """Move the order and tax-invoice counters on, after restoring a backup.
+
+    A restored database numbers from where the backup stopped, but the orders placed after the
+    backup are still known to Bik (and their tax invoices to customers) by their numbers: the
+    next orders would reuse them, and Bik's getOrder for a lost ORD-1004 would show another
+    customer's order. Run this once, before serving, to skip past every number given out since.
+    """
+    from bikshop.extensions import db
+    from bikshop.models.orders import Counter
+
+    counters = db.session.scalars(select(Counter).order_by(Counter.name)).all()
+    for counter in counters:
+        counter.value += by
+    db.session.commit()
+    if not counters:
+        click.echo("skip-numbers: nothing numbered yet; the first numbers are the configured ones")
+    for counter in counters:
+        click.echo(f"skip-numbers: the next {counter.name} number is {counter.value + 1}")
+
+
 @click.command("prune")
 @click.option(
     "--older-than",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -382,3 +383,28 @@ def test_backup_into_a_full_folder_says_so_in_one_line(database_url, tmp_path):
         ]
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_skip_numbers_moves_order_and_invoice_numbers_past_those_given_out(make_app):
+    """After a restore the counters are the backup's: orders placed since (known to Bik as
+    ORD-1002 …) would have their numbers reused. skip-numbers moves every counter on."""
+    app = make_app(STORE_GSTIN="29AABCG1234K1ZO", STORE_ADDRESS="12 MG Road, Bengaluru")
+    client = app.test_client()
+    runner = app.test_cli_runner()
+    empty = runner.invoke(args=["skip-numbers"])
+    assert empty.exit_code == 0 and "nothing numbered yet" in empty.output
+    first = client.post("/bik/placeOrder", json=sample_body()).get_json()["order"]
+    assert first["id"] == "ORD-1001"
+    invoice = urlsplit(first["invoiceUrl"]).path
+    assert client.get(invoice).status_code == 200  # issues tax invoice 1
+    result = runner.invoke(args=["skip-numbers", "--by", "500"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "skip-numbers: the next invoice number is 502",
+        "skip-numbers: the next order number is 1502",
+    ]
+    second = client.post("/bik/placeOrder", json=sample_body()).get_json()["order"]
+    assert second["id"] == "ORD-1502"
+    page = client.get(urlsplit(second["invoiceUrl"]).path).get_data(as_text=True)
+    assert "INV-00502" in page
+    assert runner.invoke(args=["skip-numbers", "--by", "0"]).exit_code == 2
