@@ -182,9 +182,12 @@ def test_rendering_never_fetches_outside_static(app):
 def test_indian_scripts_and_emoji_are_drawn_in_the_pdf(pdf_app, output_dir):
     """A customer's Hindi address or an emoji in a product name must show on the invoice, not
     vanish: glyphs the bundled font lacks come from the system's Noto fonts (fonts-noto-core,
-    fonts-noto-color-emoji; README, Production), which WeasyPrint falls back to per character."""
+    fonts-noto-cjk, fonts-noto-color-emoji; README, Production), which WeasyPrint falls back to
+    per character."""
     client = pdf_app.test_client()
-    body = order_body([("देसी घी 🧴", 1, "499"), ("நெய் Ghee", 1, "100")])
+    body = order_body(
+        [("देसी घी 🧴", 1, "499"), ("நெய் Ghee", 1, "100"), ("护肤霜（修复型）", 1, "50")]
+    )
     body["order"]["address"].update(city="मुंबई", address1="12, गली नंबर 4")
     response = client.get(place_invoice(client, body) + ".pdf")
     assert response.status_code == 200
@@ -194,6 +197,9 @@ def test_indian_scripts_and_emoji_are_drawn_in_the_pdf(pdf_app, output_dir):
     fonts = subprocess.run(["pdffonts", "-"], input=response.data, capture_output=True).stdout
     for family in (b"Noto-Sans-Devanagari", b"Noto-Sans-Tamil", b"Noto-Color-Emoji"):
         assert family in fonts, fonts.decode()
+    # Chinese, Japanese and Korean (an export customer's name): fonts-noto-cjk. Without it the
+    # text is still in the PDF's text layer, but nothing is drawn.
+    assert b"Noto-Sans-CJK" in fonts, fonts.decode()
 
 
 def test_item_names_longer_than_an_invoice_shows_are_cut_on_page_and_pdf(pdf_app):
