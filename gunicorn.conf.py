@@ -84,8 +84,12 @@ logger_class = "bikshop.logging.GunicornLogger"
 # gunicorn 27's control socket defaults to one path per user: several servers on one machine
 # (tests, two instances) would fight over it. bikshop needs no runtime control interface.
 control_socket_disable = True
-# Only a proxy at these addresses may say the request was https (X-Forwarded-Proto).
+# Only a proxy at these addresses may say the request was https.
 forwarded_allow_ips = os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS") or "127.0.0.1"
+# ... and only with X-Forwarded-Proto, the one header the nginx site sets. gunicorn's default
+# also reads X-Forwarded-Ssl and X-Forwarded-Protocol, so a client's "X-Forwarded-Ssl: off"
+# passed on beside nginx's "X-Forwarded-Proto: https" was a 400 (contradictory scheme headers).
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 
 
 def post_fork(server, worker):

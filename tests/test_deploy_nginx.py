@@ -3,11 +3,14 @@ terminates TLS, passes the client's address and a request id, compresses, and hi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 import shutil
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -60,21 +63,14 @@ def _site_for_test(tmp: Path, upstream_port: int, http_port: int, https_port: in
     return site
 
 
-@pytest.fixture
-def nginx_in_front(gunicorn, tmp_path):
-    """gunicorn behind the repository's nginx site, configured as the README says."""
+@contextlib.contextmanager
+def _nginx(tmp_path: Path, upstream_port: int):
+    """The site as a normal process in front of ``upstream_port`` (gunicorn, a stand-in, or
+    nothing at all): yields a session for it, its https base URL and its plain-http port."""
     assert Path(NGINX).exists(), "nginx not found: apt-get install nginx (.ci/run does)"
-    server = gunicorn(
-        workers=1,
-        env={
-            "BIKSHOP_PROXY_FIX_X_FOR": "1",
-            "BIKSHOP_PROXY_FIX_X_PROTO": "1",
-            "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
-        },
-    )
     http_port, https_port = free_port(), free_port()
     (tmp_path / "site.conf").write_text(
-        _site_for_test(tmp_path, server.port, http_port, https_port)
+        _site_for_test(tmp_path, upstream_port, http_port, https_port)
     )
     (tmp_path / "nginx.conf").write_text(
         f"worker_processes 1;\nerror_log {tmp_path}/error.log;\npid {tmp_path}/nginx.pid;\n"
@@ -92,14 +88,68 @@ def nginx_in_front(gunicorn, tmp_path):
     session.verify = False
     session.headers["Host"] = "shop.example.com"
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    for _ in range(50):
-        try:
-            session.get(base + "/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    yield session, base, http_port, server
-    subprocess.run([NGINX, "-c", conf, "-s", "stop"], check=False)
+    try:
+        for _ in range(50):
+            try:
+                session.get(base + "/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield session, base, http_port
+    finally:
+        subprocess.run([NGINX, "-c", conf, "-s", "stop"], check=False)
+
+
+@pytest.fixture
+def nginx_in_front(gunicorn, tmp_path):
+    """gunicorn behind the repository's nginx site, configured as the README says."""
+    server = gunicorn(
+        workers=1,
+        env={
+            "BIKSHOP_PROXY_FIX_X_FOR": "1",
+            "BIKSHOP_PROXY_FIX_X_PROTO": "1",
+            "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
+        },
+    )
+    with _nginx(tmp_path, server.port) as (session, base, http_port):
+        yield session, base, http_port, server
+
+
+@contextlib.contextmanager
+def _stand_in(answer):
+    """A stand-in for gunicorn on a free port: ``answer(method, path)`` gives (status, JSON
+    body), or None to close the connection without answering (a worker killed mid-request).
+    Yields the port and the (path, headers) of every request it got, header names lowercase."""
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def handle_one_request(self):
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.parse_request():
+                return
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((self.path, {name.lower(): value for name, value in self.headers.items()}))
+            answered = answer(self.command, self.path)
+            self.close_connection = True
+            if answered is None:
+                return
+            status, body = answered
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_nginx_site_serves_bikshop_over_tls_as_documented(nginx_in_front):
@@ -147,6 +197,56 @@ def test_the_nginx_site_serves_bikshop_over_tls_as_documented(nginx_in_front):
     assert any(request_id in line for line in lines)
     spoofed_line = next(line for line in lines if spoofed.headers["X-Request-ID"] in line)
     assert '"remote": "127.0.0.1"' in spoofed_line and "203.0.113.9" not in spoofed_line
+
+    # The scheme is nginx's X-Forwarded-Proto alone: other scheme headers a client adds were
+    # gunicorn's HTML 400 "Contradictory scheme headers", through nginx or from this machine.
+    scheme_headers = {"X-Forwarded-Ssl": "off", "X-Forwarded-Protocol": "http"}
+    through_nginx = session.post(
+        base + "/bik/getOrder", json={"orderId": order["id"]}, headers=scheme_headers, timeout=5
+    )
+    assert through_nginx.status_code == 200, through_nginx.text
+    direct = requests.post(
+        server.url + "/bik/getOrder",
+        json={"orderId": order["id"]},
+        headers={"X-Forwarded-Proto": "https", **scheme_headers},
+        timeout=5,
+    )
+    assert direct.status_code == 200, direct.text
+    assert direct.json()["order"]["id"] == order["id"]
+
+
+def test_a_client_cannot_send_scheme_port_or_prefix_headers_through_nginx(tmp_path):
+    """nginx passed a client's X-Forwarded-Ssl and X-Forwarded-Protocol on to gunicorn (which
+    trusts 127.0.0.1), and under /static/ every X-Forwarded-* header a client sent."""
+    spoofed = {
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Ssl": "off",
+        "X-Forwarded-Protocol": "http",
+        "X-Forwarded-Port": "8443",
+        "X-Forwarded-Prefix": "/elsewhere",
+        "X-Forwarded-Host": "evil.example",
+        "X-Request-ID": "chosen-by-the-client",
+    }
+    with (
+        _stand_in(lambda method, path: (200, b"{}")) as (port, seen),
+        _nginx(tmp_path, port) as (session, base, _),
+    ):
+        seen.clear()  # the start-up probe's
+        assert session.post(base + "/bik/getOrder", headers=spoofed, timeout=5).ok
+        assert session.get(base + "/static/invoice.css", headers=spoofed, timeout=5).ok
+        assert [path for path, _ in seen] == ["/bik/getOrder", "/static/invoice.css"]
+        for path, headers in seen:
+            assert headers["x-forwarded-proto"] == "https", path
+            assert headers["x-forwarded-host"] == headers["host"] == "shop.example.com", path
+            assert headers["x-forwarded-for"] == "127.0.0.1", path
+            assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"]), path
+            dropped = (
+                "x-forwarded-ssl",
+                "x-forwarded-protocol",
+                "x-forwarded-port",
+                "x-forwarded-prefix",
+            )
+            assert [name for name in dropped if name in headers] == [], path
 
 
 def test_the_systemd_unit_migrates_before_serving_and_does_not_restart_loop_on_bad_config():
