@@ -1,10 +1,13 @@
 """The nginx site in deploy/ as the README installs it: valid, and in front of real gunicorn it
-terminates TLS, passes the client's address and a request id, compresses, and hides /metrics."""
+terminates TLS, passes the client's address and a request id, compresses, and hides /metrics;
+what it answers itself (bikshop down, a body or headers too large) is in bikshop's error shape."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 import urllib3
+from flask import Flask
 
+from bikshop import _wants_html
+from bikshop.errors import CODES, DatabaseUnavailable, error_body
 from tests.bik import sample_body
 from tests.servers import ROOT, free_port
 
@@ -72,8 +78,11 @@ def _nginx(tmp_path: Path, upstream_port: int):
     (tmp_path / "site.conf").write_text(
         _site_for_test(tmp_path, upstream_port, http_port, https_port)
     )
+    # Run as root, nginx's worker would be "nobody", who cannot write a large request body to
+    # the temp folder in tmp_path: keep it root here.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     (tmp_path / "nginx.conf").write_text(
-        f"worker_processes 1;\nerror_log {tmp_path}/error.log;\npid {tmp_path}/nginx.pid;\n"
+        f"{user}worker_processes 1;\nerror_log {tmp_path}/error.log;\npid {tmp_path}/nginx.pid;\n"
         "events {}\nhttp {\n  include /etc/nginx/mime.types;\n"
         f"  client_body_temp_path {tmp_path}/body;\n  proxy_temp_path {tmp_path}/proxy;\n"
         f"  include {tmp_path}/site.conf;\n}}\n"
@@ -213,6 +222,126 @@ def test_the_nginx_site_serves_bikshop_over_tls_as_documented(nginx_in_front):
     )
     assert direct.status_code == 200, direct.text
     assert direct.json()["order"]["id"] == order["id"]
+
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+def _error_kind(method: str, path: str, accept: str) -> str:
+    """What bikshop itself answers an error with there: "html" or "json"."""
+    with Flask(__name__).test_request_context(path, method=method, headers={"Accept": accept}):
+        return "html" if _wants_html() else "json"
+
+
+@pytest.mark.parametrize("gunicorn_is", ["stopped", "closing connections unanswered"])
+def test_while_gunicorn_is_down_nginx_answers_bikshops_json_503(tmp_path, gunicorn_is):
+    """A restart or a dead worker was nginx's HTML 502 page to Bik and Razorpay."""
+    with contextlib.ExitStack() as stack:
+        if gunicorn_is == "stopped":
+            port = free_port()  # nothing listens there
+        else:
+            port, _ = stack.enter_context(_stand_in(lambda method, path: None))
+        session, base, _ = stack.enter_context(_nginx(tmp_path, port))
+
+        placed = session.post(base + "/bik/placeOrder", json=sample_body(), timeout=10)
+        assert placed.status_code == 503, placed.text
+        assert placed.headers["Content-Type"] == "application/json"
+        # As bikshop's own 503 when its database is down: the same shape, code and Retry-After.
+        retry_after = dict(DatabaseUnavailable().get_headers())["Retry-After"]
+        assert placed.headers["Retry-After"] == retry_after
+        unavailable = placed.json()
+        assert unavailable == error_body(503, unavailable["error"]["message"])
+        assert unavailable["error"]["code"] == CODES[503] == "service_unavailable"
+        assert re.fullmatch(r"[0-9a-f]{32}", placed.headers["X-Request-ID"])
+
+        # JSON wherever bikshop answers errors in JSON, a short page where it answers HTML.
+        for method, path, accept in [
+            ("POST", "/bik/getOrder", BROWSER),
+            ("POST", "/webhooks/razorpay", "*/*"),
+            ("GET", "/healthz", BROWSER),
+            ("GET", "/readyz", "*/*"),
+            ("GET", "/openapi.json", BROWSER),
+            ("GET", "/", "application/json"),
+            ("GET", "/", "*/*"),
+            ("GET", "/", BROWSER),
+            ("GET", "/invoice/abc", "*/*"),
+            ("GET", "/invoice/abc", BROWSER),
+            ("GET", "/admin", "*/*"),
+            ("POST", "/admin/login", BROWSER),
+            ("GET", "/static/invoice.css", "text/css,*/*;q=0.1"),
+        ]:
+            answer = session.request(method, base + path, headers={"Accept": accept}, timeout=10)
+            where = f"{method} {path} ({accept})"
+            assert answer.status_code == 503, where
+            assert answer.headers["Retry-After"] == retry_after, where
+            if _error_kind(method, path, accept) == "json":
+                assert answer.headers["Content-Type"] == "application/json", where
+                assert answer.json() == unavailable, where
+            else:
+                assert answer.headers["Content-Type"] == "text/html", where
+                assert "moment" in answer.text and "nginx" not in answer.text, where
+
+
+def test_bodies_and_headers_over_nginx_limits_get_bikshops_json_errors(tmp_path):
+    """They were nginx's HTML 413 and 400 ("Request Header Or Cookie Too Large") pages."""
+    with _nginx(tmp_path, free_port()) as (session, base, _):
+        over_2m = b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        sized = session.post(
+            base + "/bik/placeOrder",
+            data=over_2m,
+            headers={"Content-Type": "application/json"},
+            timeout=20,
+        )
+        chunked = session.post(
+            base + "/bik/placeOrder",
+            data=iter([over_2m[: 1024 * 1024], over_2m[1024 * 1024 :]]),
+            headers={"Content-Type": "application/json"},
+            timeout=20,
+        )
+        for answer in (sized, chunked):
+            assert answer.status_code == 413, answer.text
+            assert answer.headers["Content-Type"] == "application/json"
+            too_large = answer.json()
+            assert too_large == error_body(413, too_large["error"]["message"])
+            assert too_large["error"]["code"] == CODES[413] == "payload_too_large"
+
+        header = session.post(
+            base + "/bik/getOrder",
+            json={"orderId": "1"},
+            headers={"X-Padding": "x" * 9000},
+            timeout=10,
+        )
+        assert header.status_code == 431, header.text
+        assert header.headers["Content-Type"] == "application/json"
+        headers_too_large = header.json()
+        assert headers_too_large == error_body(
+            431, headers_too_large["error"]["message"], code="request_header_fields_too_large"
+        )
+
+        # A browser with cookies too large for the dashboard gets a page, not JSON.
+        cookies = session.get(
+            base + "/admin", headers={"Accept": BROWSER, "Cookie": "s=" + "x" * 9000}, timeout=10
+        )
+        assert cookies.status_code == 431
+        assert cookies.headers["Content-Type"] == "text/html" and "cookies" in cookies.text
+
+
+def test_bikshops_own_errors_pass_through_nginx_untouched(tmp_path):
+    """Only nginx's own errors are replaced: bikshop's 503 not_configured or 413 keep their
+    message (proxy_intercept_errors stays off)."""
+    own = {
+        "/webhooks/razorpay": error_body(503, "No webhook secret", code="not_configured"),
+        "/bik/placeOrder": error_body(413, "The request body is larger than 1048576 bytes"),
+    }
+
+    def answer(method, path):
+        body = own[path]
+        return body["error"]["status"], json.dumps(body).encode()
+
+    with _stand_in(answer) as (port, _), _nginx(tmp_path, port) as (session, base, _):
+        for path, body in own.items():
+            answered = session.post(base + path, json={}, timeout=10)
+            assert (answered.status_code, answered.json()) == (body["error"]["status"], body)
 
 
 def test_a_client_cannot_send_scheme_port_or_prefix_headers_through_nginx(tmp_path):
