@@ -6,7 +6,6 @@ ones the README's production section and ``deploy/bikshop.service`` use.
 
 import atexit
 import glob
-import ipaddress
 import multiprocessing
 import os
 import shutil
@@ -31,7 +30,7 @@ if _own_metrics_dir:
 for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
     os.remove(_stale)
 
-from bikshop.config import ConfigError, bind_address, whole_number  # noqa: E402 (after the metrics folder)
+from bikshop.config import ConfigError, bind_address, proxy_addresses, whole_number  # noqa: E402 (after the metrics folder)
 
 
 def _refuse(exc: ConfigError):
@@ -49,27 +48,6 @@ def _number(name: str, default: int) -> int:
         return whole_number(name, os.environ.get(f"BIKSHOP_{name}") or default)
     except ConfigError as exc:
         _refuse(exc)
-
-
-def _proxy_addresses(value: str | None) -> str:
-    """``BIKSHOP_FORWARDED_ALLOW_IPS`` as gunicorn takes it: comma-separated addresses or
-    networks (``10.0.0.0/8``, not ``10.0.0.1/8``, as gunicorn's own check is strict), or ``*``;
-    empty is 127.0.0.1. Checked here, since gunicorn's refusal is a multi-line error and exit 1,
-    which systemd restarts forever."""
-    entries = [entry.strip() for entry in (value or "").split(",") if entry.strip()]
-    for entry in entries:
-        if entry == "*":
-            continue
-        try:
-            ipaddress.ip_network(entry)
-        except ValueError as exc:
-            _refuse(
-                ConfigError(
-                    "BIKSHOP_FORWARDED_ALLOW_IPS must be comma-separated IP addresses or networks "
-                    f"such as 127.0.0.1,::1 or 10.0.0.0/8 (or *): {exc}"
-                )
-            )
-    return ",".join(entries) or "127.0.0.1"
 
 
 # Empty means the default, as for every other setting (an empty bind would listen nowhere).
@@ -107,7 +85,10 @@ logger_class = "bikshop.logging.GunicornLogger"
 # (tests, two instances) would fight over it. bikshop needs no runtime control interface.
 control_socket_disable = True
 # Only a proxy at these addresses may say the request was https.
-forwarded_allow_ips = _proxy_addresses(os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS"))
+try:
+    forwarded_allow_ips = proxy_addresses(os.environ.get("BIKSHOP_FORWARDED_ALLOW_IPS"))
+except ConfigError as exc:
+    _refuse(exc)
 # ... and only with X-Forwarded-Proto, the one header the nginx site sets. gunicorn's default
 # also reads X-Forwarded-Ssl and X-Forwarded-Protocol, so a client's "X-Forwarded-Ssl: off"
 # passed on beside nginx's "X-Forwarded-Proto: https" was a 400 (contradictory scheme headers).

@@ -225,6 +225,25 @@ DEFAULT_BIND = "127.0.0.1:8000"
 _BIND = re.compile(r"^(?:unix:.+|fd://[0-9]+|(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5}))$")
 
 
+def proxy_addresses(value: str | None) -> str:
+    """``BIKSHOP_FORWARDED_ALLOW_IPS`` as gunicorn takes it: comma-separated addresses or
+    networks (``10.0.0.0/8``, not ``10.0.0.1/8``, as gunicorn's own check is strict), or ``*``;
+    empty is 127.0.0.1. Checked here, since gunicorn's refusal is a multi-line error and exit 1,
+    which systemd restarts forever."""
+    entries = [entry.strip() for entry in (value or "").split(",") if entry.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError as exc:
+            raise ConfigError(
+                "BIKSHOP_FORWARDED_ALLOW_IPS must be comma-separated IP addresses or networks "
+                f"such as 127.0.0.1,::1 or 10.0.0.0/8 (or *): {exc}"
+            ) from None
+    return ",".join(entries) or "127.0.0.1"
+
+
 def bind_address(value) -> str:
     """``BIKSHOP_BIND`` as gunicorn takes it (read by gunicorn.conf.py and ``make run``): empty
     is the default; a bare port (``8101``), which gunicorn would read as a host name, or a port

@@ -65,10 +65,10 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
 
 def _gunicorn_findings(raw: dict[str, str]) -> list[Finding]:
     """The settings gunicorn.conf.py reads, which the app never sees: gunicorn would stop."""
-    from bikshop.config import ConfigError, bind_address, whole_number
+    from bikshop.config import ConfigError, bind_address, proxy_addresses, whole_number
 
     found = []
-    checks = [("BIND", bind_address)] + [
+    checks = [("BIND", bind_address), ("FORWARDED_ALLOW_IPS", proxy_addresses)] + [
         (name, lambda value, name=name: whole_number(name, value))
         for name in ("WORKERS", "TIMEOUT", "MAX_REQUESTS")
     ]

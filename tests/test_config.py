@@ -496,6 +496,8 @@ def test_a_secret_that_cannot_travel_in_a_header_is_refused(value):
         ("BIKSHOP_REDIS_URL", "redis://:pw@127.0.0.1:notaport/0"),  # redis-py cannot read it
         ("BIKSHOP_PUBLIC_URL", "https://[::1"),
         ("BIKSHOP_TRUSTED_HOSTS", "https://shop.example.com"),  # would refuse every request
+        ("BIKSHOP_FORWARDED_ALLOW_IPS", "not an ip"),  # was gunicorn's own error, exit 1
+        ("BIKSHOP_FORWARDED_ALLOW_IPS", "127.0.0.1,10.0.0.1/8"),  # host bits set
     ],
 )
 def test_gunicorn_stops_with_exit_3_and_one_line_on_a_bad_setting(tmp_path, variable, value):
@@ -563,6 +565,19 @@ def test_empty_gunicorn_settings_mean_their_defaults(tmp_path):
     assert printed["forwarded_allow_ips"] == "['127.0.0.1']"
 
 
+def test_gunicorn_trusts_the_proxies_listed_and_only_their_x_forwarded_proto(tmp_path):
+    """Spaces and empty entries are dropped; only X-Forwarded-Proto says https (a client's
+    X-Forwarded-Ssl beside nginx's X-Forwarded-Proto was a 400: tests/test_deploy_nginx.py)."""
+    printed = _gunicorn_settings(
+        {
+            "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            "BIKSHOP_FORWARDED_ALLOW_IPS": " 127.0.0.1, ::1, , 10.0.0.0/8, ",
+        }
+    )
+    assert printed["forwarded_allow_ips"] == "['127.0.0.1', '::1', '10.0.0.0/8']"
+    assert printed["secure_scheme_headers"] == "{'X-FORWARDED-PROTO': 'https'}"
+
+
 def test_check_config_names_settings_only_gunicorn_reads(tmp_path):
     """check-config passed while the unit's gunicorn would stop with exit 3."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
@@ -573,6 +588,7 @@ def test_check_config_names_settings_only_gunicorn_reads(tmp_path):
         "BIKSHOP_BIND": "8101",
         "BIKSHOP_WORKERS": "0",
         "BIKSHOP_TIMEOUT": "5",
+        "BIKSHOP_FORWARDED_ALLOW_IPS": "not an ip",
     }
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "bikshop", "check-config", "--offline"],
@@ -584,7 +600,8 @@ def test_check_config_names_settings_only_gunicorn_reads(tmp_path):
     )
     assert result.returncode == 1
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
-    for variable in ("BIKSHOP_BIND", "BIKSHOP_WORKERS", "BIKSHOP_TIMEOUT"):
+    gunicorn_read = ("BIND", "WORKERS", "TIMEOUT", "FORWARDED_ALLOW_IPS")
+    for variable in (f"BIKSHOP_{name}" for name in gunicorn_read):
         (line,) = [line for line in errors if line.split()[1] == variable]
         assert f"gunicorn refuses to start: {variable} must be" in line
 
