@@ -18,6 +18,7 @@ from tests.fake_razorpay import (
     KEY_SECRET,
     FakeRazorpay,
     path_of,
+    pay_only_link,
     payment_status,
     place_order,
     post_webhook,
@@ -336,6 +337,7 @@ def test_razorpay_down_or_slow_gives_a_friendly_retry_page_and_changes_nothing(s
     page = response.get_data(as_text=True)
     assert response.status_code == 503 and "Retry-After" in response.headers
     assert "couldn't start the payment" in page and "Nothing was charged" in page
+    assert '<p class="store-name">Glow Naturals</p>' in page  # whose page this is
     assert f'action="{invoice}/pay"' in page  # the retry
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert elapsed < 2.0
@@ -428,3 +430,22 @@ def test_reconcile_payments_keeps_the_sdks_connection_messages_out_of_stdout(sho
     assert result.exit_code == 1
     assert "Connection failed" not in result.output
     assert result.stdout.splitlines() == ["checked 1 link(s), 1 failed"]
+
+
+def test_a_pay_button_left_open_on_a_paid_order_says_nothing_more_was_charged(shop):
+    """A second tab still showing Pay, pressed after the order was paid in the first: no link,
+    and the invoice says the order is paid and nothing more was charged (it said nothing)."""
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    pay_only_link(client, fake)
+    assert payment_status(client, order_id) == "paid"
+    again = client.post(invoice + "/pay")
+    assert again.status_code == 303
+    assert again.headers["Location"] == invoice + "?paid=already"
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "This order is already paid: nothing more was charged." in page
+    assert "Pay ₹947" not in page and len(fake.links) == 1
+    # The same address on a pending order says nothing of the kind.
+    _, pending = place_order(client)
+    assert "already paid" not in client.get(pending + "?paid=already").get_data(as_text=True)

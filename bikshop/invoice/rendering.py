@@ -38,6 +38,8 @@ PAYMENT_NOTICES = {
         "takes a few seconds, longer when Razorpay is slow: reload this page to see it marked "
         "paid."
     ),
+    # A Pay button from a page left open, pressed after the order was paid.
+    "already_paid": "This order is already paid: nothing more was charged.",
     # Razorpay holds a payment that does not settle the order (e.g. a different amount).
     "checking": (
         "Payment received. The shop is checking it against your order and will be in touch; "

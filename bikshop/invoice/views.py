@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from flask import g, request, url_for
+from flask import current_app, g, request, url_for
 
 from bikshop.extensions import compress
 from bikshop.invoice import bp
 from bikshop.invoice.access import order_for_token
-from bikshop.invoice.rendering import invoice_page, invoice_pdf, protect, stylesheet_url
+from bikshop.invoice.rendering import (
+    PAYMENT_NOTICES,
+    invoice_page,
+    invoice_pdf,
+    protect,
+    stylesheet_url,
+)
+from bikshop.models.orders import PAID_STATUSES
 
 
 # strict_slashes=False: a link a chat app or a person passes on with a "/" added still opens.
 @bp.get("/<token>", strict_slashes=False)
 @compress.compressed()
 def page(token: str):
-    """The customer's invoice page."""
-    return invoice_page(order_for_token(token))
+    """The customer's invoice page; after a Pay button found the order paid (``?paid=already``),
+    with a word that nothing more was charged."""
+    order = order_for_token(token)
+    if request.args.get("paid") == "already" and order.payment_status in PAID_STATUSES:
+        return invoice_page(order, notice=PAYMENT_NOTICES["already_paid"])
+    return invoice_page(order)
 
 
 @bp.get("/<token>.pdf")
@@ -38,4 +49,10 @@ def public_page_helpers() -> dict:
     # An error page after ``order_for_token`` opened an order links back to its invoice.
     token = g.get("invoice_token")
     invoice_url = url_for("invoice.page", token=token) if token else None
-    return {"stylesheet_url": stylesheet_url, "invoice_url": invoice_url}
+    config = current_app.config
+    return {
+        "stylesheet_url": stylesheet_url,
+        "invoice_url": invoice_url,
+        "store_name": config["STORE_NAME"],
+        "store_logo_url": config["STORE_LOGO_URL"],
+    }

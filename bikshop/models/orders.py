@@ -21,6 +21,7 @@ from bikshop.models.types import Money, UTCDateTime, utcnow
 
 ORDER_STATUSES = ("ORDERED", "IN PROGRESS", "DELIVERED", "CANCELLED")
 PAYMENT_STATUSES = ("pending", "paid", "partially_refunded", "refunded")
+PAID_STATUSES = PAYMENT_STATUSES[1:]  # the customer paid (some of it may have gone back)
 FULFILLMENT_STATUSES = ("unfulfilled", "partial", "fulfilled")
 
 

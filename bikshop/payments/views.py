@@ -10,6 +10,7 @@ from flask import jsonify, redirect, render_template, request, url_for
 from bikshop.errors import ApiError
 from bikshop.invoice.access import order_for_token
 from bikshop.invoice.rendering import PAYMENT_NOTICES, invoice_page
+from bikshop.models.orders import PAID_STATUSES
 from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
@@ -31,7 +32,7 @@ def pay(token: str):
     if problem:  # e.g. a currency Razorpay does not take: no link, and a page that says why
         return render_template("payments/unavailable.html", order=order, problem=problem), 409
     if not payments.can_pay_online(order):
-        return redirect(url_for("invoice.page", token=token), 303)
+        return _back_to_invoice(order)
     try:
         link = payments.create_or_reuse_link(order)
     except payments.GatewayFailure as failure:
@@ -42,10 +43,22 @@ def pay(token: str):
     except ApiError as refused:
         if refused.code != 409:
             raise
-        return redirect(url_for("invoice.page", token=token), 303)  # paid meanwhile
+        return _back_to_invoice(order)  # paid meanwhile
     if not payments.can_pay_online(order):  # the link we adopted was already paid
-        return redirect(url_for("invoice.page", token=token), 303)
+        return _back_to_invoice(order)
     return redirect(link.short_url, 303)
+
+
+def _back_to_invoice(order):
+    """Back to the invoice, with a word when the order is paid: a Pay button from a tab left
+    open finds it paid, and the customer is told nothing was charged again."""
+    already = order.payment_status in PAID_STATUSES
+    return redirect(
+        url_for(
+            "invoice.page", token=order.invoice_token, **({"paid": "already"} if already else {})
+        ),
+        303,
+    )
 
 
 @bp.get("/invoice/<token>/pay")
