@@ -120,6 +120,25 @@ def test_an_account_is_locked_after_repeated_failures(make_app):
     assert answer.status_code == 303
 
 
+def test_a_stranger_guessing_the_owners_password_cannot_lock_the_owner_out(make_app):
+    """Failures from elsewhere lock the account for the addresses that failed (and for each
+    further address after its one guess), not for the owner's own: knowing the owner's email
+    and failing five times every quarter hour kept the owner out for good."""
+    app = make_app(RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES=3)
+    add_admin(app)
+    attacker = app.test_client()
+    for _ in range(3):
+        assert sign_in(attacker, password="guess").status_code == 401
+    assert sign_in(attacker).status_code == 429  # the attacker's address: locked
+    second = {"REMOTE_ADDR": "203.0.113.8"}  # another of the attacker's addresses
+    assert sign_in(attacker, password="guess", environ_base=second).status_code == 401
+    assert sign_in(attacker, environ_base=second).status_code == 429  # its one guess spent
+    owner = app.test_client()
+    home = {"REMOTE_ADDR": "198.51.100.4"}
+    assert sign_in(owner, environ_base=home).status_code == 303
+    assert owner.get("/admin/", environ_base=home).status_code == 200
+
+
 def test_an_address_is_locked_after_failures_across_accounts(make_app):
     app = make_app(
         RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS=3, ADMIN_LOGIN_MAX_FAILURES=9

@@ -228,15 +228,20 @@ def _dummy_hash() -> str:
 
 
 def _is_locked(email: str, address: str, since) -> bool:
+    """Too many recent failures from this address, or for this account from an address that
+    took part in them. An account locked by guesses from elsewhere still lets an address that
+    has not failed for it try: a stranger who knows the owner's email cannot keep the owner
+    out by failing five times every quarter hour. Each further address gets one guess while
+    the lock lasts (then it has failed for the account too)."""
     config = current_app.config
     recent = LoginFailure.created_at >= since
-    by_account, by_address = db.session.execute(
+    by_account, by_address, from_here = db.session.execute(
         select(
             func.count().filter(LoginFailure.email == email),
             func.count().filter(LoginFailure.address == address),
+            func.count().filter(LoginFailure.email == email, LoginFailure.address == address),
         ).where(recent, or_(LoginFailure.email == email, LoginFailure.address == address))
     ).one()
-    return (
-        by_account >= config["ADMIN_LOGIN_MAX_FAILURES"]
-        or by_address >= config["ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS"]
+    return by_address >= config["ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS"] or (
+        by_account >= config["ADMIN_LOGIN_MAX_FAILURES"] and from_here > 0
     )
