@@ -121,7 +121,8 @@ class Target:
                 auth=_as_given,
             )
         except requests.RequestException as exc:
-            raise CheckFailed(f"no answer from {url}: {type(exc).__name__}: {exc}") from None
+            reason = _why_no_answer(exc, self.timeout)
+            raise CheckFailed(f"no answer from {url}: {reason}") from None
         if response.is_redirect:
             where = response.headers.get("Location", "nowhere")
             raise CheckFailed(
@@ -129,6 +130,26 @@ class Target:
                 "register the URL it points to in Bik, not one that redirects"
             )
         return response
+
+
+def _why_no_answer(exc: requests.RequestException, timeout: float) -> str:
+    """What went wrong, in a few words and with what to check, rather than urllib3's
+    paragraph ("HTTPConnectionPool(...): Max retries exceeded with url: ...")."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return (
+            "its TLS certificate is not trusted (self-signed, expired or for another name); "
+            "Bik needs one a browser trusts, such as Let's Encrypt's"
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"nothing within {timeout:g} s (--timeout); is a firewall dropping it?"
+    if "Connection refused" in text:
+        return "connection refused: is bikshop running there, and is the port right?"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "the host name does not resolve: check its spelling and DNS"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "the connection failed or was closed before an answer"
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _as_given(request):

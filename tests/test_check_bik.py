@@ -284,6 +284,35 @@ def test_an_unreachable_server_is_a_fail_line_for_every_check(bik_app):
     found = verdicts(result.output.splitlines())
     assert set(found) == set(CHECKS) and set(found.values()) == {"FAIL"}, result.output
     assert "no answer from" in result.output
+    assert "connection refused: is bikshop running there, and is the port right?" in result.output
+    assert "Max retries" not in result.output  # urllib3's paragraph, once per check
+
+
+def test_an_untrusted_certificate_is_named_as_such(bik_app, tmp_path):
+    """A staging server with a self-signed certificate: say that, not an SSLError paragraph."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_port}"
+        result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "bearer:t"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert "its TLS certificate is not trusted (self-signed" in result.output, result.output
+    assert "Max retries" not in result.output
 
 
 def test_a_redirect_is_reported_with_its_target_and_never_followed(bik_app, misbehaving):
