@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from urllib.parse import urlsplit
 
 import pytest
@@ -231,3 +232,27 @@ def test_amounts_are_never_split_across_lines_on_a_small_phone(
         page.screenshot(path=output_dir / f"invoice-amounts-320-{text_px}px.png", full_page=True)
     finally:
         context.close()
+
+
+def test_printing_the_page_from_the_browser_gives_a_readable_invoice(gunicorn, browser, tmp_path):
+    """A customer printing the page itself (not the PDF link): the item's column was the
+    hidden image column's neighbour by position, 9 % wide, so names ran over four lines and 60
+    items took 7 pages. Names keep to a line; the pages are few."""
+    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    items = [(f"Product number {n} — Aloe Vera Gel", 1, "100") for n in range(60)]
+    body = order_body(items)
+    for n, line in enumerate(body["order"]["items"]):
+        line["image"] = "https://cdn.example.com/a.png" if n % 2 else None
+    path = place_on(server, body)
+    page = browser.new_page()
+    try:
+        assert page.goto(server.url + path).status == 200
+        page.emulate_media(media="print")
+        printed = page.pdf(format="A4")
+    finally:
+        page.close()
+    text = pdf_text(printed)
+    assert "Product number 42 — Aloe Vera Gel" in text  # whole, on one line
+    info = subprocess.run(["pdfinfo", "-"], input=printed, capture_output=True).stdout.decode()
+    pages = int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages")))
+    assert pages <= 3, pages
