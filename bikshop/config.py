@@ -541,7 +541,7 @@ def _validate_operations(config, env: str) -> None:
     hosts = [h.strip().lower() for h in hosts if h.strip()]  # Host is lowercased to match
     for host in hosts:
         # A URL never matches a Host header: every request would be a 400.
-        if not re.fullmatch(r"\.?[a-z0-9_.\-]+(:\d{1,5})?|\[[0-9a-f:.]+\](:\d{1,5})?", host):
+        if not re.fullmatch(r"\.?[^\s/:@?#\[\]]+(:\d{1,5})?|\[[0-9a-f:.]+\](:\d{1,5})?", host):
             raise ConfigError(
                 "BIKSHOP_TRUSTED_HOSTS lists host names, comma-separated (shop.example.com, "
                 f".example.com for its subdomains, 127.0.0.1:8000), not URLs: got {host!r}"
