@@ -27,3 +27,20 @@ document.querySelectorAll("details.confirm").forEach(function (details) {
     if (event.key === "Escape" && details.open) keep(event);
   });
 });
+
+// A form sent is not sent again by a second tap while the answer is on its way (a slow phone
+// network): its button waits. The server refuses a repeated refund anyway (money_seen); this
+// spares the owner the refusal. Back to a page kept in memory brings the buttons back.
+document.querySelectorAll("form[method=post]").forEach(function (form) {
+  form.addEventListener("submit", function () {
+    form.querySelectorAll("button[type=submit]").forEach(function (button) {
+      window.setTimeout(function () { button.disabled = true; }, 0);
+    });
+  });
+});
+window.addEventListener("pageshow", function (event) {
+  if (!event.persisted) return;
+  document.querySelectorAll("form[method=post] button[type=submit]").forEach(function (button) {
+    button.disabled = false;
+  });
+});

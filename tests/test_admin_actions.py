@@ -215,6 +215,49 @@ def test_unknown_order_is_a_404_page(owner):
     assert answer.status_code == 404 and answer.mimetype == "text/html"
 
 
+def _seen(html: str) -> str:
+    (seen,) = set(re.findall(r'<input type="hidden" name="seen" value="([^"]*)">', html))
+    return seen
+
+
+def test_a_second_tap_on_refund_refunds_once(make_app):
+    """Tapping "Yes, refund through Razorpay" again while the first tap's answer is on its way
+    (a slow phone network), or from a page left open, asked Razorpay for a second refund of the
+    same amount. Each question carries what the page showed; once money went back, the same
+    question is refused and nothing is sent to Razorpay."""
+    from tests.admin_support import ADMIN_CONFIG, add_admin, sign_in
+    from tests.fake_razorpay import pay_only_link, shop_with_open_link
+
+    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
+        add_admin(app)
+        sign_in(client)
+        page = client.get(f"/admin/orders/{order_id}").text
+        form = {"csrf_token": csrf_token(page), "seen": _seen(page), "amount": "300"}
+        first = client.post(f"/admin/orders/{order_id}/refund", data=form)
+        assert first.status_code == 303
+        again = client.post(f"/admin/orders/{order_id}/refund", data=form)
+        assert again.status_code == 409
+        assert "Money already went back on #1001 since this page was opened" in again.text
+        assert [b["amount"] for _, path, b in fake.calls if path.endswith("/refund")] == [30000]
+        # Asked again from the page as it is now: a second refund, if the owner means it.
+        assert _act(client, order_id, "refund", amount="300").status_code == 303
+        assert len([1 for _, path, _ in fake.calls if path.endswith("/refund")]) == 2
+
+
+def test_a_second_tap_on_record_money_returned_records_it_once(owner):
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "paid").status_code == 303
+    page = owner.get(f"/admin/orders/{oid}").text
+    form = {"csrf_token": csrf_token(page), "seen": _seen(page), "amount": "100"}
+    assert owner.post(f"/admin/orders/{oid}/returned", data=form).status_code == 303
+    again = owner.post(f"/admin/orders/{oid}/returned", data=form)
+    assert again.status_code == 409 and "nothing more was done" in again.text
+    assert _bik_view(owner, oid)["paymentStatus"] == "partially_refunded"
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert "Refunded" in page and "−₹100.00" in page and "−₹200.00" not in page
+
+
 def test_refund_part_of_an_online_payment_from_the_order_page(make_app):
     from tests.admin_support import ADMIN_CONFIG, add_admin, sign_in
     from tests.fake_razorpay import pay_only_link, shop_with_open_link

@@ -383,3 +383,32 @@ def test_the_question_works_without_javascript(make_app, gunicorn, browser):
 
 def _backend(database_url: str) -> str:
     return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+def test_a_second_tap_while_the_answer_is_on_its_way_sends_nothing(make_app, gunicorn, phone_page):
+    """On a slow phone network the page stays while the answer comes: a second tap on the same
+    button sent the form again. The button now waits (the server refuses a repeated refund or
+    return anyway; this spares the owner the refusal)."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    page = phone_page
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/admin/orders/{order['id']}")
+    # The slow network: the form is sent (counted) but the page stays, as while the answer is
+    # on its way.
+    page.evaluate(
+        """() => document.addEventListener("submit", (event) => {
+            window.sent = (window.sent || 0) + 1; event.preventDefault();
+        }, true)"""
+    )
+    page.click("summary:has-text('Mark in progress')")
+    button = page.get_by_role("button", name="Yes, mark in progress", exact=True)
+    button.click()
+    page.wait_for_timeout(100)
+    assert button.is_disabled()
+    button.click(force=True)  # the impatient second tap
+    page.wait_for_timeout(100)
+    assert page.evaluate("window.sent") == 1

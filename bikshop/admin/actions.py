@@ -112,7 +112,9 @@ def refund(public_id: str):
         public_id,
         form,
         "refund_form",
-        lambda order: bool(payments.refund(order, form.amount.data, actor=_actor())),
+        lambda order: bool(
+            payments.refund(order, form.amount.data, actor=_actor(), seen=form.seen.data)
+        ),
         "Refund asked of Razorpay; the order shows it as refunded once Razorpay confirms.",
     )
 
@@ -125,7 +127,9 @@ def returned(public_id: str):
         public_id,
         form,
         "returned_form",
-        lambda order: payments.return_outside_razorpay(order, form.amount.data, actor=_actor()),
+        lambda order: payments.return_outside_razorpay(
+            order, form.amount.data, actor=_actor(), seen=form.seen.data
+        ),
         "Recorded: money returned to the customer.",
     )
 

@@ -184,9 +184,12 @@ class RefundForm(FlaskForm):
 
     # The amount's rules (decimals, Razorpay's minimum, what is left) are the refund service's.
     amount = AmountField("Refund amount", places=2, validators=[Optional()])
+    # refunds.money_seen as the page showed it: a second tap is refused, not refunded twice.
+    seen = HiddenField()
 
 
 class ReturnedForm(FlaskForm):
     """Money given back outside Razorpay: part of it, or (amount left empty) all that is left."""
 
     amount = AmountField("Amount returned", places=2, validators=[Optional()])
+    seen = HiddenField()

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import NoReturn
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bikshop import razorpay_client
@@ -30,7 +30,30 @@ from bikshop.razorpay_client import GatewayFailure
 from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
 
 
-def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
+def money_seen(order: Order) -> str:
+    """What the owner saw of the money already going back: refunds asked of Razorpay (pending
+    ones count) and the amount refunded. The order page sends it with a refund or a return;
+    if it is no longer so, that question was already answered (a second tap while the first
+    was on its way, a page left open) and is refused rather than done twice."""
+    asked = db.session.scalar(
+        select(func.count()).select_from(Refund).where(Refund.order_id == order.id)
+    )
+    return f"{asked}:{order.amount_refunded}"
+
+
+def _refuse_if_answered(order: Order, seen: str | None) -> None:
+    """A 409, changing nothing, when money went back since the page showed ``seen``."""
+    if seen is not None and seen != money_seen(order):
+        raise ApiError(
+            409,
+            f"Money already went back on {order.name} since this page was opened (a second "
+            "tap, or another device): nothing more was done. Check the payments below, and "
+            "ask again only if more is to go back.",
+            code="changed_meanwhile",
+        )
+
+
+def refund(order: Order, amount: Decimal | None, *, actor: str, seen: str | None = None) -> Refund:
     """Refund all (``None``) or part of a paid order through Razorpay; commits.
 
     The refund is stored as pending and becomes final when Razorpay's ``refund.processed``
@@ -40,6 +63,7 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
     then asks again, and Razorpay's idempotency key makes that ask safe.
     """
     payment, refundable = _refundable(order)
+    _refuse_if_answered(order, seen)
     amount = refundable if amount is None else Decimal(amount)
     minor = _check_amount(amount, refundable, payment.currency)
     row = Refund(order_id=order.id, payment_id=payment.id, amount=amount, status="pending")
@@ -69,7 +93,9 @@ def refund(order: Order, amount: Decimal | None, *, actor: str) -> Refund:
     return row
 
 
-def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str) -> bool:
+def return_outside_razorpay(
+    order: Order, amount: Decimal | None, *, actor: str, seen: str | None = None
+) -> bool:
     """The owner gave the customer money back outside Razorpay (all that is left, ``None``, or
     part of it) for an order not paid through Razorpay: paid in cash, or before Bik placed it.
     Moves the order to refunded or partially_refunded, as a Razorpay refund would; commits.
@@ -79,6 +105,7 @@ def return_outside_razorpay(order: Order, amount: Decimal | None, *, actor: str)
     counts it, so two owners recording at once cannot return more than was paid.
     """
     _lock_paid_order(order, "have money returned")
+    _refuse_if_answered(order, seen)
     payments = db.session.scalars(
         select(Payment).where(Payment.order_id == order.id).order_by(Payment.id)
     ).all()
