@@ -4,6 +4,7 @@ from logging.config import fileConfig
 from alembic import context
 from alembic.util import CommandError
 from flask import current_app
+from sqlalchemy import text
 from sqlalchemy.exc import InternalError, OperationalError
 
 # this is the Alembic Config object, which provides
@@ -14,6 +15,9 @@ config = context.config
 # This line sets up loggers basically.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
+
+# The advisory lock bikshop's upgrades take turns on (PostgreSQL): any fixed number of its own.
+_LOCK = 0x62696B73686F70  # "bikshop"
 
 
 def get_engine():
@@ -94,6 +98,11 @@ def run_migrations_online():
             context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Two servers starting at once (each unit upgrades before serving) take
+                    # turns: the second reads the version after the first has committed, and
+                    # has nothing left to do. Held until this transaction ends.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
                 context.run_migrations()
     except (OperationalError, InternalError) as exc:
         # The database is down, unknown, refuses the password, is read-only or full: one line

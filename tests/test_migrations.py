@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
+import time
 import warnings
 
 import psycopg
@@ -15,6 +19,7 @@ from bikshop import create_app
 from bikshop.database import dispose_engines
 from bikshop.extensions import db
 from tests.conftest import BASE_CONFIG, PG_ADMIN_URL, backend_of
+from tests.servers import ROOT
 
 
 @pytest.fixture
@@ -92,3 +97,45 @@ def test_upgrade_from_empty_creates_every_model_table_and_matches_the_models(fre
 
 def test_the_models_declare_the_tables_bik_orders_need():
     assert {"orders", "order_items", "order_events", "counters"} <= set(db.metadata.tables)
+
+
+def test_two_upgrades_at_once_on_postgresql_take_turns():
+    """Two servers starting together each run the unit's upgrade. Both read the version before
+    either wrote it (forced here by holding alembic_version), so both ran 0004 and the second
+    died with a traceback; they now take turns on an advisory lock, and the second finds
+    nothing to do. PostgreSQL only: SQLite is one machine's file, with the writer lock."""
+    name = f"bikshop_migrate_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env |= {"BIKSHOP_ENV": "development", "BIKSHOP_BIK_AUTH": "none", "BIKSHOP_DATABASE_URL": url}
+    command = [sys.executable, "-m", "flask", "--app", "bikshop", "db", "upgrade"]
+    try:
+        subprocess.run([*command, "0003"], cwd=ROOT, env=env, check=True, capture_output=True)
+        with psycopg.connect(url) as holder:
+            holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+            upgrades = [
+                subprocess.Popen(
+                    command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                )
+                for _ in range(2)
+            ]
+            time.sleep(3)  # both started and waiting
+        outputs = [upgrade.communicate(timeout=60)[0].decode() for upgrade in upgrades]
+        assert [upgrade.returncode for upgrade in upgrades] == [0, 0], outputs
+        assert not [output for output in outputs if "Traceback" in output]
+        with psycopg.connect(url) as conn:
+            (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        heads = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "bikshop", "db", "heads"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert heads.startswith(version)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
