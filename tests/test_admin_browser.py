@@ -412,3 +412,57 @@ def test_a_second_tap_while_the_answer_is_on_its_way_sends_nothing(make_app, gun
     button.click(force=True)  # the impatient second tap
     page.wait_for_timeout(100)
     assert page.evaluate("window.sent") == 1
+
+
+def test_the_dashboard_on_a_phone_follows_large_text_and_keeps_thumb_sized_controls(
+    make_app, gunicorn, browser
+):
+    """The page was 15 px whatever the reader's text size (only labels grew, and the bar pushed
+    the page sideways); the list's states said "Pending" without saying which column; turned
+    sideways (844 px, wider than the phone rules) a touch screen got 22-40 px controls."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    for viewport, text_px in (
+        ({"width": 390, "height": 844}, 24),
+        ({"width": 844, "height": 390}, 16),
+    ):
+        context = browser.new_context(
+            viewport=viewport, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
+        try:
+            page = context.new_page()
+            context.new_cdp_session(page).send(
+                "Page.setFontSizes", {"fontSizes": {"standard": text_px, "fixed": 13}}
+            )
+            _sign_in(page, server.url)
+            body_px = page.evaluate("getComputedStyle(document.body).fontSize")
+            assert float(body_px.removesuffix("px")) == text_px * 15 / 16
+            wide = page.evaluate(
+                """(w) => [...document.querySelectorAll('body *')]
+                    .filter((el) => el.getBoundingClientRect().right > w)
+                    .map((el) => `${el.tagName}.${el.className} ${el.name || ""}`)""",
+                viewport["width"],
+            )
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= viewport["width"], wide
+            labelled = page.evaluate(
+                """() => [...document.querySelectorAll('.orders td[data-label=Payment]')]
+                    .map((td) => getComputedStyle(td, '::before').content)"""
+            )
+            if viewport["width"] < 720:
+                assert labelled == ['"Payment: "'], labelled
+            page.goto(f"{server.url}/admin/orders/{order['id']}")
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= viewport["width"]
+            small = page.evaluate(
+                """() => [...document.querySelectorAll(
+                        'button, summary, input:not([type=hidden]), select, .bar a')]
+                    .filter((el) => el.offsetParent !== null)
+                    .map((el) => [el.textContent.trim() || el.name,
+                                  el.getBoundingClientRect().height])
+                    .filter(([, height]) => height < 44)"""
+            )
+            assert small == [], (viewport, small)
+        finally:
+            context.close()
