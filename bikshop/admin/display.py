@@ -87,17 +87,22 @@ def label(state: str) -> str:
 
 
 def tel_link(phone: str) -> str:
-    """tel: link for a phone number as the customer gave it (digits and a leading +)."""
-    digits = "".join(c for c in phone if c.isdigit())
-    return f"tel:{'+' if phone.strip().startswith('+') else ''}{digits}"
+    """A tel: link that dials the customer from any phone: the number's international digits
+    after a + (``91 98111 22255``, without its +, dialled as written would not connect)."""
+    return "tel:+" + international_digits(phone)
 
 
 def whatsapp_link(phone: str) -> str:
-    """A wa.me chat link: the number's international digits, without + or 00.
+    """A wa.me chat link: the number's international digits, without + or 00."""
+    return "https://wa.me/" + international_digits(phone)
+
+
+def international_digits(phone: str) -> str:
+    """A phone number's digits with its country code, without + or 00.
 
     A number written without its country code (ten digits, or a trunk 0 and ten) is read as
-    Indian, Bik's shoppers' country, as the dashboard's phone search reads it: wa.me would
-    take its first digits for a country code and open a stranger's chat."""
+    Indian, Bik's shoppers' country, as the dashboard's phone search reads it: wa.me (or a
+    phone abroad) would take its first digits for a country code and reach a stranger."""
     digits = "".join(c for c in phone if c.isdigit())
     if not phone.strip().startswith("+"):
         if digits.startswith("00"):
@@ -106,7 +111,7 @@ def whatsapp_link(phone: str) -> str:
             len(digits) == PHONE_TAIL_DIGITS + 1 and digits.startswith("0")
         ):
             digits = INDIA_DIALING_CODE + digits[-PHONE_TAIL_DIGITS:]
-    return "https://wa.me/" + digits.lstrip("0")
+    return digits.lstrip("0")
 
 
 INDIA_DIALING_CODE = "91"
