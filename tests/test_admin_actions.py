@@ -581,9 +581,7 @@ def test_a_nul_character_in_the_sign_in_form_is_a_400(admin_app):
         ("+44 20 7946 0958", "442079460958"),
     ],
 )
-def test_the_call_and_whatsapp_links_reach_the_customer_however_the_number_was_written(
-    phone, chat
-):
+def test_the_call_and_whatsapp_links_reach_the_customer_however_the_number_was_written(phone, chat):
     """The same international number for both: "91 98765 43210" written without its + was
     dialled as tel:919876543210, which no phone connects."""
     from bikshop.admin.display import tel_link, whatsapp_link
