@@ -236,6 +236,8 @@ def test_a_second_tap_on_refund_refunds_once(make_app):
         form = {"csrf_token": csrf_token(page), "seen": _seen(page), "amount": "300"}
         first = client.post(f"/admin/orders/{order_id}/refund", data=form)
         assert first.status_code == 303
+        told = client.get(first.headers["Location"]).text
+        assert "Refund of ₹300.00 asked of Razorpay; it shows under Payments as pending" in told
         again = client.post(f"/admin/orders/{order_id}/refund", data=form)
         assert again.status_code == 409
         assert "Money already went back on #1001 since this page was opened" in again.text

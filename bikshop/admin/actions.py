@@ -9,6 +9,7 @@ from flask import flash, redirect, url_for
 from flask_login import current_user
 
 from bikshop.admin import bp
+from bikshop.admin.display import money
 from bikshop.admin.forms import (
     CancelForm,
     FulfillmentForm,
@@ -26,8 +27,15 @@ from bikshop.services import orders, payments
 from bikshop.services.states import state_words
 
 
-def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], done: str):
-    """Validate ``form`` (CSRF included), run one service function, and show the outcome."""
+def _act(
+    public_id: str,
+    form,
+    form_name: str,
+    action: Callable[[Order], object],
+    done: str | Callable[[object], str],
+):
+    """Validate ``form`` (CSRF included), run one service function, and show the outcome
+    (``done``, or what ``done`` makes of the function's result)."""
     order = order_or_404(public_id)
     if not form.validate_on_submit():
         if csrf_failed(form):
@@ -44,6 +52,8 @@ def _act(public_id: str, form, form_name: str, action: Callable[[Order], bool], 
         db.session.rollback()
         # The form comes back as sent (a refund amount over what is left stays in its box).
         return render_order(order_or_404(public_id), exc.code, exc.description, **{form_name: form})
+    if callable(done) and changed:
+        done = done(changed)
     flash(done if changed else "Nothing to change: the order was already like that.")
     return redirect(url_for("admin.order", public_id=public_id), 303)
 
@@ -112,10 +122,14 @@ def refund(public_id: str):
         public_id,
         form,
         "refund_form",
-        lambda order: bool(
-            payments.refund(order, form.amount.data, actor=_actor(), seen=form.seen.data)
+        lambda order: (
+            payments.refund(order, form.amount.data, actor=_actor(), seen=form.seen.data),
+            order.currency,
         ),
-        "Refund asked of Razorpay; the order shows it as refunded once Razorpay confirms.",
+        lambda asked: (
+            f"Refund of {money(asked[0].amount, asked[1])} asked of Razorpay; it shows under "
+            "Payments as pending, and the order as refunded once Razorpay confirms."
+        ),
     )
 
 
