@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 
 import psycopg
@@ -40,6 +41,8 @@ def fresh_database(database_url, tmp_path):
 
 def flask_db(app, *args: str) -> None:
     result = app.test_cli_runner().invoke(args=["db", *args])
+    if result.exc_info and result.exit_code:
+        traceback.print_exception(*result.exc_info)  # where in a migration it failed
     assert result.exit_code == 0, result.output + repr(result.exception)
 
 
@@ -139,3 +142,63 @@ def test_two_upgrades_at_once_on_postgresql_take_turns():
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_database_made_by_the_first_release_is_repaired_by_the_upgrade(fresh_database):
+    """0002 and 0003 were edited after the first release: a database made then is stamped
+    0003 without payment_links.razorpay_order_id and amount_paid, webhook_events'
+    received_event_id, the admin_login_failures table and the dashboard's indexes, and its
+    upgrade passed while sign-in and Pay failed. 0006 adds what is missing, keeping every row."""
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": fresh_database})
+    flask_db(app, "upgrade", "0003")
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO orders (number, public_id, name, draft_order_id, "
+                "request_fingerprint, raw_request, invoice_token, status, payment_status, "
+                "fulfillment_status, currency, sub_total, shipping_charge, discount, total, "
+                "amount_refunded, phone_number, phone_digits, customer_name, created_at, "
+                "updated_at, version) VALUES (1001, 'ORD-1001', '#1001', 'nb_1', 'f', '{}', "
+                "'tok', 'ORDERED', 'paid', 'unfulfilled', 'INR', 947, 0, 0, 947, 0, '+91', "
+                "'91', 'A', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO payment_links (order_id, reference_id, amount, currency, "
+                "amount_paid, status, created_at, updated_at) VALUES ((SELECT id FROM orders), "
+                "'ref-1', 947, 'INR', 0, 'paid', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        # As the first release made it: without what 0002 and 0003 gained afterwards.
+        for name in (
+            "ix_payment_links_razorpay_order_id",
+            "ix_webhook_events_order_id",
+            "ix_orders_status_id",
+            "ix_orders_payment_status_id",
+            "ix_orders_fulfillment_status_id",
+            "ix_orders_phone_tail",
+            "ix_orders_awaiting_payment",
+            "ix_orders_to_ship",
+        ):
+            conn.execute(text(f"DROP INDEX {name}"))
+        conn.execute(text("DROP TABLE admin_login_failures"))
+        for table, column in (
+            ("payment_links", "razorpay_order_id"),
+            ("payment_links", "amount_paid"),
+            ("webhook_events", "received_event_id"),
+        ):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+    assert differences(app)  # broken as those databases were
+    flask_db(app, "upgrade")
+    assert differences(app) == []
+    assert {"ix_orders_phone_tail", "ix_orders_to_ship", "ix_payment_links_razorpay_order_id"} <= (
+        index_names(app)
+    )
+    with app.app_context(), db.engine.connect() as conn:
+        paid = conn.execute(text("SELECT amount_paid FROM payment_links")).scalar_one()
+        orders = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
+    assert (paid, orders) == (947, 1)  # a paid link took its amount; the order is kept
+    with app.app_context():
+        dispose_engines()
+    flask_db(app, "upgrade")  # again: nothing to do
