@@ -63,16 +63,23 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
     return found
 
 
+def _gunicorn_checks() -> dict:
+    """The settings gunicorn.conf.py reads (the app never sees them), each with its check."""
+    from bikshop.config import bind_address, proxy_addresses, whole_number
+
+    numbers = {
+        name: lambda value, name=name: whole_number(name, value)
+        for name in ("WORKERS", "TIMEOUT", "MAX_REQUESTS")
+    }
+    return {"BIND": bind_address, "FORWARDED_ALLOW_IPS": proxy_addresses} | numbers
+
+
 def _gunicorn_findings(raw: dict[str, str]) -> list[Finding]:
     """The settings gunicorn.conf.py reads, which the app never sees: gunicorn would stop."""
-    from bikshop.config import ConfigError, bind_address, proxy_addresses, whole_number
+    from bikshop.config import ConfigError
 
     found = []
-    checks = [("BIND", bind_address), ("FORWARDED_ALLOW_IPS", proxy_addresses)] + [
-        (name, lambda value, name=name: whole_number(name, value))
-        for name in ("WORKERS", "TIMEOUT", "MAX_REQUESTS")
-    ]
-    for name, read in checks:
+    for name, read in _gunicorn_checks().items():
         if raw.get(name):
             try:
                 read(raw[name])
@@ -83,8 +90,7 @@ def _gunicorn_findings(raw: dict[str, str]) -> list[Finding]:
     return found
 
 
-# Read by gunicorn.conf.py (the app never sees them), and by the test suite and benchmarks.
-_GUNICORN_NAMES = {"BIND", "WORKERS", "TIMEOUT", "MAX_REQUESTS", "FORWARDED_ALLOW_IPS"}
+# Read by the test suite and benchmarks, not by bikshop.
 _TOOLING_PREFIXES = ("TEST", "BENCH_", "FAULT_", "RATELIMIT_KEY_PREFIX")
 
 
@@ -93,7 +99,7 @@ def _unknown_name_findings(raw: dict[str, str]) -> list[Finding]:
     misspelt setting is silently its default: say so, with the name it was probably meant as."""
     from bikshop.config import DEFAULTS
 
-    known = set(DEFAULTS) | _GUNICORN_NAMES
+    known = set(DEFAULTS) | set(_gunicorn_checks())
     found = []
     for name in sorted(set(raw) - known):
         if name.startswith(_TOOLING_PREFIXES):

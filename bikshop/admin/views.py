@@ -161,7 +161,7 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         details=details,
         can_refund=refundable and online is not None and refund_left > 0,
         refund_left=refund_left,
-        money_seen=refunds.money_seen(order),
+        money_seen=refunds.money_seen(order, details.refunds),
         refundable=refundable,
         can_record_returned=refundable and online is None,
         unsettled=payments.unsettled_links(order),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request, url_for
+from flask import g, request, url_for
 
 from bikshop.extensions import compress
 from bikshop.invoice import bp
@@ -49,10 +49,4 @@ def public_page_helpers() -> dict:
     # An error page after ``order_for_token`` opened an order links back to its invoice.
     token = g.get("invoice_token")
     invoice_url = url_for("invoice.page", token=token) if token else None
-    config = current_app.config
-    return {
-        "stylesheet_url": stylesheet_url,
-        "invoice_url": invoice_url,
-        "store_name": config["STORE_NAME"],
-        "store_logo_url": config["STORE_LOGO_URL"],
-    }
+    return {"stylesheet_url": stylesheet_url, "invoice_url": invoice_url}

@@ -14,7 +14,7 @@ from bikshop.models.orders import PAID_STATUSES
 from bikshop.payments import bp
 from bikshop.payments.forms import RedirectForm
 from bikshop.services import payments, webhooks
-from bikshop.services.invoices import nothing_to_pay
+from bikshop.services.invoices import nothing_to_pay, store
 
 
 @bp.post("/invoice/<token>/pay")
@@ -30,13 +30,18 @@ def pay(token: str):
         return redirect(url_for("invoice.page", token=token), 303)
     problem = payments.online_payment_problem(order)
     if problem:  # e.g. a currency Razorpay does not take: no link, and a page that says why
-        return render_template("payments/unavailable.html", order=order, problem=problem), 409
+        page = render_template(
+            "payments/unavailable.html", order=order, problem=problem, store=store()
+        )
+        return page, 409
     if not payments.can_pay_online(order):
         return _back_to_invoice(order)
     try:
         link = payments.create_or_reuse_link(order)
     except payments.GatewayFailure as failure:
-        page = render_template("payments/retry.html", order=order, retry=failure.retry)
+        page = render_template(
+            "payments/retry.html", order=order, retry=failure.retry, store=store()
+        )
         if failure.retry:  # Razorpay down or slow: worth another tap in a moment
             return page, 503, {"Retry-After": "30"}
         return page, 502  # refused: the shop has it on the order's timeline
@@ -52,13 +57,8 @@ def pay(token: str):
 def _back_to_invoice(order):
     """Back to the invoice, with a word when the order is paid: a Pay button from a tab left
     open finds it paid, and the customer is told nothing was charged again."""
-    already = order.payment_status in PAID_STATUSES
-    return redirect(
-        url_for(
-            "invoice.page", token=order.invoice_token, **({"paid": "already"} if already else {})
-        ),
-        303,
-    )
+    paid = "already" if order.payment_status in PAID_STATUSES else None  # None: left out
+    return redirect(url_for("invoice.page", token=order.invoice_token, paid=paid), 303)
 
 
 @bp.get("/invoice/<token>/pay")

@@ -30,14 +30,18 @@ from bikshop.razorpay_client import GatewayFailure
 from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
 
 
-def money_seen(order: Order) -> str:
+def money_seen(order: Order, refunds: list[Refund] | None = None) -> str:
     """What the owner saw of the money already going back: refunds asked of Razorpay (pending
     ones count) and the amount refunded. The order page sends it with a refund or a return;
     if it is no longer so, that question was already answered (a second tap while the first
-    was on its way, a page left open) and is refused rather than done twice."""
-    asked = db.session.scalar(
-        select(func.count()).select_from(Refund).where(Refund.order_id == order.id)
-    )
+    was on its way, a page left open) and is refused rather than done twice. ``refunds``: all
+    of the order's, when the caller has them loaded already."""
+    if refunds is None:
+        asked = db.session.scalar(
+            select(func.count()).select_from(Refund).where(Refund.order_id == order.id)
+        )
+    else:
+        asked = len(refunds)
     return f"{asked}:{order.amount_refunded}"
 
 
