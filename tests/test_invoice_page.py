@@ -71,6 +71,32 @@ def status_line(client, path) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", line).split())
 
 
+def test_an_address_with_only_a_country_code_reads_the_same_on_the_invoice_and_the_dashboard(
+    admin_app,
+):
+    """An address whose country came only as ``countryCode``: the invoice, the dashboard's
+    order page and the CSV export all show the code, by the one rule of bikshop/addresses.py
+    (the invoice showed no country at all)."""
+    from tests.admin_support import add_admin, sign_in
+
+    add_admin(admin_app)
+    client = admin_app.test_client()
+    body = order_body()
+    address = body["order"]["address"]
+    address.pop("country", None)
+    address |= {"city": "Pune", "state": "MH", "countryCode": "IN", "zip": "411001"}
+    path = place_invoice(client, body)
+    invoice = client.get(path).get_data(as_text=True)
+    assert "Pune, MH 411001<br>IN</p>" in invoice
+    sign_in(client)
+    with admin_app.app_context():
+        public_id = find_by_invoice_token(path.rsplit("/", 1)[1]).public_id
+    page = client.get(f"/admin/orders/{public_id}").get_data(as_text=True)
+    assert "Pune, MH 411001<br>" in page and re.search(r"<br>\s*IN\s*</address>", page)
+    export = client.get("/admin/orders.csv").get_data(as_text=True)
+    assert "Pune, MH, 411001, IN" in export
+
+
 def test_the_status_line_says_how_far_the_order_has_got(client, app):
     """Shipped or partly shipped (fulfilment), in progress, delivered; a cancelled unpaid order
     owes nothing. The address's town line reads "City, State PIN"."""

@@ -13,6 +13,7 @@ from babel.dates import format_datetime
 from babel.numbers import format_currency
 from flask import current_app
 
+from bikshop import addresses
 from bikshop.invoice import bp
 from bikshop.money import format_plain
 
@@ -93,10 +94,5 @@ def item_text(text: str) -> str:
     return text[: MAX_ITEM_TEXT - 1].rstrip() + "…"
 
 
-@bp.app_template_filter("place_line")
-def place_line(address: dict) -> str:
-    """An address's town line as people write it: ``New Delhi, Delhi 110024`` (the state, or a
-    province where a catalog sent one; any part may be missing)."""
-    region = address.get("state") or address.get("province") or address.get("provinceCode")
-    place = ", ".join(part for part in (address.get("city"), region) if part)
-    return " ".join(part for part in (place, address.get("zip")) if part)
+bp.add_app_template_filter(addresses.place_line, "place_line")
+bp.add_app_template_filter(addresses.country, "country")

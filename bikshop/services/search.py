@@ -17,6 +17,7 @@ from sqlalchemy.orm import defer, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
+from bikshop import addresses
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem, Payment
 from bikshop.models.admin import AWAITING_PAYMENT, PHONE_TAIL_DIGITS, TO_SHIP, phone_tail
@@ -402,21 +403,7 @@ def _csv_values(query, zone: ZoneInfo) -> Iterator[list]:
         values[2] = values[2].astimezone(zone).isoformat(timespec="seconds")
         invoice_number, payment_id, address = row[shown:]
         invoice = invoice_label(invoice_number) if invoice_number is not None else None
-        yield [*values, address_line(address), invoice, payment_id]
-
-
-def address_line(address: dict | None) -> str:
-    """A delivery address on one line: 12 MG Road, Flat 4, Pune, Maharashtra, 411001, India
-    (``province`` where a cart sends no ``state``, ``countryCode`` where it sends no
-    ``country``)."""
-    if not isinstance(address, dict):
-        return ""
-    get = address.get
-    parts = (
-        get("address1"), get("address2"), get("city"), get("state") or get("province"),
-        get("zip"), get("country") or get("countryCode"),
-    )  # fmt: skip
-    return ", ".join(str(part) for part in parts if part)
+        yield [*values, addresses.one_line(address), invoice, payment_id]
 
 
 class product_list(FunctionElement):  # noqa: N801  (reads like the SQL it renders)
