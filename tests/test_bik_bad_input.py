@@ -237,19 +237,6 @@ BAD_PLACE_ORDERS = [
         says=("U+0007",),
     ),
     Bad(
-        # "Trojan source": the invoice would show a name other than the one stored.
-        "name_with_bidi_override",
-        {"order.address.firstName": "Asha\u202eahsA"},
-        field="order.address.firstName",
-        says=("bidirectional control character U+202E",),
-    ),
-    Bad(
-        "address_with_bidi_isolate",
-        {"order.address.address1": "12 \u2067MG Road\u2069"},
-        field="order.address.address1",
-        says=("U+2067",),
-    ),
-    Bad(
         "name_lone_surrogate",
         {f"{ITEM}.name": "Cream \ud800"},
         field="order.items[0].name",

@@ -245,6 +245,59 @@ def test_a_pin_code_sent_as_a_number_is_kept_as_its_digits(client):
     assert again.status_code == 200 and again.get_json()["order"]["id"] == answer["id"]
 
 
+def test_whatsapps_direction_marks_are_removed_not_refused(app, client):
+    """WhatsApp and Android wrap pasted phone numbers and names in bidirectional embeddings and
+    isolates (U+202A … U+202C, U+2068 … U+2069): the order is placed with the text as it reads,
+    and a right-to-left override (U+202E) can no longer make a name show spoofed. The raw
+    request keeps what was sent."""
+    body = sample_body()
+    address = body["order"]["address"]
+    address["firstName"] = "\u2068Rahul\u2069"
+    address["address1"] = "Flat 4, call \u202a+91 98765 43210\u202c"
+    address["lastName"] = "Asha\u202eahsA"
+    body["order"]["phoneNumber"] = "\u202a+919876543210\u202c"
+    body["order"]["items"][0]["name"] = "\u2067Toner\u2069 50 ml"
+    placed = place(client, body)
+    assert placed.status_code == 200, placed.get_json()
+    answer = placed.get_json()["order"]
+    assert (answer["address"]["firstName"], answer["address"]["lastName"]) == ("Rahul", "AshaahsA")
+    assert answer["address"]["address1"] == "Flat 4, call +91 98765 43210"
+    assert answer["phoneNumber"] == "+919876543210"
+    assert answer["items"][0]["name"] == "Toner 50 ml"
+    assert get(client, answer["id"]).get_json()["order"] == answer
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.public_id == answer["id"])).one()
+        assert order.phone_digits == "919876543210"
+        assert "\u202a" in json.loads(order.raw_request)["order"]["phoneNumber"]
+    assert place(client, body).get_json()["order"]["id"] == answer["id"]  # a retry: same order
+
+
+def test_ids_written_as_whole_decimals_are_the_integers(client):
+    """A double-based serializer writes ``40946134352009.0`` or ``4.0946134352009e13``: the
+    same id as ``40946134352009``, as a quantity of ``2.0`` is 2. A fraction, or more than 64
+    digits, is still a 422."""
+    body = sample_body()
+    raw = json.dumps(body)
+    product, variant = (str(body["order"]["items"][0][k]) for k in ("productId", "variantId"))
+    assert product.isdigit() and variant.isdigit()
+    odd = raw.replace(f'"productId": {product}', f'"productId": {product}.0').replace(
+        f'"variantId": {variant}', f'"variantId": {variant[0]}.{variant[1:]}e{len(variant) - 1}'
+    )
+    assert odd != raw
+    headers = {"Content-Type": "application/json"}
+    placed = client.post("/bik/placeOrder", data=odd, headers=headers)
+    assert placed.status_code == 200, placed.get_json()
+    item = placed.get_json()["order"]["items"][0]
+    assert (item["productId"], item["variantId"]) == (int(product), int(variant))
+    assert place(client, body).get_json()["order"]["id"] == placed.get_json()["order"]["id"]
+    for bad, says in (("6.5", "integer or a string"), ("1e64", "at most 64 digits")):
+        refused = client.post(
+            "/bik/placeOrder", data=odd.replace(f"{product}.0", bad, 1), headers=headers
+        )
+        assert refused.status_code == 422
+        assert says in refused.get_json()["error"]["fields"][0]["message"], refused.get_json()
+
+
 def test_get_order_returns_the_placed_order(client):
     placed = place(client).get_json()["order"]
     response = get(client, placed["id"])

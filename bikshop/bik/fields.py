@@ -19,9 +19,11 @@ _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-# The bidirectional embeddings, overrides and isolates (Cf): text that reads one way and is
-# stored another, a name or address that would show spoofed on the invoice. Zero-width joiners
-# (Indic scripts, emoji sequences) and the plain direction marks are text and stay.
+# The bidirectional embeddings, overrides and isolates (Cf). WhatsApp and Android wrap pasted
+# phone numbers and names in them (U+202A … U+202C, U+2068 … U+2069), so they are removed, not
+# refused: an order must not be lost over them, and removed they cannot make a name or address
+# show other than it is stored (U+202E reverses what follows). Zero-width joiners (Indic
+# scripts, emoji sequences) and the plain direction marks are text and stay.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
@@ -78,12 +80,7 @@ def clean_text(value, max_length: int, *, strip: bool = True) -> str:
         code = ord(found.group())
         what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "the control character"
         raise ValidationError(f"Contains {what} U+{code:04X}; send printable text.")
-    found = _BIDI_CONTROLS.search(value)
-    if found:
-        raise ValidationError(
-            f"Contains the bidirectional control character U+{ord(found.group()):04X}; "
-            "send the text as it reads."
-        )
+    value = _BIDI_CONTROLS.sub("", value)
     if strip:
         value = value.strip()
     if len(value) > max_length:
@@ -244,6 +241,8 @@ class CatalogId(fields.Field):
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, Decimal):  # written with a fraction or an exponent: 2.0, 1e2
+            value = _whole_id(value)
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValidationError("Must be an integer or a string.")
         text = str(value).strip()
@@ -258,6 +257,17 @@ class CatalogId(fields.Field):
         if value is None:
             return None
         return int(value) if _CANONICAL_INT.match(value) else value
+
+
+def _whole_id(value: Decimal) -> int:
+    """An id a double-based serializer wrote as ``40946134352009.0`` or ``4.0946134352009e13``:
+    its integer, as for a quantity of ``2.0``. Digits are counted first, since
+    ``int(Decimal("1e999999999"))`` would build a huge integer."""
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValidationError(f"Must be an integer or a string (got {value}).")
+    if value.adjusted() >= 64:
+        raise ValidationError(f"Must have at most 64 digits (got {value.adjusted() + 1}).")
+    return int(value)
 
 
 class BoundedList(fields.List):
