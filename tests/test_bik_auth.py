@@ -151,6 +151,25 @@ def test_equivalent_spellings_of_the_right_credentials_are_accepted(apps, scheme
     assert call(client, "placeOrder", headers).status_code == 200
 
 
+def test_a_basic_password_of_any_printable_text_matches_as_utf8_or_latin1(apps):
+    """Basic credentials travel base64-encoded, so Bik's onboarding screen may hold a password
+    with accents: RFC 7617's UTF-8 matches, and so does a sender's latin-1; a near miss does
+    not. check-bik sends what bikshop expects (AuthSpec.headers)."""
+    spec = "basic:bik-orders:pässwörd €5"
+    client = apps(BIK_AUTH=spec).test_client()
+
+    def encoded(password: str, charset: str) -> dict:
+        pair = f"bik-orders:{password}".encode(charset)
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    assert call(client, "placeOrder", encoded("pässwörd €5", "utf-8")).status_code == 200
+    assert call(client, "placeOrder", encoded("pässwörd 5", "latin-1")).status_code == 401
+    latin = apps(BIK_AUTH="basic:bik-orders:pässwörd").test_client()
+    assert call(latin, "placeOrder", encoded("pässwörd", "latin-1")).status_code == 200
+    assert call(latin, "placeOrder", encoded("passwörd", "utf-8")).status_code == 401
+    assert call(client, "placeOrder", parse_auth_spec(spec).headers()).status_code == 200
+
+
 def test_per_endpoint_overrides(apps):
     app = apps(
         BIK_AUTH=SPECS["bearer"],

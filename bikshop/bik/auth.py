@@ -11,7 +11,9 @@ from dataclasses import dataclass
 # An RFC 9110 token without "_": gunicorn (like nginx) drops headers whose names contain one, so
 # such a header would never reach bikshop.
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^`|~-]+$")
-# Secrets are visible ASCII: a header arrives decoded as latin-1, so "é" or "€" could never match.
+# A token sent as it is (bearer, apikey) is visible ASCII: a header arrives decoded as latin-1,
+# so "é" or "€" could never match. Basic's user and password travel base64-encoded, so any
+# printable text does (RFC 7617: as UTF-8; a sender's latin-1 is read too).
 _SECRET = re.compile(r"^[\x21-\x7e]+( +[\x21-\x7e]+)*$")
 
 
@@ -120,7 +122,11 @@ def parse_auth_spec(raw: str) -> AuthSpec:
         user, sep, password = rest.partition(":")
         if not sep or not user or not password:
             raise AuthSpecError("basic needs a user and a password: basic:<user>:<password>")
-        _check_secrets("the basic user and password", user, password)
+        if not all(_printable_text(secret) for secret in (user, password)):
+            raise AuthSpecError(
+                "the basic user and password must be printable text, without control "
+                "characters or spaces at either end"
+            )
         return AuthSpec("basic", user=user, password=password)
     raise AuthSpecError("use none, bearer:<token>, apikey:<Header>:<token> or basic:<user>:<pass>")
 
@@ -132,6 +138,10 @@ def _check_secrets(what: str, *secrets: str) -> None:
             f"{what} must be printable ASCII (letters, digits, punctuation): "
             "non-ASCII or control characters never arrive intact in an HTTP header"
         )
+
+
+def _printable_text(secret: str) -> bool:
+    return secret.isprintable() and secret == secret.strip()
 
 
 def _same(given: str, expected: str) -> bool:
@@ -151,9 +161,13 @@ def is_authorized(spec: AuthSpec, headers) -> bool:
     if scheme.lower() != "basic":
         return False
     try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = base64.b64decode(credentials, validate=True)
+    except (binascii.Error, ValueError):
         return False
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:  # a sender that encodes as latin-1 (RFC 7617 asks for UTF-8)
+        decoded = raw.decode("latin-1")
     user, _, password = decoded.partition(":")
     # Both comparisons always run, so timing does not tell which part was wrong.
     return _same(user, spec.user) & _same(password, spec.password)
