@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from html.parser import HTMLParser
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.admin_support import (
     OWNER,
@@ -245,6 +249,62 @@ def test_a_second_tap_on_refund_refunds_once(make_app):
         # Asked again from the page as it is now: a second refund, if the owner means it.
         assert _act(client, order_id, "refund", amount="300").status_code == 303
         assert len([1 for _, path, _ in fake.calls if path.endswith("/refund")]) == 2
+
+
+def test_refunds_from_two_devices_at_once_refund_once(make_app):
+    """Two devices answer the same refund question at the same moment. On SQLite the order's
+    FOR UPDATE was no lock at all: both read the refunds before either stored its own, and
+    Razorpay was asked twice (an outside probe: 6 trials in 10 over gunicorn). Another
+    transaction holds the order while both are sent, so both are waiting when it lets go."""
+    import threading
+    import time
+
+    from tests.admin_support import ADMIN_CONFIG, add_admin, sign_in
+    from tests.fake_razorpay import pay_only_link, shop_with_open_link
+
+    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
+        add_admin(app)
+        devices = [app.test_client() for _ in range(2)]
+        forms = []
+        for device in devices:
+            sign_in(device)
+            page = device.get(f"/admin/orders/{order_id}").text
+            forms.append({"csrf_token": csrf_token(page), "seen": _seen(page), "amount": "100"})
+        assert forms[0]["seen"] == forms[1]["seen"]
+        answers = []
+
+        def tap(device, form):
+            answers.append(device.post(f"/admin/orders/{order_id}/refund", data=form).status_code)
+
+        pairs = zip(devices, forms, strict=True)
+        taps = [threading.Thread(target=tap, args=pair) for pair in pairs]
+        with holding_order(app, order_id):
+            for thread in taps:
+                thread.start()
+            time.sleep(1.0)  # both are at the lock (or, unfixed, past the check)
+        for thread in taps:
+            thread.join(timeout=30)
+        assert sorted(answers) == [303, 409]
+        assert len([1 for _, path, _ in fake.calls if path.endswith("/refund")]) == 1
+
+
+@contextlib.contextmanager
+def holding_order(app, public_id: str):
+    """Another transaction, outside bikshop, holding ``public_id``'s row (SQLite: the whole
+    database's write lock) until the block ends."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(url.database, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+    else:
+        connection = psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
+        connection.execute("SELECT 1 FROM orders WHERE public_id = %s FOR UPDATE", (public_id,))
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.close()
 
 
 def test_a_second_tap_on_record_money_returned_records_it_once(owner):

@@ -27,7 +27,13 @@ from bikshop.money import (
     to_minor_units,
 )
 from bikshop.razorpay_client import GatewayFailure
-from bikshop.services.states import PAYMENT_STATUS, IllegalTransition, record, transition
+from bikshop.services.states import (
+    PAYMENT_STATUS,
+    IllegalTransition,
+    lock_order,
+    record,
+    transition,
+)
 
 
 def money_seen(order: Order, refunds: list[Refund] | None = None) -> str:
@@ -268,16 +274,9 @@ def _check_amount(amount: Decimal, refundable: Decimal, currency: str) -> int:
 
 
 def _lock_paid_order(order: Order, what: str) -> None:
-    """One refund decision per order at a time: lock the order's row and reload it, then refuse
-    (a 409) unless it is paid, so that money can go back (``what``: "be refunded"). A plain
-    locking SELECT, not refresh(): refresh re-runs the order's eager loads (the dashboard loads
-    its items), and PostgreSQL refuses FOR UPDATE across that outer join."""
-    db.session.execute(
-        select(Order)
-        .where(Order.id == order.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    """One refund decision per order at a time: lock the order and reload it, then refuse (a
+    409) unless it is paid, so that money can go back (``what``: "be refunded")."""
+    lock_order(order)
     if order.payment_status not in ("paid", "partially_refunded"):
         raise ApiError(
             409,

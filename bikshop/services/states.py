@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bikshop.errors import ApiError
 from bikshop.extensions import db
@@ -177,6 +177,33 @@ def transition(
                 f"as the order is {state_words(to)}",
             )
     return True
+
+
+def lock_order(order: Order) -> None:
+    """Hold ``order`` until the caller's transaction ends, and reload it: one decision on the
+    order at a time, taken on what the one before it committed.
+
+    PostgreSQL locks the row (``SELECT … FOR UPDATE``). SQLite has no row locks and drops
+    ``FOR UPDATE``, and its transaction takes the database's write lock only at its first
+    write: so it writes first, a no-op UPDATE of the row, and a second request waits there
+    (the busy timeout) until the first commits, then reloads what it committed.
+
+    A plain locking SELECT, not ``refresh()``: refresh re-runs the order's eager loads (the
+    dashboard loads its items), and PostgreSQL refuses FOR UPDATE across that outer join.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(version=Order.version)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.execute(
+        select(Order)
+        .where(Order.id == order.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def update_order(order: Order, values: dict, *conditions, refuse_cancelled: str | None = None):
