@@ -76,11 +76,14 @@ class _TimeoutSession(requests.Session):
     def __init__(self, timeout: float):
         super().__init__()
         self.default_timeout = (min(3.05, timeout), timeout)  # (connect, read)
+        self.last_status: int | None = None
 
     def request(self, method, url, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
-        return super().request(method, url, **kwargs)
+        response = super().request(method, url, **kwargs)
+        self.last_status = response.status_code  # the SDK's errors drop it (_call reads it)
+        return response
 
 
 def is_configured() -> bool:
@@ -114,11 +117,23 @@ def _client() -> razorpay.Client:
     return client
 
 
+# Razorpay's rate limit: the request was turned away unread, so it is to be tried again later.
+# The SDK files a 429 under BadRequestError, as it does a refusal for good (by the body's
+# error code; the status is lost), and a refusal stops a payment link or a refund for good.
+_TOO_MANY_REQUESTS = 429
+
+
 def _call(what: str, call):
     """Run one SDK call and translate every way it can fail into our two exceptions."""
+    client = _client()
     try:
-        result = call(_client())
+        result = call(client)
     except BadRequestError as exc:
+        if client.session.last_status == _TOO_MANY_REQUESTS:
+            log.warning("razorpay rate-limited %s: %s", what, exc)
+            raise RazorpayUnavailable(
+                "Razorpay is busy (too many requests)", reached=False
+            ) from None
         log.warning("razorpay refused %s: %s", what, exc)
         raise RazorpayRejected(str(exc) or "request refused") from None
     except (ServerError, GatewayError) as exc:

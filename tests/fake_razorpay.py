@@ -92,6 +92,7 @@ class FakeRazorpay:
         self.refund_keys: dict[str, tuple[dict, str]] = {}  # X-Refund-Idempotency → (body, id)
         self.refund_key_log: list[str | None] = []  # that header, per refund request
         self.refund_outage = 0  # the next N refund requests fail (503) before making anything
+        self.rate_limited = 0  # the next N API requests get Razorpay's 429, unread
         self.link_changes: dict = {}  # fields every new link is made with instead ("misbehaves")
         self.hold_creates: threading.Event | None = None  # a create answers once this is set
         self.lock = threading.Lock()
@@ -137,6 +138,10 @@ class FakeRazorpay:
                 time.sleep(self.delay)
             if request.path.startswith("/_fake/"):
                 return None
+            if self.rate_limited:
+                self.rate_limited -= 1
+                # Razorpay's rate limit answers as its refusals do (reference: razorpay.md 4.2).
+                return _error("Too many requests", 429)
             expected = "Basic " + base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
             if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
                 return _error("The api key provided is invalid", 401)

@@ -399,6 +399,22 @@ def test_razorpay_refusing_the_link_is_on_the_timeline_and_promises_no_retry(sho
     assert rows(app, PaymentLink) == [] and payment_status(client, order_id) == "pending"
 
 
+def test_razorpays_rate_limit_is_a_retry_not_a_refusal(shop):
+    """Razorpay's 429 comes as a refusal's body (BAD_REQUEST_ERROR), and the SDK keeps only
+    that: one busy moment turned online payment off for the order until the keys changed
+    (payments probe). It is a 503 with Retry-After, and the next tap makes the link."""
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    fake.rate_limited = 1
+    response = client.post(invoice + "/pay")
+    assert response.status_code == 503 and "Retry-After" in response.headers
+    assert "Nothing was charged" in response.get_data(as_text=True)
+    assert timeline(app, "payment_link_refused") == []
+    assert "Pay ₹947" in client.get(invoice).get_data(as_text=True)
+    assert start_payment(client, invoice) == fake.only_link()["short_url"]
+    assert payment_status(client, order_id) == "pending"
+
+
 def test_after_a_refusal_the_invoice_offers_no_pay_until_the_keys_change(shop, make_app):
     app, client, fake = shop
     app.config["RAZORPAY_KEY_SECRET"] = "not-the-secret"  # Razorpay answers 401, every time

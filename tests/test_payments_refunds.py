@@ -236,6 +236,20 @@ def test_razorpay_unreachable_fails_the_refund_at_once_since_nothing_was_sent(pa
     assert refunds(app) == [("failed", Decimal("100.00"))]
 
 
+def test_a_rate_limited_refund_is_a_retry_and_frees_its_amount(paid):
+    """Razorpay's 429 turned the refund away unread: a 503 to try again, nothing held back (not
+    the 502 of a refusal for good), and the next ask refunds."""
+    app, client, fake, order_id = paid
+    fake.rate_limited = 1
+    with app.app_context(), pytest.raises(ApiError) as busy:
+        refund(db.session.scalars(select(Order)).one(), Decimal("100"), actor="admin")
+    assert (busy.value.code, busy.value.error_code) == (503, "payment_gateway_unavailable")
+    assert refunds(app) == [("failed", Decimal("100.00"))]
+    assert ask_refund(app, Decimal("100"))
+    assert refunds(app)[-1][1] == Decimal("100.00")
+    assert len([1 for _, path, _ in fake.calls if path.endswith("/refund")]) == 2
+
+
 def test_a_connection_dropped_after_the_ask_went_out_leaves_the_refund_unconfirmed(paid):
     """A reset after the request was sent (not a refused connection) may have been acted on."""
     app, client, fake, order_id = paid
