@@ -16,6 +16,7 @@ from bikshop.extensions import db
 from bikshop.models import Order, Refund
 from bikshop.services.payments import refund
 from tests.fake_razorpay import (
+    path_of,
     pay_only_link,
     payment_status,
     post_webhook,
@@ -347,6 +348,56 @@ def test_reconcile_asks_again_about_a_link_closed_while_a_payment_was_under_way(
         assert result.exit_code == 0, result.output
         assert f"{link_id}: paid" in result.output
         assert payment_status(client, order_id) == "paid"
+
+
+def test_a_confirming_redirect_of_a_payment_refunded_since_lets_the_customer_pay_again(
+    make_app,
+):
+    """The customer came back with a signed "paid" while Razorpay could not be asked (the
+    invoice says "confirming"); the payment turns out to be ₹500 on a ₹947 link, and the shop
+    refunds it in full. The "confirming" stood for good: no Pay button, ever (payments probe).
+    It lasts only while Razorpay has not said what became of the link."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        link_id = fake.only_link()["id"]
+        callback = path_of(fake.pay(link_id, amount_paid=50000, deliver=False))
+        fake.stop()
+        assert "Payment received, confirming" in client.get(callback).get_data(as_text=True)
+        fake.start()
+        outcome = post_webhook(client, *fake.paid_event(link_id)).get_json()["outcome"]
+        assert outcome.startswith("mismatch")
+        page = client.get(invoice).get_data(as_text=True)
+        assert "The shop is checking it" in page and "Pay ₹947" not in page
+        payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+        post_webhook(client, *fake.process_refund(fake.refund_in_dashboard(payment_id)))
+        page = client.get(invoice).get_data(as_text=True)
+        assert "confirming" not in page and "Pay ₹947" in page
+        assert client.post(invoice + "/pay").status_code == 303
+        assert len(fake.links) == 2 and payment_status(client, order_id) == "pending"
+
+
+def test_a_confirming_redirect_of_a_link_that_then_expired_lets_the_customer_pay_again(
+    make_app,
+):
+    """A signed "paid" redirect, then Razorpay reports the link expired (no payment on it
+    settled): the invoice stops saying "confirming" and offers Pay again."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        link_id = fake.only_link()["id"]
+        # Razorpay signed a "paid" for a payment that was never captured on the link.
+        claimed = {"status": "paid", "payments": [{"payment_id": "pay_NeverCaptured1"}]}
+        callback = fake.callback_url(fake.links[link_id] | claimed)
+        fake.stop()
+        assert "Payment received, confirming" in client.get(path_of(callback)).get_data(
+            as_text=True
+        )
+        fake.start()
+        fake.expire(link_id)
+        expired = post_webhook(
+            client, *fake.event("payment_link.expired", payment_link=fake.links[link_id])
+        )
+        assert expired.get_json()["outcome"] == "link expired"
+        page = client.get(invoice).get_data(as_text=True)
+        assert "confirming" not in page and "Pay ₹947" in page
+        assert payment_status(client, order_id) == "pending"
 
 
 def test_a_mismatched_payment_refunded_in_full_lets_the_customer_pay_again(make_app):

@@ -227,9 +227,12 @@ _HOLDS = ("payment_link_refused", "payment_redirect_paid")
 
 def _pay_held_by(order: Order) -> str | None:
     """Why the order's timeline says not to offer Pay now, if it does: "confirming" after a
-    signed "paid" redirect; "refused" when Razorpay refused to make a link for this version of
-    the order under the keys in use (``_new_link``), since asking again would be refused
-    again, until the order or the Razorpay settings change."""
+    signed "paid" redirect, while Razorpay has not yet said what became of that link (it is
+    still ``created`` here: once paid, the payment settles the order or is in review, and once
+    expired, cancelled or refunded, the customer may pay again); "refused" when Razorpay
+    refused to make a link for this version of the order under the keys in use
+    (``_new_link``), since asking again would be refused again, until the order or the
+    Razorpay settings change."""
     latest = db.session.execute(
         select(OrderEvent.kind, OrderEvent.data)
         .where(OrderEvent.order_id == order.id, OrderEvent.kind.in_(_HOLDS))
@@ -240,7 +243,13 @@ def _pay_held_by(order: Order) -> str | None:
         return None
     kind, data = latest
     if kind == "payment_redirect_paid":
-        return "confirming"
+        link = data.get("paymentLink") if isinstance(data, dict) else None
+        link_status = db.session.scalar(
+            select(PaymentLink.status).where(
+                PaymentLink.order_id == order.id, PaymentLink.razorpay_id == link
+            )
+        )
+        return "confirming" if link_status == "created" else None
     refused_now = (
         isinstance(data, dict)
         and data.get("orderVersion") == order.version
