@@ -8,6 +8,8 @@ never change. Together about a tenth of a getOrder (bench/bik_endpoints.py).
   that carries no cookie; it depends only on the secret keys, so it is kept.
 * The session itself on Bik's API (``/bik/``): machine calls authenticated per request, which
   never carry or set a cookie, get Flask's null session without reading one.
+
+And one correction: an ``OPTIONS`` answer has no body, so it carries no ``text/html`` type.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ class BikshopFlask(Flask):
         super().__init__(*args, **kwargs)
         self.session_interface = SessionInterface()  # one per app: its own secret keys
         self._sync = {}
+
+    def make_default_options_response(self):
+        """Flask's answer to OPTIONS (200, ``Allow``), without the ``text/html`` content type
+        it gives an answer that has no body at all."""
+        response = super().make_default_options_response()
+        response.headers.pop("Content-Type", None)
+        return response
 
     def ensure_sync(self, func):
         try:

@@ -146,6 +146,7 @@ def test_options_is_answered_without_a_body_or_credentials(make_app, path):
     response = client.open(path, method="OPTIONS")
     assert response.status_code == 200
     assert set(response.headers["Allow"].split(", ")) >= {"POST", "OPTIONS"}
+    assert response.get_data() == b"" and "Content-Type" not in response.headers  # not HTML
 
 
 def test_an_image_url_with_spaces_is_kept_encoded_not_refused(client):
