@@ -171,18 +171,23 @@ def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, clie
     changed["order"]["items"][0]["quantity"] = 3
     changed["order"]["subTotal"] = 1497
     changed["order"]["total"] = 1446
-    for different in (
-        changed,
-        {**body, "paymentPending": False},
-        sample_body(body["draftOrderId"], email="someone@else.example"),
+    moved = json.loads(json.dumps(body))
+    moved["order"]["address"]["city"] = "Mysuru"
+    moved["order"]["phoneNumber"] = "+91 98765 43210"  # the same number, written another way
+    for different, named in (
+        (changed, ["order.subTotal", "order.total", "order.items[0].quantity"]),
+        ({**body, "paymentPending": False}, ["paymentPending"]),
+        (sample_body(body["draftOrderId"], email="someone@else.example"), ["order.email"]),
+        (moved, ["order.phoneNumber", "order.address.city"]),
     ):
         response = place(client, different)
         error = assert_error_shape(response, 409)
         assert error["code"] == "draft_conflict"
         assert body["draftOrderId"] in error["message"] and placed["id"] in error["message"]
+        assert f"({', '.join(named)} differ" in error["message"]
         assert error["fields"] == [
             {"field": "draftOrderId", "message": f"already placed as {placed['id']}"}
-        ]
+        ] + [{"field": name, "message": f"differs from {placed['id']} as placed"} for name in named]
         assert stored_state(app) == before
     current = client.post("/bik/getOrder", json={"orderId": placed["id"]}).get_json()["order"]
     assert current == placed

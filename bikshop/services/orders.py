@@ -92,12 +92,60 @@ def canonical_order(columns: dict, items: list[dict], *, blank_address_lines: bo
     fields) changes nothing in it. An address line sent as ``""`` counts as one left out (a
     form's empty field, or none), as ``variantName`` does; ``blank_address_lines`` keeps them,
     as the rule of 2026-12-02 did."""
+    picked = _fingerprinted(columns, items, blank_address_lines=blank_address_lines)
+    return json.dumps(picked, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _fingerprinted(columns: dict, items: list[dict], *, blank_address_lines: bool = False) -> dict:
+    """What :func:`canonical_order` writes out, as values."""
     picked = {key: columns[key] for key in _FINGERPRINTED}
     address = picked["address"]
     if address and not blank_address_lines:
         picked["address"] = {key: value for key, value in address.items() if value != ""}
     picked["items"] = [[item[key] for key in _FINGERPRINTED_ITEM] for item in items]
-    return json.dumps(picked, sort_keys=True, separators=(",", ":"), default=str)
+    return picked
+
+
+# Bik's names for what a retry must repeat, to name what differs in a 409.
+_BIK_NAMES = {
+    "draft_order_id": "draftOrderId", "payment_status": "paymentPending",
+    "currency": "order.currency", "sub_total": "order.subTotal",
+    "shipping_charge": "order.shippingCharge", "discount": "order.discount",
+    "total": "order.total", "phone_number": "order.phoneNumber", "email": "order.email",
+    "tags": "order.tags",
+}  # fmt: skip
+_BIK_ITEM_NAMES = (
+    "productId", "variantId", "name", "variantName", "quantity", "price", "image",
+)  # fmt: skip
+
+
+def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> list[str]:
+    """The fields (Bik's names) in which a new body differs from the order ``stored`` as it
+    was placed. Its payment status may have moved since (a payment), so ``paymentPending`` is
+    named only when nothing else differs."""
+    was = _fingerprinted(stored.__dict__, stored.items)
+    now = _fingerprinted(columns, items)
+    named = [
+        _BIK_NAMES[key]
+        for key in _FINGERPRINTED
+        if key not in ("address", "payment_status") and was[key] != now[key]
+    ]
+    old_address, new_address = was["address"] or {}, now["address"] or {}
+    if (was["address"] is None) != (now["address"] is None):
+        named.append("order.address")
+    else:
+        keys = sorted(set(old_address) | set(new_address))
+        named += [f"order.address.{k}" for k in keys if old_address.get(k) != new_address.get(k)]
+    if len(was["items"]) != len(now["items"]):
+        named.append("order.items")
+    else:
+        for index, (old, new) in enumerate(zip(was["items"], now["items"], strict=True)):
+            named += [
+                f"order.items[{index}].{name}"
+                for name, a, b in zip(_BIK_ITEM_NAMES, old, new, strict=True)
+                if a != b
+            ]
+    return named or ["paymentPending"]
 
 
 def fingerprint(columns: dict, items: list[dict], **rule) -> str:
@@ -148,7 +196,12 @@ def place_order(request: dict, raw_body: str, *, actor: str = "bik") -> Placed:
         existing = _snapshot(_ORDERS.c.draft_order_id, draft_id)
         if existing is None:
             raise
-        return _replay(existing, digest, lambda: _earlier_fingerprints(request, columns, items))
+        return _replay(
+            existing,
+            digest,
+            lambda: _earlier_fingerprints(request, columns, items),
+            lambda: _differences(existing, columns, items),
+        )
     count_committed("order")
     if number % ORDERS_PER_CHECKPOINT == 0:
         checkpoint_after_response(engine)
@@ -282,15 +335,26 @@ def placed_event(actor: str, draft_id: str, payment_pending: bool) -> dict:
     )
 
 
-def _replay(order: OrderSnapshot, digest: str, earlier: Callable[[], set[str]]) -> Placed:
+def _replay(
+    order: OrderSnapshot,
+    digest: str,
+    earlier: Callable[[], set[str]],
+    differences: Callable[[], list[str]],
+) -> Placed:
     stored = order.request_fingerprint
     if stored != digest and stored not in earlier():
+        named = differences()
         raise ApiError(
             409,
             f"draftOrderId {order.draft_order_id!r} was already placed as {order.public_id} "
-            "with a different body",
+            f"with a different body ({', '.join(named)} "
+            f"{'differs' if len(named) == 1 else 'differ'})",
             code="draft_conflict",
-            fields=[{"field": "draftOrderId", "message": f"already placed as {order.public_id}"}],
+            fields=[{"field": "draftOrderId", "message": f"already placed as {order.public_id}"}]
+            + [
+                {"field": name, "message": f"differs from {order.public_id} as placed"}
+                for name in named
+            ],
         )
     return Placed(order, created=False)
 
