@@ -163,8 +163,12 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def _wants_html() -> bool:
+    from bikshop.errors import meant_for_bik
+
     path = request.path
     if path.startswith(("/bik/", "/webhooks/", "/openapi", "/healthz", "/readyz")):
+        return False
+    if meant_for_bik(path):  # a Bik URL mistyped, opened in a browser to check it: say which
         return False
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html" or path.startswith(("/invoice/", "/admin"))

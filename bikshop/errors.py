@@ -126,7 +126,7 @@ def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return f"The request body is larger than {limit} bytes"
-    if status == 404 and _meant_for_bik(request.path):
+    if status == 404 and meant_for_bik(request.path):
         # A mistyped URL in Bik's onboarding screen: say which ones exist, and what to enter
         # where the screen asks for a root URL that Bik adds the endpoint's name to.
         return (
@@ -137,7 +137,7 @@ def _describe(status: int, error: HTTPException, fields: list[dict]) -> str:
     return error.description or error.name
 
 
-def _meant_for_bik(path: str) -> bool:
+def meant_for_bik(path: str) -> bool:
     """/bik itself (the root URL entered where Bik wanted an endpoint's), a path under /bik/,
     or one ending in an endpoint's name (``/placeOrder`` at the root, or
     ``/bik/placeOrder/placeOrder``: a full URL registered where Bik wanted a root)."""

@@ -112,6 +112,16 @@ def test_an_unknown_route_is_404_in_the_error_shape(bik_app, path, bik_hint):
     assert ("https://<this host>/bik" in error["message"]) is bik_hint
 
 
+@pytest.mark.parametrize("path", ["/bik", "/placeOrder", "/bik/getorder"])
+def test_a_bik_url_opened_in_a_browser_gets_the_hint_too(bik_app, path):
+    """A brand checking a URL it typed opens it in a browser (Accept: text/html): it gets the
+    same answer naming the real endpoints, not the site's HTML 404 page."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    response = bik_app.test_client().get(path, headers=browser)
+    error = assert_error_shape(response, 404)
+    assert "POST /bik/placeOrder and POST /bik/getOrder" in error["message"]
+
+
 # --- odd but legal things a real client does ------------------------------------------------
 
 
