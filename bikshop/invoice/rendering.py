@@ -125,7 +125,18 @@ def protect(response: Response) -> Response:
 
 
 def _etag(kind: str, order) -> str:
-    return f"{kind}-{order.version}-{render_version()}"
+    return f"{kind}-{_drawn_from(order)}-{render_version()}"
+
+
+def _drawn_from(order) -> str:
+    """Which state of ``order`` a page or PDF shows: its version, and when it last changed.
+    The version alone repeats after a restore from a backup (the next change after it brings
+    the restored version back, with another state), and then a browser's copy, or the PDF
+    cache's, of the state before the restore would be served as current; the time of that
+    change does not repeat."""
+    changed = order.updated_at
+    stamp = int(changed.timestamp() * 1_000_000) if changed is not None else 0
+    return f"{order.version}.{stamp:x}"
 
 
 def _not_modified(etag: str) -> Response | None:
@@ -151,7 +162,8 @@ def invoice_page(order, *, notice: str | None = None) -> Response:
 
 
 def invoice_pdf(order) -> Response:
-    """The invoice as an A4 PDF, rendered once per order version and then served from disk."""
+    """The invoice as an A4 PDF, rendered once per state of the order (``_drawn_from``) and
+    then served from disk."""
     etag = _etag("pdf", order)
     if unchanged := _not_modified(etag):
         return unchanged
@@ -160,7 +172,7 @@ def invoice_pdf(order) -> Response:
     body = pdf.cached(
         current_app.config["PDF_CACHE_DIR"],  # config.py fills in <instance>/invoice-pdfs
         order.invoice_token,
-        f"{order.version}-{render_version()}",
+        f"{_drawn_from(order)}-{render_version()}",
         lambda: pdf.render(_render(order, for_pdf=True), fetcher),
     )
     response = Response(body, mimetype="application/pdf")

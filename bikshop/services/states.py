@@ -195,7 +195,7 @@ def lock_order(order: Order) -> None:
         db.session.execute(
             update(Order)
             .where(Order.id == order.id)
-            .values(version=Order.version)
+            .values(version=Order.version, updated_at=Order.updated_at)  # (no onupdate stamp)
             .execution_options(synchronize_session=False)
         )
     db.session.execute(
