@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from flask import render_template, request
+import logging
+
+from flask import current_app, render_template, request
+from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 _TITLES = {
     400: "That request didn't make sense",
@@ -33,8 +39,23 @@ def error_page(error: HTTPException):
     # A dashboard error leads back to the order list (an invoice's leads back to the invoice).
     # Not url_for: an untrusted Host leaves the request without a URL adapter.
     dashboard_url = request.script_root + "/admin/" if request.path.startswith("/admin") else None
+    _signed_in_or_anonymous()
     response = render_template(
         "error.html", status=status, title=title, message=message, dashboard_url=dashboard_url
     )
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     return response, status, headers
+
+
+def _signed_in_or_anonymous() -> None:
+    """Settle who is signed in before the page is drawn. Every template's context asks
+    Flask-Login for the user, which a dashboard sign-in loads from the database: when the
+    database is what failed, that load would fail again inside this error handler, and the
+    owner would get the server's bare 500 instead of this page. Then the page is drawn for
+    nobody signed in."""
+    try:
+        current_user._get_current_object()
+    except SQLAlchemyError as exc:
+        log.info("error page drawn without the signed-in owner: %s", type(exc).__name__)
+        # Flask-Login's own way to set the request's user (None: its anonymous user).
+        current_app.login_manager._update_request_context_with_user(None)

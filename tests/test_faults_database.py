@@ -311,3 +311,50 @@ def test_invoices_after_postgresql_dropped_its_connections_are_never_a_500(
             statuses.append(answer.status_code)
             assert answer.status_code in (200, 503), (statuses, answer.text[:300])
     assert statuses[-1] == 200
+
+
+class _Browser(requests.Session):
+    """A requests session on one server, with the test client's ``get``/``post`` by path."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("allow_redirects", False)
+        kwargs.setdefault("timeout", 30)
+        return super().request(method, self.base_url + url, *args, **kwargs)
+
+
+def test_a_signed_in_dashboard_gets_the_503_page_while_postgresql_is_down(private_pg, tmp_path):
+    """The owner's browser carries a sign-in: the error page's own rendering loaded the owner
+    from the database again (Flask-Login's template context), failed inside the error handler,
+    and gunicorn answered its bare "Internal Server Error" (operations probe)."""
+    from bikshop import create_app
+    from bikshop.database import dispose_engines
+    from tests.admin_support import add_admin, sign_in
+
+    url = private_pg.url("bikshop")
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": url})
+    add_admin(app, email="outage@example.com")
+    with app.app_context():
+        dispose_engines()
+    env = _env(url) | {"BIKSHOP_INSECURE_COOKIES": "1", "BIKSHOP_RATELIMIT_ENABLED": "0"}
+    server = GunicornServer(workers=1, env=env, log_dir=tmp_path)
+    server.start()
+    try:
+        browser = _Browser(server.url)
+        assert sign_in(browser, email="outage@example.com").status_code in (302, 303)
+        assert browser.get("/admin/").status_code == 200
+        private_pg.stop()
+        try:
+            for _ in range(2):  # the pooled connection's failure, then a new one refused
+                page = browser.get("/admin/")
+                assert page.status_code == 503, page.text[:300]
+                assert "Temporarily unavailable" in page.text and page.headers["Retry-After"]
+        finally:
+            private_pg.start()
+        wait_until(lambda: browser.get("/admin/").status_code == 200)
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
