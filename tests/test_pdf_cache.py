@@ -77,3 +77,23 @@ def test_after_a_restore_neither_the_pdf_cache_nor_a_browser_shows_the_state_bef
     fresh = client.get(path + ".pdf", headers={"If-None-Match": paid_pdf.headers["ETag"]})
     assert fresh.status_code == 200 and fresh.data != paid_pdf.data
     assert "Cancelled" in pdf_text(fresh.data) and "Paid" not in pdf_text(fresh.data)
+
+
+def test_the_pdf_is_laid_out_holding_no_database_connection(make_app, tmp_path, monkeypatch):
+    """WeasyPrint takes a second or more: the request gives its pooled connection back (and,
+    on PostgreSQL, ends its transaction) before, so a connection the database drops meanwhile
+    cannot fail the download after the PDF is made (operations probe: a bare 500)."""
+    app = make_app(PDF_CACHE_DIR=str(tmp_path / "pdfs"))
+    client = app.test_client()
+    path = place_invoice(client, order_body())
+    held = []
+    real_render = pdf.render
+
+    def render(html, fetcher):
+        held.append(db.engine.pool.checkedout())  # the real render runs; this only looks
+        return real_render(html, fetcher)
+
+    monkeypatch.setattr(pdf, "render", render)
+    response = client.get(path + ".pdf")
+    assert response.status_code == 200 and "Glow Naturals" in pdf_text(response.data)
+    assert held == [0]

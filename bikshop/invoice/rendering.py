@@ -13,6 +13,7 @@ from flask import Response, current_app, make_response, render_template, request
 from flask.globals import request_ctx
 
 from bikshop import pdf, razorpay_client
+from bikshop.extensions import db
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
 from bikshop.services.payments import (
     can_pay_online,
@@ -173,12 +174,22 @@ def invoice_pdf(order) -> Response:
         current_app.config["PDF_CACHE_DIR"],  # config.py fills in <instance>/invoice-pdfs
         order.invoice_token,
         f"{_drawn_from(order)}-{render_version()}",
-        lambda: pdf.render(_render(order, for_pdf=True), fetcher),
+        lambda: _render_pdf(order, fetcher),
     )
     response = Response(body, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="invoice-{order.number}.pdf"'
     response.set_etag(etag, weak=True)
     return protect(response)
+
+
+def _render_pdf(order, fetcher) -> bytes:
+    """The PDF of ``order``. The database is done with once the HTML is drawn: WeasyPrint's
+    second or more of layout then holds no pooled connection, nor a transaction open on the
+    server, and a connection the database drops meanwhile costs nothing (it failed the
+    request's end, after the PDF was made: a bare 500 in the operations probe)."""
+    html = _render(order, for_pdf=True)
+    db.session.close()
+    return pdf.render(html, fetcher)
 
 
 def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
