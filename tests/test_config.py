@@ -760,3 +760,10 @@ def test_the_units_start_command_exits_3_on_a_bad_setting_and_1_on_a_database_do
     down = start_unit({"BIKSHOP_SECRET_KEY": "k" + secrets.token_urlsafe(40)})
     assert down.returncode == 1, down.stderr
     assert "BIKSHOP_DATABASE_URL" in down.stderr and "Traceback" not in down.stderr
+
+
+@pytest.mark.parametrize("rate", ["NaN", "sNaN", "-nan", "Infinity", "abc", "101", "-1"])
+def test_a_gst_rate_that_is_not_a_percentage_is_one_line(rate):
+    """NaN parses as a Decimal and then cannot be compared: it was a traceback and exit 1,
+    which systemd restarts forever (operations probe)."""
+    assert refusal(STORE_GST_RATE=rate).startswith("BIKSHOP_STORE_GST_RATE must be")
