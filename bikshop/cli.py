@@ -14,13 +14,49 @@ def register(app: Flask) -> None:
     from bikshop.payments.cli import reconcile_payments_command
 
     app.cli.add_command(check_bik_command)  # also a plugin command (setup.cfg): for test runners
-    app.cli.add_command(backup_command)
-    app.cli.add_command(prune_command)
-    app.cli.add_command(skip_numbers_command)
-    app.cli.add_command(reconcile_payments_command)
-    for command in admin_commands:
-        app.cli.add_command(command)
-    app.cli.add_command(bik_setup_command)
+    for command in (
+        backup_command,
+        prune_command,
+        skip_numbers_command,
+        reconcile_payments_command,
+        *admin_commands,
+        bik_setup_command,
+    ):
+        app.cli.add_command(_database_trouble_in_one_line(command))
+
+
+def _database_trouble_in_one_line(command: click.Command) -> click.Command:
+    """``command``, stopping with one line naming ``BIKSHOP_DATABASE_URL`` and why (the
+    password never shown), exit 1, when the database cannot be reached or refuses the work
+    (down, a wrong password, read-only, full), instead of a page of traceback: these run by
+    hand, after a restore and from cron. A mistake of the command's own still shows whole."""
+    from functools import wraps
+
+    from flask.cli import ScriptInfo
+
+    from bikshop.database import unavailable
+    from bikshop.ops import database_error_line
+
+    callback = command.callback
+    if callback is None or getattr(callback, "_database_trouble_in_one_line", False):
+        return command
+
+    @wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+            reason = database_error_line(exc, app.config["SQLALCHEMY_DATABASE_URI"])
+            raise click.ClickException(
+                f"{command.name} stopped: the database at BIKSHOP_DATABASE_URL refused: {reason}"
+            ) from None
+
+    run._database_trouble_in_one_line = True
+    command.callback = run
+    return command
 
 
 @click.command("bik-setup")

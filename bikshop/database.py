@@ -108,6 +108,18 @@ def read_only_error(driver_error: BaseException | None) -> bool:
     return code is not None and code & 0xFF == _SQLITE_READONLY
 
 
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` is the database being out of reach rather than a mistake in what was
+    asked of it: unreachable or dropped connections, a full pool, a lock not granted in time,
+    a full disk, read-only. Such a request is worth retrying later (a 503; a command's one
+    line)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(error, exc.OperationalError | exc.InterfaceError | PoolTimeout):
+        return True
+    return read_only_error(getattr(error, "orig", None))
+
+
 def install_read_only_recovery(engine: Engine) -> None:
     """Drop a connection that a write found read-only, instead of pooling it again.
 

@@ -163,19 +163,14 @@ class DatabaseUnavailable(HTTPException):
 
 def as_http_error(error: Exception) -> HTTPException:
     """Map an unexpected exception to what the client is told; log it, roll back."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    from bikshop.database import read_only_error
+    from bikshop.database import unavailable
     from bikshop.extensions import db
 
     if _unreadable_body(error):
         return BadRequest(UNREADABLE_BODY)
     with contextlib.suppress(Exception):  # the connection may be gone; the pool replaces it
         db.session.rollback()
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeout) or read_only_error(
-        getattr(error, "orig", None)
-    ):
+    if unavailable(error):
         cause = getattr(error, "orig", None) or error
         # The driver's first line says why ("database is locked", "attempt to write a readonly
         # database", "connection refused"); never the statement or its values.

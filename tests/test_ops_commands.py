@@ -38,7 +38,7 @@ SAFE = {
 }
 
 
-def flask(*args: str, env: dict) -> subprocess.CompletedProcess:
+def flask(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
     """``flask --app bikshop ...`` as an operator types it, with exactly ``env`` set."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
     return subprocess.run(
@@ -48,6 +48,7 @@ def flask(*args: str, env: dict) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=60,
+        input=stdin,
     )
 
 
@@ -408,3 +409,31 @@ def test_skip_numbers_moves_order_and_invoice_numbers_past_those_given_out(make_
     page = client.get(urlsplit(second["invoiceUrl"]).path).get_data(as_text=True)
     assert "INV-00502" in page
     assert runner.invoke(args=["skip-numbers", "--by", "0"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["skip-numbers"],
+        ["reconcile-payments"],
+        ["list-admins"],
+        ["create-admin", "owner@example.com", "--password-stdin"],
+        ["set-admin-password", "owner@example.com", "--password-stdin"],
+        ["disable-admin", "owner@example.com"],
+        ["prune"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_every_database_command_says_why_the_database_refused_in_one_line(args):
+    """PostgreSQL down: skip-numbers (a restore step), reconcile-payments (cron) and the
+    account commands stopped with 150 lines of traceback (operations probe); one line naming
+    BIKSHOP_DATABASE_URL and why, exit 1, the password never shown."""
+    password = "pw-" + secrets.token_hex(8)
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": _unreachable_postgresql(password)}
+    result = flask(*args, env=env, stdin="a-long-enough-password-1\n")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and password not in output
+    (line,) = [line for line in output.splitlines() if "Connection refused" in line]
+    assert line.startswith(f"Error: {args[0]} stopped"), line
+    assert "BIKSHOP_DATABASE_URL" in line or args[0] == "prune"  # prune says what it deleted
