@@ -243,6 +243,26 @@ def test_summary_tiles_count_today_pending_and_to_ship(admin_app, shop):
     ]
 
 
+def test_to_ship_leaves_out_orders_refunded_in_full(admin_app, shop):
+    """An open, unshipped order whose money went back in full is not to be sent: the tile and
+    the list it opens leave it out (desktop probe: the shipping queue listed refunded goods).
+    A partial refund may be for one item of several: that order still ships."""
+    _set_states(admin_app, 1001, payment_status="refunded")
+    _set_states(admin_app, 1002, payment_status="partially_refunded")
+    with admin_app.test_request_context():
+        assert search.summary().to_ship == 4
+    page = shop.get("/admin/").text
+    (link,) = [
+        html.unescape(h)
+        for h, label in re.findall(
+            r'<a class="tile" href="([^"]+)">\s*<span class="tile-label">([^<]+)', page
+        )
+        if label == "To ship"
+    ]
+    assert order_names(shop.get(link).text) == ["#1005", "#1004", "#1003", "#1002"]
+    assert "Not refunded in full" in page  # the filter it sets, shown in the Payment list
+
+
 def _csv(answer) -> list[dict]:
     """The export's rows, read as a spreadsheet reads UTF-8 with a byte order mark."""
     return list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8-sig"))))

@@ -33,6 +33,7 @@ from bikshop.services.search import (
     FULFILLMENT_GROUPS,
     LARGEST_ID,
     LAST_DAY,
+    PAYMENT_GROUPS,
     STATUS_GROUPS,
 )
 
@@ -57,6 +58,7 @@ def _choices(values, groups=()) -> list[SelectChoice]:
         "open": "Open (ordered or in progress)",
         "not_cancelled": "Not cancelled",
         "unshipped": "Not yet fulfilled",
+        "not_refunded": "Not refunded in full",
     }
     return [SelectChoice("", "Any")] + [
         SelectChoice(v, labels.get(v, label(v))) for v in (*values, *groups)
@@ -78,7 +80,7 @@ class FilterForm(FlaskForm):
 
     q = StringField("Search", validators=[Optional(), Length(max=200)])
     status = SelectField("Status", choices=_choices(ORDER_STATUSES, STATUS_GROUPS), default="")
-    payment = SelectField("Payment", choices=_choices(PAYMENT_STATUSES), default="")
+    payment = SelectField("Payment", choices=_choices(PAYMENT_STATUSES, PAYMENT_GROUPS), default="")
     fulfillment = SelectField(
         "Fulfilment", choices=_choices(FULFILLMENT_STATUSES, FULFILLMENT_GROUPS), default=""
     )

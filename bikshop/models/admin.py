@@ -101,8 +101,11 @@ def _phone_tail_postgresql(element, compiler, **kw):
 # tile query's, so both databases' planners see that the small index answers the tile (a bound
 # parameter would hide that from SQLite's planner).
 AWAITING_PAYMENT = "payment_status = 'pending' AND status <> 'CANCELLED'"
+# Open, not (all) sent, and not refunded in full: the customer has its money back, so the
+# goods are not to go (a partial refund may be for one item of several: those still ship).
 TO_SHIP = (
-    "status IN ('ORDERED', 'IN PROGRESS') AND fulfillment_status IN ('unfulfilled', 'partial')"
+    "status IN ('ORDERED', 'IN PROGRESS') AND fulfillment_status IN ('unfulfilled', 'partial') "
+    "AND payment_status <> 'refunded'"
 )
 
 # The dashboard's order list: newest first within a filter, and phone search by national number.

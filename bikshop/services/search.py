@@ -30,6 +30,7 @@ STATUS_GROUPS = {
     "not_cancelled": ("ORDERED", "IN PROGRESS", "DELIVERED"),
 }
 FULFILLMENT_GROUPS = {"unshipped": ("unfulfilled", "partial")}
+PAYMENT_GROUPS = {"not_refunded": ("pending", "paid", "partially_refunded")}
 _PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
 _DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: int() also reads other scripts' digits
 _HASH_NUMBER = re.compile(r"^#\s*([0-9]+)$")
@@ -202,7 +203,8 @@ def filter_conditions(filters: OrderFilters) -> list:
     if filters.status:
         conditions.append(Order.status.in_(STATUS_GROUPS.get(filters.status, (filters.status,))))
     if filters.payment:
-        conditions.append(Order.payment_status == filters.payment)
+        group = PAYMENT_GROUPS.get(filters.payment, (filters.payment,))
+        conditions.append(Order.payment_status.in_(group))
     if filters.fulfillment:
         group = FULFILLMENT_GROUPS.get(filters.fulfillment, (filters.fulfillment,))
         conditions.append(Order.fulfillment_status.in_(group))
