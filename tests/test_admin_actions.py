@@ -242,13 +242,20 @@ def test_a_second_tap_on_refund_refunds_once(make_app):
         assert first.status_code == 303
         told = client.get(first.headers["Location"]).text
         assert "Refund of ₹300.00 asked of Razorpay; it shows under Payments as pending" in told
+        assert "and the order as partly refunded once Razorpay confirms" in told  # 300 of 947
         again = client.post(f"/admin/orders/{order_id}/refund", data=form)
         assert again.status_code == 409
         assert "Money already went back on #1001 since this page was opened" in again.text
         assert [b["amount"] for _, path, b in fake.calls if path.endswith("/refund")] == [30000]
-        # Asked again from the page as it is now: a second refund, if the owner means it.
+        # Asked again from the page as it is now: a second refund, if the owner means it; the
+        # rest (647 with the 300 pending) would make it refunded.
         assert _act(client, order_id, "refund", amount="300").status_code == 303
-        assert len([1 for _, path, _ in fake.calls if path.endswith("/refund")]) == 2
+        last = _act(client, order_id, "refund", amount="347")
+        assert (
+            "the order as refunded once Razorpay confirms"
+            in client.get(last.headers["Location"]).text
+        )
+        assert len([1 for _, path, _ in fake.calls if path.endswith("/refund")]) == 3
 
 
 def test_refunds_from_two_devices_at_once_refund_once(make_app):

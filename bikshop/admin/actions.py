@@ -23,7 +23,7 @@ from bikshop.admin.views import order_or_404, render_order
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order
-from bikshop.services import orders, payments
+from bikshop.services import orders, payments, refunds
 from bikshop.services.states import state_words
 
 
@@ -122,14 +122,24 @@ def refund(public_id: str):
         public_id,
         form,
         "refund_form",
-        lambda order: (
-            payments.refund(order, form.amount.data, actor=_actor(), seen=form.seen.data),
-            order.currency,
+        lambda order: _refund_asked(
+            order, payments.refund(order, form.amount.data, actor=_actor(), seen=form.seen.data)
         ),
-        lambda asked: (
-            f"Refund of {money(asked[0].amount, asked[1])} asked of Razorpay; it shows under "
-            "Payments as pending, and the order as refunded once Razorpay confirms."
-        ),
+        lambda asked: asked,
+    )
+
+
+def _refund_asked(order, row) -> str:
+    """What the owner is told of a refund asked of Razorpay: pending until Razorpay confirms
+    it (or done, when Razorpay answered it processed), and what the order then is: refunded,
+    or partly refunded while some of the money is kept."""
+    amount = money(row.amount, order.currency)
+    state = "refunded" if refunds.refunded_in_full_once_settled(order) else "partly refunded"
+    if row.status == "processed":
+        return f"Refunded {amount} through Razorpay; the order is {state}."
+    return (
+        f"Refund of {amount} asked of Razorpay; it shows under Payments as pending, and the "
+        f"order as {state} once Razorpay confirms."
     )
 
 

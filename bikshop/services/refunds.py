@@ -303,6 +303,17 @@ def _refundable(order: Order) -> tuple[Payment, Decimal]:
     return payment, left_to_refund(payment, pending)
 
 
+def refunded_in_full_once_settled(order: Order) -> bool:
+    """Whether ``order`` ends refunded (not partially) once Razorpay settles the refunds of it
+    still pending: the state ``confirm_refund`` then moves it to."""
+    pending = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.order_id == order.id, Refund.status == "pending"
+        )
+    )
+    return order.amount_refunded + Decimal(pending) >= order.total
+
+
 def refunded_payment(payments: Iterable[Payment]) -> Payment | None:
     """The payment an order's refunds go back to: its latest Razorpay payment, if any."""
     online = [payment for payment in payments if payment.razorpay_payment_id]
