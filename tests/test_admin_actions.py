@@ -828,6 +828,7 @@ def test_pills_name_every_state_in_sentence_case_while_bik_keeps_its_values(owne
         "In progress",
         "Cancelled",
         "Pending",
+        "Nothing due",  # the cancelled one's payment
         "Paid",
         "Unfulfilled",
         "Partial",

@@ -131,6 +131,21 @@ def test_list_is_newest_first_with_text_on_every_pill(shop):
     assert 'class="pill pill-wait">Pending</span>' in page.text
 
 
+def test_a_cancelled_unpaid_order_owes_nothing_on_its_pills(admin_app, shop):
+    """Its payment is stored pending, but nobody owes it: "Nothing due", as the customer's
+    invoice says "nothing to pay" (desktop probe: a grey Pending beside Cancelled). The order
+    page says which pill is which."""
+    _set_states(admin_app, 1003, status="CANCELLED")
+    page = shop.get("/admin/").text
+    row = page.split("#1003", 1)[1].split("</tr>", 1)[0]
+    assert 'class="pill pill-none">Nothing due</span>' in row and ">Pending<" not in row
+    order = shop.get("/admin/orders/ORD-1003").text
+    header = order.split('<p class="states">', 1)[1].split("</p>", 1)[0]
+    assert "<span>Order <span" in header and ">Cancelled</span>" in header
+    assert '<span>Payment <span class="pill pill-none">Nothing due</span></span>' in header
+    assert "<span>Fulfilment <span" in header
+
+
 def _set_states(app, number, **values):
     """Put an order in a state directly (test setup, not the behaviour under test)."""
     from sqlalchemy import update

@@ -11,7 +11,7 @@ from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
 from bikshop.models.admin import PHONE_TAIL_DIGITS
 from bikshop.money import is_currency_code
-from bikshop.services.invoices import invoice_label
+from bikshop.services.invoices import invoice_label, nothing_due
 from bikshop.services.search import store_zone
 from bikshop.services.states import state_words
 
@@ -76,6 +76,14 @@ def pill(state: str) -> str:
     return _PILLS.get(state, "wait")
 
 
+def payment_state(order) -> tuple[str, str]:
+    """The order's payment as its pill shows it: (CSS modifier, words). A pending payment of
+    a cancelled order (or a ₹0 one) is owed by nobody: "Nothing due", not "Pending"."""
+    if nothing_due(order):
+        return "none", "Nothing due"
+    return pill(order.payment_status), label(order.payment_status)
+
+
 def label(state: str) -> str:
     """A state as the dashboard names it, in sentence case whatever the stored value's case:
     IN PROGRESS -> In progress, pending -> Pending, partially_refunded -> Partially refunded.
@@ -135,6 +143,7 @@ def _helpers() -> dict:
         "invoice_label": invoice_label,
         "pill": pill,
         "label": label,
+        "payment_state": payment_state,
         "tel_link": tel_link,
         "whatsapp_link": whatsapp_link,
         "pretty_json": pretty_json,

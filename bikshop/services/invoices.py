@@ -106,6 +106,13 @@ def badge(order: Order) -> str:
     return "nothing_due" if nothing_to_pay(order) else order.payment_status
 
 
+def nothing_due(order: Order) -> bool:
+    """Its payment is pending, yet nothing is owed: the order is cancelled, or costs nothing."""
+    return order.payment_status == "pending" and (
+        order.status == "CANCELLED" or nothing_to_pay(order)
+    )
+
+
 def nothing_to_pay(order: Order) -> bool:
     """A ₹0 order (a free sample, a discount as large as the basket): the customer owes
     nothing, so the invoice asks for no payment. Placed paid since 2026-12-07; one placed
