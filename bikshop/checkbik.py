@@ -465,4 +465,10 @@ def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
     click.echo(f"Checking {target.place_url} and {target.get_url} as Bik would")
     if not run_checks(target, click.echo):
         raise SystemExit(1)
+    if not target.place_url.startswith("https://") or not target.get_url.startswith("https://"):
+        click.echo(
+            "All checks passed, over plain http: Bik calls https addresses, so register the "
+            "server's public https URL (BIKSHOP_PUBLIC_URL behind nginx) and check that one."
+        )
+        return
     click.echo("All checks passed: register these URLs in Bik's Non-Shopify Onboarding screen.")

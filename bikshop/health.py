@@ -19,6 +19,10 @@ def healthz():
     return {"status": "ok"}
 
 
+# As every other 503 of bikshop's: when to ask again.
+_RETRY = {"Retry-After": "5"}
+
+
 @bp.get("/readyz")
 def readyz():
     """The database answers, takes writes, and its schema is at the newest migration."""
@@ -33,24 +37,28 @@ def readyz():
     except Exception as exc:  # any driver error means "not ready", never a 500
         db.session.rollback()
         current_app.logger.warning("readyz: database unavailable: %s", type(exc).__name__)
-        return {"status": "unavailable", "database": "unreachable"}, 503
+        return {"status": "unavailable", "database": "unreachable"}, 503, _RETRY
     finally:
         db.session.remove()
     if read_only:
         # placeOrder would answer 503 to every order: not a server to send Bik to.
         current_app.logger.warning("readyz: the database is read-only")
-        return {"status": "unavailable", "database": "read-only"}, 503
+        return {"status": "unavailable", "database": "read-only"}, 503, _RETRY
     head = current_app.extensions["bikshop.migration_head"]
     if current != head:
-        return {
-            "status": "unavailable",
-            "database": "ok",
-            "migrations": {
-                "current": current,
-                "head": head,
-                "fix": "run: flask --app bikshop db upgrade",
+        return (
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "migrations": {
+                    "current": current,
+                    "head": head,
+                    "fix": "run: flask --app bikshop db upgrade",
+                },
             },
-        }, 503
+            503,
+            _RETRY,
+        )
     return {"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}}
 
 

@@ -45,6 +45,7 @@ def test_readyz_is_503_json_when_the_database_is_unreachable(unreachable_app):
     response = unreachable_app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "database": "unreachable"}
+    assert response.headers["Retry-After"] == "5"  # as every other 503 says when to ask again
     assert unreachable_app.test_client().get("/healthz").status_code == 200
 
 
