@@ -103,9 +103,25 @@ SEARCHES = [
     ("asha", ["#1004", "#1001"]),
     ("asha rao", ["#1001"]),
     ("o'brien", ["#1005"]),
+    ("O\u2019Brien", ["#1005"]),  # a phone keyboard's apostrophe
+    ("rao asha", ["#1001"]),  # words in any order
+    ("asha   kapoor", ["#1004"]),
+    ("asha shah", []),  # every word must be there
     ("100%", []),
     ("nobody", []),
 ]
+
+
+def test_names_are_found_whether_accents_come_composed_or_decomposed(admin_app, owner):
+    """ "é" is one character or an e and a combining accent, as the keyboard sent it: the
+    name is stored composed (NFC) and the search is read so too."""
+    bik = admin_app.test_client()
+    place_order(bik, address=_address("E\u0301mile", "Zoe\u0308", "+919876500001"))
+    place_order(bik, address=_address("\u0936\u094d\u0930\u0940", "Rao", "+919876500002"))
+    assert _listed(owner, q="\u00e9mile") == ["#1001"]
+    assert _listed(owner, q="zo\u00eb") == ["#1001"]
+    assert _listed(owner, q="E\u0301MILE zoe\u0308") == ["#1001"]
+    assert _listed(owner, q="\u0936\u094d\u0930\u0940") == ["#1002"]
 
 
 def test_a_short_number_that_finds_nothing_says_how_it_was_read(shop):

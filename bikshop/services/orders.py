@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -390,7 +391,8 @@ def _columns(request: dict, raw_body: str, currency: str) -> tuple[dict, list[di
         "phone_number": incoming["phoneNumber"],
         "phone_digits": "".join(c for c in incoming["phoneNumber"] if c.isdigit()),
         "email": email,
-        "customer_name": " ".join(p for p in name_parts if p)[:512],
+        # Composed (NFC), as searches are: "é" sent as e and an accent is "é".
+        "customer_name": unicodedata.normalize("NFC", " ".join(p for p in name_parts if p))[:512],
         "tags": incoming.get("tags"),
         "address": address,
         "created_at": now,

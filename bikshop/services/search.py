@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -10,7 +11,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Integer, cast, event, false, func, or_, select, text
+from sqlalchemy import Integer, and_, cast, event, false, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import defer, selectinload
@@ -176,7 +177,36 @@ def search_condition(text: str):
         if not tails:
             return false()
         return or_(phone_tail(Order.phone_digits).in_(sorted(tails)), *exact)
-    return or_(lowered(Order.customer_name).contains(text.lower(), autoescape=True), *exact)
+    return or_(_name_condition(text), *exact)
+
+
+# Apostrophes as keyboards type them: a phone's ’ for the ' a laptop stored, and the other way.
+_APOSTROPHES = ("'", "\u2019", "\u2018", "\u02bc")
+
+
+def _name_condition(text: str):
+    """Every word typed is somewhere in the customer's name, in any order and letter case:
+    "sharma priya" and "priya  sharma" find Priya Sharma. Text is compared in Unicode's
+    composed form (NFC: "é" typed as e and an accent is "é"), and an apostrophe of any kind
+    matches any other (O’Brien finds O'Brien)."""
+    words = unicodedata.normalize("NFC", text).lower().split()
+    conditions = []
+    for word in words:
+        spellings = {word}
+        if any(mark in word for mark in _APOSTROPHES):
+            plain = word
+            for mark in _APOSTROPHES[1:]:
+                plain = plain.replace(mark, "'")
+            spellings = {plain.replace("'", mark) for mark in _APOSTROPHES}
+        conditions.append(
+            or_(
+                *(
+                    lowered(Order.customer_name).contains(spelling, autoescape=True)
+                    for spelling in sorted(spellings)
+                )
+            )
+        )
+    return and_(*conditions)
 
 
 def _order_number(text: str) -> int | None:
