@@ -112,6 +112,20 @@ SEARCHES = [
 ]
 
 
+def test_an_order_number_hidden_by_a_filter_left_set_says_so_and_leads_to_it(admin_app, shop):
+    """A Payment filter left from the last search hides #1003: the empty list said the number
+    was read as an order number, which it was (desktop probe). It says the order exists, and
+    links to it; a number no order has still gets the old advice."""
+    _set_states(admin_app, 1002, payment_status="paid")
+    page = shop.get("/admin/", query_string={"q": "1003", "payment": "paid"}).text
+    assert order_names(page) == []
+    assert "Order ORD-1003 exists, but the filters set here leave it out." in page
+    assert 'href="/admin/orders/ORD-1003">Open ORD-1003</a>' in page
+    assert "read as an order number" not in page
+    missing = shop.get("/admin/", query_string={"q": "4321", "payment": "paid"}).text
+    assert "exists, but" not in missing and "read as an order number" in missing
+
+
 def test_names_are_found_whether_accents_come_composed_or_decomposed(admin_app, owner):
     """ "é" is one character or an e and a combining accent, as the keyboard sent it: the
     name is stored composed (NFC) and the search is read so too."""

@@ -62,15 +62,19 @@ def _filter_args(form: FilterForm) -> dict:
 def orders_list():
     """Orders, newest first, searched and filtered from the URL, with the summary tiles."""
     form = FilterForm(request.args)
-    page, status = search.OrderPage([]), 200
+    page, status, hidden = search.OrderPage([]), 200, None
     if form.validate():
-        page = search.order_page(_filters(form), before=form.before.data, after=form.after.data)
+        filters = _filters(form)
+        page = search.order_page(filters, before=form.before.data, after=form.after.data)
+        if not page.orders and form.before.data is None and form.after.data is None:
+            hidden = search.filtered_out_order(filters)
     else:
         status = 400
     return render_template(
         "admin/orders.html",
         form=form,
         page=page,
+        hidden_order=hidden,
         summary=search.summary(),
         filter_args=_filter_args(form),
         filter_errors=filter_errors(form),

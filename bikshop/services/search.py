@@ -209,6 +209,16 @@ def _name_condition(text: str):
     return and_(*conditions)
 
 
+def filtered_out_order(filters: OrderFilters) -> str | None:
+    """The order a search names by its number (#1003, 1003, ORD-1003) when it exists but the
+    other filters hide it (a Payment filter left from the last search): its public id, so the
+    empty list can say so and lead to it."""
+    number = _order_number((filters.q or "").strip())
+    if number is None or number > LARGEST_ID:
+        return None
+    return db.session.scalar(select(Order.public_id).where(Order.number == number))
+
+
 def _order_number(text: str) -> int | None:
     # The id's prefix however it is typed: ORD-1001, ord 1001, ORD1001, ORD_1001.
     prefix = _NOT_ALNUM.sub("", (current_app.config["ORDER_ID_PREFIX"] or "").upper())
