@@ -126,6 +126,22 @@ def test_an_order_number_hidden_by_a_filter_left_set_says_so_and_leads_to_it(adm
     assert "exists, but" not in missing and "read as an order number" in missing
 
 
+def test_back_to_orders_returns_to_the_list_as_it_was_left(admin_app, shop):
+    """Search, filter, open an order, act on it: "← Orders" goes back to that search, not to
+    the whole list (desktop probe)."""
+    import html
+
+    def back_link(page: str) -> str:
+        return html.unescape(re.search(r'<a class="tap" href="([^"]+)">← Orders</a>', page)[1])
+
+    shop.get("/admin/", query_string={"q": "asha", "payment": "pending"})
+    page = shop.get("/admin/orders/ORD-1001").text
+    assert back_link(page) == "/admin/?q=asha&payment=pending"
+    assert order_names(shop.get(back_link(page)).text) == ["#1004", "#1001"]
+    shop.get("/admin/")
+    assert back_link(shop.get("/admin/orders/ORD-1001").text) == "/admin/"
+
+
 def test_names_are_found_whether_accents_come_composed_or_decomposed(admin_app, owner):
     """ "é" is one character or an e and a combining accent, as the keyboard sent it: the
     name is stored composed (NFC) and the search is read so too."""

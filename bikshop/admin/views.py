@@ -11,6 +11,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     stream_with_context,
     url_for,
 )
@@ -68,6 +69,7 @@ def orders_list():
         page = search.order_page(filters, before=form.before.data, after=form.after.data)
         if not page.orders and form.before.data is None and form.after.data is None:
             hidden = search.filtered_out_order(filters)
+        _remember_list(request.query_string.decode("ascii", "replace"))
     else:
         status = 400
     return render_template(
@@ -134,6 +136,23 @@ def order_or_404(public_id: str) -> Order:
     return order
 
 
+# The list as the owner last left it (search, filters, page): the order page's "← Orders"
+# goes back there, however many actions were taken on the order in between.
+_LIST_QUERY = "orders_list"
+_LIST_QUERY_LIMIT = 1000
+
+
+def _remember_list(query: str) -> None:
+    remembered = query if len(query) <= _LIST_QUERY_LIMIT else ""
+    if session.get(_LIST_QUERY, "") != remembered:
+        session[_LIST_QUERY] = remembered
+
+
+def _list_url() -> str:
+    query = session.get(_LIST_QUERY, "")
+    return url_for("admin.orders") + (f"?{query}" if query else "")
+
+
 def render_order(order: Order, status: int = 200, error: str | None = None, **forms):
     """The order page, with an error (and its status code) when an action was refused.
 
@@ -161,6 +180,7 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
     refund_left = refunds.left_to_refund(online, details.refunds) if online else None
     return render_template(
         "admin/order.html",
+        list_url=_list_url(),
         order=order,
         details=details,
         can_refund=refundable and online is not None and refund_left > 0,
