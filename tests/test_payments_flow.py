@@ -465,3 +465,11 @@ def test_a_pay_button_left_open_on_a_paid_order_says_nothing_more_was_charged(sh
     # The same address on a pending order says nothing of the kind.
     _, pending = place_order(client)
     assert "already paid" not in client.get(pending + "?paid=already").get_data(as_text=True)
+    # Refunded in full since: not "already paid", which it no longer is.
+    payment_id = fake.links[fake.only_link()["id"]]["payments"][-1]["payment_id"]
+    post_webhook(client, *fake.process_refund(fake.refund_in_dashboard(payment_id)))
+    assert payment_status(client, order_id) == "refunded"
+    later = client.post(invoice + "/pay")
+    page = client.get(later.headers["Location"]).get_data(as_text=True)
+    assert "This order was paid and the payment refunded to you: nothing more was charged." in page
+    assert "already paid" not in page and len(fake.links) == 1

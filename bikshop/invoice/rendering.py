@@ -41,6 +41,9 @@ PAYMENT_NOTICES = {
     ),
     # A Pay button from a page left open, pressed after the order was paid.
     "already_paid": "This order is already paid: nothing more was charged.",
+    "already_refunded": (
+        "This order was paid and the payment refunded to you: nothing more was charged."
+    ),
     # Razorpay holds a payment that does not settle the order (e.g. a different amount).
     "checking": (
         "Payment received. The shop is checking it against your order and will be in touch; "

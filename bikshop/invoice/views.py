@@ -25,7 +25,10 @@ def page(token: str):
     with a word that nothing more was charged."""
     order = order_for_token(token)
     if request.args.get("paid") == "already" and order.payment_status in PAID_STATUSES:
-        return invoice_page(order, notice=PAYMENT_NOTICES["already_paid"])
+        refunded = order.payment_status == "refunded"
+        return invoice_page(
+            order, notice=PAYMENT_NOTICES["already_refunded" if refunded else "already_paid"]
+        )
     return invoice_page(order)
 
 
