@@ -577,12 +577,16 @@ def _validate_operations(config, env: str) -> None:
         if value and value.strip().lower() == "off":
             config[f"RATELIMIT_{key}"] = value = None  # empty means the default; off means none
         try:
-            if value:
-                parse_many(value)
+            limits = parse_many(value) if value else []
         except ValueError:
             raise ConfigError(
                 f"BIKSHOP_RATELIMIT_{key} must look like '10 per minute;100 per hour', "
                 f"got {value!r}"
+            )
+        if any(limit.amount < 1 for limit in limits):  # 0 per minute refuses every request
+            raise ConfigError(
+                f"BIKSHOP_RATELIMIT_{key} allows no request at all ({value!r}): give at least "
+                "1 per period, or 'off' for no limit"
             )
 
 

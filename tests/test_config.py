@@ -767,3 +767,10 @@ def test_a_gst_rate_that_is_not_a_percentage_is_one_line(rate):
     """NaN parses as a Decimal and then cannot be compared: it was a traceback and exit 1,
     which systemd restarts forever (operations probe)."""
     assert refusal(STORE_GST_RATE=rate).startswith("BIKSHOP_STORE_GST_RATE must be")
+
+
+@pytest.mark.parametrize("value", ["0 per minute", "10 per minute;0 per hour"])
+def test_a_rate_limit_that_allows_nothing_is_refused(value):
+    """ "0 per minute" on sign-in locked every owner out of the dashboard (operations probe)."""
+    message = refusal(RATELIMIT_LOGIN=value)
+    assert message.startswith("BIKSHOP_RATELIMIT_LOGIN allows no request at all")
