@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import sys
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -180,17 +181,33 @@ def configure(level: str = "info", secrets: list[str] | None = None) -> None:
 
 class _OneLineSwallowed(logging.Filter):
     """flask-limiter logs each error it swallows (Redis down: requests go through unlimited)
-    with its whole traceback, on every request of an outage. One warning line each instead,
-    naming the error: the outage is plain, and the log stays readable."""
+    with its whole traceback, on every request of an outage. Instead: one warning line naming
+    the error, at most once a minute per process, saying how many more it swallowed since the
+    last line. The outage is plain, and the log is not flooded with it (a busy shop's every
+    request, operations probe)."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self):
+        super().__init__()
+        self._last = None  # when the last line went out (monotonic seconds)
+        self._since = 0  # swallowed errors not written since
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            first = (str(error).strip().splitlines() or [""])[0][:200]
-            record.msg = f"{record.getMessage()}: {type(error).__name__}: {first}"
-            record.args = None
-            record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        if not (record.exc_info and record.exc_info[1] is not None):
+            return True
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.EVERY_SECONDS:
+            self._since += 1
+            return False
+        error = record.exc_info[1]
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        more = f" ({self._since} more since the last line)" if self._since else ""
+        record.msg = f"{record.getMessage()}: {type(error).__name__}: {first}{more}"
+        record.args = None
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self._last, self._since = now, 0
         return True
 
 
