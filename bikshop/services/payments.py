@@ -227,12 +227,13 @@ _HOLDS = ("payment_link_refused", "payment_redirect_paid")
 
 def _pay_held_by(order: Order) -> str | None:
     """Why the order's timeline says not to offer Pay now, if it does: "confirming" after a
-    signed "paid" redirect, while Razorpay has not yet said what became of that link (it is
-    still ``created`` here: once paid, the payment settles the order or is in review, and once
-    expired, cancelled or refunded, the customer may pay again); "refused" when Razorpay
-    refused to make a link for this version of the order under the keys in use
-    (``_new_link``), since asking again would be refused again, until the order or the
-    Razorpay settings change."""
+    signed "paid" redirect, until the money of that link is known to be back with the
+    customer (``release_refunded_link``: its one payment refunded in full). Razorpay signed
+    that a payment was made: a link reported expired or cancelled since may still have taken
+    it (a payment begun before expiry completes after it), so only its refund lifts the hold,
+    never a second chance to pay. "refused" when Razorpay refused to make a link for this
+    version of the order under the keys in use (``_new_link``), since asking again would be
+    refused again, until the order or the Razorpay settings change."""
     latest = db.session.execute(
         select(OrderEvent.kind, OrderEvent.data)
         .where(OrderEvent.order_id == order.id, OrderEvent.kind.in_(_HOLDS))
@@ -249,7 +250,7 @@ def _pay_held_by(order: Order) -> str | None:
                 PaymentLink.order_id == order.id, PaymentLink.razorpay_id == link
             )
         )
-        return "confirming" if link_status == "created" else None
+        return None if link_status == "refunded" else "confirming"
     refused_now = (
         isinstance(data, dict)
         and data.get("orderVersion") == order.version
