@@ -168,8 +168,8 @@ def _wants_html() -> bool:
     path = request.path
     if path.startswith(("/bik/", "/webhooks/", "/openapi", "/healthz", "/readyz")):
         return False
-    if meant_for_bik(path):  # a Bik URL mistyped, opened in a browser to check it: say which
-        return False
+    if meant_for_bik(path) and not path.startswith(("/admin", "/invoice/")):
+        return False  # a Bik URL mistyped, opened in a browser to check it: say which
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html" or path.startswith(("/invoice/", "/admin"))
 

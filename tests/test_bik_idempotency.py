@@ -193,6 +193,24 @@ def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, clie
     assert current == placed
 
 
+def test_a_409_names_no_field_when_the_difference_is_in_an_earlier_rules_record(app, client):
+    """An order fingerprinted by a rule no retry matches any more (none today: simulated): the
+    409 says the body differs without blaming a field that does not (it named paymentPending;
+    review probe)."""
+    from sqlalchemy import update
+
+    body = sample_body()
+    placed = place(client, body).get_json()["order"]
+    with app.app_context():
+        db.session.execute(update(Order).values(request_fingerprint="0" * 64))
+        db.session.commit()
+    error = assert_error_shape(place(client, body), 409)
+    assert error["message"].endswith("with a different body")
+    assert error["fields"] == [
+        {"field": "draftOrderId", "message": f"already placed as {placed['id']}"}
+    ]
+
+
 def test_payment_pending_false_places_a_paid_order(app, client):
     body = sample_body()
     body["paymentPending"] = False

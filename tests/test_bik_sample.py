@@ -270,6 +270,14 @@ def test_whatsapps_direction_marks_are_removed_not_refused(app, client):
         assert order.phone_digits == "919876543210"
         assert "\u202a" in json.loads(order.raw_request)["order"]["phoneNumber"]
     assert place(client, body).get_json()["order"]["id"] == answer["id"]  # a retry: same order
+    # In an id matched exactly they are refused, not removed: two ids must not become one.
+    body["draftOrderId"] += "\u2069"
+    refused = place(client, body)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"][0]["field"] == "draftOrderId"
+    looked_up = get(client, answer["id"] + "\u202e")
+    assert looked_up.status_code == 422
+    assert "U+202E" in looked_up.get_json()["error"]["fields"][0]["message"]
 
 
 def test_ids_written_as_whole_decimals_are_the_integers(client):
@@ -290,7 +298,11 @@ def test_ids_written_as_whole_decimals_are_the_integers(client):
     item = placed.get_json()["order"]["items"][0]
     assert (item["productId"], item["variantId"]) == (int(product), int(variant))
     assert place(client, body).get_json()["order"]["id"] == placed.get_json()["order"]["id"]
-    for bad, says in (("6.5", "integer or a string"), ("1e64", "at most 64 digits")):
+    for bad, says in (
+        ("6.5", "integer or a string"),
+        ("1e64", "Beyond 2^53"),
+        ("9007199254740993.0", "Beyond 2^53"),  # a double has lost its last digit already
+    ):
         refused = client.post(
             "/bik/placeOrder", data=odd.replace(f"{product}.0", bad, 1), headers=headers
         )

@@ -32,16 +32,22 @@ def _is_number(value) -> bool:
 
 
 class Text(fields.String):
-    """A string of printable text: no control characters, no broken surrogates, bounded length."""
+    """A string of printable text: no control characters, no broken surrogates, bounded length.
 
-    def __init__(self, *, max_length: int = 255, strip: bool = True, **kwargs):
+    ``identifier``: an id matched exactly (``draftOrderId``, ``orderId``), where a direction
+    control is refused rather than removed: removed, two different ids would be one."""
+
+    def __init__(
+        self, *, max_length: int = 255, strip: bool = True, identifier: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.max_length = max_length
         self.strip = strip
+        self.identifier = identifier
         self.metadata.setdefault("maxLength", max_length)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return clean_text(value, self.max_length, strip=self.strip)
+        return clean_text(value, self.max_length, strip=self.strip, identifier=self.identifier)
 
 
 class NumberOrText(Text):
@@ -65,7 +71,7 @@ class NumberOrText(Text):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-def clean_text(value, max_length: int, *, strip: bool = True) -> str:
+def clean_text(value, max_length: int, *, strip: bool = True, identifier: bool = False) -> str:
     """``value`` as printable text of at most ``max_length`` characters, or a ValidationError.
 
     NUL and lone surrogates would fail on PostgreSQL (and make the order unreadable later), so
@@ -80,7 +86,15 @@ def clean_text(value, max_length: int, *, strip: bool = True) -> str:
         code = ord(found.group())
         what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "the control character"
         raise ValidationError(f"Contains {what} U+{code:04X}; send printable text.")
-    value = _BIDI_CONTROLS.sub("", value)
+    if identifier:
+        found = _BIDI_CONTROLS.search(value)
+        if found:
+            raise ValidationError(
+                f"Contains the bidirectional control character U+{ord(found.group()):04X}; "
+                "send the id as it is."
+            )
+    else:
+        value = _BIDI_CONTROLS.sub("", value)
     if strip:
         value = value.strip()
     if len(value) > max_length:
@@ -261,13 +275,21 @@ class CatalogId(fields.Field):
 
 def _whole_id(value: Decimal) -> int:
     """An id a double-based serializer wrote as ``40946134352009.0`` or ``4.0946134352009e13``:
-    its integer, as for a quantity of ``2.0``. Digits are counted first, since
-    ``int(Decimal("1e999999999"))`` would build a huge integer."""
+    its integer, as for a quantity of ``2.0``. Only up to 2**53, what a double holds exactly:
+    an id beyond it written so has already lost digits on its way (9007199254740993 arrives
+    as ...992), and would be stored as another product's. Compared before ``int()``, which
+    would build a huge integer of ``1e999999999``."""
     if not value.is_finite() or value != value.to_integral_value():
         raise ValidationError(f"Must be an integer or a string (got {value}).")
-    if value.adjusted() >= 64:
-        raise ValidationError(f"Must have at most 64 digits (got {value.adjusted() + 1}).")
+    if abs(value) > _EXACT_IN_A_DOUBLE:
+        raise ValidationError(
+            "Beyond 2^53, an id written with a fraction or an exponent has lost digits: "
+            "send it as an integer or a string."
+        )
     return int(value)
+
+
+_EXACT_IN_A_DOUBLE = 2**53
 
 
 class BoundedList(fields.List):

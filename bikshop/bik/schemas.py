@@ -156,7 +156,9 @@ class IncomingOrderSchema(BikSchema):
 class PlaceOrderRequest(BikSchema):
     """Body of POST placeOrder."""
 
-    draftOrderId = Text(required=True, max_length=128, validate=validate.Length(min=1))
+    draftOrderId = Text(
+        required=True, max_length=128, identifier=True, validate=validate.Length(min=1)
+    )
     paymentPending = StrictBoolean(required=True)
     order = fields.Nested(IncomingOrderSchema, required=True)
 
@@ -164,7 +166,7 @@ class PlaceOrderRequest(BikSchema):
 class GetOrderRequest(BikSchema):
     """Body of POST getOrder."""
 
-    orderId = Text(required=True, max_length=64, validate=validate.Length(min=1))
+    orderId = Text(required=True, max_length=64, identifier=True, validate=validate.Length(min=1))
 
 
 # --- responses -------------------------------------------------------------------------------

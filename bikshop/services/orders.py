@@ -122,8 +122,9 @@ _BIK_ITEM_NAMES = (
 
 def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> list[str]:
     """The fields (Bik's names) in which a new body differs from the order ``stored`` as it
-    was placed. Its payment status may have moved since (a payment), so ``paymentPending`` is
-    named only when nothing else differs."""
+    was placed; none when the difference is in what an earlier rule recorded. Its payment
+    status may have moved since (a payment), so ``paymentPending`` is named only for an
+    order still pending, which was placed so, asked again as paid."""
     was = _fingerprinted(stored.__dict__, stored.items)
     now = _fingerprinted(columns, items)
     named = [
@@ -146,7 +147,9 @@ def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> lis
                 for name, a, b in zip(_BIK_ITEM_NAMES, old, new, strict=True)
                 if a != b
             ]
-    return named or ["paymentPending"]
+    if was["payment_status"] == "pending" and now["payment_status"] != "pending":
+        named.insert(0, "paymentPending")
+    return named
 
 
 def fingerprint(columns: dict, items: list[dict], **rule) -> str:
@@ -345,11 +348,11 @@ def _replay(
     stored = order.request_fingerprint
     if stored != digest and stored not in earlier():
         named = differences()
+        which = f" ({', '.join(named)} {'differs' if len(named) == 1 else 'differ'})"
         raise ApiError(
             409,
             f"draftOrderId {order.draft_order_id!r} was already placed as {order.public_id} "
-            f"with a different body ({', '.join(named)} "
-            f"{'differs' if len(named) == 1 else 'differ'})",
+            f"with a different body{which if named else ''}",
             code="draft_conflict",
             fields=[{"field": "draftOrderId", "message": f"already placed as {order.public_id}"}]
             + [
