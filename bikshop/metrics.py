@@ -27,6 +27,12 @@ from sqlalchemy.orm import Session
 
 from bikshop.errors import ApiError
 
+# Multiprocess mode writes each metric's file as the metric is made, below. The folder is made
+# here too: gunicorn.conf.py makes it for a server, but the unit's `flask db upgrade` runs
+# before gunicorn, in a fresh /run/bikshop whose metrics folder does not exist yet.
+if _folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(_folder, exist_ok=True)
+
 REQUESTS = Counter(
     "bikshop_http_requests_total", "HTTP answers by route and status", ["method", "route", "status"]
 )

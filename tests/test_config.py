@@ -737,6 +737,15 @@ def test_the_units_start_command_exits_3_on_a_bad_setting_and_1_on_a_database_do
     venv = str(Path(sys.executable).parent)
     command = command.strip("'").replace("/srv/bikshop/venv/bin", venv)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    # The unit's own Environment= lines, in an empty runtime folder as systemd makes on a
+    # fresh boot (RuntimeDirectory=): its metrics folder did not exist for the upgrade.
+    run = tmp_path / "run"
+    run.mkdir()
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            name, value = line.removeprefix("Environment=").split("=", 1)
+            env[name] = value.replace("/run/bikshop", str(run))
+    assert "PROMETHEUS_MULTIPROC_DIR" in env
     env |= {
         "BIKSHOP_ENV": "production",
         "BIKSHOP_BIK_AUTH": "bearer:" + "t" * 32,
