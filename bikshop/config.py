@@ -159,7 +159,19 @@ def load(app, overrides: dict | None) -> None:
         app.config.update(overrides)
     problems = _Problems()
     _normalise(app, problems)
-    validate(app.config, problems)
+    try:
+        validate(app.config, problems)
+    except ConfigError:
+        local = os.path.join(app.instance_path, "bikshop.env")
+        unloaded = not overrides and not any(name.startswith("BIKSHOP_") for name in os.environ)
+        if unloaded and os.path.isfile(local):
+            # `make run` wrote this machine's settings there; a new shell has not loaded them.
+            # Said first, or the message's own advice (make a new secret key) misleads.
+            raise ConfigError(
+                f"no BIKSHOP_ setting is set in this shell, and {local} holds this machine's "
+                f"(made by make run): load it first: set -a; . {local}; set +a"
+            ) from None
+        raise
 
 
 def _load_env(config) -> None:

@@ -783,3 +783,30 @@ def test_a_rate_limit_that_allows_nothing_is_refused(value):
     """ "0 per minute" on sign-in locked every owner out of the dashboard (operations probe)."""
     message = refusal(RATELIMIT_LOGIN=value)
     assert message.startswith("BIKSHOP_RATELIMIT_LOGIN allows no request at all")
+
+
+def test_a_shell_without_the_local_settings_is_told_to_load_them(tmp_path, monkeypatch):
+    """`make run` wrote instance/bikshop.env; a new shell has no BIKSHOP_ variable. The first
+    problem found (no secret key) came with advice to make a new one, a second key for the
+    same machine (self-hoster probe): the line says to load the file."""
+    from flask import Flask
+
+    from bikshop import config as settings
+
+    for name in [n for n in os.environ if n.startswith("BIKSHOP_")]:
+        monkeypatch.delenv(name)
+    app = Flask("bikshop_local", instance_path=str(tmp_path))
+    with pytest.raises(ConfigError) as without_file:
+        settings.load(app, None)
+    assert str(without_file.value).startswith("BIKSHOP_SECRET_KEY is not set")
+    (tmp_path / "bikshop.env").write_text("BIKSHOP_ENV=development\n")
+    app = Flask("bikshop_local", instance_path=str(tmp_path))
+    with pytest.raises(ConfigError) as with_file:
+        settings.load(app, None)
+    message = str(with_file.value)
+    local = tmp_path / "bikshop.env"
+    assert message == (
+        f"no BIKSHOP_ setting is set in this shell, and {local} holds this machine's "
+        f"(made by make run): load it first: set -a; . {local}; set +a"
+    )
+    assert with_file.value.exit_code == 3
