@@ -217,6 +217,17 @@ def test_order_page_shows_contact_invoice_and_payments(owner):
 def test_unknown_order_is_a_404_page(owner):
     answer = owner.get("/admin/orders/ORD-999999")
     assert answer.status_code == 404 and answer.mimetype == "text/html"
+    assert owner.get("/admin/orders/ord-999999").status_code == 404
+
+
+def test_an_order_address_typed_by_hand_in_any_case_or_by_number_leads_to_it(owner):
+    """``ord-1001`` (as the search box takes it; desktop probe: a 404), ``1001`` and ``#1001``
+    all lead to ORD-1001."""
+    place_order(owner)
+    for typed in ("ord-1001", "Ord-1001", "1001", "%231001"):
+        answer = owner.get(f"/admin/orders/{typed}")
+        assert answer.status_code == 303, typed
+        assert answer.headers["Location"].endswith("/admin/orders/ORD-1001"), typed
 
 
 def _seen(html: str) -> str:

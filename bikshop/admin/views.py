@@ -212,4 +212,7 @@ def order(public_id: str):
         canonical = found.first()
         if canonical is not None:
             return redirect(url_for("admin.order", public_id=canonical), 303)
+    upper = public_id.upper()  # ord-1003, as the search box takes it
+    if order is None and upper != public_id and orders.find_order(upper) is not None:
+        return redirect(url_for("admin.order", public_id=upper), 303)
     return render_order(order or order_or_404(public_id))
