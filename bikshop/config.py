@@ -454,8 +454,8 @@ def _validate_store(config, env: str) -> None:
     try:
         rate = Decimal(config["STORE_GST_RATE"])
     except ArithmeticError:
-        raise ConfigError("BIKSHOP_STORE_GST_RATE must be a number such as 18 or 5")
-    if not rate.is_finite():  # NaN cannot even be compared (Infinity is refused below)
+        rate = None
+    if rate is None or not rate.is_finite():  # NaN cannot even be compared
         raise ConfigError("BIKSHOP_STORE_GST_RATE must be a number such as 18 or 5")
     if not 0 <= rate <= 100:
         raise ConfigError("BIKSHOP_STORE_GST_RATE must be between 0 and 100")

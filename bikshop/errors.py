@@ -151,6 +151,10 @@ UNREADABLE_BODY = (
 )
 
 
+# When to ask again after a 503 for the database (its answers, and /readyz's).
+RETRY_SOON = {"Retry-After": "5"}
+
+
 class DatabaseUnavailable(HTTPException):
     """The database cannot be reached, is read-only or is full: retry later."""
 
@@ -158,7 +162,7 @@ class DatabaseUnavailable(HTTPException):
     description = "The database is unavailable right now; nothing was changed. Retry shortly."
 
     def get_headers(self, environ=None, scope=None):
-        return [("Retry-After", "5")]
+        return list(RETRY_SOON.items())
 
 
 def as_http_error(error: Exception) -> HTTPException:

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bikshop.errors import RETRY_SOON
 from bikshop.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -17,10 +18,6 @@ bp = Blueprint("health", __name__)
 def healthz():
     """The process is up; touches nothing else."""
     return {"status": "ok"}
-
-
-# As every other 503 of bikshop's: when to ask again.
-_RETRY = {"Retry-After": "5"}
 
 
 @bp.get("/readyz")
@@ -37,13 +34,13 @@ def readyz():
     except Exception as exc:  # any driver error means "not ready", never a 500
         db.session.rollback()
         current_app.logger.warning("readyz: database unavailable: %s", type(exc).__name__)
-        return {"status": "unavailable", "database": "unreachable"}, 503, _RETRY
+        return {"status": "unavailable", "database": "unreachable"}, 503, RETRY_SOON
     finally:
         db.session.remove()
     if read_only:
         # placeOrder would answer 503 to every order: not a server to send Bik to.
         current_app.logger.warning("readyz: the database is read-only")
-        return {"status": "unavailable", "database": "read-only"}, 503, _RETRY
+        return {"status": "unavailable", "database": "read-only"}, 503, RETRY_SOON
     head = current_app.extensions["bikshop.migration_head"]
     if current != head:
         return (
@@ -57,7 +54,7 @@ def readyz():
                 },
             },
             503,
-            _RETRY,
+            RETRY_SOON,
         )
     return {"status": "ok", "database": "ok", "migrations": {"current": current, "head": head}}
 

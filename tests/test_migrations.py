@@ -113,7 +113,8 @@ def test_two_upgrades_at_once_on_postgresql_take_turns():
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
     env |= {"BIKSHOP_ENV": "development", "BIKSHOP_BIK_AUTH": "none", "BIKSHOP_DATABASE_URL": url}
-    command = [sys.executable, "-m", "flask", "--app", "bikshop", "db", "upgrade"]
+    flask = [sys.executable, "-m", "flask", "--app", "bikshop"]
+    command = [*flask, "db", "upgrade"]
     try:
         subprocess.run([*command, "0003"], cwd=ROOT, env=env, check=True, capture_output=True)
         with psycopg.connect(url) as holder:
@@ -131,7 +132,7 @@ def test_two_upgrades_at_once_on_postgresql_take_turns():
         with psycopg.connect(url) as conn:
             (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         heads = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "bikshop", "db", "heads"],
+            [*flask, "db", "heads"],
             cwd=ROOT,
             env=env,
             capture_output=True,

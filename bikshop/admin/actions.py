@@ -134,7 +134,8 @@ def _refund_asked(order, row) -> str:
     it (or done, when Razorpay answered it processed), and what the order then is: refunded,
     or partly refunded while some of the money is kept."""
     amount = money(row.amount, order.currency)
-    state = "refunded" if refunds.refunded_in_full_once_settled(order) else "partly refunded"
+    whole = refunds.state_once_settled(order) == "refunded"
+    state = "refunded" if whole else "partly refunded"
     if row.status == "processed":
         return f"Refunded {amount} through Razorpay; the order is {state}."
     return (

@@ -77,14 +77,21 @@ def next_number(name: str, start: int, connection: Connection | None = None) -> 
     return run.execute(_NEXT_NUMBER, {"name": name, "start": start}).scalar_one()
 
 
-# What a retry must repeat to be the same order: every stored value that comes from Bik's body.
-_FINGERPRINTED = (
-    "draft_order_id", "payment_status", "currency", "sub_total", "shipping_charge", "discount",
-    "total", "phone_number", "email", "tags", "address",
-)  # fmt: skip
-_FINGERPRINTED_ITEM = (
-    "product_id", "variant_id", "name", "variant_name", "quantity", "price", "image",
-)  # fmt: skip
+# What a retry must repeat to be the same order: every stored value that comes from Bik's body,
+# with Bik's name for it (a 409 names what differs). The items' order is the fingerprint's.
+_FINGERPRINTED_NAMES = {
+    "draft_order_id": "draftOrderId", "payment_status": "paymentPending",
+    "currency": "order.currency", "sub_total": "order.subTotal",
+    "shipping_charge": "order.shippingCharge", "discount": "order.discount",
+    "total": "order.total", "phone_number": "order.phoneNumber", "email": "order.email",
+    "tags": "order.tags", "address": "order.address",
+}  # fmt: skip
+_FINGERPRINTED_ITEM_NAMES = {
+    "product_id": "productId", "variant_id": "variantId", "name": "name",
+    "variant_name": "variantName", "quantity": "quantity", "price": "price", "image": "image",
+}  # fmt: skip
+_FINGERPRINTED = tuple(_FINGERPRINTED_NAMES)
+_FINGERPRINTED_ITEM = tuple(_FINGERPRINTED_ITEM_NAMES)
 
 
 def canonical_order(columns: dict, items: list[dict], *, blank_address_lines: bool = False) -> str:
@@ -107,19 +114,6 @@ def _fingerprinted(columns: dict, items: list[dict], *, blank_address_lines: boo
     return picked
 
 
-# Bik's names for what a retry must repeat, to name what differs in a 409.
-_BIK_NAMES = {
-    "draft_order_id": "draftOrderId", "payment_status": "paymentPending",
-    "currency": "order.currency", "sub_total": "order.subTotal",
-    "shipping_charge": "order.shippingCharge", "discount": "order.discount",
-    "total": "order.total", "phone_number": "order.phoneNumber", "email": "order.email",
-    "tags": "order.tags",
-}  # fmt: skip
-_BIK_ITEM_NAMES = (
-    "productId", "variantId", "name", "variantName", "quantity", "price", "image",
-)  # fmt: skip
-
-
 def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> list[str]:
     """The fields (Bik's names) in which a new body differs from the order ``stored`` as it
     was placed; none when the difference is in what an earlier rule recorded. Its payment
@@ -128,13 +122,13 @@ def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> lis
     was = _fingerprinted(stored.__dict__, stored.items)
     now = _fingerprinted(columns, items)
     named = [
-        _BIK_NAMES[key]
-        for key in _FINGERPRINTED
+        name
+        for key, name in _FINGERPRINTED_NAMES.items()
         if key not in ("address", "payment_status") and was[key] != now[key]
     ]
     old_address, new_address = was["address"] or {}, now["address"] or {}
     if (was["address"] is None) != (now["address"] is None):
-        named.append("order.address")
+        named.append(_FINGERPRINTED_NAMES["address"])
     else:
         keys = sorted(set(old_address) | set(new_address))
         named += [f"order.address.{k}" for k in keys if old_address.get(k) != new_address.get(k)]
@@ -144,7 +138,7 @@ def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> lis
         for index, (old, new) in enumerate(zip(was["items"], now["items"], strict=True)):
             named += [
                 f"order.items[{index}].{name}"
-                for name, a, b in zip(_BIK_ITEM_NAMES, old, new, strict=True)
+                for name, a, b in zip(_FINGERPRINTED_ITEM_NAMES.values(), old, new, strict=True)
                 if a != b
             ]
     if was["payment_status"] == "pending" and now["payment_status"] != "pending":

@@ -150,7 +150,7 @@ def return_outside_razorpay(
     moved = transition(
         order,
         PAYMENT_STATUS,
-        "refunded" if returned >= order.total else "partially_refunded",
+        state_after_refunds(order, returned),
         actor=actor,
         message=f"Returned {format_plain(amount)} {order.currency} to the customer outside "
         f"Razorpay ({_of_total(returned, order)})",
@@ -303,15 +303,21 @@ def _refundable(order: Order) -> tuple[Payment, Decimal]:
     return payment, left_to_refund(payment, pending)
 
 
-def refunded_in_full_once_settled(order: Order) -> bool:
-    """Whether ``order`` ends refunded (not partially) once Razorpay settles the refunds of it
-    still pending: the state ``confirm_refund`` then moves it to."""
+def state_after_refunds(order: Order, refunded: Decimal) -> str:
+    """The payment status of ``order`` once ``refunded`` in all has gone back to the customer:
+    refunded when that is the whole total, else partially refunded."""
+    return "refunded" if refunded >= order.total else "partially_refunded"
+
+
+def state_once_settled(order: Order) -> str:
+    """The payment status ``order`` moves to once Razorpay settles the refunds of it still
+    pending (``confirm_refund``, one by one)."""
     pending = db.session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.order_id == order.id, Refund.status == "pending"
         )
     )
-    return order.amount_refunded + Decimal(pending) >= order.total
+    return state_after_refunds(order, order.amount_refunded + Decimal(pending))
 
 
 def refunded_payment(payments: Iterable[Payment]) -> Payment | None:
@@ -366,7 +372,7 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
         )
         return "refund recorded; not counted: it would exceed the payment"
     refunded = order.amount_refunded + row.amount
-    to = "refunded" if refunded >= order.total else "partially_refunded"
+    to = state_after_refunds(order, refunded)
     try:
         transition(
             order,

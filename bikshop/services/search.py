@@ -182,6 +182,7 @@ def search_condition(text: str):
 
 # Apostrophes as keyboards type them: a phone's ’ for the ' a laptop stored, and the other way.
 _APOSTROPHES = ("'", "\u2019", "\u2018", "\u02bc")
+_PLAIN_APOSTROPHE = str.maketrans(dict.fromkeys(_APOSTROPHES[1:], "'"))
 
 
 def _name_condition(text: str):
@@ -192,12 +193,8 @@ def _name_condition(text: str):
     words = unicodedata.normalize("NFC", text).lower().split()
     conditions = []
     for word in words:
-        spellings = {word}
-        if any(mark in word for mark in _APOSTROPHES):
-            plain = word
-            for mark in _APOSTROPHES[1:]:
-                plain = plain.replace(mark, "'")
-            spellings = {plain.replace("'", mark) for mark in _APOSTROPHES}
+        plain = word.translate(_PLAIN_APOSTROPHE)
+        spellings = {plain.replace("'", mark) for mark in _APOSTROPHES} if "'" in plain else {word}
         conditions.append(
             or_(
                 *(
