@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from flask import Flask, request
+from flask.cli import FlaskGroup, NoAppException
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
@@ -22,6 +24,31 @@ __all__ = ["ConfigError", "create_app"]
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: settings, extensions, blueprints, error handlers, commands."""
+    try:
+        return _build_app(config)
+    except ConfigError as exc:
+        if not _listing_flask_commands():
+            raise
+        # `flask --app bikshop --help` lists the app's commands by loading it, and prints the
+        # traceback of any error but Flask's own NoAppException (shown as one line). The
+        # commands that need no settings (check-config, check-bik) are listed either way.
+        raise NoAppException(
+            f"{exc.message}\n(the commands that need these settings, such as `db upgrade`, "
+            "are listed once they are set)"
+        ) from None
+
+
+def _listing_flask_commands() -> bool:
+    """Whether Flask's CLI is loading the app only to list its commands (``--help``)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is FlaskGroup.list_commands.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _build_app(config: dict | None) -> Flask:
     app = BikshopFlask(
         __name__,
         template_folder=os.path.join(ROOT, "templates"),

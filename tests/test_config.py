@@ -585,6 +585,26 @@ def test_gunicorn_trusts_the_proxies_listed_and_only_their_x_forwarded_proto(tmp
     assert printed["secure_scheme_headers"] == "{'X-FORWARDED-PROTO': 'https'}"
 
 
+def test_flask_help_without_settings_says_what_is_missing_in_one_line(tmp_path):
+    """``flask --app bikshop --help`` in a shell without the settings printed a 20-line
+    traceback above the help; now the missing setting, and the commands that work anyway."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "bikshop", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: BIKSHOP_SECRET_KEY is not set"), result.stderr
+    assert "such as `db upgrade`, are listed once they are set" in result.stderr
+    commands = result.stdout.partition("Commands:")[2]
+    assert "check-config" in commands and "check-bik" in commands
+
+
 def test_check_config_names_settings_only_gunicorn_reads(tmp_path):
     """check-config passed while the unit's gunicorn would stop with exit 3."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
