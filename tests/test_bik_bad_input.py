@@ -615,6 +615,20 @@ LEGAL_ORDERS = [
         {"sub_total": Decimal("599.97"), "shipping_charge": Decimal("0.30")},
     ),
     Legal(
+        # Coupons as large as the basket, added up in doubles: 3.3 - 3.3000000000000003 is
+        # -4.4e-16, a ₹0 order (paid: nothing is owed), not a negative total.
+        "free_order_a_hair_below_zero_in_binary_floating_point",
+        {
+            "order.items": one_item(price=1.1, quantity=3),
+            "order.subTotal": 3.3,
+            "order.shippingCharge": 0.3 - 0.1 - 0.2,  # -2.7755575615628914e-17
+            "order.discount": 1.1 + 2.2,  # 3.3000000000000003
+            "order.total": 3.3 - (1.1 + 2.2),  # -4.440892098500626e-16
+        },
+        {"shippingCharge": 0, "discount": 3.3, "total": 0, "paymentStatus": "paid"},
+        {"total": Decimal("0.00"), "shipping_charge": Decimal("0.00")},
+    ),
+    Legal(
         "email_without_a_dotted_domain",
         {"order.email": "Buyer@Gmail"},
         {"email": "buyer@gmail"},

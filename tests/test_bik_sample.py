@@ -243,6 +243,13 @@ def test_a_pin_code_sent_as_a_number_is_kept_as_its_digits(client):
     body["order"]["address"]["zip"] = "560102"
     again = place(client, body)
     assert again.status_code == 200 and again.get_json()["order"]["id"] == answer["id"]
+    # A serializer that writes every number as a double: the same PIN code, the same order.
+    raw = json.dumps(body).replace('"zip": "560102"', '"zip": ZIP')
+    for written in ("560102.0", "5.60102e5"):
+        headers = {"Content-Type": "application/json"}
+        sent = client.post("/bik/placeOrder", data=raw.replace("ZIP", written), headers=headers)
+        assert sent.status_code == 200, (written, sent.get_json())
+        assert sent.get_json()["order"]["id"] == answer["id"]
 
 
 def test_whatsapps_direction_marks_are_removed_not_refused(app, client):
@@ -302,6 +309,9 @@ def test_ids_written_as_whole_decimals_are_the_integers(client):
         ("6.5", "integer or a string"),
         ("1e64", "Beyond 2^53"),
         ("9007199254740993.0", "Beyond 2^53"),  # a double has lost its last digit already
+        # Past Python's decimal exponent limit (999,999): abs() overflowed, a 500.
+        ("1e1000000", "Beyond 2^53"),
+        ("-1.0e1000000", "Beyond 2^53"),
     ):
         refused = client.post(
             "/bik/placeOrder", data=odd.replace(f"{product}.0", bad, 1), headers=headers

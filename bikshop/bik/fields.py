@@ -64,6 +64,8 @@ class NumberOrText(Text):
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, Decimal):  # written as a double: 560102.0, 5.60102e5
+            value = _whole_id(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             value = str(value)
         elif not isinstance(value, str):
@@ -188,7 +190,9 @@ class Money(NullMeansAbsent, fields.Number):
             raise ValidationError("Must be a finite number.")
         if not amount.is_finite():
             raise ValidationError("Must be a finite number.")
-        if amount < 0:
+        # A hair below zero (3.3 - 1.1 - 2.2 is -4.4e-16 in doubles) is 0, as any other float
+        # noise is its paisa; copy_abs, as abs() would overflow on 1e1000000.
+        if amount < 0 and amount.copy_abs() > _float_noise(_ZERO):
             raise ValidationError(f"Must not be negative (got {value}).")
         if amount > MAX_MONEY:
             raise ValidationError(f"Must be at most {MAX_MONEY} (got {value}).")
@@ -274,16 +278,16 @@ class CatalogId(fields.Field):
 
 
 def _whole_id(value: Decimal) -> int:
-    """An id a double-based serializer wrote as ``40946134352009.0`` or ``4.0946134352009e13``:
-    its integer, as for a quantity of ``2.0``. Only up to 2**53, what a double holds exactly:
-    an id beyond it written so has already lost digits on its way (9007199254740993 arrives
-    as ...992), and would be stored as another product's. Compared before ``int()``, which
-    would build a huge integer of ``1e999999999``."""
+    """A catalog id (or a PIN code) a double-based serializer wrote as ``40946134352009.0``
+    or ``4.0946134352009e13``: its integer, as for a quantity of ``2.0``. Only up to 2**53,
+    what a double holds exactly: an id beyond it written so has already lost digits on its way
+    (9007199254740993 arrives as ...992), and would be stored as another product's. Compared
+    before ``int()``, which would build a huge integer of ``1e999999999``."""
     if not value.is_finite() or value != value.to_integral_value():
         raise ValidationError(f"Must be an integer or a string (got {value}).")
-    if abs(value) > _EXACT_IN_A_DOUBLE:
+    if value.copy_abs() > _EXACT_IN_A_DOUBLE:  # abs() would overflow on 1e1000000
         raise ValidationError(
-            "Beyond 2^53, an id written with a fraction or an exponent has lost digits: "
+            "Beyond 2^53, a number written with a fraction or an exponent has lost digits: "
             "send it as an integer or a string."
         )
     return int(value)
