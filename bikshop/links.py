@@ -25,7 +25,10 @@ def public_base() -> str:
         current = request._get_current_object()  # one lookup for both
         # A forwarded scheme can say anything (javascript); a host, any case.
         scheme = "https" if current.scheme == "https" else "http"
-        return f"{scheme}://{current.host.lower()}"
+        # The path a proxy serves the app under (X-Forwarded-Prefix, with
+        # BIKSHOP_PROXY_FIX_X_PREFIX), as url_for adds it to the page's own links.
+        prefix = percent_encoded(current.script_root) if current.script_root else ""
+        return f"{scheme}://{current.host.lower()}{prefix}"
     from bikshop.config import base_url  # here: bikshop.config imports this module's users
 
     return base_url(None, current_app.config.get("BIND"))

@@ -104,6 +104,24 @@ def test_forwarded_host_builds_links_only_behind_a_trusted_proxy(make_app):
     assert url.startswith("http://localhost/invoice/")
 
 
+def test_a_proxys_path_prefix_is_in_the_invoice_url(make_app):
+    """Behind a proxy serving the shop under /shop (X-Forwarded-Prefix), the invoice page's own
+    links had the prefix and Bik's invoiceUrl, from which the customer opens it, did not."""
+    proxied = make_app(PROXY_FIX_X_HOST=1, PROXY_FIX_X_PROTO=1, PROXY_FIX_X_PREFIX=1)
+    client = proxied.test_client()
+    headers = {
+        "X-Forwarded-Host": "shop.example.com",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Prefix": "/shop",
+    }
+    url = place(client, headers=headers).get_json()["order"]["invoiceUrl"]
+    assert url.startswith("https://shop.example.com/shop/invoice/")
+    token = url.rsplit("/", 1)[1]
+    page = client.get(f"/invoice/{token}", headers=headers)
+    assert page.status_code == 200
+    assert f'href="/shop/invoice/{token}.pdf"' in page.text
+
+
 def test_only_trusted_hosts_are_served(make_app):
     client = make_app(TRUSTED_HOSTS="shop.example.com, 127.0.0.1").test_client()
     assert client.get("/healthz", headers={"Host": "shop.example.com"}).status_code == 200
