@@ -211,6 +211,27 @@ def test_a_409_names_no_field_when_the_difference_is_in_an_earlier_rules_record(
     ]
 
 
+def test_a_409_names_payment_pending_whatever_the_payment_status_is_now(app, client):
+    """The 409 named no field for a paid order asked again as pending, nor for an order placed
+    pending, paid since, asked again as paid (wire probe): the status the order was placed
+    with is read back from its fingerprint, not from its payment status now."""
+    paid = sample_body()
+    paid["paymentPending"] = False
+    placed = place(client, paid).get_json()["order"]
+    error = assert_error_shape(place(client, {**paid, "paymentPending": True}), 409)
+    assert [f["field"] for f in error["fields"]] == ["draftOrderId", "paymentPending"]
+    assert error["message"].endswith("(paymentPending differs)")
+    pending = sample_body()
+    placed = place(client, pending).get_json()["order"]
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.public_id == placed["id"])).one()
+        payments.mark_paid_offline(order, actor="test")
+        db.session.remove()
+    assert place(client, pending).status_code == 200  # the same body: a replay, now paid
+    error = assert_error_shape(place(client, {**pending, "paymentPending": False}), 409)
+    assert [f["field"] for f in error["fields"]] == ["draftOrderId", "paymentPending"]
+
+
 def test_payment_pending_false_places_a_paid_order(app, client):
     body = sample_body()
     body["paymentPending"] = False

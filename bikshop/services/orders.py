@@ -117,9 +117,11 @@ def _fingerprinted(columns: dict, items: list[dict], *, blank_address_lines: boo
 def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> list[str]:
     """The fields (Bik's names) in which a new body differs from the order ``stored`` as it
     was placed; none when the difference is in what an earlier rule recorded. Its payment
-    status may have moved since (a payment), so ``paymentPending`` is named only for an
-    order still pending, which was placed so, asked again as paid."""
+    status may have moved since (a payment), so the status it was placed with is the one
+    its fingerprint was taken with; for an order fingerprinted by an earlier rule,
+    ``paymentPending`` is named only while the order is still pending (placed so)."""
     was = _fingerprinted(stored.__dict__, stored.items)
+    placed_as = _placed_payment_status(stored)
     now = _fingerprinted(columns, items)
     named = [
         name
@@ -141,9 +143,21 @@ def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> lis
                 for name, a, b in zip(_FINGERPRINTED_ITEM_NAMES.values(), old, new, strict=True)
                 if a != b
             ]
-    if was["payment_status"] == "pending" and now["payment_status"] != "pending":
+    if placed_as is None:
+        placed_as = "pending" if was["payment_status"] == "pending" else now["payment_status"]
+    if placed_as != now["payment_status"]:
         named.insert(0, "paymentPending")
     return named
+
+
+def _placed_payment_status(stored: OrderSnapshot) -> str | None:
+    """The payment status ``stored`` was placed with (``pending`` or ``paid``), read back from
+    its fingerprint; None for an order fingerprinted by an earlier rule."""
+    for status in ("pending", "paid"):
+        columns = stored.__dict__ | {"payment_status": status}
+        if fingerprint(columns, stored.items) == stored.request_fingerprint:
+            return status
+    return None
 
 
 def fingerprint(columns: dict, items: list[dict], **rule) -> str:
