@@ -167,6 +167,9 @@ class Target:
         return response
 
 
+_NO_PROOF = "a 404 may be the URL's own (nothing there), so it proves nothing; check the URL"
+
+
 def _why_no_answer(exc: requests.RequestException, timeout: float) -> str:
     """What went wrong, in a few words and with what to check, rather than urllib3's
     paragraph ("HTTPConnectionPool(...): Max retries exceeded with url: ...")."""
@@ -306,9 +309,16 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
         _check_bik_order(order, draft_id, body)
         if order["id"] != wanted:
             raise CheckFailed(f"asked for {wanted}, got {order['id']}")
+        state["found"] = True
         return f"{wanted}: status {order['status']}, payment {order['paymentStatus']}"
 
     def unknown_order():
+        if not state.get("found"):
+            # Nothing proved getOrder's URL is an endpoint: where nothing is, every id gets a
+            # 404. An endpoint answers a body without an orderId with something else.
+            probe = target.post(target.get_url, target.get_auth, {})
+            if probe.status_code == 404:
+                raise CheckFailed(f"a body without an orderId got a 404 too: {_NO_PROOF}")
         _expect(
             target.post(
                 target.get_url, target.get_auth, {"orderId": f"NO-SUCH-{secrets.token_hex(6)}"}
@@ -348,6 +358,8 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
             raise CheckFailed("the credentials were refused (401), so the body was never read")
         if not 400 <= response.status_code < 500:
             raise CheckFailed(f"malformed JSON answered {response.status_code}, expected 4xx")
+        if response.status_code == 404 and not state.get("order"):
+            raise CheckFailed(f"404, and placeOrder placed no order (above): {_NO_PROOF}")
         return f"{response.status_code}"
 
     checks = [

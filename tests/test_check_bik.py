@@ -120,6 +120,16 @@ def test_check_bik_with_one_scheme_for_both_endpoints(bik_app, servers):
     assert found["getOrder answers 404 for an unknown id"] == "PASS"
 
 
+def test_a_url_where_nothing_answers_passes_no_check(bik_app, servers):
+    """A mistyped path prefix: every request is the server's 404 for the URL itself, which the
+    unknown-id and malformed-body checks counted as PASS lines (wire probe)."""
+    name = "bearer+apikey"
+    code, lines = check_bik(bik_app, servers[name].url + "/prefix", *auth_options(*SERVERS[name]))
+    assert code == 1
+    assert set(verdicts(lines).values()) == {"FAIL"}, "\n".join(lines)
+    assert "a 404 may be the URL's own (nothing there), so it proves nothing" in "\n".join(lines)
+
+
 @pytest.mark.parametrize(
     ("name", "place", "get"),
     [
