@@ -2,13 +2,13 @@
 
 from flask_compress import Compress
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from bikshop.api import BikshopApi
+from bikshop.security import client_address
 
 # Stable constraint names, so migrations can alter them on PostgreSQL and SQLite alike.
 NAMING = {
@@ -29,4 +29,4 @@ migrate = Migrate()
 compress = Compress()  # per view (@compress.compressed()), not app-wide
 api = BikshopApi()
 # No default limits: only the routes named in bikshop/ratelimit.py are limited.
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+limiter = Limiter(key_func=client_address, default_limits=[])

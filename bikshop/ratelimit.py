@@ -1,8 +1,9 @@
 """Rate limits on the doors people can abuse: admin sign-in, invoice lookups and the Pay button.
 
 Limits are attached by URL rule when the app is built, so each blueprint's views stay as their
-authors wrote them. Counts are per client address (``request.remote_addr``: set
-``BIKSHOP_PROXY_FIX_X_FOR`` behind nginx, or every client shares nginx's address). Storage is
+authors wrote them. Counts are per client address (``request.remote_addr``, an IPv6 one by its /64:
+``security.client_address``; set ``BIKSHOP_PROXY_FIX_X_FOR`` behind nginx, or every client
+shares nginx's address). Storage is
 Redis when ``BIKSHOP_REDIS_URL`` is set, so all workers and instances share one count; without
 it each gunicorn worker counts on its own. The Bik endpoints and the Razorpay webhook carry no
 limit unless the operator sets one: refusing Bik or Razorpay loses orders and payments.
@@ -15,11 +16,11 @@ import time
 from functools import partial
 
 from flask import Flask, current_app, request
-from flask_limiter.util import get_remote_address
 from werkzeug.routing import Rule
 
 from bikshop.extensions import limiter
 from bikshop.invoice.access import token_is_known
+from bikshop.security import client_address
 
 
 def _message() -> str:
@@ -71,7 +72,7 @@ def _address_and_invoice() -> str:
     # of them behind a proxy bikshop was not told about, never share one allowance. The token
     # is hashed so the limiter's storage (Redis) holds no invoice links.
     token = (request.view_args or {}).get("token") or ""
-    return f"{get_remote_address()}/{hashlib.sha256(token.encode()).hexdigest()[:16]}"
+    return f"{client_address()}/{hashlib.sha256(token.encode()).hexdigest()[:16]}"
 
 
 def configure(app: Flask) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Pages are plain server-rendered HTML: scripts and styles come from our own /static, images
@@ -16,6 +17,23 @@ DEFAULT_CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 _PROXY_COUNTS = {"x_for": "X_FOR", "x_proto": "X_PROTO", "x_host": "X_HOST", "x_port": "X_PORT"}
+
+
+def client_address(address: str | None = None) -> str:
+    """Who a request counts as, for rate limits and sign-in locks: its address
+    (``request.remote_addr``, the client's behind a trusted proxy), and for IPv6 its /64. One
+    home or phone connection is given a whole /64, so counting single IPv6 addresses let one
+    client take a fresh allowance from each of its 2^64 addresses."""
+    address = (request.remote_addr if address is None else address) or "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "unknown", or a unix socket's empty peer
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 def init_app(app: Flask) -> None:

@@ -139,6 +139,41 @@ def test_a_stranger_guessing_the_owners_password_cannot_lock_the_owner_out(make_
     assert owner.get("/admin/", environ_base=home).status_code == 200
 
 
+def test_guesses_from_many_addresses_lock_the_account_at_its_ceiling(make_app):
+    """Each new address had one guess at a locked account, so a botnet's guesses were
+    unbounded (security probe). Past ten times the allowance, from all addresses together,
+    the account is locked for every address; a new password lifts the lock."""
+    from bikshop.services import admins
+
+    app = make_app(RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES=2)
+    add_admin(app)
+    client = app.test_client()
+    ceiling = 2 * admins.ACCOUNT_CEILING
+    for n in range(ceiling):
+        guess = sign_in(client, password="guess", environ_base={"REMOTE_ADDR": f"10.0.{n}.1"})
+        assert guess.status_code == 401, n
+    home = {"REMOTE_ADDR": "198.51.100.4"}  # an address that never failed
+    assert sign_in(client, environ_base=home).status_code == 429
+    with app.app_context():
+        admins.set_password(OWNER, "a brand new passphrase")
+    assert sign_in(client, password="a brand new passphrase", environ_base=home).status_code == 303
+
+
+def test_addresses_of_one_ipv6_64_share_one_count(make_app):
+    app = make_app(
+        RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS=3, ADMIN_LOGIN_MAX_FAILURES=9
+    )
+    add_admin(app)
+    client = app.test_client()
+    for n in range(3):
+        attacker = {"REMOTE_ADDR": f"2001:db8:7:7::{n + 1}"}
+        email = f"guess{n}@glow.example"
+        assert sign_in(client, email=email, environ_base=attacker).status_code == 401
+    same_64 = {"REMOTE_ADDR": "2001:db8:7:7:abcd::1"}
+    assert sign_in(client, environ_base=same_64).status_code == 429
+    assert sign_in(client, environ_base={"REMOTE_ADDR": "2001:db8:7:8::1"}).status_code == 303
+
+
 def test_an_address_is_locked_after_failures_across_accounts(make_app):
     app = make_app(
         RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS=3, ADMIN_LOGIN_MAX_FAILURES=9
@@ -214,6 +249,52 @@ def test_an_action_posted_while_signed_out_returns_to_its_order_page(admin_app):
     assert client.get(answer.headers["Location"]).status_code == 200
     after = client.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
     assert after["status"] == "ORDERED"  # the action itself did not happen
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "https://other.localhost"},
+        {"Origin": "https://evil.example"},  # a browser older than Sec-Fetch-Site
+        {"Origin": "null"},  # a sandboxed frame, or a redirect from another site
+    ],
+)
+def test_a_form_posted_from_another_site_changes_nothing_and_keeps_the_session(
+    owner, admin_app, headers
+):
+    """Another site auto-submitting a form at a dashboard action: the browser sends no Lax
+    cookie, the CSRF check failed, and the answer wrote a new session cookie over the owner's,
+    signing the owner out (security probe). Now a 403 before the session is touched."""
+    order = place_order(owner)
+    page = owner.get(f"/admin/orders/{order['id']}")
+    token = csrf_token(page.text)
+    stranger = admin_app.test_client()  # the cross-site POST, without the owner's cookie
+    for path in (f"/admin/orders/{order['id']}/cancel", "/admin/login", "/admin/logout"):
+        refused = stranger.post(path, data={"csrf_token": "x"}, headers=headers)
+        assert refused.status_code == 403, path
+        assert "Set-Cookie" not in refused.headers, path
+        assert "sent from another site" in refused.text
+    # Even with the cookie and a valid token (a sibling site a Lax cookie still goes to).
+    refused = owner.post(
+        f"/admin/orders/{order['id']}/status",
+        data={"csrf_token": token, "status": "IN PROGRESS"},
+        headers=headers,
+    )
+    assert refused.status_code == 403 and "Set-Cookie" not in refused.headers
+    assert owner.get("/admin/").status_code == 200  # still signed in
+    bik = owner.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
+    assert bik["status"] == "ORDERED"
+    # The dashboard's own forms, as a browser sends them, still work.
+    same = {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"}
+    sent = owner.post(
+        f"/admin/orders/{order['id']}/status",
+        data={"csrf_token": token, "status": "IN PROGRESS"},
+        headers=same,
+    )
+    assert sent.status_code in (302, 303)
+    bik = owner.post("/bik/getOrder", json={"orderId": order["id"]}).json["order"]
+    assert bik["status"] == "IN PROGRESS"
 
 
 def test_a_sign_out_posted_while_signed_out_returns_to_the_order_list(admin_app):

@@ -39,6 +39,35 @@ def test_invoice_page_and_pdf_are_limited_per_address(make_app):
     assert all(unlimited.get(path).status_code == 200 for _ in range(6))
 
 
+def test_ipv6_addresses_are_counted_by_their_64(make_app):
+    """One connection is given a whole /64: each of its addresses had its own allowance
+    (security probe). Addresses of one /64 now share one; another /64 has its own."""
+    client = make_app(RATELIMIT_INVOICE="3 per minute", PROXY_FIX_X_FOR=1).test_client()
+    path = _invoice_path(client)
+    for host in (1, 2, 3):
+        forwarded = {"X-Forwarded-For": f"2001:db8:1:2::{host}"}
+        assert client.get(path, headers=forwarded).status_code == 200
+    _assert_html_429(client.get(path, headers={"X-Forwarded-For": "2001:db8:1:2:ffff::99"}))
+    assert client.get(path, headers={"X-Forwarded-For": "2001:db8:1:3::1"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::7", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # an IPv4 client of a dual-stack socket
+        ("", "unknown"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_client_address(address, counted_as):
+    from bikshop.security import client_address
+
+    assert client_address(address) == counted_as
+
+
 def test_only_a_429_carries_the_limiters_retry_after(make_app):
     """A limited route's other answers tell no client to wait: a 200, a redirect, a 404 carry
     no Retry-After, while the X-RateLimit-* headers stay; the 429 carries one."""

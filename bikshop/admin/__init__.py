@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Flask, abort, request
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -46,6 +48,28 @@ def _remember_cookie_hook_on_dashboard_only(app: Flask, hook) -> None:
     if hook in app_hooks:
         app_hooks.remove(hook)
         app.after_request_funcs.setdefault(bp.name, []).append(hook)
+
+
+@bp.before_request
+def _refuse_forms_from_other_sites():
+    """A form another site makes the owner's browser post (to an action, the sign-in or the
+    sign-out) is refused before the session is read or written. Its CSRF token already fails,
+    but the answer to it used to write a fresh session cookie over the owner's (the browser
+    keeps the Lax cookie off such a POST, and takes a new one from its answer): any site could
+    sign the owner out. Browsers say where a request came from in ``Sec-Fetch-Site`` (and in
+    ``Origin``, for older ones); a client that sends neither is judged by its CSRF token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None:
+        foreign = site not in ("same-origin", "none")
+    else:
+        # The host alone: behind a proxy not set to pass on https, the app sees http.
+        foreign = origin is not None and urlsplit(origin).netloc.lower() != request.host.lower()
+    if foreign:
+        abort(403, description="This form was sent from another site, so nothing was changed.")
+    return None
 
 
 @bp.before_request

@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bikshop.extensions import db
 from bikshop.models.admin import AdminSession, AdminUser, LoginFailure
 from bikshop.models.types import utcnow
+from bikshop.security import client_address
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
     """
     config = current_app.config
     key = (email or "").strip().lower()[:320]
-    address = (address or "unknown")[:64]
+    address = client_address(address)[:64]
     since = _lock_window_start()
     if _is_locked(key, address, since):
         log.warning(
@@ -232,7 +233,12 @@ def _is_locked(email: str, address: str, since) -> bool:
     took part in them. An account locked by guesses from elsewhere still lets an address that
     has not failed for it try: a stranger who knows the owner's email cannot keep the owner
     out by failing five times every quarter hour. Each further address gets one guess while
-    the lock lasts (then it has failed for the account too)."""
+    the lock lasts (then it has failed for the account too).
+
+    Past ``ACCOUNT_CEILING`` times the account's allowance, from however many addresses (a
+    botnet's, each with its one guess), the account is locked for every address until the
+    window passes: guessing is bounded per account, not only per address. Sessions already
+    signed in go on, and ``flask --app bikshop set-admin-password`` lifts the lock."""
     config = current_app.config
     recent = LoginFailure.created_at >= since
     by_account, by_address, from_here = db.session.execute(
@@ -242,6 +248,14 @@ def _is_locked(email: str, address: str, since) -> bool:
             func.count().filter(LoginFailure.email == email, LoginFailure.address == address),
         ).where(recent, or_(LoginFailure.email == email, LoginFailure.address == address))
     ).one()
-    return by_address >= config["ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS"] or (
-        by_account >= config["ADMIN_LOGIN_MAX_FAILURES"] and from_here > 0
+    allowance = config["ADMIN_LOGIN_MAX_FAILURES"]
+    return (
+        by_address >= config["ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS"]
+        or (by_account >= allowance and from_here > 0)
+        or by_account >= allowance * ACCOUNT_CEILING
     )
+
+
+# How many times its allowance of failures an account may take, from all addresses together,
+# before it is locked for every address (see _is_locked).
+ACCOUNT_CEILING = 10
