@@ -88,6 +88,23 @@ def test_a_second_tap_reuses_the_unexpired_link(shop):
     assert len(fake.links) == 1 and len(rows(app, PaymentLink)) == 1
 
 
+def test_a_link_made_under_a_forged_host_is_never_given_to_the_customer(make_app):
+    """Without BIKSHOP_PUBLIC_URL, a POST to the Pay button with a forged Host made a link whose
+    return address was that host, and every later tap reused it: the customer was sent there
+    after paying (security probe). A link that does not lead back here is not reused."""
+    with FakeRazorpay() as fake:
+        client = make_app(**razorpay_settings(fake)).test_client()
+        _, invoice = place_order(client)
+        forged = client.post(invoice + "/pay", headers={"Host": "attacker.example"})
+        assert forged.status_code == 303
+        customers = start_payment(client, invoice)
+        assert customers != forged.headers["Location"] and len(fake.links) == 2
+        link = next(link for link in fake.links.values() if link["short_url"] == customers)
+        assert link["callback_url"] == f"http://localhost{invoice}/paid"
+        assert start_payment(client, invoice) == customers  # reused from now on
+        assert len(fake.links) == 2
+
+
 def test_an_expired_link_is_replaced_by_a_new_attempt(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)

@@ -283,7 +283,15 @@ def create_or_reuse_link(order: Order) -> PaymentLink:
 
 
 def _reusable_link(order: Order) -> PaymentLink | None:
-    return db.session.scalars(
+    """The newest open link for the order's amount that leads back here after paying.
+
+    A link made under another address (a request's Host, where ``BIKSHOP_PUBLIC_URL`` is not
+    set; or the shop's old address) would send the customer there after paying: one POST to
+    the Pay button with a forged Host made the link every later customer tap was given, for as
+    long as it lived. Such a link is left open, not reused (paid, it still pays the order, and
+    a payment on any link cancels the others)."""
+    callback = _callback_url(order)
+    links = db.session.scalars(
         select(PaymentLink)
         .where(
             PaymentLink.order_id == order.id,
@@ -294,7 +302,16 @@ def _reusable_link(order: Order) -> PaymentLink | None:
             PaymentLink.short_url.is_not(None),
         )
         .order_by(PaymentLink.id.desc())
-    ).first()
+    )
+    for link in links:
+        if (link.raw or {}).get("callback_url", callback) == callback:
+            return link
+    return None
+
+
+def _callback_url(order: Order) -> str:
+    """Where Razorpay sends the customer back after paying: the invoice's own return page."""
+    return f"{public_base()}/invoice/{order.invoice_token}/paid"
 
 
 def reference_id(order: Order, attempt: int) -> str:
@@ -327,7 +344,7 @@ def _link_request(order: Order, attempt: int) -> dict:
         "notify": {"sms": False, "email": False},
         "reminder_enable": False,
         "notes": {"order_id": order.public_id, "order_name": order.name},
-        "callback_url": f"{public_base()}/invoice/{order.invoice_token}/paid",
+        "callback_url": _callback_url(order),
         "callback_method": "get",
         "expire_by": int(expire_by.timestamp()),
     }
