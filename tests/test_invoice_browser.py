@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 
 from bikshop.jsonio import decimal_to_json
 from tests.browser import PHONE
+from tests.fake_razorpay import razorpay_settings
 from tests.invoice_support import GST_SETTINGS, order_body, pdf_text
 
 ITEMS = [
@@ -19,6 +21,10 @@ ITEMS = [
     ("Extraordinarilylongproductnamewithoutanyspacesatallthatmightoverflow", 3, "1299.99"),
     ("Kumkumadi Tailam Ayurvedic Night Serum for Radiant Skin", 1, "2450"),
 ]
+
+
+# What razorpay_settings reads of a fake Razorpay, for a page that never calls one.
+_NO_RAZORPAY = SimpleNamespace(webhook_secret="whsec-unused", url="http://127.0.0.1:9")
 
 
 def place_on(server, body) -> str:
@@ -213,7 +219,9 @@ def test_amounts_are_never_split_across_lines_on_a_small_phone(
     """At 320 px with large text, ₹12,39,567.39 was laid out as "₹12,39,56 / 7.39" (a customer
     reads ₹12,39,56) and "Subtotal" as "Subtota / l": the page let any word break anywhere. An
     amount and its label now stay whole, moving to the next line instead; nothing overflows."""
-    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    # Razorpay keys, so the invoice has its Pay button (nothing is asked of Razorpay here).
+    payments = {f"BIKSHOP_{k}": str(v) for k, v in razorpay_settings(_NO_RAZORPAY).items()}
+    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path), **payments})
     items = [("Cotton Pad", 9999, "0.5"), ("Luxury Gold Facial Kit", 1, "1234567.89")]
     path = place_on(server, order_body(items, shipping="0", discount="100"))
     context = browser.new_context(
@@ -229,6 +237,19 @@ def test_amounts_are_never_split_across_lines_on_a_small_phone(
         assert {text: lines for text, lines in laid_out.items() if lines != 1} == {}
         scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
         assert scroll_width <= 320, scroll_width
+        # The Pay button's words grow with the reader's text: capped by the screen's width
+        # alone, they were smaller than the fine print under the button (customer probe).
+        button, fine_print = page.evaluate(
+            "[...document.querySelectorAll('.pay button, .pay small')]"
+            ".map((e) => parseFloat(getComputedStyle(e).fontSize))"
+        )
+        assert button >= text_px > fine_print, (button, fine_print)
+        # One rule over the whole Total row, not one per cell with a gap between them.
+        rules = page.evaluate(
+            "['.sums tr.grand', '.sums tr.grand th', '.sums tr.grand td']"
+            ".map((s) => getComputedStyle(document.querySelector(s)).borderTopWidth)"
+        )
+        assert rules == ["1px", "0px", "0px"], rules
         page.screenshot(path=output_dir / f"invoice-amounts-320-{text_px}px.png", full_page=True)
     finally:
         context.close()
