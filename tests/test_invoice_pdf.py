@@ -120,6 +120,9 @@ def test_long_order_breaks_across_pages_with_the_table_header_on_each(pdf_app, o
         if "Herbal product" in page_text:
             assert "Unit price" in page_text, f"page {page} lost the table header"
             assert f"Page {page} of {pages}" in page_text
+        # A loose page says whose it is (customer probe); the first has it in full already.
+        running = 'Invoice · Order #1001 · Glow "Naturals" & Co'
+        assert (running in page_text) == (page > 1), (page, page_text[:300])
 
 
 def test_a_pdf_is_rendered_once_per_order_version(pdf_app, monkeypatch, tmp_path):
