@@ -47,6 +47,22 @@ def test_amounts_use_indian_digit_grouping(client):
     assert "₹1,23,456.50" in client.get(path).get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("currency", "shown", "how_to_pay"),
+    [
+        ("INR", "₹947.00", "Pay on delivery (cash or UPI), or on"),
+        ("KWD", "KWD\u00a0947.000", "Pay on delivery, or on"),  # was KWD947.000
+        ("AED", "AED\u00a0947.00", "Pay on delivery, or on"),
+        ("USD", "$947.00", "Pay on delivery, or on"),  # UPI is for rupees
+    ],
+)
+def test_a_currency_in_letters_stands_apart_from_its_figure(client, currency, shown, how_to_pay):
+    """CLDR's currency spacing, which Babel leaves out (customer probe)."""
+    body = order_body([("Hamper", 1, "898")], currency=currency)
+    html = client.get(place_invoice(client, body)).get_data(as_text=True)
+    assert shown in html and how_to_pay in html
+
+
 def test_item_and_store_names_are_text_not_markup(make_app):
     client = make_app(STORE_NAME='Glow "Naturals" <b>&</b>').test_client()
     path = place_invoice(client, order_body([("<script>alert(1)</script>", 1, "10")]))

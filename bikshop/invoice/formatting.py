@@ -31,7 +31,13 @@ def money(amount: Decimal, currency: str) -> str:
 @lru_cache(maxsize=8192)
 def _money(amount: Decimal, currency: str, locale: str) -> str:
     # Babel pads to the currency's digits (₹947.00) and, by default, also rounds to them.
-    return format_currency(amount, currency, locale=locale, decimal_quantization=False)
+    text = format_currency(amount, currency, locale=locale, decimal_quantization=False)
+    # CLDR's currency spacing, which Babel leaves out: a currency written in letters is kept
+    # apart from the figure by a no-break space ("KWD 12.350", not "KWD12.350"); ₹ and $ are not.
+    return _LETTER_AGAINST_DIGIT.sub("\u00a0", text)
+
+
+_LETTER_AGAINST_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 
 
 @bp.app_template_filter("local_datetime")
