@@ -433,3 +433,27 @@ def test_a_mismatched_payment_refunded_in_full_lets_the_customer_pay_again(make_
         # The old link's paid event, delivered again, changes nothing.
         again = post_webhook(client, *fake.paid_event(link_id)).get_json()["outcome"]
         assert again.startswith("mismatch") and payment_status(client, order_id) == "pending"
+
+
+def test_the_invoice_says_a_refund_is_on_its_way_until_razorpay_settles_it(make_app):
+    """A refund asked of Razorpay and not yet confirmed was invisible on the invoice: it still
+    read "Paid · ₹947.00" (customer probe). It now says the refund is on its way, also to a
+    browser holding the page from before (a new version), until Razorpay settles it."""
+    on_its_way = "A refund of ₹100.00 is on its way to you"
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
+        before = client.get(invoice)
+        assert on_its_way not in before.text
+        failing = ask_refund(app, Decimal("100"))
+        page = client.get(invoice, headers={"If-None-Match": before.headers["ETag"]})
+        assert page.status_code == 200 and on_its_way in page.text
+        assert "Paid" in page.text  # the order is paid until the refund is made
+        shown = page.headers["ETag"]
+        assert post_webhook(client, *fake.fail_refund(failing)).status_code == 200
+        page = client.get(invoice, headers={"If-None-Match": shown})
+        assert page.status_code == 200 and on_its_way not in page.text
+        processing = ask_refund(app, Decimal("100"))
+        assert on_its_way in client.get(invoice).text
+        assert post_webhook(client, *fake.process_refund(processing)).status_code == 200
+        page = client.get(invoice).text
+        assert on_its_way not in page and "Partly refunded" in page

@@ -21,6 +21,7 @@ from bikshop.services.payments import (
     payment_in_review,
     unsettled_links,
 )
+from bikshop.services.refunds import pending_refunds
 
 # What the page says about a payment in flight: after Razorpay's redirect back (the payments
 # door picks one), and "confirming" also on the plain page until Razorpay confirms it.
@@ -209,6 +210,8 @@ def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
         in_review=not for_pdf and payment_in_review(order),
         # Money received beyond a settled order (paid twice, or after cash): held to refund.
         extra=[] if for_pdf or order.payment_status == "pending" else unsettled_links(order),
+        # Asked of Razorpay, not yet confirmed: the customer is told it is on its way.
+        refund_on_its_way=pending_refunds(order) if order.amount_refunded < order.total else 0,
         labels=STATUS_LABELS,
         for_pdf=for_pdf,
         notice=notice,

@@ -33,6 +33,7 @@ from bikshop.services.states import (
     lock_order,
     record,
     transition,
+    update_order,
 )
 
 
@@ -78,6 +79,7 @@ def refund(order: Order, amount: Decimal | None, *, actor: str, seen: str | None
     minor = _check_amount(amount, refundable, payment.currency)
     row = Refund(order_id=order.id, payment_id=payment.id, amount=amount, status="pending")
     db.session.add(row)
+    update_order(order, {})  # a new version: the invoice says a refund is on its way
     db.session.commit()  # reserved before asking Razorpay, so a second click cannot over-refund
     try:
         entity = _ask(row, payment, minor)
@@ -221,6 +223,7 @@ def _refused(order: Order, row: Refund, amount: Decimal, actor: str, exc) -> NoR
     """Razorpay certainly did not make the refund: it no longer holds the amount back."""
     row.status = "failed"
     record(order, "refund_failed", actor, f"Refund of {format_plain(amount)} failed: {exc}")
+    update_order(order, {})  # the invoice stops saying a refund is on its way
     db.session.commit()
     raise GatewayFailure(exc, "refund the payment")
 
@@ -312,12 +315,17 @@ def state_after_refunds(order: Order, refunded: Decimal) -> str:
 def state_once_settled(order: Order) -> str:
     """The payment status ``order`` moves to once Razorpay settles the refunds of it still
     pending (``confirm_refund``, one by one)."""
+    return state_after_refunds(order, order.amount_refunded + pending_refunds(order))
+
+
+def pending_refunds(order: Order) -> Decimal:
+    """What is asked of Razorpay to go back to the customer and not yet confirmed refunded."""
     pending = db.session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.order_id == order.id, Refund.status == "pending"
         )
     )
-    return state_after_refunds(order, order.amount_refunded + Decimal(pending))
+    return Decimal(pending)
 
 
 def refunded_payment(payments: Iterable[Payment]) -> Payment | None:
@@ -416,6 +424,7 @@ def fail_refund(row: Refund, *, actor: str, reason: str | None = None) -> str:
         f"Razorpay could not refund {format_plain(row.amount)} {order.currency} "
         f"({reason or row.razorpay_refund_id})",
     )
+    update_order(order, {})  # the invoice stops saying a refund is on its way
     return f"refund failed: {reason}" if reason else "refund failed"
 
 
