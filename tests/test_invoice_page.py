@@ -291,9 +291,31 @@ def test_bad_tokens_get_the_same_404_on_page_and_pdf(client, token):
         assert "Content-Security-Policy" in response.headers
         body = response.get_data(as_text=True)
         assert "<style" not in body and "<script" not in body  # passes the CSP as served
-        assert "#1001" not in body and "Glow" not in body and "Back to your invoice" not in body
+        assert "#1001" not in body and "Back to your invoice" not in body
+        assert "Glow Naturals" in body  # whom to ask: the shop's, not an order's
         bodies.add(body)
     assert len(bodies) == 1
+
+
+def test_a_bad_invoice_link_says_whom_to_ask(make_app):
+    """The 404 said "Ask the shop for a new one" and named no shop (customer probe)."""
+    client = make_app(STORE_SUPPORT_PHONE="+91 80 4000 1234", STORE_SUPPORT_EMAIL="help@glow.in")
+    client = client.test_client()
+    body = client.get("/invoice/" + "A" * 32).get_data(as_text=True)
+    assert "Ask the shop for a new one." in body
+    assert '<a href="tel:+918040001234">+91 80 4000 1234</a>' in body
+    assert '<a href="mailto:help@glow.in">help@glow.in</a>' in body
+
+
+@pytest.mark.parametrize("after", [".", ",", ")", ").", "!", "”", "…"])
+def test_a_link_pasted_with_the_punctuation_after_it_still_opens(client, after):
+    """A link copied with its sentence's full stop, or from inside brackets: no token ends
+    with those, so the page redirects to the link without them."""
+    path = place_invoice(client)
+    answer = client.get(path + after)
+    assert answer.status_code == 301 and answer.headers["Location"] == path
+    unknown = client.get("/invoice/" + "A" * 32 + after)
+    assert unknown.status_code == 404  # only a real invoice's link is led on
 
 
 def test_the_link_with_a_slash_added_opens_the_same_page(client):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import g, request, url_for
+from flask import g, redirect, request, url_for
 
 from bikshop.extensions import compress
 from bikshop.invoice import bp
-from bikshop.invoice.access import order_for_token
+from bikshop.invoice.access import order_for_token, token_is_known
 from bikshop.invoice.rendering import (
     PAYMENT_NOTICES,
     invoice_page,
@@ -23,6 +23,10 @@ from bikshop.models.orders import PAID_STATUSES
 def page(token: str):
     """The customer's invoice page; after a Pay button found the order paid (``?paid=already``),
     with a word that nothing more was charged."""
+    whole = token.rstrip(_AROUND_A_LINK)
+    if whole != token and token_is_known(whole):
+        # The link pasted with the sentence's full stop or bracket after it: no token ends so.
+        return redirect(url_for("invoice.page", token=whole), 301)
     order = order_for_token(token)
     if request.args.get("paid") == "already" and order.payment_status in PAID_STATUSES:
         refunded = order.payment_status == "refunded"
@@ -30,6 +34,10 @@ def page(token: str):
             order, notice=PAYMENT_NOTICES["already_refunded" if refunded else "already_paid"]
         )
     return invoice_page(order)
+
+
+# What a sentence puts right after a link, and a token never holds.
+_AROUND_A_LINK = ".,;:!?)]}>'\"»”’…"
 
 
 @bp.get("/<token>.pdf")
