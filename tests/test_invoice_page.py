@@ -80,6 +80,21 @@ def test_status_badge_follows_the_order(client, app):
     assert 'class="badge cancelled">Cancelled<' in client.get(path).get_data(as_text=True)
 
 
+def test_a_paid_invoice_says_when_it_was_paid_on_page_and_pdf(client, app):
+    """A receipt names the day of payment (customer probe); a pending order has none."""
+    from bikshop.invoice.formatting import local_datetime
+    from bikshop.services.payments import mark_paid_offline
+
+    path = place_invoice(client)
+    assert "Paid " not in client.get(path).text
+    with app.app_context():
+        order = find_by_invoice_token(path.rsplit("/", 1)[1])
+        mark_paid_offline(order, actor="test")
+        paid = f"Paid {local_datetime(order.paid_at)}"  # in the store's zone, as Placed is
+    assert f'<p class="muted">{paid}</p>' in client.get(path).text
+    assert paid in " ".join(pdf_text(client.get(path + ".pdf").data).split())
+
+
 def status_line(client, path) -> str:
     """The invoice's status line as a customer reads it: the badge, then the note beside it."""
     html = client.get(path).get_data(as_text=True)

@@ -48,6 +48,21 @@ def test_cancelling_an_order_cancels_its_open_link_at_razorpay(make_app):
         assert f'action="{invoice}/pay"' not in page
 
 
+def test_a_pay_button_left_open_on_an_order_cancelled_since_says_nothing_is_owed(make_app):
+    """It led back to the invoice with no word of why nothing happened (customer probe)."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        _cancel(app, order_id)
+        again = client.post(invoice + "/pay")
+        assert again.status_code == 303
+        assert again.headers["Location"] == invoice + "?paid=cancelled"
+        page = client.get(again.headers["Location"]).get_data(as_text=True)
+        assert "This order was cancelled: nothing was charged, and nothing is owed." in page
+        assert len(fake.links) == 1
+        # The same address on an open order says nothing of the kind.
+        _, other = place_order(client)
+        assert "was cancelled" not in client.get(other + "?paid=cancelled").text
+
+
 def test_razorpay_down_while_cancelling_keeps_the_cancel_and_says_the_link_is_open(make_app):
     with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         fake.stop()
@@ -225,4 +240,5 @@ def test_an_order_cancelled_while_razorpay_makes_its_link_gets_that_link_cancell
             (stored,) = db.session.scalars(select(PaymentLink)).all()
             assert stored.status == "cancelled"
         assert answers[0].status_code == 303
-        assert answers[0].headers["Location"].endswith(invoice)  # not to the link
+        # Not to the link: to the invoice, which says the order was cancelled.
+        assert answers[0].headers["Location"].endswith(invoice + "?paid=cancelled")

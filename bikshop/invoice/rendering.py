@@ -45,6 +45,8 @@ PAYMENT_NOTICES = {
     "already_refunded": (
         "This order was paid and the payment refunded to you: nothing more was charged."
     ),
+    # ... or after it was cancelled, unpaid.
+    "already_cancelled": "This order was cancelled: nothing was charged, and nothing is owed.",
     # Razorpay holds a payment that does not settle the order (e.g. a different amount).
     "checking": (
         "Payment received. The shop is checking it against your order and will be in touch; "

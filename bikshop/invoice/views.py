@@ -33,6 +33,12 @@ def page(token: str):
         return invoice_page(
             order, notice=PAYMENT_NOTICES["already_refunded" if refunded else "already_paid"]
         )
+    if (
+        request.args.get("paid") == "cancelled"
+        and order.status == "CANCELLED"
+        and order.payment_status == "pending"
+    ):
+        return invoice_page(order, notice=PAYMENT_NOTICES["already_cancelled"])
     return invoice_page(order)
 
 

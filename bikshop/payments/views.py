@@ -56,8 +56,11 @@ def pay(token: str):
 
 def _back_to_invoice(order):
     """Back to the invoice, with a word when the order is paid: a Pay button from a tab left
-    open finds it paid, and the customer is told nothing was charged again."""
+    open finds it paid, and the customer is told nothing was charged again; or cancelled
+    unpaid, and the customer is told nothing is owed."""
     paid = "already" if order.payment_status in PAID_STATUSES else None  # None: left out
+    if order.status == "CANCELLED" and order.payment_status == "pending":
+        paid = "cancelled"
     return redirect(url_for("invoice.page", token=order.invoice_token, paid=paid), 303)
 
 
