@@ -277,3 +277,28 @@ def test_printing_the_page_from_the_browser_gives_a_readable_invoice(gunicorn, b
     info = subprocess.run(["pdfinfo", "-"], input=printed, capture_output=True).stdout.decode()
     pages = int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages")))
     assert pages <= 3, pages
+
+
+def test_a_product_image_that_fails_to_load_is_an_empty_tile(
+    gunicorn, phone_page, output_dir, tmp_path
+):
+    """A catalog's dead image link showed the browser's broken-image icon (customer probe):
+    now the tile is the plain placeholder colour, pixel for pixel."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    body = order_body([("Dead link", 1, "100")])
+    body["order"]["items"][0]["image"] = "https://127.0.0.1:9/gone.png"  # nothing listens
+    path = place_on(server, body)
+    assert phone_page.goto(server.url + path).status == 200
+    image = phone_page.locator(".items img")
+    phone_page.wait_for_function("document.querySelector('.items img').complete")
+    assert phone_page.evaluate("document.querySelector('.items img').naturalWidth") == 0
+    shot = image.screenshot(path=output_dir / "invoice-dead-image.png")
+    pixels = Image.open(BytesIO(shot)).convert("RGB")
+    width, height = pixels.size
+    # The middle (the corners are rounded into the row's white): one colour, the tile's.
+    middle = pixels.crop((width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+    assert {colour for _, colour in middle.getcolors(maxcolors=4096)} == {(0xEE, 0xF0, 0xF2)}
