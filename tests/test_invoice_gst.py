@@ -153,6 +153,45 @@ def test_inter_state_order_uses_igst(make_app):
     assert "₹136.98" in html and "₹761.02" in html  # goods IGST, taxable
 
 
+@pytest.mark.parametrize(
+    ("state", "zip_code", "supplied_in"),
+    [
+        ("", "400001", "Maharashtra (27)"),  # no state: its PIN code's
+        ("Bombay", "400 001", "Maharashtra (27)"),  # a city for a state: the PIN's
+        ("Maharastra", "", "Maharashtra (27)"),  # a typo: the state it nearly spells
+        ("Tamilnadu", None, "Tamil Nadu (33)"),
+        ("KA", "400001", "Karnataka (29)"),  # a state it names wins over the PIN code
+        ("", "160055", "Karnataka (29)"),  # 160: Chandigarh or Mohali (Punjab): the seller's
+        ("Pradesh", "", "Karnataka (29)"),  # Andhra, Madhya ...? the seller's
+    ],
+)
+def test_the_place_of_supply_of_an_address_without_a_recognisable_state(
+    make_app, state, zip_code, supplied_in
+):
+    """An address whose state was missing or misspelt was taxed as the seller's own state
+    (CGST + SGST), right only by chance (customer probe). Its PIN code, or the state its text
+    nearly spells, now tells; only when neither does is the seller's state assumed."""
+    client = make_app(**GST_SETTINGS).test_client()
+    body = order_body(state=state)
+    body["order"]["address"]["zip"] = zip_code
+    html = client.get(place_invoice(client, body)).get_data(as_text=True)
+    assert f"Place of supply</dt><dd>{supplied_in}" in html
+    assert ("IGST 18%" in html) == (supplied_in != "Karnataka (29)")
+
+
+def test_the_pin_table_gives_each_prefix_one_known_state():
+    seen: dict[int, str] = {}
+    for first, last, code in gst._PIN_RANGES:
+        assert code in gst.STATES and first <= last
+        for prefix in range(first, last + 1):
+            assert prefix not in seen, prefix  # ranges never overlap
+            seen[prefix] = code
+    assert gst.state_of_pin("560 102").name == "Karnataka"
+    assert gst.state_of_pin("56010") is None and gst.state_of_pin("0560102") is None
+    # The seller's own state setting is read exactly: a typo there is refused, not guessed.
+    assert gst.find_state("Karnatka") is None
+
+
 def test_invoice_numbers_are_sequential_and_assigned_once(make_app):
     app = make_app(**GST_SETTINGS)
     client = app.test_client()

@@ -5,6 +5,7 @@ Plain functions over Decimal, no Flask and no database, so config validation can
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -82,6 +83,67 @@ def find_state(text: str | None) -> State | None:
     if not text:
         return None
     return _LOOKUP.get(_key(text))
+
+
+def delivery_state(state: str | None, pin: str | None) -> State | None:
+    """The state of a delivery address in India: the one it names (as :func:`find_state` reads
+    it); else the one its PIN code's first three digits belong to; else the state whose name
+    its text nearly spells (a typo: "Karnatka", "Tamilnadu"); else None."""
+    return find_state(state) or state_of_pin(pin) or _nearly_spelt(state)
+
+
+def state_of_pin(pin: str | None) -> State | None:
+    """The state of a six-digit Indian PIN code, where its first three digits belong to one
+    state only (India Post's ranges); None otherwise."""
+    digits = "".join((pin or "").split())
+    if not re.fullmatch(r"[1-9][0-9]{5}", digits):
+        return None
+    code = _PIN_STATES.get(int(digits[:3]))
+    return STATES[code] if code else None
+
+
+# India Post's PIN ranges by their first three digits. A prefix two states or territories share
+# (160 Chandigarh and Mohali, 244/246/247/262 Uttar Pradesh and Uttarakhand, 362/396 Gujarat and
+# Dadra and Nagar Haveli and Daman and Diu, 605/609 Tamil Nadu and Puducherry, 673 Kerala and
+# Mahe, 682 Kerala and Lakshadweep) is left out: the state is then not guessed from the PIN.
+_PIN_RANGES = [
+    (110, 110, "07"), (121, 136, "06"), (140, 159, "03"), (171, 177, "02"), (180, 193, "01"),
+    (194, 194, "38"), (201, 243, "09"), (245, 245, "09"), (248, 249, "05"), (250, 261, "09"),
+    (263, 263, "05"), (264, 285, "09"), (301, 345, "08"), (360, 361, "24"), (363, 395, "24"),
+    (400, 402, "27"), (403, 403, "30"), (404, 445, "27"), (450, 488, "23"), (490, 497, "22"),
+    (500, 509, "36"), (515, 535, "37"), (560, 591, "29"), (600, 604, "33"), (606, 608, "33"),
+    (610, 643, "33"), (670, 672, "32"), (674, 681, "32"), (683, 695, "32"), (700, 736, "19"),
+    (737, 737, "11"), (738, 743, "19"), (744, 744, "35"), (751, 770, "21"), (781, 788, "18"),
+    (790, 792, "12"), (793, 794, "17"), (795, 795, "14"), (796, 796, "15"), (797, 798, "13"),
+    (799, 799, "16"), (800, 812, "10"), (813, 816, "20"), (821, 821, "10"), (822, 822, "20"),
+    (823, 824, "10"), (825, 835, "20"), (841, 855, "10"),
+]  # fmt: skip
+_PIN_STATES = {
+    prefix: code for first, last, code in _PIN_RANGES for prefix in range(first, last + 1)
+}
+
+
+def _nearly_spelt(text: str | None) -> State | None:
+    """The state whose name ``text`` is a near spelling of, when no other state's name is
+    nearly as near ("Madya Pradesh" is Madhya's; Andhra Pradesh is a letter further off)."""
+    key = _key(text or "")
+    if len(key) < 5:
+        return None  # a short code mistyped is another state's code, not a typo of a name
+    matcher = difflib.SequenceMatcher(b=key)
+    scores = {}
+    for name in _NAMES:
+        matcher.set_seq1(name)
+        state = _LOOKUP[name]
+        scores[state] = max(scores.get(state, 0.0), matcher.ratio())
+    (best, score), *others = sorted(scores.items(), key=lambda pair: -pair[1])
+    runner_up = others[0][1] if others else 0.0
+    return best if score >= _NEAR and score - runner_up >= _CLEARLY_NEARER else None
+
+
+_NEAR, _CLEARLY_NEARER = 0.8, 0.05
+
+
+_NAMES = [key for key in _LOOKUP if len(key) >= 5 and not key.isdigit()]
 
 
 def gstin_problem(gstin: str) -> str | None:

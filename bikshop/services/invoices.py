@@ -193,16 +193,17 @@ def _numbered_at(order: Order) -> datetime:
 
 
 def place_of_supply(order: Order, seller: Store) -> gst.State:
-    """Where the goods are delivered: the address's state, outside India, or the seller's.
+    """Where the goods are delivered: the address's state (named, or found by its PIN code or
+    a near spelling: ``gst.delivery_state``), outside India, or the seller's.
 
-    An address without a recognisable state falls back to the seller's state: bikshop
+    An address whose state none of those tell falls back to the seller's state: bikshop
     cannot tell where it is, and the shop owner can correct the invoice by hand.
     """
     address = order.address or {}
     country = (address.get("countryCode") or "").strip().upper()
     if country and country != "IN":
         return gst.OUTSIDE_INDIA
-    return gst.find_state(address.get("state")) or seller.state
+    return gst.delivery_state(address.get("state"), address.get("zip")) or seller.state
 
 
 def breakdown(order: Order, seller: Store) -> gst.TaxBreakdown:
