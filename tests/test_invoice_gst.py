@@ -179,6 +179,31 @@ def test_the_place_of_supply_of_an_address_without_a_recognisable_state(
     assert ("IGST 18%" in html) == (supplied_in != "Karnataka (29)")
 
 
+def test_an_issued_tax_invoice_keeps_its_place_of_supply(make_app):
+    """The place of supply is recorded when the invoice is numbered: an invoice issued before
+    it was (simulated: the record taken out) keeps the rule it was issued under, the state as
+    named, else the seller's; one issued since keeps what was recorded."""
+    from sqlalchemy import select
+
+    from bikshop.models import OrderEvent
+
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    body = order_body(state="")
+    body["order"]["address"]["zip"] = "400001"  # Mumbai
+    path = place_invoice(client, body)
+    assert "Place of supply</dt><dd>Maharashtra (27)" in client.get(path).text
+    with app.app_context():
+        (issued,) = db.session.scalars(
+            select(OrderEvent).where(OrderEvent.kind == "invoice_numbered")
+        ).all()
+        assert issued.data == {"invoiceNumber": 1, "placeOfSupply": "27"}
+        issued.data = {"invoiceNumber": 1}  # as issued before 2026-12-07
+        db.session.commit()
+    page = client.get(path).text
+    assert "Place of supply</dt><dd>Karnataka (29)" in page and "CGST" in page
+
+
 def test_the_pin_table_gives_each_prefix_one_known_state():
     seen: dict[int, str] = {}
     for first, last, code in gst._PIN_RANGES:

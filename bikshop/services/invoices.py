@@ -124,12 +124,13 @@ def invoice_for(order: Order) -> Invoice:
     """The invoice of ``order``; with a GSTIN, a tax invoice (numbered on first issue)."""
     seller = store()
     tax = None
-    if seller.gstin and issue_invoice_number(order):
+    if seller.gstin and issue_invoice_number(order, seller):
+        issued_at, supply = _as_issued(order, seller)
         tax = TaxInvoice(
             number=invoice_label(order.invoice_number),
-            date=_numbered_at(order),
-            place_of_supply=place_of_supply(order, seller),
-            breakdown=breakdown(order, seller),
+            date=issued_at,
+            place_of_supply=supply,
+            breakdown=breakdown(order, seller, supply),
         )
     return Invoice(order=order, store=seller, status=badge(order), tax=tax)
 
@@ -149,8 +150,9 @@ def invoice_number_of(label: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def issue_invoice_number(order: Order) -> bool:
-    """Give ``order`` the next tax invoice number once; True when it has one.
+def issue_invoice_number(order: Order, seller: Store) -> bool:
+    """Give ``order`` the next tax invoice number once; True when it has one. The place of
+    supply is recorded with it: an issued invoice keeps it, whatever later rules would say.
 
     A cancelled order that was never issued an invoice gets none. The counter step and the
     conditional UPDATE share one transaction: a racing request that finds the number already
@@ -173,7 +175,7 @@ def issue_invoice_number(order: Order) -> bool:
             NUMBERED,
             "system",
             f"Tax invoice {invoice_label(number)} issued",
-            {"invoiceNumber": number},
+            {"invoiceNumber": number, "placeOfSupply": place_of_supply(order, seller).code},
         )
         db.session.commit()
     else:
@@ -182,19 +184,29 @@ def issue_invoice_number(order: Order) -> bool:
     return order.invoice_number is not None
 
 
-def _numbered_at(order: Order) -> datetime:
-    issued = db.session.scalars(
-        select(OrderEvent.created_at)
+def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State]:
+    """When ``order``'s tax invoice was issued, and its place of supply as recorded then. An
+    invoice issued before the place was recorded (2026-12-07) keeps the rule it was issued
+    under: the address's state as named, else the seller's."""
+    issued = db.session.execute(
+        select(OrderEvent.created_at, OrderEvent.data)
         .where(OrderEvent.order_id == order.id, OrderEvent.kind == NUMBERED)
         .order_by(OrderEvent.id)
         .limit(1)
     ).first()
-    return issued or order.created_at
+    issued_at, data = issued if issued is not None else (order.created_at, None)
+    code = (data or {}).get("placeOfSupply")
+    if code == gst.OUTSIDE_INDIA.code:
+        return issued_at, gst.OUTSIDE_INDIA
+    if code in gst.STATES:
+        return issued_at, gst.STATES[code]
+    return issued_at, place_of_supply(order, seller, named_only=True)
 
 
-def place_of_supply(order: Order, seller: Store) -> gst.State:
+def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) -> gst.State:
     """Where the goods are delivered: the address's state (named, or found by its PIN code or
-    a near spelling: ``gst.delivery_state``), outside India, or the seller's.
+    a near spelling: ``gst.delivery_state``; ``named_only``, as named, the rule before
+    2026-12-07), outside India, or the seller's.
 
     An address whose state none of those tell falls back to the seller's state: bikshop
     cannot tell where it is, and the shop owner can correct the invoice by hand.
@@ -203,12 +215,15 @@ def place_of_supply(order: Order, seller: Store) -> gst.State:
     country = (address.get("countryCode") or "").strip().upper()
     if country and country != "IN":
         return gst.OUTSIDE_INDIA
+    if named_only:
+        return gst.find_state(address.get("state")) or seller.state
     return gst.delivery_state(address.get("state"), address.get("zip")) or seller.state
 
 
-def breakdown(order: Order, seller: Store) -> gst.TaxBreakdown:
-    """The order's GST, line by line, out of Bik's tax-inclusive prices."""
-    intra_state = place_of_supply(order, seller) == seller.state
+def breakdown(order: Order, seller: Store, supply: gst.State) -> gst.TaxBreakdown:
+    """The order's GST, line by line, out of Bik's tax-inclusive prices, for goods supplied
+    in ``supply``."""
+    intra_state = supply == seller.state
     goods = [(item.name, item.hsn_code or seller.hsn_code, item.line_total) for item in order.items]
     return gst.tax_breakdown(
         goods,
