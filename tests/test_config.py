@@ -161,19 +161,24 @@ def test_gunicorn_without_a_secret_key_exits_at_once_with_one_line(tmp_path):
     assert "Traceback" not in output
 
 
-def test_a_flask_command_without_a_secret_key_says_so_in_one_line(tmp_path):
-    """``flask --app bikshop <command>`` in a shell without the settings: the setting, not a
-    traceback."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
-    env |= {"BIKSHOP_BIK_AUTH": "none", "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "bikshop", "list-admins"],
-        cwd=tmp_path,
+def run_flask(cwd, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """``flask --app bikshop <args>`` in a new process, as a shell runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "bikshop", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_a_flask_command_without_a_secret_key_says_so_in_one_line(tmp_path):
+    """``flask --app bikshop <command>`` in a shell without the settings: the setting, not a
+    traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    env |= {"BIKSHOP_BIK_AUTH": "none", "BIKSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    result = run_flask(tmp_path, env, "list-admins")
     assert result.returncode == 3  # as gunicorn's: systemd does not restart-loop on it
     assert result.stderr.strip().splitlines() == [
         "Error: BIKSHOP_SECRET_KEY is not set: production needs a long random value "
@@ -589,14 +594,7 @@ def test_flask_help_without_settings_says_what_is_missing_in_one_line(tmp_path):
     """``flask --app bikshop --help`` in a shell without the settings printed a 20-line
     traceback above the help; now the missing setting, and the commands that work anyway."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "bikshop", "--help"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_flask(tmp_path, env, "--help")
     assert result.returncode == 0
     assert "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("Error: BIKSHOP_SECRET_KEY is not set"), result.stderr
@@ -617,14 +615,7 @@ def test_check_config_names_settings_only_gunicorn_reads(tmp_path):
         "BIKSHOP_TIMEOUT": "5",
         "BIKSHOP_FORWARDED_ALLOW_IPS": "not an ip",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "bikshop", "check-config", "--offline"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_flask(ROOT, env, "check-config", "--offline")
     assert result.returncode == 1
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
     gunicorn_read = ("BIND", "WORKERS", "TIMEOUT", "FORWARDED_ALLOW_IPS")
