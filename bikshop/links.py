@@ -27,11 +27,22 @@ def public_base() -> str:
         scheme = "https" if current.scheme == "https" else "http"
         # The path a proxy serves the app under (X-Forwarded-Prefix, with
         # BIKSHOP_PROXY_FIX_X_PREFIX), as url_for adds it to the page's own links.
-        prefix = percent_encoded(current.script_root) if current.script_root else ""
-        return f"{scheme}://{current.host.lower()}{prefix}"
+        return f"{scheme}://{current.host.lower()}{_path_prefix(current.script_root)}"
     from bikshop.config import base_url  # here: bikshop.config imports this module's users
 
     return base_url(None, current_app.config.get("BIND"))
+
+
+def _path_prefix(script_root: str) -> str:
+    """The proxy's path prefix as a path: one not starting with "/" (``@evil.example``,
+    ``.evil.example``) would change the link's host, and "?" or "#" its meaning."""
+    if not script_root.startswith("/"):
+        return ""
+    return quote(script_root, safe=_PATH_SAFE)
+
+
+# RFC 3986's pchar and "/", and "%" for what is already escaped: no "?" or "#".
+_PATH_SAFE = "/:@!$&'()*+,;=%~"
 
 
 def invoice_url(order) -> str:

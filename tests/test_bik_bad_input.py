@@ -629,6 +629,20 @@ LEGAL_ORDERS = [
         {"total": Decimal("0.00"), "shipping_charge": Decimal("0.00")},
     ),
     Legal(
+        # The same from larger amounts, whose doubles stray further: a 100 %-off coupon on
+        # 3 × ₹1,299.30 (3897.8999999999996 - 3897.9 is -4.5e-13, as JavaScript has it).
+        "free_order_a_hair_off_zero_after_large_amounts",
+        {
+            "order.items": one_item(price=1299.3, quantity=3),
+            "order.subTotal": 1299.3 * 3,
+            "order.shippingCharge": 0,
+            "order.discount": 3897.9,
+            "order.total": 1299.3 * 3 - 3897.9,
+        },
+        {"total": 0, "paymentStatus": "paid"},
+        {"total": Decimal("0.00")},
+    ),
+    Legal(
         "email_without_a_dotted_domain",
         {"order.email": "Buyer@Gmail"},
         {"email": "buyer@gmail"},

@@ -212,6 +212,7 @@ def test_the_pin_table_gives_each_prefix_one_known_state():
             assert prefix not in seen, prefix  # ranges never overlap
             seen[prefix] = code
     assert gst.state_of_pin("560 102").name == "Karnataka"
+    assert gst.state_of_pin("533464") is None  # Yanam (Puducherry) among Andhra Pradesh's 533
     assert gst.state_of_pin("56010") is None and gst.state_of_pin("0560102") is None
     # The seller's own state setting is read exactly: a typo there is refused, not guessed.
     assert gst.find_state("Karnatka") is None

@@ -63,6 +63,23 @@ def test_a_pay_button_left_open_on_an_order_cancelled_since_says_nothing_is_owed
         assert "was cancelled" not in client.get(other + "?paid=cancelled").text
 
 
+def test_a_cancelled_order_whose_money_razorpay_holds_is_not_said_to_owe_nothing(make_app):
+    """₹500 paid on the ₹947 link settled nothing, then the order was cancelled: a stale Pay
+    tap must not read "nothing was charged" (review probe); the page says the shop will
+    refund what it received."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, amount_paid=50000, deliver=False)
+        outcome = post_webhook(client, *fake.paid_event(link_id)).get_json()["outcome"]
+        assert outcome.startswith("mismatch")
+        _cancel(app, order_id)
+        again = client.post(invoice + "/pay")
+        page = client.get(again.headers["Location"]).text
+        assert "nothing was charged" not in page
+        assert "We also received ₹500.00 from you through a payment link" in page
+        assert "the shop will refund it to you" in page
+
+
 def test_razorpay_down_while_cancelling_keeps_the_cancel_and_says_the_link_is_open(make_app):
     with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
         fake.stop()

@@ -120,6 +120,15 @@ def test_a_proxys_path_prefix_is_in_the_invoice_url(make_app):
     page = client.get(f"/invoice/{token}", headers=headers)
     assert page.status_code == 200
     assert f'href="/shop/invoice/{token}.pdf"' in page.text
+    # A prefix that is not a path would change the link's host, or its meaning (review probe).
+    for prefix, starts in (
+        ("@evil.example", "https://shop.example.com/invoice/"),
+        (".evil.example", "https://shop.example.com/invoice/"),
+        ("/shop?x=", "https://shop.example.com/shop%3Fx=/invoice/"),
+        ("/shop#x", "https://shop.example.com/shop%23x/invoice/"),
+    ):
+        url = place(client, headers=headers | {"X-Forwarded-Prefix": prefix}).json["order"]
+        assert url["invoiceUrl"].startswith(starts), (prefix, url["invoiceUrl"])
 
 
 def test_only_trusted_hosts_are_served(make_app):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, request
+from flask import Blueprint, Flask, abort, current_app, request
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -65,11 +65,20 @@ def _refuse_forms_from_other_sites():
     if site is not None:
         foreign = site not in ("same-origin", "none")
     else:
-        # The host alone: behind a proxy not set to pass on https, the app sees http.
-        foreign = origin is not None and urlsplit(origin).netloc.lower() != request.host.lower()
+        # The host name alone: behind a proxy the app may see http, or no port.
+        foreign = origin is not None and urlsplit(origin).hostname not in _own_host_names()
     if foreign:
         abort(403, description="This form was sent from another site, so nothing was changed.")
     return None
+
+
+def _own_host_names() -> set[str | None]:
+    """The names this server is reached by: the request's host, and BIKSHOP_PUBLIC_URL's."""
+    names = {urlsplit(f"//{request.host}").hostname}
+    public_url = current_app.config["PUBLIC_URL"]
+    if public_url:
+        names.add(urlsplit(public_url).hostname)
+    return names - {None}
 
 
 @bp.before_request

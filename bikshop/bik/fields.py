@@ -192,12 +192,13 @@ class Money(NullMeansAbsent, fields.Number):
             raise ValidationError("Must be a finite number.")
         # A hair below zero (3.3 - 1.1 - 2.2 is -4.4e-16 in doubles) is 0, as any other float
         # noise is its paisa; copy_abs, as abs() would overflow on 1e1000000.
-        if amount < 0 and amount.copy_abs() > _float_noise(_ZERO):
+        if amount < 0 and amount.copy_abs() > _NOISE_NEAR_ZERO:
             raise ValidationError(f"Must not be negative (got {value}).")
         if amount > MAX_MONEY:
             raise ValidationError(f"Must be at most {MAX_MONEY} (got {value}).")
         paise = amount.quantize(_PAISA)
-        if amount != paise and abs(amount - paise) > _float_noise(paise):
+        noise = _float_noise(paise) if paise else _NOISE_NEAR_ZERO
+        if amount != paise and abs(amount - paise) > noise:
             raise ValidationError(f"Must have at most two decimal places (got {value}).")
         return paise + 0  # + 0 turns -0.00 into 0.00
 
@@ -213,6 +214,11 @@ def _float_noise(amount: Decimal) -> Decimal:
     """How far binary floating point arithmetic can stray from ``amount`` in a few operations:
     64 units in the last place of a double of that size (at least that of 1.0)."""
     return Decimal(64 * math.ulp(max(float(amount), 1.0)))
+
+
+# An amount near zero is a difference (a total after a discount as large as the basket): its
+# noise is that of the amounts it was taken from, at most the largest one stored (1.2e-4).
+_NOISE_NEAR_ZERO = _float_noise(MAX_MONEY)
 
 
 class Quantity(fields.Integer):

@@ -210,8 +210,11 @@ def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
         order=order,
         can_pay=can_pay_online(order),
         in_review=not for_pdf and payment_in_review(order),
-        # Money received beyond a settled order (paid twice, or after cash): held to refund.
-        extra=[] if for_pdf or order.payment_status == "pending" else unsettled_links(order),
+        # Money received beyond a settled order (paid twice, or after cash), or for one
+        # cancelled: held to refund. (A pending order's is "in review" instead.)
+        extra=[]
+        if for_pdf or (order.payment_status == "pending" and order.status != "CANCELLED")
+        else unsettled_links(order),
         # Asked of Razorpay, not yet confirmed: the customer is told it is on its way.
         refund_on_its_way=pending_refunds(order) if order.amount_refunded < order.total else 0,
         labels=STATUS_LABELS,

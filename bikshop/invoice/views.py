@@ -15,6 +15,7 @@ from bikshop.invoice.rendering import (
     stylesheet_url,
 )
 from bikshop.models.orders import PAID_STATUSES
+from bikshop.services.payments import unsettled_links
 
 
 # strict_slashes=False: a link a chat app or a person passes on with a "/" added still opens.
@@ -37,6 +38,7 @@ def page(token: str):
         request.args.get("paid") == "cancelled"
         and order.status == "CANCELLED"
         and order.payment_status == "pending"
+        and not unsettled_links(order)  # money Razorpay holds: "nothing was charged" is false
     ):
         return invoice_page(order, notice=PAYMENT_NOTICES["already_cancelled"])
     return invoice_page(order)
