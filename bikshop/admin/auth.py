@@ -6,6 +6,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from bikshop.admin import bp
 from bikshop.admin.forms import LoginForm, LogoutForm, csrf_failed
@@ -124,7 +125,12 @@ def login():
         else:
             message = "This form expired or did not come from this page. Please sign in again."
         return render_template("admin/login.html", form=form, error=message), status
-    attempt = admins.sign_in(form.email.data, form.password.data, request.remote_addr or "")
+    attempt = admins.sign_in(
+        form.email.data,
+        form.password.data,
+        request.remote_addr or "",
+        known_accounts=_known_accounts(),
+    )
     if attempt.locked_minutes:
         minutes = attempt.locked_minutes
         message = (
@@ -136,7 +142,47 @@ def login():
         return render_template("admin/login.html", form=form, error="Wrong email or password."), 401
     session.clear()  # a fresh session (and CSRF secret) for the signed-in admin
     login_user(attempt.admin)
-    return redirect(page_after_sign_in(form.next.data), 303)
+    response = redirect(page_after_sign_in(form.next.data), 303)
+    _remember_device(response, attempt.admin.email)
+    return response
+
+
+# A browser an account has signed in on keeps a signed list of those accounts for a year: when
+# guesses from many addresses have locked an account for everyone (admins.ACCOUNT_CEILING), the
+# owner's own browsers still get in (OWASP's "device cookie"). It opens nothing by itself.
+DEVICE_COOKIE = "bikshop_device"
+_DEVICE_DAYS = 365
+_DEVICE_ACCOUNTS = 5  # the most recent accounts a browser keeps
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="bikshop-known-device")
+
+
+def _known_accounts() -> list[str]:
+    """The accounts this browser has signed in on (its device cookie, checked), or none."""
+    value = request.cookies.get(DEVICE_COOKIE)
+    if not value:
+        return []
+    try:
+        accounts = _device_serializer().loads(value, max_age=_DEVICE_DAYS * 86400)
+    except BadData:
+        return []
+    return [a for a in accounts if isinstance(a, str)] if isinstance(accounts, list) else []
+
+
+def _remember_device(response, email: str) -> None:
+    accounts = [email, *(a for a in _known_accounts() if a != email)][:_DEVICE_ACCOUNTS]
+    config = current_app.config
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _device_serializer().dumps(accounts),
+        max_age=_DEVICE_DAYS * 86400,
+        path=url_for("admin.login"),
+        secure=config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 @bp.get("/logout")

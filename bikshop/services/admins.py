@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -183,8 +184,11 @@ def load_session_admin(session_key: str) -> AdminUser | None:
     return admin
 
 
-def sign_in(email: str, password: str, address: str) -> SignIn:
+def sign_in(
+    email: str, password: str, address: str, *, known_accounts: Collection[str] = ()
+) -> SignIn:
     """Check a password, refusing while the account or the address has too many recent failures.
+    ``known_accounts``: those the browser asking has signed in on before (its device cookie).
 
     The lock is checked before the password, so a locked account reveals nothing about it.
     """
@@ -192,7 +196,7 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
     key = (email or "").strip().lower()[:320]
     address = client_address(address)[:64]
     since = _lock_window_start()
-    if _is_locked(key, address, since):
+    if _is_locked(key, address, since, known_device=key in known_accounts):
         log.warning(
             "dashboard sign-in refused: too many recent failures",
             extra={"account": key if find_admin(key) else None, "address": address},
@@ -215,7 +219,11 @@ def sign_in(email: str, password: str, address: str) -> SignIn:
             extra={"account": admin.email if admin else None, "address": address},
         )
         return SignIn(None)
-    db.session.execute(delete(LoginFailure).where(LoginFailure.email == key))
+    # This address's failures for the account are forgiven; others' stand: the owner signing
+    # in must not hand a stranger guessing elsewhere a fresh allowance.
+    db.session.execute(
+        delete(LoginFailure).where(LoginFailure.email == key, LoginFailure.address == address)
+    )
     admin.last_login_at = utcnow()
     start_session(admin)
     log.info("dashboard sign-in", extra={"account": admin.email, "address": address})
@@ -228,7 +236,7 @@ def _dummy_hash() -> str:
     return generate_password_hash("not-a-password-anyone-has")
 
 
-def _is_locked(email: str, address: str, since) -> bool:
+def _is_locked(email: str, address: str, since, *, known_device: bool = False) -> bool:
     """Too many recent failures from this address, or for this account from an address that
     took part in them. An account locked by guesses from elsewhere still lets an address that
     has not failed for it try: a stranger who knows the owner's email cannot keep the owner
@@ -237,8 +245,10 @@ def _is_locked(email: str, address: str, since) -> bool:
 
     Past ``ACCOUNT_CEILING`` times the account's allowance, from however many addresses (a
     botnet's, each with its one guess), the account is locked for every address until the
-    window passes: guessing is bounded per account, not only per address. Sessions already
-    signed in go on, and ``flask --app bikshop set-admin-password`` lifts the lock."""
+    window passes: guessing is bounded per account, not only per address. A ``known_device``
+    (a browser the account signed in on before: admin/auth.py) is not held by that lock, so
+    strangers failing cannot keep the owner out; sessions already signed in go on, and
+    ``flask --app bikshop set-admin-password`` lifts the lock."""
     config = current_app.config
     recent = LoginFailure.created_at >= since
     by_account, by_address, from_here = db.session.execute(
@@ -252,7 +262,7 @@ def _is_locked(email: str, address: str, since) -> bool:
     return (
         by_address >= config["ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS"]
         or (by_account >= allowance and from_here > 0)
-        or by_account >= allowance * ACCOUNT_CEILING
+        or (by_account >= allowance * ACCOUNT_CEILING and not known_device)
     )
 
 
