@@ -226,6 +226,8 @@ def test_a_lost_ask_that_razorpay_now_refuses_frees_the_amount(paid):
 
 def test_razorpay_unreachable_fails_the_refund_at_once_since_nothing_was_sent(paid):
     app, client, fake, order_id = paid
+    with app.app_context():
+        version = db.session.scalars(select(Order)).one().version
     fake.stop()
     try:
         with app.app_context(), pytest.raises(ApiError) as down:
@@ -235,6 +237,10 @@ def test_razorpay_unreachable_fails_the_refund_at_once_since_nothing_was_sent(pa
     assert (down.value.code, down.value.error_code) == (503, "payment_gateway_unavailable")
     assert "nothing was changed" in down.value.description
     assert refunds(app) == [("failed", Decimal("100.00"))]
+    with app.app_context():
+        # Two new versions: the refund held (the invoice says it is on its way), then let go
+        # (a page drawn while Razorpay was asked must not be served as current).
+        assert db.session.scalars(select(Order)).one().version == version + 2
 
 
 def test_a_rate_limited_refund_is_a_retry_and_frees_its_amount(paid):
