@@ -197,8 +197,9 @@ class Money(NullMeansAbsent, fields.Number):
         if amount > MAX_MONEY:
             raise ValidationError(f"Must be at most {MAX_MONEY} (got {value}).")
         paise = amount.quantize(_PAISA)
-        noise = _float_noise(paise) if paise else _NOISE_NEAR_ZERO
-        if amount != paise and abs(amount - paise) > noise:
+        if amount != paise and abs(amount - paise) > (
+            _float_noise(paise) if paise else _NOISE_NEAR_ZERO
+        ):
             raise ValidationError(f"Must have at most two decimal places (got {value}).")
         return paise + 0  # + 0 turns -0.00 into 0.00
 
