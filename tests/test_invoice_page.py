@@ -80,8 +80,9 @@ def test_status_badge_follows_the_order(client, app):
     assert 'class="badge cancelled">Cancelled<' in client.get(path).get_data(as_text=True)
 
 
-def test_a_paid_invoice_says_when_it_was_paid_on_page_and_pdf(client, app):
-    """A receipt names the day of payment (customer probe); a pending order has none."""
+def test_a_paid_invoice_says_when_and_how_it_was_paid_on_page_and_pdf(client, app):
+    """A receipt names the day of payment and how it was paid (customer probe); a pending
+    order has none."""
     from bikshop.invoice.formatting import local_datetime
     from bikshop.services.payments import mark_paid_offline
 
@@ -90,7 +91,8 @@ def test_a_paid_invoice_says_when_it_was_paid_on_page_and_pdf(client, app):
     with app.app_context():
         order = find_by_invoice_token(path.rsplit("/", 1)[1])
         mark_paid_offline(order, actor="test")
-        paid = f"Paid {local_datetime(order.paid_at)}"  # in the store's zone, as Placed is
+        # In the store's zone, as Placed is; by cash, the dashboard's "Cash received".
+        paid = f"Paid {local_datetime(order.paid_at)} by cash"
     assert f'<p class="muted">{paid}</p>' in client.get(path).text
     assert paid in " ".join(pdf_text(client.get(path + ".pdf").data).split())
 

@@ -25,6 +25,7 @@ from tests.fake_razorpay import (
     razorpay_settings,
     sign,
 )
+from tests.invoice_support import pdf_text
 
 
 @pytest.fixture
@@ -463,6 +464,20 @@ def test_reconcile_payments_keeps_the_sdks_connection_messages_out_of_stdout(sho
     assert result.exit_code == 1
     assert "Connection failed" not in result.output
     assert result.stdout.splitlines() == ["checked 1 link(s), 1 failed"]
+
+
+def test_the_paid_invoice_names_the_method_and_razorpays_reference(shop):
+    """The customer's receipt says how it was paid and the payment's id at Razorpay, which the
+    shop and the customer's bank both know it by (customer probe)."""
+    app, client, fake = shop
+    order_id, invoice = place_order(client)
+    start_payment(client, invoice)
+    pay_only_link(client, fake)
+    payment_id = fake.links[fake.only_link()["id"]]["payments"][-1]["payment_id"]
+    page = client.get(invoice).get_data(as_text=True)
+    assert f" by UPI · Razorpay payment {payment_id}</p>" in page
+    pdf = client.get(invoice + ".pdf").data
+    assert f"by UPI · Razorpay payment {payment_id}" in " ".join(pdf_text(pdf).split())
 
 
 def test_a_pay_button_left_open_on_a_paid_order_says_nothing_more_was_charged(shop):

@@ -732,6 +732,22 @@ def mark_paid(
     return changed
 
 
+def payment_of(order: Order) -> Payment | None:
+    """The payment that paid ``order`` (``mark_paid`` records one), for its receipt; None for
+    an order placed paid (paid elsewhere before Bik called) or not paid."""
+    return db.session.scalars(
+        select(Payment).where(Payment.order_id == order.id).order_by(Payment.id.desc()).limit(1)
+    ).first()
+
+
+# How a customer reads Razorpay's payment methods (and the dashboard's "cash").
+METHOD_WORDS = {
+    "upi": "UPI", "card": "card", "netbanking": "netbanking", "wallet": "wallet", "emi": "EMI",
+    "cardless_emi": "EMI", "paylater": "pay later", "bank_transfer": "bank transfer",
+    "cash": "cash",
+}  # fmt: skip
+
+
 def mark_paid_offline(order: Order, *, actor: str, method: str = "cash") -> bool:
     """The owner received the money outside Razorpay (cash on delivery); commits.
 
