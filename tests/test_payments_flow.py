@@ -478,6 +478,13 @@ def test_the_paid_invoice_names_the_method_and_razorpays_reference(shop):
     assert f" by UPI · Razorpay payment {payment_id}</p>" in page
     pdf = client.get(invoice + ".pdf").data
     assert f"by UPI · Razorpay payment {payment_id}" in " ".join(pdf_text(pdf).split())
+    # The dashboard's order page words the method by the same rule.
+    from tests.admin_support import add_admin, sign_in
+
+    add_admin(app)
+    owner = app.test_client()
+    sign_in(owner)
+    assert "Paid ₹947.00 by UPI · " in owner.get(f"/admin/orders/{order_id}").text
 
 
 def test_a_pay_button_left_open_on_a_paid_order_says_nothing_more_was_charged(shop):

@@ -16,6 +16,7 @@ from flask import current_app
 from bikshop import addresses
 from bikshop.invoice import bp
 from bikshop.money import format_plain
+from bikshop.services.payments import METHOD_WORDS
 
 
 @bp.app_template_filter("money")
@@ -38,6 +39,12 @@ def _money(amount: Decimal, currency: str, locale: str) -> str:
 
 
 _LETTER_AGAINST_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+@bp.app_template_filter("payment_method")
+def payment_method(method: str) -> str:
+    """Razorpay's name for a payment method as a customer reads it: upi -> UPI."""
+    return METHOD_WORDS.get(method, method)
 
 
 @bp.app_template_filter("local_datetime")

@@ -17,7 +17,6 @@ from bikshop.extensions import db
 from bikshop.models.orders import PAID_STATUSES
 from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
 from bikshop.services.payments import (
-    METHOD_WORDS,
     can_pay_online,
     payment_confirming,
     payment_in_review,
@@ -220,7 +219,6 @@ def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
         else unsettled_links(order),
         # How it was paid, for the receipt line (method, Razorpay's reference).
         payment=payment_of(order) if order.payment_status in PAID_STATUSES else None,
-        method_words=METHOD_WORDS,
         # Asked of Razorpay, not yet confirmed: the customer is told it is on its way.
         refund_on_its_way=pending_refunds(order) if order.amount_refunded < order.total else 0,
         labels=STATUS_LABELS,
