@@ -9,6 +9,8 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from bikshop.services.invoices import store
+
 log = logging.getLogger(__name__)
 
 _TITLES = {
@@ -40,7 +42,7 @@ def error_page(error: HTTPException):
     # Not url_for: an untrusted Host leaves the request without a URL adapter.
     dashboard_url = request.script_root + "/admin/" if request.path.startswith("/admin") else None
     # A customer whose invoice link failed (mistyped, cut short) is told whom to ask.
-    shop = _shop() if request.path.startswith("/invoice/") else None
+    shop = store() if request.path.startswith("/invoice/") else None
     _signed_in_or_anonymous()
     response = render_template(
         "error.html",
@@ -52,16 +54,6 @@ def error_page(error: HTTPException):
     )
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     return response, status, headers
-
-
-def _shop() -> dict:
-    """The shop's name and support contact, from its settings (no database)."""
-    config = current_app.config
-    return {
-        "name": config["STORE_NAME"],
-        "phone": config["STORE_SUPPORT_PHONE"],
-        "email": config["STORE_SUPPORT_EMAIL"],
-    }
 
 
 def _signed_in_or_anonymous() -> None:

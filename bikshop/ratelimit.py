@@ -1,12 +1,12 @@
 """Rate limits on the doors people can abuse: admin sign-in, invoice lookups and the Pay button.
 
 Limits are attached by URL rule when the app is built, so each blueprint's views stay as their
-authors wrote them. Counts are per client address (``request.remote_addr``, an IPv6 one by its /64:
-``security.client_address``; set ``BIKSHOP_PROXY_FIX_X_FOR`` behind nginx, or every client
-shares nginx's address). Storage is
-Redis when ``BIKSHOP_REDIS_URL`` is set, so all workers and instances share one count; without
-it each gunicorn worker counts on its own. The Bik endpoints and the Razorpay webhook carry no
-limit unless the operator sets one: refusing Bik or Razorpay loses orders and payments.
+authors wrote them. Counts are per client address (``request.remote_addr``, an IPv6 one by
+its /64: ``security.client_address``; set ``BIKSHOP_PROXY_FIX_X_FOR`` behind nginx, or every
+client shares nginx's address). Storage is Redis when ``BIKSHOP_REDIS_URL`` is set, so all
+workers and instances share one count; without it each gunicorn worker counts on its own.
+The Bik endpoints and the Razorpay webhook carry no limit unless the operator sets one:
+refusing Bik or Razorpay loses orders and payments.
 """
 
 from __future__ import annotations

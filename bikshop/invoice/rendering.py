@@ -201,6 +201,7 @@ def _render_pdf(order, fetcher) -> bytes:
 
 
 def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
+    paid = order.payment_status in PAID_STATUSES
     if notice is None and not for_pdf and payment_confirming(order):
         notice = PAYMENT_NOTICES["confirming"]  # like the redirect's page: no Pay button
     invoice = invoice_for(order)
@@ -217,10 +218,14 @@ def _render(order, *, for_pdf: bool, notice: str | None = None) -> str:
         extra=[]
         if for_pdf or (order.payment_status == "pending" and order.status != "CANCELLED")
         else unsettled_links(order),
-        # How it was paid, for the receipt line (method, Razorpay's reference).
-        payment=payment_of(order) if order.payment_status in PAID_STATUSES else None,
-        # Asked of Razorpay, not yet confirmed: the customer is told it is on its way.
-        refund_on_its_way=pending_refunds(order) if order.amount_refunded < order.total else 0,
+        # When and how it was paid, for the receipt line (nothing was paid for a ₹0 order).
+        paid=paid and order.total > 0,
+        payment=payment_of(order) if paid and order.total > 0 else None,
+        # Asked of Razorpay, not yet confirmed: the customer is told it is on its way. Only a
+        # paid order with money left to send back has one: no query for the others.
+        refund_on_its_way=(
+            pending_refunds(order) if paid and order.amount_refunded < order.total else 0
+        ),
         labels=STATUS_LABELS,
         for_pdf=for_pdf,
         notice=notice,
