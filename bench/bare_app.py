@@ -62,10 +62,8 @@ def bik_order(order: dict, *, public_id: str, number: int, draft_id: str, paid: 
     }
 
 
-@app.post("/bik/placeOrder")
-def place_order():
-    """Parse the body and answer the order it describes, as if it had been stored."""
-    body = loads(request.get_data())
+def placed(body: dict):
+    """The answer to a placeOrder of ``body``: the order it describes, numbered next."""
     number = next(_numbers)
     order = bik_order(
         body["order"],
@@ -75,6 +73,12 @@ def place_order():
         paid=not body["paymentPending"],
     )
     return jsonify({"order": order})
+
+
+@app.post("/bik/placeOrder")
+def place_order():
+    """Parse the body and answer the order it describes, as if it had been stored."""
+    return placed(loads(request.get_data()))
 
 
 # getOrder answers Bik's sample order under the asked id: the same shape a stored one has.

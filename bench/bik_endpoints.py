@@ -3,9 +3,12 @@
     python -m bench.bik_endpoints [--duration S] [--backends sqlite,postgresql]
 
 For each backend: getOrder over 1,000 stored orders and placeOrder (a new draft per request),
-on bikshop and on ``bench/bare_app.py``, both under gunicorn with identical settings and driven
-by wrk at 16 connections; then getOrder again once the table holds 1,000,000 orders. Prints
-requests/s, p50, p99, the ratio to the baseline and PASS/FAIL per target, and the CPU each
+on bikshop, on ``bench/bare_app.py`` (the baseline) and on ``bench/floor_app.py`` (the
+baseline plus the one database statement each endpoint needs), all under gunicorn with
+identical settings and driven by wrk at 16 connections; then getOrder again once the table
+holds 1,000,000 orders. Prints requests/s, p50, p99, the ratio to the baseline and PASS/FAIL
+per target, the floor's ratio (the most any storing implementation could reach on this
+machine) and bikshop's share of the floor, and the CPU each
 request cost the server's gunicorn processes (and PostgreSQL), read from ``/proc``: on a
 machine where wrk, servers and database share the cores, those explain the ratios. Needs wrk
 and, for PostgreSQL, the local server on 127.0.0.1:5432 (user postgres, see
@@ -34,6 +37,7 @@ from bench.common import (
     baseline_server,
     bikshop_server,
     count_orders,
+    floor_server,
     get_order_script,
     machine_description,
     place_order_script,
@@ -75,6 +79,7 @@ class Comparison:
     endpoint: str
     bikshop: Result
     baseline: Result
+    floor: Result  # bench/floor_app.py: the baseline plus the one statement the job needs
 
     @property
     def passed(self) -> bool:
@@ -172,21 +177,22 @@ def shape(value):
     return "number" if isinstance(value, int | float) else type(value).__name__
 
 
-def check_same_work(settings: Settings, bikshop: Server, baseline: Server, order_id: str):
-    """Both servers answer both endpoints with 200 and the same BikOrder shape."""
+def check_same_work(settings: Settings, bikshop: Server, others: list[Server], order_id: str):
+    """Every server answers both endpoints with 200 and the same BikOrder shape as bikshop."""
     for path, body in (
         ("/bik/placeOrder", lambda: sample_body_json(f"bench_check_{secrets.token_hex(4)}")),
         ("/bik/getOrder", lambda: f'{{"orderId": "{order_id}"}}'),
     ):
-        answers = [s.post(path, body(), settings.auth_header) for s in (bikshop, baseline)]
-        for server, (status, answer) in zip((bikshop, baseline), answers, strict=True):
+        servers = [bikshop, *others]
+        answers = [s.post(path, body(), settings.auth_header) for s in servers]
+        for server, (status, answer) in zip(servers, answers, strict=True):
             if status != 200:
                 raise RuntimeError(f"{server.name} {path} answered {status}: {answer}")
-        if shape(answers[0][1]) != shape(answers[1][1]):
-            raise RuntimeError(
-                f"the baseline's {path} answer differs in shape from bikshop's:\n"
-                f"  bikshop:  {shape(answers[0][1])}\n  baseline: {shape(answers[1][1])}"
-            )
+            if shape(answer) != shape(answers[0][1]):
+                raise RuntimeError(
+                    f"the {server.name}'s {path} answer differs in shape from bikshop's:\n"
+                    f"  bikshop:  {shape(answers[0][1])}\n  {server.name}: {shape(answer)}"
+                )
 
 
 def run_backend(backend: str, args, workdir: Path) -> tuple[list[Comparison], Growth]:
@@ -198,8 +204,9 @@ def run_backend(backend: str, args, workdir: Path) -> tuple[list[Comparison], Gr
         with (
             bikshop_server(settings, workdir) as bikshop,
             baseline_server(settings, workdir) as baseline,
+            floor_server(settings, workdir) as floor,
         ):
-            check_same_work(settings, bikshop, baseline, small_ids[0])
+            check_same_work(settings, bikshop, [baseline, floor], small_ids[0])
 
             def get_script(ids=small_ids):
                 return lambda: get_order_script(workdir, settings.auth_header, ids)
@@ -211,10 +218,13 @@ def run_backend(backend: str, args, workdir: Path) -> tuple[list[Comparison], Gr
             comparisons = []
             for endpoint, script in (("getOrder", get_script()), ("placeOrder", place_script)):
                 say(f" {endpoint} with {count_orders(url):,} stored orders")
-                runs: dict[str, list[Result]] = {"bikshop": [], "baseline": []}
+                runs: dict[str, list[Result]] = {"bikshop": [], "baseline": [], "floor": []}
                 for _ in range(args.rounds):
                     runs["baseline"].append(
                         measure(baseline, script, args.duration, args.warmup, backend)
+                    )
+                    runs["floor"].append(
+                        measure(floor, script, args.duration, args.warmup, backend)
                     )
                     before = count_orders(url)
                     result = measure(bikshop, script, args.duration, args.warmup, backend)
@@ -227,6 +237,7 @@ def run_backend(backend: str, args, workdir: Path) -> tuple[list[Comparison], Gr
                         endpoint,
                         median_result(runs["bikshop"]),
                         median_result(runs["baseline"]),
+                        median_result(runs["floor"]),
                     )
                 )
             small = comparisons[0].bikshop  # getOrder, measured with SMALL stored orders
@@ -260,12 +271,15 @@ def report(comparisons: list[Comparison], growths: list[Growth]) -> bool:
     say("-" * len(header))
     passed = True
     for c in comparisons:
-        for name, result in (("baseline", c.baseline), ("bikshop", c.bikshop)):
+        servers = [("baseline", c.baseline), ("floor", c.floor), ("bikshop", c.bikshop)]
+        for name, result in servers:
             line = (
                 f"{c.backend:<11}{c.endpoint:<12}{name:<10}{result.rps:9.1f}"
                 f"{result.p50_ms:9.1f}{result.p99_ms:9.1f}"
             )
-            if name == "bikshop":
+            if name == "floor":
+                line += f"{result.rps / c.baseline.rps:8.0%}  {'(no target)':<25}{'':<8}"
+            elif name == "bikshop":
                 verdict = "PASS" if c.passed else "FAIL"
                 if not clean(result):
                     verdict += f" ({result.non_2xx} non-2xx, {result.socket_errors} socket errors)"
@@ -277,6 +291,17 @@ def report(comparisons: list[Comparison], growths: list[Growth]) -> bool:
             else:
                 line += " " * (8 + 2 + 25 + 8)
             say(line + cpu_description(result))
+    say(
+        "\nThe floor (bench/floor_app.py): the baseline plus the one statement the endpoint needs"
+        " (placeOrder: one committed\nINSERT of the raw request; getOrder: one read of the order's"
+        " row by its id). Nothing that stores or reads\nthe order can beat it on this machine: a"
+        " target above the floor's share cannot be met here."
+    )
+    for c in comparisons:
+        say(
+            f"{c.backend:<11}{c.endpoint:<12}floor {c.floor.rps / c.baseline.rps:4.0%} of the "
+            f"baseline; bikshop {c.bikshop.rps / c.floor.rps:4.0%} of the floor"
+        )
     say(f"\ngetOrder p50 as the table grows ({SMALL:,} -> {LARGE:,} stored orders)")
     header = (
         f"{'backend':<11}{f'{SMALL:,} orders':>15}{f'{LARGE:,} orders':>19}{'ratio':>8}"
@@ -314,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         f"         {args.warmup:g} s warm-up then {args.duration:g} s measured per run, "
         f"{args.rounds} round(s); bikshop with bearer auth;\n"
         "         baseline = bench/bare_app.py: the same JSON in and out, without storage, "
-        "auth or validation"
+        "auth or validation;\n"
+        "         floor = bench/floor_app.py: the baseline plus the one statement each needs"
     )
     comparisons: list[Comparison] = []
     growths: list[Growth] = []

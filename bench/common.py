@@ -201,6 +201,13 @@ def baseline_server(settings: Settings, log_dir: Path) -> Server:
     return Server("baseline", "bench.bare_app:app", settings.env(), log_dir)
 
 
+def floor_server(settings: Settings, log_dir: Path) -> Server:
+    from bench.floor_app import create_table
+
+    create_table(settings.database_url)
+    return Server("floor", "bench.floor_app:app", settings.env(), log_dir)
+
+
 def process_cpu_seconds(pids) -> float:
     """User + system CPU seconds of ``pids`` (those that have exited count as 0)."""
     total = 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,13 +55,20 @@ def output_dir() -> Path:
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request, tmp_path_factory):
     """A migrated, empty database per backend for the whole session; dropped at the end."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "bikshop.sqlite3"
-        url = f"sqlite:///{path}"
+    with migrated_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
+        yield url
+
+
+@contextmanager
+def migrated_database(backend: str, folder: Path, prefix: str = "bikshop_test_") -> Iterator[str]:
+    """A migrated, empty database: a SQLite file in ``folder``, or ``<prefix><random>`` on the
+    local PostgreSQL, dropped afterwards. Yields its URL."""
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / 'bikshop.sqlite3'}"
         _migrate(url)
         yield url
         return
-    with scratch_postgresql(PG_ADMIN_URL, "bikshop_test_", _migrate) as url:
+    with scratch_postgresql(PG_ADMIN_URL, prefix, _migrate) as url:
         yield url
 
 
