@@ -193,6 +193,90 @@ def test_an_amount_or_currency_mismatch_leaves_the_order_pending_and_says_so(sho
     assert kinds(app).count("payment_mismatch") == 1
 
 
+def _failed_payment(link):
+    return {
+        "id": "pay_Failed00000001",
+        "entity": "payment",
+        "amount": link["amount"],
+        "currency": link["currency"],
+        "status": "failed",
+        "captured": False,
+        "method": "upi",
+    }
+
+
+def _authorised_only(link):
+    return None, [
+        {
+            "payment_id": "pay_Authorised0001",
+            "status": "authorized",
+            "amount": link["amount"],
+            "method": "upi",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "report, problem",
+    [
+        # The event's payment entity failed (or was only authorised): not captured.
+        (lambda link: (_failed_payment(link), None), "pay_Failed00000001 is failed, not captured"),
+        # No payment entity, and the link lists no captured payment (or none at all).
+        (_authorised_only, "no captured payment"),
+        (lambda link: (None, None), "no captured payment"),
+    ],
+    ids=["failed-payment", "authorised-only", "no-payment"],
+)
+def test_a_paid_report_without_a_captured_payment_leaves_the_order_pending(shop, report, problem):
+    """Razorpay reports a link paid only once a payment is captured (its ``payments`` list
+    holds captured payments only): a signed report that says otherwise pays nothing."""
+    app, client, fake, order_id = shop
+    link = fake.only_link()
+    payment, payments = report(link)
+    paid_link = {**link, "status": "paid", "amount_paid": link["amount"], "payments": payments}
+    entities = {"payment_link": paid_link} | ({"payment": payment} if payment else {})
+    response = post_webhook(client, *fake.event("payment_link.paid", **entities))
+
+    assert response.status_code == 200
+    assert (
+        response.get_json()["outcome"].startswith("mismatch")
+        and problem in response.get_json()["outcome"]
+    )
+    assert payment_status(client, order_id) == "pending" and rows(app, Payment) == []
+    (flag,) = rows(app, OrderEvent, OrderEvent.kind == "payment_mismatch")
+    assert problem in flag.message
+
+
+def test_an_extra_payment_on_a_second_link_is_reported_as_one_to_refund(shop):
+    app, client, fake, order_id = shop
+    first = fake.only_link()["id"]
+    fake.pay(first, deliver=False)
+    assert post_webhook(client, *fake.paid_event(first)).get_json()["outcome"] == "paid"
+    with app.app_context():  # a second link, as one made after the first expired
+        order = db.session.scalars(select(Order)).one()
+        db.session.add(
+            PaymentLink(
+                order_id=order.id,
+                razorpay_id="plink_Second0000001",
+                reference_id="second-link-ref",
+                amount=order.total,
+                currency="INR",
+                status="created",
+                short_url="https://rzp.io/i/second",
+            )
+        )
+        db.session.commit()
+    second = fake.links[first] | {"id": "plink_Second0000001"}
+    payment = fake.payments[second["payments"][-1]["payment_id"]] | {"id": "pay_Second00000001"}
+    second["payments"] = [second["payments"][-1] | {"payment_id": "pay_Second00000001"}]
+    raw, headers = fake.event("payment_link.paid", payment_link=second, payment=payment)
+
+    outcome = post_webhook(client, raw, headers).get_json()["outcome"]
+
+    assert outcome == "extra payment pay_Second00000001: order already paid, refund it"
+    assert kinds(app).count("payment_extra") == 1
+
+
 def test_expired_arriving_after_paid_never_downgrades(shop):
     app, client, fake, order_id = shop
     link = fake.only_link()

@@ -570,7 +570,11 @@ def _move_link(link: PaymentLink, to: str, *, amount_paid: Decimal | None = None
 def _apply_paid(link, order, entity, payment, actor) -> str:
     paid = from_minor_units(entity["amount_paid"], link.currency)
     payment_id, method, raw = _captured_payment(entity, payment)
-    problems = _mismatches(link, order, entity, payment) + _recorded_elsewhere(payment_id, order)
+    problems = (
+        _not_captured(payment_id, payment)
+        + _mismatches(link, order, entity, payment)
+        + _recorded_elsewhere(payment_id, order)
+    )
     moved = _move_link(link, "paid", amount_paid=paid)
     if problems:
         if moved:  # told once, however many doors report the same link
@@ -624,7 +628,21 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
             {"paymentLink": link.razorpay_id, "razorpayPaymentId": payment_id},
         )
         log.warning("extra payment %s on %s for %s", payment_id, link.razorpay_id, order.public_id)
+        return f"extra payment {payment_id}: order already {order.payment_status}, refund it"
     return f"no change: order already {order.payment_status}"
+
+
+def _not_captured(payment_id: str | None, payment: dict | None) -> list[str]:
+    """A link reported paid settles an order only with a captured payment in the report: the
+    event's payment entity captured, or (a fetched link, no entity) a captured entry in its
+    ``payments``, which Razorpay fills only once a payment is captured. A signed report that
+    contradicts itself (a failed or merely authorised payment, none at all) is the shop's to
+    check in Razorpay, not a paid order."""
+    if payment and payment.get("captured") is not True:
+        return [f"payment {payment.get('id')} is {payment.get('status')}, not captured"]
+    if not payment_id:
+        return ["Razorpay reports the link paid but no captured payment on it"]
+    return []
 
 
 def _mismatches(link, order, entity, payment) -> list[str]:
