@@ -100,7 +100,8 @@ DEFAULTS: dict[str, object] = {
     "PROXY_FIX_X_PORT": 0,
     "PROXY_FIX_X_PREFIX": 0,
     "METRICS_TOKEN": None,
-    # Rate limits per client address ("N per minute;M per hour"); empty turns one off.
+    # Rate limits per client address ("N per minute;M per hour"); "off" turns one off, and an
+    # empty value means the default, as for every setting.
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_LOGIN": "10 per minute;60 per hour",
     "RATELIMIT_INVOICE": "120 per minute",
@@ -148,7 +149,7 @@ PLACEHOLDER = "change-me"
 _TEXT_KEYS = {k for k, v in DEFAULTS.items() if v is None or isinstance(v, str)}
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
 _BOOL_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def load(app, overrides: dict | None) -> None:
@@ -195,7 +196,9 @@ def _normalise(app, problems: _Problems) -> None:
             config[key] = whole_number(key, config[key])
     for key in sorted(_BOOL_KEYS):
         value = config[key]
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.strip():
+            config[key] = DEFAULTS[key]  # empty means the default (RATELIMIT_ENABLED= is on)
+        elif isinstance(value, str):
             with problems.check():
                 if value.strip().lower() not in _TRUE | _FALSE:
                     raise ConfigError(f"BIKSHOP_{key} must be true or false, got {value!r}")

@@ -118,6 +118,15 @@ def _variable_of(problem: str) -> str:
     return problem.split()[0] if problem.startswith("BIKSHOP_") else "BIKSHOP_*"
 
 
+# The limits on by default, and what each one guards (check-config warns when one is off).
+_GUARDING_LIMITS = {
+    "LOGIN": "sign-in attempts",
+    "INVOICE": "invoice page loads",
+    "INVOICE_MISSES": "invoice link guesses",
+    "PAY": "Pay taps",
+}
+
+
 def _settings_findings(config) -> list[Finding]:
     found: list[Finding] = []
 
@@ -141,8 +150,20 @@ def _settings_findings(config) -> list[Finding]:
         add("warning", "RAZORPAY_KEY_ID", "is a test-mode key: no real money is collected")
     if len(config["SECRET_KEY"] or "") < 32:
         add("warning", "SECRET_KEY", "is shorter than 32 characters")
-    if not config["REDIS_URL"]:
-        add("warning", "REDIS_URL", "is not set: each gunicorn worker keeps its own rate limits")
+    if not config["RATELIMIT_ENABLED"]:
+        add(
+            "warning",
+            "RATELIMIT_ENABLED",
+            "is off: nothing limits sign-in attempts, invoice link guesses or Pay taps",
+        )
+    else:
+        for key, what in _GUARDING_LIMITS.items():
+            if not config[f"RATELIMIT_{key}"]:
+                add("warning", f"RATELIMIT_{key}", f"is off: nothing limits {what}")
+        if not config["REDIS_URL"]:
+            add(
+                "warning", "REDIS_URL", "is not set: each gunicorn worker keeps its own rate limits"
+            )
     if not config["TRUSTED_HOSTS"]:
         add("warning", "TRUSTED_HOSTS", "is not set: any Host header is accepted")
     if not config["PROXY_FIX_X_FOR"]:

@@ -821,3 +821,47 @@ def test_a_shell_without_the_local_settings_is_told_to_load_them(tmp_path, monke
         f"(made by make run): load it first: set -a; . {local}; set +a"
     )
     assert with_file.value.exit_code == 3
+
+
+def test_an_empty_on_off_setting_means_its_default():
+    """As for every other setting: ``BIKSHOP_RATELIMIT_ENABLED=`` left empty in an env file
+    keeps the rate limits on (it used to turn them off, silently)."""
+    app = create_app({**SAFE, "RATELIMIT_ENABLED": "", "INSECURE_COOKIES": " "})
+    assert app.config["RATELIMIT_ENABLED"] is True and app.config["INSECURE_COOKIES"] is False
+    assert create_app({**SAFE, "RATELIMIT_ENABLED": "off"}).config["RATELIMIT_ENABLED"] is False
+
+
+@pytest.mark.parametrize(
+    "settings, warned, not_warned",
+    [
+        (
+            {"RATELIMIT_ENABLED": "false"},
+            "WARNING BIKSHOP_RATELIMIT_ENABLED is off: nothing limits sign-in attempts, invoice "
+            "link guesses or Pay taps",
+            "BIKSHOP_REDIS_URL",  # nothing to share between workers
+        ),
+        (
+            {"RATELIMIT_LOGIN": "off"},
+            "WARNING BIKSHOP_RATELIMIT_LOGIN is off: nothing limits sign-in attempts",
+            "BIKSHOP_RATELIMIT_ENABLED",
+        ),
+        (
+            {"RATELIMIT_INVOICE_MISSES": "off"},
+            "WARNING BIKSHOP_RATELIMIT_INVOICE_MISSES is off: nothing limits invoice link guesses",
+            "BIKSHOP_RATELIMIT_LOGIN",
+        ),
+    ],
+)
+def test_check_config_warns_when_a_rate_limit_is_off(settings, warned, not_warned):
+    from bikshop.ops import check
+
+    found = check(_environ({**SAFE, **settings}), connect=False)
+    lines = [f"{f.level.upper():<8}{f.variable} {f.message}" for f in found]
+    assert warned in lines
+    assert not any(not_warned in line for line in lines)
+    defaults = [f.variable for f in check(_environ(SAFE), connect=False)]
+    assert not any("RATELIMIT" in variable for variable in defaults)
+
+
+def _environ(settings: dict) -> dict:
+    return {f"BIKSHOP_{key}": value for key, value in settings.items()}
