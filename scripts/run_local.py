@@ -42,19 +42,42 @@ def ensure_env_file() -> None:
     ENV_FILE.chmod(0o600)
 
 
+class SettingsFileError(Exception):
+    """The settings file does not read cleanly in a shell."""
+
+
+# What a shell sets or exports by itself, not the file: left out of what the file sets.
+_SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_"}
+
+
 def load_env_file() -> dict[str, str]:
-    """The file's settings, read as the shell's ``set -a; . file`` would for simple lines
-    (quotes around a value are dropped), under the environment's own BIKSHOP_* values."""
-    env = {}
-    for line in ENV_FILE.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            env[key.strip()] = value
-    return {**env, **{k: v for k, v in os.environ.items() if k.startswith("BIKSHOP_")}}
+    """The file's settings under the environment's own BIKSHOP_* values, read by a shell
+    exactly as the README's ``set -a; . instance/bikshop.env`` reads it for the ``flask``
+    commands (quotes, ``$``, comments and all): the server and those commands never see two
+    different values, such as a password with a ``$`` that the shell expands. A line the
+    shell cannot read stops ``make run`` with the shell's own message."""
+    outside = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    with subprocess.Popen(
+        ["sh", "-c", 'set -a; . "$1" && exec env -0', "sh", str(ENV_FILE)],
+        env=outside,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as shell:
+        out, err = shell.communicate()
+    said = err.decode(errors="replace").strip()
+    if shell.returncode != 0 or said:
+        first = (
+            said.splitlines()[0] if said else f"the shell stopped reading it ({shell.returncode})"
+        )
+        shown = ENV_FILE.relative_to(ROOT) if ENV_FILE.is_relative_to(ROOT) else ENV_FILE
+        raise SettingsFileError(
+            f"{shown} does not read cleanly as the shell reads it (set -a; . {shown}): "
+            f"{first}. Put a value with spaces, $, `, \\, quotes or # in single quotes, e.g. "
+            "BIKSHOP_STORE_NAME='Glow Naturals'"
+        )
+    read = dict(entry.split("=", 1) for entry in out.decode().split("\0") if "=" in entry)
+    from_file = {k: v for k, v in read.items() if k not in _SHELL_OWN and outside.get(k) != v}
+    return {**from_file, **{k: v for k, v in os.environ.items() if k.startswith("BIKSHOP_")}}
 
 
 def base_url(env: dict[str, str]) -> str | None:
@@ -85,7 +108,11 @@ def port_in_use(bind: str) -> bool:
 def main() -> int:
     os.umask(0o077)  # the database, its backups and the PDF cache: readable by you only
     ensure_env_file()
-    env = {**os.environ, **load_env_file()}
+    try:
+        env = {**os.environ, **load_env_file()}
+    except SettingsFileError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
     try:
         bind = bind_address(env.get("BIKSHOP_BIND"))  # as gunicorn.conf.py reads them
         for name in ("WORKERS", "TIMEOUT", "MAX_REQUESTS"):  # before any credentials are shown

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
+import subprocess
 
 import pytest
 
@@ -80,16 +82,51 @@ def test_make_run_passes_bik_setup_the_address_only_when_one_is_known(
 
 
 def test_the_settings_file_reads_as_the_shell_reads_it(tmp_path, monkeypatch):
+    """make run serves with the values the README's ``set -a; . instance/bikshop.env`` gives
+    the flask commands: a password with a ``$`` (expanded), a comment after a quoted value."""
     env_file = tmp_path / "bikshop.env"
     env_file.write_text(
-        '# comment\nBIKSHOP_STORE_NAME="Glow Naturals"\nBIKSHOP_BIND=127.0.0.1:8103\n'
+        "# comment\n"
+        'BIKSHOP_STORE_NAME="Glow Naturals"\n'
+        "BIKSHOP_BIND=127.0.0.1:8103\n"
+        "BIKSHOP_BIK_AUTH=basic:bik:s3cret$pass\n"
+        "BIKSHOP_STORE_ADDRESS='12 MG Road' # the shop\n"
+        "BIKSHOP_SUPPORT_EMAIL='help@glow.example'\n"
     )
     monkeypatch.setattr(run_local, "ENV_FILE", env_file)
-    for name in ("BIKSHOP_STORE_NAME", "BIKSHOP_BIND"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("BIKSHOP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("BIKSHOP_SUPPORT_EMAIL", "owner@glow.example")  # the environment wins
     settings = run_local.load_env_file()
+    shell = subprocess.run(
+        ["bash", "-c", f'set -a; . "{env_file}"; printf %s "$BIKSHOP_BIK_AUTH"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert settings["BIKSHOP_BIK_AUTH"] == shell == "basic:bik:s3cret"
     assert settings["BIKSHOP_STORE_NAME"] == "Glow Naturals"
+    assert settings["BIKSHOP_STORE_ADDRESS"] == "12 MG Road"
     assert settings["BIKSHOP_BIND"] == "127.0.0.1:8103"
+    assert settings["BIKSHOP_SUPPORT_EMAIL"] == "owner@glow.example"
+    assert not {"PWD", "SHLVL", "_", "PATH"} & set(settings)  # the shell's own, not the file's
+
+
+def test_a_settings_line_the_shell_cannot_read_stops_make_run_with_its_message(
+    tmp_path, monkeypatch, capsys
+):
+    env_file = tmp_path / "bikshop.env"
+    env_file.write_text("BIKSHOP_STORE_NAME=Glow Naturals\n")  # the shell runs "Naturals"
+    monkeypatch.setattr(run_local, "ENV_FILE", env_file)
+    monkeypatch.setattr(run_local.os, "umask", lambda mask: 0)  # the test process keeps its own
+    monkeypatch.setattr(run_local.os, "execve", lambda *a: pytest.fail("gunicorn started"))
+
+    assert run_local.main() == 1
+
+    said = capsys.readouterr().err.strip()
+    assert "\n" not in said and said.startswith(f"make run: {env_file} does not read cleanly")
+    assert "Naturals" in said and "BIKSHOP_STORE_NAME='Glow Naturals'" in said
 
 
 def test_a_busy_port_is_noticed_before_anything_starts():
