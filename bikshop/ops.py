@@ -39,6 +39,7 @@ class Finding:
 def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> list[Finding]:
     """Everything unsafe or missing for production in ``environ`` (default: the process's)."""
     from bikshop import ConfigError, create_app
+    from bikshop.database import dispose_engines
 
     environ = dict(os.environ if environ is None else environ)
     raw = {k.removeprefix("BIKSHOP_"): v for k, v in environ.items() if k.startswith("BIKSHOP_")}
@@ -57,7 +58,10 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
         found.append(in_memory)
     elif connect:
         with app.app_context():
-            found += _database_findings(app)
+            try:
+                found += _database_findings(app)
+            finally:
+                dispose_engines()  # its connections closed now, not when the app is collected
     if connect:
         found += _redis_findings(app.config)
     return found
