@@ -354,7 +354,7 @@ def test_db_upgrade_and_check_config_say_why_the_database_refused_in_one_line(ur
     output = upgrade.stdout + upgrade.stderr
     assert "Traceback" not in output
     (line,) = [line for line in output.splitlines() if "BIKSHOP_DATABASE_URL" in line]
-    assert reason in line
+    assert reason in line and line.startswith("Error: BIKSHOP_DATABASE_URL")  # as every command
     checked = flask("check-config", env=env)
     assert checked.returncode == 1
     (finding,) = [line for line in checked.stdout.splitlines() if "BIKSHOP_DATABASE_URL" in line]
