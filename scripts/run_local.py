@@ -75,7 +75,8 @@ def load_env_file() -> dict[str, str]:
             f"{first}. Put a value with spaces, $, `, \\, quotes or # in single quotes, e.g. "
             "BIKSHOP_STORE_NAME='Glow Naturals'"
         )
-    read = dict(entry.split("=", 1) for entry in out.decode().split("\0") if "=" in entry)
+    listed = out.decode(errors="surrogateescape")  # as os.environ decodes the same bytes
+    read = dict(entry.split("=", 1) for entry in listed.split("\0") if "=" in entry)
     from_file = {k: v for k, v in read.items() if k not in _SHELL_OWN and outside.get(k) != v}
     return {**from_file, **{k: v for k, v in os.environ.items() if k.startswith("BIKSHOP_")}}
 
