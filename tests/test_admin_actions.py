@@ -230,9 +230,48 @@ def test_an_order_address_typed_by_hand_in_any_case_or_by_number_leads_to_it(own
         assert answer.headers["Location"].endswith("/admin/orders/ORD-1001"), typed
 
 
-def _seen(html: str) -> str:
-    (seen,) = set(re.findall(r'<input type="hidden" name="seen" value="([^"]*)">', html))
+def _seen(html: str, action: str = "refund") -> str:
+    """The ``seen`` the page's form for ``action`` carries (refund and returned: what went
+    back; fulfillment: the fulfilment and tracking link shown)."""
+    forms = re.findall(r'<form method="post" action="([^"]*)"(.*?)</form>', html, re.S)
+    (seen,) = {
+        value
+        for target, body in forms
+        if target.endswith("/" + action)
+        for value in re.findall(r'<input type="hidden" name="seen" value="([^"]*)">', body)
+    }
     return seen
+
+
+def test_saving_fulfilment_from_a_page_left_open_does_not_undo_a_newer_change(owner):
+    """Two tabs on one order: one ships it with a tracking link, then the other, opened before
+    that, pastes another link (its menu still says unfulfilled). Saving the old page's copy
+    un-shipped the order and replaced the link Bik shows the customer (a dashboard probe)."""
+    oid = place_order(owner)["id"]
+    old_tab = owner.get(f"/admin/orders/{oid}").text
+    shipped = "https://courier.example/track/AAA111"
+    assert (
+        _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=shipped).status_code
+        == 303
+    )
+    stale = {
+        "csrf_token": csrf_token(old_tab),
+        "seen": _seen(old_tab, "fulfillment"),
+        "fulfillment": "unfulfilled",
+        "tracking_url": "https://courier.example/track/BBB222",
+    }
+
+    refused = owner.post(f"/admin/orders/{oid}/fulfillment", data=stale)
+
+    assert refused.status_code == 409
+    assert "The fulfilment of #1001 changed since this page was opened" in refused.text
+    assert "it is now fulfilled, tracking link https://courier.example/track/AAA111" in refused.text
+    bik = _bik_view(owner, oid)
+    assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("fulfilled", shipped)
+    # The page that said so is current: saved from it, the owner's change goes through.
+    again = {**stale, "seen": _seen(refused.text, "fulfillment"), "fulfillment": "fulfilled"}
+    assert owner.post(f"/admin/orders/{oid}/fulfillment", data=again).status_code == 303
+    assert _bik_view(owner, oid)["deliveryInfo"]["trackingURL"] == stale["tracking_url"]
 
 
 def test_a_second_tap_on_refund_refunds_once(make_app):
@@ -329,7 +368,7 @@ def test_a_second_tap_on_record_money_returned_records_it_once(owner):
     oid = place_order(owner)["id"]
     assert _act(owner, oid, "paid").status_code == 303
     page = owner.get(f"/admin/orders/{oid}").text
-    form = {"csrf_token": csrf_token(page), "seen": _seen(page), "amount": "100"}
+    form = {"csrf_token": csrf_token(page), "seen": _seen(page, "returned"), "amount": "100"}
     assert owner.post(f"/admin/orders/{oid}/returned", data=form).status_code == 303
     again = owner.post(f"/admin/orders/{oid}/returned", data=form)
     assert again.status_code == 409 and "nothing more was done" in again.text

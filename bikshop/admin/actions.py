@@ -96,7 +96,11 @@ def set_fulfillment(public_id: str):
         form,
         "fulfillment_form",
         lambda order: orders.set_fulfillment(
-            order, form.fulfillment.data, actor=_actor(), tracking_url=form.tracking_url.data or ""
+            order,
+            form.fulfillment.data,
+            actor=_actor(),
+            tracking_url=form.tracking_url.data or "",
+            seen=form.seen.data or None,  # a page from before the field: as before
         ),
         "Fulfilment saved.",
     )

@@ -147,6 +147,9 @@ class FulfillmentForm(FlaskForm):
         # Shared with the customer as text by Bik: a space or quote would cut the link short.
         filters=[lambda value: _tracking_link(value) if isinstance(value, str) else value],
     )
+    # orders.fulfillment_seen as the page showed it: a page left open does not undo a newer
+    # change made in another tab.
+    seen = HiddenField()
 
 
 # A courier's link pasted without its scheme, as couriers print them: dtdc.in/track?cn=…

@@ -186,6 +186,7 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         can_refund=refundable and online is not None and refund_left > 0,
         refund_left=refund_left,
         money_seen=refunds.money_seen(order, details.refunds),
+        fulfillment_seen=orders.fulfillment_seen(order),
         refundable=refundable,
         can_record_returned=refundable and online is None,
         unsettled=payments.unsettled_links(order),

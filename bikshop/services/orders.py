@@ -37,6 +37,7 @@ from bikshop.services.states import (
     event_columns,
     record,
     refuse_if_cancelled,
+    state_words,
     transition,
     update_order,
 )
@@ -505,12 +506,37 @@ def change_status(order: Order, to: str, *, actor: str) -> bool:
     return changed
 
 
-def set_fulfillment(order: Order, to: str, *, actor: str, tracking_url: str | None = None) -> bool:
+def fulfillment_seen(order: Order) -> str:
+    """What the order page showed of the fulfilment form's two fields, as a short digest. The
+    page sends it back with the form: if either changed meanwhile (another tab, a phone),
+    saving the page's copy would silently undo that change, so it is refused instead."""
+    shown = json.dumps([order.fulfillment_status, order.tracking_url or ""])
+    return hashlib.sha256(shown.encode()).hexdigest()[:16]
+
+
+def set_fulfillment(
+    order: Order,
+    to: str,
+    *,
+    actor: str,
+    tracking_url: str | None = None,
+    seen: str | None = None,
+) -> bool:
     """Set fulfilment (and optionally the tracking URL Bik shares with the customer); commits.
     A cancelled order is not shipped: neither changes there (a 409), even when the cancel
-    lands at the same moment."""
+    lands at the same moment. ``seen``: :func:`fulfillment_seen` as the page showed it; a 409,
+    changing nothing, if the fulfilment or the link changed since."""
     refused = "fulfilled or given a tracking link"
     refuse_if_cancelled(order, refused)
+    if seen is not None and seen != fulfillment_seen(order):
+        now = state_words(order.fulfillment_status)
+        raise ApiError(
+            409,
+            f"The fulfilment of {order.name} changed since this page was opened (another tab "
+            f"or device): it is now {now}, tracking link {order.tracking_url or 'none'}. "
+            "Nothing was saved: check it below, and save again to change it.",
+            code="changed_meanwhile",
+        )
     changed = False
     if to != order.fulfillment_status:
         changed = transition(order, FULFILLMENT_STATUS, to, actor=actor, refuse_cancelled=refused)
