@@ -709,6 +709,18 @@ def test_the_call_and_whatsapp_links_reach_the_customer_however_the_number_was_w
     assert tel_link(phone) == f"tel:+{chat}"
 
 
+def test_a_number_that_is_not_indian_without_a_country_code_is_dialled_as_written(owner):
+    """ "087 123 4567" (a trunk 0 and nine digits) was linked as tel:+910871234567, which no
+    phone can dial (a dashboard probe): it is dialled as written, and offers no WhatsApp chat."""
+    from bikshop.admin.display import tel_link, whatsapp_link
+
+    assert tel_link("087 123 4567") == "tel:0871234567"
+    assert whatsapp_link("087 123 4567") is None
+    oid = place_order(owner, phoneNumber="087 123 4567")["id"]
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert 'href="tel:0871234567"' in page and "wa.me" not in page
+
+
 def test_dashboard_amounts_read_as_on_the_customers_invoice(admin_app):
     """In the store's locale (en_IN by default): lakhs and crores, as the invoice shows them."""
     from decimal import Decimal

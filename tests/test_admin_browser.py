@@ -33,6 +33,17 @@ def _sign_in(page, url: str) -> None:
     page.wait_for_url(f"{url}/admin/")
 
 
+def _too_small(page) -> list:
+    """The visible controls and links on ``page`` less than a thumb (44 px) tall."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll(
+                'button, summary, input:not([type=hidden]), select, a')]
+            .filter((el) => el.offsetParent !== null)
+            .map((el) => [el.textContent.trim() || el.name, el.getBoundingClientRect().height])
+            .filter(([, height]) => height < 44)"""
+    )
+
+
 def _confirm(page, opener: str, button: str) -> None:
     """An action that cannot be undone: open its question, then press its real button."""
     page.click(f"summary:has-text('{opener}')")
@@ -455,14 +466,14 @@ def test_the_dashboard_on_a_phone_follows_large_text_and_keeps_thumb_sized_contr
                 assert labelled == ['"Payment: "'], labelled
             page.goto(f"{server.url}/admin/orders/{order['id']}")
             assert page.evaluate("document.scrollingElement.scrollWidth") <= viewport["width"]
-            small = page.evaluate(
-                """() => [...document.querySelectorAll(
-                        'button, summary, input:not([type=hidden]), select, .bar a')]
-                    .filter((el) => el.offsetParent !== null)
-                    .map((el) => [el.textContent.trim() || el.name,
-                                  el.getBoundingClientRect().height])
-                    .filter(([, height]) => height < 44)"""
-            )
-            assert small == [], (viewport, small)
+            # Every control and every link, the tracking link (a dashboard probe found it and
+            # the list's "Show all orders" 20 px tall) included.
+            page.fill("input[name=tracking_url]", "https://a.com/track?id=1")
+            with page.expect_navigation():
+                page.click("button:has-text('Save fulfilment')")
+            assert "Tracking: https://a.com/track?id=1" in page.inner_text("main")
+            assert _too_small(page) == [], (viewport, _too_small(page))
+            page.goto(f"{server.url}/admin/?q=zzzz")
+            assert "Show all orders" in page.content() and _too_small(page) == [], viewport
         finally:
             context.close()

@@ -96,25 +96,36 @@ def label(state: str) -> str:
 
 def tel_link(phone: str) -> str:
     """A tel: link that dials the customer from any phone: the number's international digits
-    after a + (``91 98111 22255``, without its +, dialled as written would not connect)."""
-    return "tel:+" + international_digits(phone)
+    after a + (``91 98111 22255``, without its +, dialled as written would not connect). A
+    number that cannot be read as international is dialled as written."""
+    international = international_digits(phone)
+    if international is None:
+        return "tel:" + "".join(c for c in phone if c.isdigit())
+    return "tel:+" + international
 
 
-def whatsapp_link(phone: str) -> str:
-    """A wa.me chat link: the number's international digits, without + or 00."""
-    return "https://wa.me/" + international_digits(phone)
+def whatsapp_link(phone: str) -> str | None:
+    """A wa.me chat link: the number's international digits, without + or 00; None when the
+    number cannot be read as international (wa.me would reach someone else, or no one)."""
+    international = international_digits(phone)
+    return None if international is None else "https://wa.me/" + international
 
 
-def international_digits(phone: str) -> str:
-    """A phone number's digits with its country code, without + or 00.
+def international_digits(phone: str) -> str | None:
+    """A phone number's digits with its country code, without + or 00; None for a number
+    written without one that is not an Indian number either.
 
     A number written without its country code (ten digits, or a trunk 0 and ten) is read as
     Indian, Bik's shoppers' country, as the dashboard's phone search reads it: wa.me (or a
-    phone abroad) would take its first digits for a country code and reach a stranger."""
+    phone abroad) would take its first digits for a country code and reach a stranger. Ten
+    digits beginning with 0 are a trunk 0 and nine, which no Indian number is: +91 before
+    them dials no one."""
     digits = "".join(c for c in phone if c.isdigit())
     if not phone.strip().startswith("+"):
         if digits.startswith("00"):
             digits = digits[2:]
+        elif len(digits) == PHONE_TAIL_DIGITS and digits.startswith("0"):
+            return None
         elif len(digits) == PHONE_TAIL_DIGITS or (
             len(digits) == PHONE_TAIL_DIGITS + 1 and digits.startswith("0")
         ):
