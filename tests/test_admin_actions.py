@@ -141,6 +141,8 @@ def test_a_bad_tracking_link_is_refused_and_nothing_stored(owner):
         "ftp://files.example/x",
         "not a link",
         "https://" + "a" * 2048,
+        "https://x",  # no phone reaches a bare name (a dashboard probe)
+        "https://tracking/AWB123",
     ):
         answer = _act(owner, oid, "fulfillment", fulfillment="fulfilled", tracking_url=link)
         assert answer.status_code == 400, link
@@ -167,6 +169,10 @@ def test_a_tracking_link_is_stored_as_a_link_that_survives_a_chat_message(owner)
         ("dtdc.in/track?cn=D123", "https://dtdc.in/track?cn=D123"),
         ("www.delhivery.com/track/package/123", "https://www.delhivery.com/track/package/123"),
         ("  shiprocket.co  ", "https://shiprocket.co"),
+        # An accented host, as a browser sends it (it was refused, percent-encoded).
+        ("https://exämple.in/t?id=1", "https://xn--exmple-cua.in/t?id=1"),
+        ("https://Kuriér.example:8443/t", "https://xn--kurir-esa.example:8443/t"),
+        ("https://1.2.3.4/t", "https://1.2.3.4/t"),
     ],
 )
 def test_a_tracking_link_pasted_without_https_gets_it(owner, typed, stored):

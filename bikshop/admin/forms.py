@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -141,7 +142,9 @@ class FulfillmentForm(FlaskForm):
                     "(a space, quote or accented letter takes 3 to 12).",
                 ),
                 _http_only,
-                URL(require_tld=False, message="it is not a web address a customer can open."),
+                # A host with a dot (dtdc.in, not "x"): a name no customer's phone can reach
+                # is refused, not shared with the customer by Bik.
+                URL(message="it is not a web address a customer can open."),
             ),
         ],
         # Shared with the customer as text by Bik: a space or quote would cut the link short.
@@ -157,10 +160,21 @@ _BARE_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(:[0-9]+
 
 
 def _tracking_link(value: str) -> str:
-    """The link as typed, with https:// where a bare host was pasted, written as a link."""
+    """The link as typed, with https:// where a bare host was pasted, written as a link: as a
+    browser sends it, an accented host in its ASCII form (exämple.in as xn--exmple-cua.in)."""
     value = value.strip()
     if _BARE_HOST.match(value):
         value = "https://" + value
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if not host.isascii() and "@" not in parts.netloc:  # a link with a password is refused
+        try:
+            port = f":{parts.port}" if parts.port else ""
+            netloc = host.encode("idna").decode("ascii") + port
+        except (UnicodeError, ValueError):
+            pass  # not a host or port any browser would open: the URL check below says so
+        else:
+            value = urlunsplit(parts._replace(netloc=netloc))
     return percent_encoded(value)
 
 
