@@ -3,8 +3,8 @@
 
 Its endpoints are ``bench/bare_app.py``'s, each with the one statement its job needs, straight
 on the driver (no pool, no ORM, no auth, no validation), on the database bikshop is measured
-on and with bikshop's durability settings (SQLite in WAL mode with ``synchronous=NORMAL``;
-PostgreSQL as configured):
+on and with bikshop's durability settings (on SQLite, the pragmas bikshop sets on each
+connection: WAL with ``synchronous=NORMAL``; PostgreSQL as configured):
 
 - placeOrder answers only once one ``INSERT`` of the raw request under a unique draft id is
   committed (no order number, items, address, event or dashboard index);
@@ -26,6 +26,7 @@ import psycopg
 from flask import Flask, jsonify, request
 
 from bench.bare_app import _STORED, bik_order, placed
+from bikshop import _sqlite_pragmas
 from bikshop.jsonio import BikshopJSONProvider, loads
 
 app = Flask(__name__)
@@ -37,13 +38,13 @@ _opened_for = None  # (process id, database URL) of _connection
 
 
 def _open(url: str):
-    """A connection in autocommit, with bikshop's SQLite durability settings."""
+    """A connection in autocommit; on SQLite with the settings bikshop gives every connection
+    it opens (WAL, synchronous=NORMAL, its WAL checkpoint size), by bikshop's own function."""
     if url.startswith("sqlite"):
         connection = sqlite3.connect(
             url.removeprefix("sqlite:///"), isolation_level=None, timeout=10
         )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        _sqlite_pragmas(connection, None)
         return connection
     return psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
 
