@@ -417,10 +417,24 @@ def test_a_date_beyond_the_calendar_is_refused_naming_the_field(shop, field, lab
 
 
 @pytest.mark.parametrize("cursor", ["before", "after"])
-def test_a_page_cursor_beyond_any_order_id_is_refused(shop, cursor):
-    page = shop.get("/admin/", query_string={cursor: "99999999999999999999999"})
+@pytest.mark.parametrize("value", ["99999999999999999999999", "abc", "-5", "1.5"])
+def test_a_page_link_no_list_could_write_is_refused_with_one_reason(shop, cursor, value):
+    """An edited or cut-off Older/Newer link: one reason, under a name the owner can place,
+    and a way back to the list (keeping the filters); not WTForms' two reasons for one value
+    under the query parameter's name."""
+    page = shop.get("/admin/", query_string={cursor: value, "q": "asha"})
     assert page.status_code == 400
-    assert f"{cursor.title()}: Number must be between" in page.text
+    notice = re.search(r'<p class="notice bad" role="alert">(.*?)</p>', page.text, re.S)
+    assert notice, page.text
+    text = re.sub(r"<[^>]+>", "", notice.group(1))
+    assert text.startswith("Page: this link is not a page of the order list."), text
+    assert "Number must be" not in text and "integer" not in text and "Before" not in text
+    assert 'href="/admin/?q=asha">Back to the newest</a>' in notice.group(1)
+
+
+@pytest.mark.parametrize("cursor", ["before", "after"])
+def test_an_empty_page_cursor_is_the_newest_page(shop, cursor):
+    assert shop.get("/admin/", query_string={cursor: ""}).status_code == 200
 
 
 def test_name_search_ignores_case_beyond_ascii(admin_app, owner):

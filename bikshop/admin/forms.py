@@ -20,7 +20,6 @@ from wtforms.validators import (
     URL,
     DataRequired,
     Length,
-    NumberRange,
     Optional,
     StopValidation,
     ValidationError,
@@ -73,6 +72,24 @@ def _searchable_day(form, field):
         )
 
 
+class _PageCursor(IntegerField):
+    """Where the Older and Newer links start a page: an order id the links themselves wrote.
+    Anything else is an edited or cut-off link, refused with one reason under one name the
+    owner can place ("Page"), not WTForms' two ("Not a valid integer value", "Number must be
+    between") under the parameter's name."""
+
+    def __init__(self, *, lowest: int, **bound):
+        super().__init__("Page", validators=[Optional()], **bound)
+        self.lowest = lowest
+
+    def pre_validate(self, form):
+        if not (self.raw_data and self.raw_data[0].strip()):
+            return  # none given: the newest orders (Optional ends validation here)
+        if self.process_errors or not self.lowest <= self.data <= LARGEST_ID:
+            self.errors = []  # WTForms has already copied in its own parsing error
+            raise StopValidation("this link is not a page of the order list.")
+
+
 class FilterForm(FlaskForm):
     """The list's search and filters, read from the query string (GET, nothing changes)."""
 
@@ -88,8 +105,8 @@ class FilterForm(FlaskForm):
     first_day, last_day = FIRST_DAY, LAST_DAY  # the date inputs' min and max
     date_from = DateField("From", validators=[Optional(), _searchable_day])
     date_to = DateField("To", validators=[Optional(), _searchable_day])
-    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=LARGEST_ID)])
-    after = IntegerField(validators=[Optional(), NumberRange(min=0, max=LARGEST_ID)])
+    before = _PageCursor(lowest=1)
+    after = _PageCursor(lowest=0)
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:
