@@ -16,9 +16,11 @@ pytestmark = pytest.mark.slow
 TRACKING = "https://track.example.com/AWB99887766?lang=en"
 
 
-def _place(server, phone: str, first_name: str) -> dict:
+def _place(server, phone: str, first_name: str, product: str | None = None) -> dict:
     body = sample_body(phoneNumber=phone)
     body["order"]["address"]["firstName"] = first_name
+    if product is not None:
+        body["order"]["items"][0]["name"] = product
     answer = requests.post(f"{server.url}/bik/placeOrder", json=body, timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()["order"]
@@ -109,13 +111,15 @@ def test_owner_ships_and_delivers_an_order_bik_then_reports_it(
 def test_long_unbroken_text_wraps_inside_the_page_at_phone_and_desktop_widths(
     make_app, gunicorn, browser, output_dir, database_url
 ):
-    """A customer's 240-letter name (no spaces) and a long tracking link wrap; the page never
-    scrolls sideways, so the actions and totals stay where the owner can reach them."""
+    """A customer's 240-letter name and a 300-letter product name (no spaces) and a long
+    tracking link wrap; the page never scrolls sideways, so the actions and totals stay where
+    the owner can reach them, and on a laptop the list's date, total and states keep their
+    line instead of being squeezed to a word a line beside the long name."""
     add_admin(make_app(**ADMIN_CONFIG))
     server = gunicorn(
         workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
     )
-    order = _place(server, "+919800000003", "Ravi" * 60)
+    order = _place(server, "+919800000003", "Ravi" * 60, product="Kumkumadi" * 33 + "Oil")
     track = "https://track.example.com/" + "A1B2C3D4" * 30
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     for width, height in ((390, 844), (1280, 900)):
@@ -134,6 +138,22 @@ def test_long_unbroken_text_wraps_inside_the_page_at_phone_and_desktop_widths(
                 path=str(output_dir / f"admin-long-{name}-{width}-{backend}.png"), full_page=True
             )
             assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
+        if width > 390:
+            page.goto(f"{server.url}/admin/")
+            lines = page.evaluate(
+                """() => Object.fromEntries([...document.querySelectorAll('.orders td')]
+                    .filter((td) => ['Date', 'Total', 'Payment', 'Status']
+                        .includes(td.dataset.label))
+                    .map((td) => {
+                        // The text's own height (a cell is as tall as its row).
+                        const text = document.createRange();
+                        text.selectNodeContents(td);
+                        const line = parseFloat(getComputedStyle(td).lineHeight);
+                        return [td.dataset.label,
+                                Math.round(text.getBoundingClientRect().height / line)];
+                    }))"""
+            )
+            assert max(lines.values()) <= 2, lines
         context.close()
 
 
