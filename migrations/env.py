@@ -91,6 +91,12 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    from bikshop.ops import in_memory_finding
+
+    in_memory = in_memory_finding(current_app.config)
+    if in_memory:  # migrated, then gone as the command exits
+        raise CommandError(f"{in_memory.variable} {in_memory.message}")
+
     connectable = get_engine()
 
     try:

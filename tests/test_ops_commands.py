@@ -367,13 +367,25 @@ def test_db_upgrade_and_check_config_say_why_the_database_refused_in_one_line(ur
 @pytest.mark.parametrize("offline", [[], ["--offline"]])
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
 def test_check_config_refuses_an_in_memory_sqlite_database(url, offline):
-    """``sqlite:///`` (a path left out) is SQLite's in-memory database: db upgrade 'succeeds'
-    and each worker then serves its own empty database, lost at every restart. Seen without
-    connecting, so the production steps' first ``check-config --offline`` finds it."""
+    """``sqlite:///`` (a path left out) is SQLite's in-memory database: each worker would serve
+    its own empty database, lost at every restart. Seen without connecting, so the production
+    steps' first ``check-config --offline`` finds it."""
     checked = flask("check-config", *offline, env={**SAFE, "BIKSHOP_DATABASE_URL": url})
     assert checked.returncode == 1
     (line,) = [line for line in checked.stdout.splitlines() if "BIKSHOP_DATABASE_URL" in line]
     assert line.startswith("ERROR   BIKSHOP_DATABASE_URL is an in-memory SQLite database")
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_db_upgrade_refuses_an_in_memory_sqlite_database(url):
+    """The release step migrated a database that vanished as the command exited, and said
+    nothing but success (exit 0): the same one line as check-config's, and exit 1."""
+    upgrade = flask("db", "upgrade", env={**SAFE, "BIKSHOP_DATABASE_URL": url})
+    assert upgrade.returncode == 1
+    output = upgrade.stdout + upgrade.stderr
+    assert "Traceback" not in output and "Running upgrade" not in output
+    (line,) = [line for line in output.splitlines() if "BIKSHOP_DATABASE_URL" in line]
+    assert line.startswith("Error: BIKSHOP_DATABASE_URL is an in-memory SQLite database"), line
 
 
 def test_backup_into_a_full_folder_says_so_in_one_line(database_url, tmp_path):
