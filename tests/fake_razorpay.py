@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import string
 import threading
@@ -56,6 +57,24 @@ def sign(secret: str, message: bytes) -> str:
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs):  # the tests' output is bikshop's, not the fake's
         pass
+
+
+def _customer_refusal(customer) -> tuple[str, str] | None:
+    """The strictest reading of a link's ``customer`` (Razorpay documents its parts only by
+    example: ``+919876543210``, ``gaurav.kumar@razorpay.com``): whatever bikshop sends must
+    pass it. (message, field), or None."""
+    if customer is None:
+        return None
+    if not isinstance(customer, dict) or set(customer) - {"name", "email", "contact"}:
+        return "wrong input fields sent.", "customer"
+    contact, email, name = (customer.get(k) for k in ("contact", "email", "name"))
+    if contact is not None and not re.fullmatch(r"\+?[0-9]{8,15}", str(contact)):
+        return "The contact format is invalid.", "customer.contact"
+    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+", str(email)):
+        return "The email must be a valid email address.", "customer.email"
+    if name is not None and not 1 <= len(str(name)) <= 50:
+        return "The name may not be greater than 50 characters.", "customer.name"
+    return None
 
 
 def _error(description: str, status: int = 400, code: str = "BAD_REQUEST_ERROR", field=None):
@@ -194,6 +213,9 @@ class FakeRazorpay:
         notes = body.get("notes") or {}
         if len(notes) > 15 or any(len(str(v)) > 255 for v in notes.values()):
             return _error("value: the length must not be greater than 255.", field="notes")
+        refused = _customer_refusal(body.get("customer"))
+        if refused:
+            return _error(refused[0], field=refused[1])
         with self.lock:
             if reference and any(link["reference_id"] == reference for link in self.links.values()):
                 return _error("payment link creation with reference ID already attempted")

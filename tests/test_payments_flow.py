@@ -51,6 +51,59 @@ def start_payment(client, invoice: str) -> str:
     return response.headers["Location"]
 
 
+@pytest.mark.parametrize(
+    ("phone", "email", "first_name", "customer"),
+    [
+        pytest.param(
+            "(+91) 98765-43210",
+            "A@B",
+            "राहुल" + "x" * 200,
+            {"contact": "+919876543210", "name": "राहुल" + "x" * 45},
+            id="bracketed-number-undotted-email-long-name",
+        ),
+        pytest.param(
+            "098765 43210",
+            "buyer@example.co.in",
+            "Asha",
+            {"contact": "+919876543210", "email": "buyer@example.co.in", "name": "Asha Tester"},
+            id="trunk-zero",
+        ),
+        pytest.param(
+            "087 123 4567",  # a trunk 0 and nine digits: not readable as international
+            None,
+            "Asha",
+            {"name": "Asha Tester"},
+            id="not-international",
+        ),
+        pytest.param(
+            "+91 1234567890123456",  # longer than E.164's 15 digits
+            "buyer@example.com.",
+            "Asha",
+            {"name": "Asha Tester"},
+            id="too-long-trailing-dot",
+        ),
+    ],
+)
+def test_a_link_names_the_customer_only_in_the_form_razorpay_takes(
+    shop, phone, email, first_name, customer
+):
+    """Bik's phone numbers and emails are checked loosely (a phone with brackets, any x@y);
+    sent to Razorpay as they came, a refusal left the order without a Pay button for good.
+    The link's customer is the + and digits of the number, an email with a dotted domain and a
+    name cut to 50, or those parts are left out (Razorpay does not prefill them anyway)."""
+    from tests.bik import place, sample_body
+
+    app, client, fake = shop
+    body = sample_body(phoneNumber=phone, email=email)
+    body["order"]["address"]["firstName"] = first_name
+    placed = place(client, body)
+    assert placed.status_code == 200, placed.get_data(as_text=True)
+    invoice = "/invoice/" + placed.get_json()["order"]["invoiceUrl"].rsplit("/", 1)[1]
+    assert start_payment(client, invoice) == fake.only_link()["short_url"]
+    (created,) = [body for method, path, body in fake.calls if path == "/v1/payment_links"]
+    assert created["customer"] == customer
+
+
 def test_pay_button_makes_a_link_with_the_order_and_redirects_to_it(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)

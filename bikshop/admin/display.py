@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
-from bikshop.models.admin import PHONE_TAIL_DIGITS
 from bikshop.money import is_currency_code
+from bikshop.phones import international_digits
 from bikshop.services.invoices import invoice_label, nothing_due
 from bikshop.services.search import store_zone
 from bikshop.services.states import state_words
@@ -109,31 +109,6 @@ def whatsapp_link(phone: str) -> str | None:
     number cannot be read as international (wa.me would reach someone else, or no one)."""
     international = international_digits(phone)
     return None if international is None else "https://wa.me/" + international
-
-
-def international_digits(phone: str) -> str | None:
-    """A phone number's digits with its country code, without + or 00; None for a number
-    written without one that is not an Indian number either.
-
-    A number written without its country code (ten digits, or a trunk 0 and ten) is read as
-    Indian, Bik's shoppers' country, as the dashboard's phone search reads it: wa.me (or a
-    phone abroad) would take its first digits for a country code and reach a stranger. Ten
-    digits beginning with 0 are a trunk 0 and nine, which no Indian number is: +91 before
-    them dials no one."""
-    digits = "".join(c for c in phone if c.isdigit())
-    if not phone.strip().startswith("+"):
-        if digits.startswith("00"):
-            digits = digits[2:]
-        elif len(digits) == PHONE_TAIL_DIGITS and digits.startswith("0"):
-            return None
-        elif len(digits) == PHONE_TAIL_DIGITS or (
-            len(digits) == PHONE_TAIL_DIGITS + 1 and digits.startswith("0")
-        ):
-            digits = INDIA_DIALING_CODE + digits[-PHONE_TAIL_DIGITS:]
-    return digits.lstrip("0")
-
-
-INDIA_DIALING_CODE = "91"
 
 
 def pretty_json(raw: str) -> str:
