@@ -108,16 +108,31 @@ def read_only_error(driver_error: BaseException | None) -> bool:
     return code is not None and code & 0xFF == _SQLITE_READONLY
 
 
+def missing_table_error(driver_error: BaseException | None) -> bool:
+    """Whether the driver's error is a table that is not there: a database not migrated yet
+    (or migrated by an older release). PostgreSQL's SQLSTATE 42P01, which the driver files
+    under ProgrammingError; SQLite's ``no such table`` (an OperationalError)."""
+    if getattr(driver_error, "sqlstate", None) == "42P01":
+        return True
+    return getattr(driver_error, "sqlite_errorname", None) == "SQLITE_ERROR" and str(
+        driver_error
+    ).startswith("no such table")
+
+
+NOT_MIGRATED_HINT = "the database is not migrated: run flask --app bikshop db upgrade"
+
+
 def unavailable(error: BaseException) -> bool:
     """Whether ``error`` is the database being out of reach rather than a mistake in what was
     asked of it: unreachable or dropped connections, a full pool, a lock not granted in time,
-    a full disk, read-only. Such a request is worth retrying later (a 503; a command's one
-    line)."""
+    a full disk, read-only, its tables not made yet. Such a request is worth retrying later
+    (a 503; a command's one line)."""
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(error, exc.OperationalError | exc.InterfaceError | PoolTimeout):
         return True
-    return read_only_error(getattr(error, "orig", None))
+    driver_error = getattr(error, "orig", None)
+    return read_only_error(driver_error) or missing_table_error(driver_error)
 
 
 def install_read_only_recovery(engine: Engine) -> None:

@@ -167,7 +167,7 @@ class DatabaseUnavailable(HTTPException):
 
 def as_http_error(error: Exception) -> HTTPException:
     """Map an unexpected exception to what the client is told; log it, roll back."""
-    from bikshop.database import unavailable
+    from bikshop.database import NOT_MIGRATED_HINT, missing_table_error, unavailable
     from bikshop.extensions import db
 
     if _unreadable_body(error):
@@ -179,6 +179,8 @@ def as_http_error(error: Exception) -> HTTPException:
         # The driver's first line says why ("database is locked", "attempt to write a readonly
         # database", "connection refused"); never the statement or its values.
         reason = (str(cause).strip().splitlines() or [""])[0][:200]
+        if missing_table_error(cause):
+            reason += f" ({NOT_MIGRATED_HINT})"
         log.error(
             "database unavailable on %s %s: %s: %s",
             request.method,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from flask import Blueprint, current_app
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from bikshop.errors import RETRY_SOON
@@ -25,7 +25,9 @@ def readyz():
     """The database answers, takes writes, and its schema is at the newest migration."""
     try:
         read_only = _read_only()
-        current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        current = None  # no alembic_version table: never migrated
+        if inspect(db.session.connection()).has_table("alembic_version"):
+            current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         if read_only:
             # This connection's mode was fixed when it opened (ALTER DATABASE, a standby):
             # drop it, so the next probe sees the database as it is then, not as it was.

@@ -302,6 +302,10 @@ def database_error_line(exc: BaseException, url: str) -> str:
     password = make_url(url).password
     if password:
         line = line.replace(str(password), "[secret]")
+    from bikshop.database import NOT_MIGRATED_HINT, missing_table_error
+
+    if missing_table_error(error):
+        return f"{line} ({type(error).__name__}; {NOT_MIGRATED_HINT})"
     return f"{line} ({type(error).__name__})"
 
 

@@ -203,3 +203,41 @@ def test_a_database_made_by_the_first_release_is_repaired_by_the_upgrade(fresh_d
     flask_db(app, "upgrade")  # again: nothing to do
     with app.app_context():
         dispose_engines()  # no pooled connection left for the garbage collector to find open
+
+
+def test_a_server_on_a_database_never_migrated_says_so(fresh_database, caplog):
+    """Served before the release step's ``db upgrade``: on PostgreSQL both of Bik's calls
+    were 500s with a traceback (a missing table is a ProgrammingError there), and /readyz said
+    the database was unreachable on both. Now Bik gets the 503 it retries, the log says to
+    run ``db upgrade``, and /readyz says the database answers but is not migrated."""
+    import logging
+
+    from tests.bik import assert_error_shape, sample_body
+
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": fresh_database})
+    client = app.test_client()
+    caplog.set_level(logging.ERROR, logger="bikshop.errors")
+    try:
+        for path, body in (("/bik/placeOrder", sample_body()), ("/bik/getOrder", {"orderId": "x"})):
+            answer = client.post(path, json=body)
+            assert assert_error_shape(answer, 503)["code"] == "service_unavailable"
+            assert answer.headers["Retry-After"] == "5"
+        logged = [r.getMessage() for r in caplog.records]
+        assert len(logged) == 2 and all(
+            "(the database is not migrated: run flask --app bikshop db upgrade)" in line
+            for line in logged
+        ), logged
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json() == {
+            "status": "unavailable",
+            "database": "ok",
+            "migrations": {
+                "current": None,
+                "head": app.extensions["bikshop.migration_head"],
+                "fix": "run: flask --app bikshop db upgrade",
+            },
+        }
+    finally:
+        with app.app_context():
+            dispose_engines()
