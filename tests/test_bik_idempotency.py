@@ -164,6 +164,8 @@ def test_a_retry_of_a_free_order_stored_pending_before_the_upgrade_is_the_same_o
 
 
 def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, client):
+    """The 409 names each field that differs with the value placed and the value sent now (in
+    Bik's JSON terms, a long text cut), so whoever reads Bik's logs sees what changed."""
     body = sample_body()
     placed = place(client, body).get_json()["order"]
     before = stored_state(app)
@@ -174,12 +176,37 @@ def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, clie
     moved = json.loads(json.dumps(body))
     moved["order"]["address"]["city"] = "Mysuru"
     moved["order"]["phoneNumber"] = "+91 98765 43210"  # the same number, written another way
-    for different, named in (
-        (changed, ["order.subTotal", "order.total", "order.items[0].quantity"]),
-        ({**body, "paymentPending": False}, ["paymentPending"]),
-        (sample_body(body["draftOrderId"], email="someone@else.example"), ["order.email"]),
-        (moved, ["order.phoneNumber", "order.address.city"]),
-    ):
+    more = json.loads(json.dumps(body))
+    more["order"]["items"].append({**body["order"]["items"][0], "quantity": 1})
+    more["order"]["shippingCharge"], more["order"]["subTotal"] = 49.5, 1497
+    more["order"]["total"] = 1446.5
+    more["order"]["address"]["address1"] = "Flat " + "9" * 100
+    for different, found in (
+        (
+            changed,
+            [("order.subTotal", "998", "1497"), ("order.total", "947", "1446"),
+             ("order.items[0].quantity", "2", "3")],
+        ),
+        ({**body, "paymentPending": False}, [("paymentPending", "true", "false")]),
+        (
+            sample_body(body["draftOrderId"], email="someone@else.example"),
+            [("order.email", '"buyer@example.com"', '"someone@else.example"')],
+        ),
+        (
+            moved,
+            [("order.phoneNumber", '"+919876543210"', '"+91 98765 43210"'),
+             ("order.address.city", '"Bengaluru"', '"Mysuru"')],
+        ),
+        (
+            more,
+            [("order.subTotal", "998", "1497"), ("order.shippingCharge", "49", "49.5"),
+             ("order.total", "947", "1446.5"),
+             ("order.address.address1", json.dumps(body["order"]["address"]["address1"]),
+              '"Flat ' + "9" * 52 + '…"'),
+             ("order.items", "1 item", "2 items")],
+        ),
+    ):  # fmt: skip
+        named = [name for name, _, _ in found]
         response = place(client, different)
         error = assert_error_shape(response, 409)
         assert error["code"] == "draft_conflict"
@@ -187,7 +214,10 @@ def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, clie
         assert f"({', '.join(named)} differ" in error["message"]
         assert error["fields"] == [
             {"field": "draftOrderId", "message": f"already placed as {placed['id']}"}
-        ] + [{"field": name, "message": f"differs from {placed['id']} as placed"} for name in named]
+        ] + [
+            {"field": name, "message": f"differs from {placed['id']} as placed: {a} then, {b} now"}
+            for name, a, b in found
+        ]
         assert stored_state(app) == before
     current = client.post("/bik/getOrder", json={"orderId": placed["id"]}).get_json()["order"]
     assert current == placed

@@ -115,40 +115,70 @@ def _fingerprinted(columns: dict, items: list[dict], *, blank_address_lines: boo
     return picked
 
 
-def _differences(stored: OrderSnapshot, columns: dict, items: list[dict]) -> list[str]:
-    """The fields (Bik's names) in which a new body differs from the order ``stored`` as it
-    was placed; none when the difference is in what an earlier rule recorded. Its payment
-    status may have moved since (a payment), so the status it was placed with is the one
-    its fingerprint was taken with; for an order fingerprinted by an earlier rule,
-    ``paymentPending`` is named only while the order is still pending (placed so)."""
+def _differences(
+    stored: OrderSnapshot, columns: dict, items: list[dict]
+) -> list[tuple[str, object, object]]:
+    """Where a new body differs from the order ``stored`` as it was placed: (Bik's name for
+    the field, the value placed, the value sent now); none when the difference is in what an
+    earlier rule recorded. Its payment status may have moved since (a payment), so the status
+    it was placed with is the one its fingerprint was taken with; for an order fingerprinted
+    by an earlier rule, ``paymentPending`` is named only while the order is still pending
+    (placed so)."""
     was = _fingerprinted(stored.__dict__, stored.items)
     placed_as = _placed_payment_status(stored)
     now = _fingerprinted(columns, items)
-    named = [
-        name
+    found = [
+        (name, was[key], now[key])
         for key, name in _FINGERPRINTED_NAMES.items()
         if key not in ("address", "payment_status") and was[key] != now[key]
     ]
     old_address, new_address = was["address"] or {}, now["address"] or {}
     if (was["address"] is None) != (now["address"] is None):
-        named.append(_FINGERPRINTED_NAMES["address"])
+        found.append((_FINGERPRINTED_NAMES["address"], was["address"], now["address"]))
     else:
         keys = sorted(set(old_address) | set(new_address))
-        named += [f"order.address.{k}" for k in keys if old_address.get(k) != new_address.get(k)]
+        found += [
+            (f"order.address.{k}", old_address.get(k), new_address.get(k))
+            for k in keys
+            if old_address.get(k) != new_address.get(k)
+        ]
     if len(was["items"]) != len(now["items"]):
-        named.append("order.items")
+        found.append(("order.items", _ItemCount(len(was["items"])), _ItemCount(len(now["items"]))))
     else:
         for index, (old, new) in enumerate(zip(was["items"], now["items"], strict=True)):
-            named += [
-                f"order.items[{index}].{name}"
+            found += [
+                (f"order.items[{index}].{name}", a, b)
                 for name, a, b in zip(_FINGERPRINTED_ITEM_NAMES.values(), old, new, strict=True)
                 if a != b
             ]
     if placed_as is None:
         placed_as = "pending" if was["payment_status"] == "pending" else now["payment_status"]
     if placed_as != now["payment_status"]:
-        named.insert(0, "paymentPending")
-    return named
+        found.insert(
+            0, ("paymentPending", placed_as == "pending", now["payment_status"] == "pending")
+        )
+    return found
+
+
+class _ItemCount(int):
+    """How many items an order has, as a 409 shows it."""
+
+    def __str__(self) -> str:
+        return f"{int(self)} item{'' if self == 1 else 's'}"
+
+
+_SHOWN_LENGTH = 60
+
+
+def _shown(value) -> str:
+    """A value as a 409 quotes it, in Bik's JSON terms: ``"Bengaluru"``, ``998``, ``true``,
+    ``null``; a long text cut to 60 characters."""
+    if isinstance(value, _ItemCount):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")  # as Bik sends it: 49.5, 947
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    return shown if len(shown) <= _SHOWN_LENGTH else shown[: _SHOWN_LENGTH - 2] + '…"'
 
 
 def _placed_payment_status(stored: OrderSnapshot) -> str | None:
@@ -356,7 +386,8 @@ def _replay(
 ) -> Placed:
     stored = order.request_fingerprint
     if stored != digest and stored not in earlier():
-        named = differences()
+        found = differences()
+        named = [name for name, _, _ in found]
         which = f" ({', '.join(named)} {'differs' if len(named) == 1 else 'differ'})"
         raise ApiError(
             409,
@@ -365,8 +396,12 @@ def _replay(
             code="draft_conflict",
             fields=[{"field": "draftOrderId", "message": f"already placed as {order.public_id}"}]
             + [
-                {"field": name, "message": f"differs from {order.public_id} as placed"}
-                for name in named
+                {
+                    "field": name,
+                    "message": f"differs from {order.public_id} as placed: "
+                    f"{_shown(was)} then, {_shown(now)} now",
+                }
+                for name, was, now in found
             ],
         )
     return Placed(order, created=False)
