@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import os
 import re
@@ -336,6 +337,23 @@ def base_url(public_url, bind) -> str:
 _SUPPORTED_DATABASES = "sqlite:////absolute/path.sqlite3 or postgresql://user:password@host/name"
 
 
+def _check_postgresql_url(parsed) -> None:
+    """What the driver would refuse at every connection, refused once at start-up instead: a
+    port outside 1-65535, an option libpq does not know (``?sslmod=require``: each request a
+    500 and ``db upgrade`` a traceback). Only names are echoed, never values."""
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ConfigError("BIKSHOP_DATABASE_URL has no valid port (1 to 65535)")
+    from psycopg import pq
+
+    known = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}
+    for name in sorted(set(parsed.query) - known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(
+            f"BIKSHOP_DATABASE_URL has an option PostgreSQL does not know: {name[:40]!r}{hint}"
+        )
+
+
 def _sqlalchemy_url(url: str, instance_path: str) -> str:
     """The SQLAlchemy URL for the operator's ``url``: a driver bikshop ships, an absolute path."""
     # Operators paste URLs in libpq form; psycopg 3 is the driver we ship.
@@ -360,6 +378,7 @@ def _sqlalchemy_url(url: str, instance_path: str) -> str:
                 "BIKSHOP_DATABASE_URL has an @ in its password: write it percent-encoded, "
                 "as %40 (postgresql://bikshop:p%40ss@127.0.0.1/bikshop)"
             )
+        _check_postgresql_url(parsed)
         return url
     path = parsed.database or ""
     if parsed.host or parsed.port:

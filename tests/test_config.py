@@ -340,6 +340,17 @@ def test_bik_setup_refuses_a_base_url_bik_could_not_use(args, problem):
             "postgresql+asyncpg://u:pw-s3cret@db/x",
             "BIKSHOP_DATABASE_URL uses postgresql+asyncpg://",
         ),
+        # Each of these started, then made every request a 500 and db upgrade a traceback.
+        (
+            "postgresql://u:pw-s3cret@db/x?sslmod=require",
+            "BIKSHOP_DATABASE_URL has an option PostgreSQL does not know: 'sslmod' "
+            "(did you mean sslmode?)",
+        ),
+        (
+            "postgresql://u:pw-s3cret@db/x?connect_timeout=5&sslpasword=pw-s3cret",
+            "BIKSHOP_DATABASE_URL has an option PostgreSQL does not know",
+        ),
+        ("postgresql://u:pw-s3cret@db:99999/x", "BIKSHOP_DATABASE_URL has no valid port"),
     ],
 )
 def test_an_unusable_database_url_names_itself_and_not_its_password(url, expected):
@@ -504,6 +515,7 @@ def test_a_basic_user_or_password_with_control_characters_is_refused(value):
         ("BIKSHOP_DATABASE_URL", "mysql://bikshop:pw@127.0.0.1/bikshop"),
         ("BIKSHOP_DATABASE_URL", "postgresql://bikshop:pw@[::1/x"),  # urlsplit cannot read it
         ("BIKSHOP_DATABASE_URL", "sqlite:///"),  # in memory: every order lost at a restart
+        ("BIKSHOP_DATABASE_URL", "postgresql://bikshop:pw@127.0.0.1/bikshop?sslmod=require"),
         ("BIKSHOP_REDIS_URL", "bogus"),
         ("BIKSHOP_REDIS_URL", "redis://:pw@127.0.0.1:notaport/0"),  # redis-py cannot read it
         ("BIKSHOP_PUBLIC_URL", "https://[::1"),
