@@ -9,7 +9,6 @@ setting it does not exist (404).
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 
@@ -25,6 +24,7 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from bikshop.bik.auth import AuthSpec, is_authorized
 from bikshop.errors import ApiError
 
 # Multiprocess mode writes each metric's file as the metric is made, below. The folder is made
@@ -107,8 +107,8 @@ def metrics():
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
         raise ApiError(404, "Metrics are off: set BIKSHOP_METRICS_TOKEN to turn them on")
-    sent = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+    # Bik's own bearer check: the scheme's word in any case (RFC 9110), constant time.
+    if not is_authorized(AuthSpec("bearer", token=token), request.headers):
         raise ApiError(401, "Missing or invalid credentials")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

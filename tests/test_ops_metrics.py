@@ -65,6 +65,26 @@ def test_metrics_add_up_every_worker_and_survive_a_killed_one(gunicorn):
     assert "/invoice/<token>" in routes and not any("xxxx" in (r or "") for r in routes)
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (f"Bearer {TOKEN}", 200),
+        (f"bearer {TOKEN}", 200),  # the scheme's word is case-insensitive (RFC 9110), as for Bik
+        (f"BEARER  {TOKEN} ", 200),
+        (f"Bearer {TOKEN[:-1]}", 401),
+        (f"Basic {TOKEN}", 401),
+        (TOKEN, 401),
+        ("", 401),
+    ],
+)
+def test_metrics_take_the_token_as_bik_s_bearer_check_does(make_app, header, status):
+    client = make_app(METRICS_TOKEN=TOKEN).test_client()
+    answer = client.get("/metrics", headers={"Authorization": header} if header else {})
+    assert answer.status_code == status, answer.get_data(as_text=True)[:200]
+    if status == 200:
+        assert "bikshop_http_requests_total" in answer.get_data(as_text=True)
+
+
 def test_metrics_are_off_without_a_token(client):
     answer = client.get("/metrics")
     assert answer.status_code == 404
