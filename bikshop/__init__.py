@@ -85,6 +85,7 @@ def register_rate_limits(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from bikshop import models  # noqa: F401  (registers the tables)
+    from bikshop.api import document_nullable_nested
     from bikshop.database import (
         engine_binds,
         engine_options,
@@ -113,6 +114,7 @@ def register_extensions(app: Flask) -> None:
     migrations = os.path.join(ROOT, "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)
+    document_nullable_nested(api)
     _register_security_schemes(api, app.config["BIK_AUTH_SPECS"])
     app.config.setdefault("COMPRESS_REGISTER", False)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])

@@ -38,22 +38,23 @@ class ApiError(HTTPException):
         self.fields = fields or []
 
 
+# For the OpenAPI document only (required: every key is in every error answer).
 class ErrorDetail(Schema):
-    field = fields.String(allow_none=True)
-    message = fields.String()
+    field = fields.String(allow_none=True, required=True)
+    message = fields.String(required=True)
 
 
 class ErrorBody(Schema):
-    status = fields.Integer()
-    code = fields.String()
-    message = fields.String()
-    fields_ = fields.List(fields.Nested(ErrorDetail), data_key="fields")
+    status = fields.Integer(required=True)
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.List(fields.Nested(ErrorDetail), data_key="fields", required=True)
 
 
 class ErrorEnvelope(Schema):
     """Every non-2xx answer: ``{"error": {status, code, message, fields}}`` (for OpenAPI)."""
 
-    error = fields.Nested(ErrorBody)
+    error = fields.Nested(ErrorBody, required=True)
 
 
 def error_body(status: int, message: str, *, code: str | None = None, fields=None) -> dict:

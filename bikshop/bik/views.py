@@ -124,7 +124,18 @@ def _documents_errors(*extra):
 # Schema instances, not classes: webargs would build a fresh schema (and its nested ones)
 # for every request from a class.
 @blp.arguments(PlaceOrderRequest())
-@blp.response(200, OrderEnvelope, description="The stored order (new, or the same draft again)")
+@blp.response(
+    200,
+    OrderEnvelope,
+    description="The stored order (new, or the same draft again)",
+    headers={
+        "Idempotent-Replayed": {
+            "description": "Sent as `true` when this draft was already placed: the order is "
+            "the one stored then, as it is now",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    },
+)
 @_documents_errors((409, "Same draftOrderId, different body"))
 def place_order(body):
     """Persist a fully priced order; idempotent on draftOrderId."""
