@@ -147,7 +147,7 @@ BAD_PLACE_ORDERS = [
     ),
     # top-level fields
     Bad("draft_id_missing", {"draftOrderId": DELETE}, field="draftOrderId", says=("Missing",)),
-    Bad("draft_id_empty", {"draftOrderId": ""}, field="draftOrderId"),
+    Bad("draft_id_empty", {"draftOrderId": ""}, field="draftOrderId", says=("Must not be empty",)),
     Bad("draft_id_blank", {"draftOrderId": "   "}, field="draftOrderId"),
     Bad("draft_id_number", {"draftOrderId": 1715200000}, field="draftOrderId", says=("string",)),
     Bad("draft_id_null", {"draftOrderId": None}, field="draftOrderId", says=("null",)),
@@ -163,13 +163,14 @@ BAD_PLACE_ORDERS = [
     Bad("payment_pending_null", {"paymentPending": None}, field="paymentPending"),
     Bad("order_missing", {"order": DELETE}, field="order", says=("Missing",)),
     Bad("order_null", {"order": None}, field="order", says=("null",)),
-    Bad("order_is_a_string", {"order": "ORD"}, field="order"),
+    Bad("order_is_a_string", {"order": "ORD"}, field="order", says=("Must be an object",)),
+    Bad("order_is_a_list", {"order": []}, field="order", says=("Must be an object",)),
     # items
     Bad("items_missing", {"order.items": DELETE}, field="order.items"),
     Bad("items_empty", {"order.items": []}, field="order.items", says=("at least one item",)),
     Bad("items_null", {"order.items": None}, field="order.items"),
     Bad("items_an_object", {"order.items": {"0": {}}}, field="order.items"),
-    Bad("item_a_number", {"order.items": [7]}, field="order.items[0]"),
+    Bad("item_a_number", {"order.items": [7]}, field="order.items[0]", says=("Must be an object",)),
     Bad(
         "ten_thousand_items",
         raw=many_items(10_000),
@@ -324,7 +325,12 @@ BAD_PLACE_ORDERS = [
         field="order.currency",
         says=("\\u212aWD", "ASCII"),
     ),
-    Bad("address_a_string", {"order.address": "Bengaluru"}, field="order.address"),
+    Bad(
+        "address_a_string",
+        {"order.address": "Bengaluru"},
+        field="order.address",
+        says=("Must be an object",),
+    ),
     Bad("address_city_number", {"order.address.city": 560102}, field="order.address.city"),
     # A PIN code typed as a whole number is read as its digits (test_bik_sample.py); not these.
     Bad("address_zip_fraction", {"order.address.zip": 560102.5}, field="order.address.zip"),
@@ -385,7 +391,7 @@ BAD_GET_ORDERS = [
     Bad("order_id_missing", raw=b"{}", field="orderId", says=("Missing",)),
     Bad("order_id_null", raw=b'{"orderId": null}', field="orderId"),
     Bad("order_id_number", raw=b'{"orderId": 1001}', field="orderId", says=("string",)),
-    Bad("order_id_empty", raw=b'{"orderId": ""}', field="orderId"),
+    Bad("order_id_empty", raw=b'{"orderId": ""}', field="orderId", says=("Must not be empty",)),
     Bad("order_id_too_long", raw=json.dumps({"orderId": "O" * 65}).encode(), field="orderId"),
     Bad("order_id_object", raw=b'{"orderId": {"id": "ORD-1001"}}', field="orderId"),
     Bad("order_id_with_nul", raw=b'{"orderId": "ORD-1001\\u0000"}', field="orderId"),

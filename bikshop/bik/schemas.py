@@ -40,6 +40,13 @@ class BikSchema(CompiledLoad):
         unknown = EXCLUDE
         ordered = True
 
+    # marshmallow's "Invalid input type." for an order, item or address sent as a list, a
+    # number or a string.
+    error_messages = {"type": "Must be an object."}
+
+
+_NOT_EMPTY = validate.Length(min=1, error="Must not be empty.")
+
 
 def _text(max_length=255, field=Text, **kwargs):
     return field(max_length=max_length, load_default=None, allow_none=True, **kwargs)
@@ -65,7 +72,7 @@ class ItemSchema(BikSchema):
 
     productId = CatalogId(required=True)
     variantId = CatalogId(required=True)
-    name = Text(required=True, max_length=1024, validate=validate.Length(min=1))
+    name = Text(required=True, max_length=1024, validate=_NOT_EMPTY)
     variantName = _text(1024)
     quantity = Quantity(required=True)
     price = Money(required=True)
@@ -157,7 +164,7 @@ class PlaceOrderRequest(BikSchema):
     """Body of POST placeOrder."""
 
     draftOrderId = Text(
-        required=True, max_length=128, identifier=True, validate=validate.Length(min=1)
+        required=True, max_length=128, identifier=True, validate=_NOT_EMPTY
     )
     paymentPending = StrictBoolean(required=True)
     order = fields.Nested(IncomingOrderSchema, required=True)
@@ -166,7 +173,7 @@ class PlaceOrderRequest(BikSchema):
 class GetOrderRequest(BikSchema):
     """Body of POST getOrder."""
 
-    orderId = Text(required=True, max_length=64, identifier=True, validate=validate.Length(min=1))
+    orderId = Text(required=True, max_length=64, identifier=True, validate=_NOT_EMPTY)
 
 
 # --- responses -------------------------------------------------------------------------------
