@@ -340,12 +340,20 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
                 results.append(f"{name} skipped (auth none)")
                 continue
             # Wrong ones, then none at all: a server may check a header only when it is there.
+            answers = {}
             for how, credentials in (("wrong", _wrong(spec)), ("no", AuthSpec("none"))):
-                response = target.post(url, credentials, sent)
-                if response.status_code != 401:
+                answers[how] = target.post(url, credentials, sent).status_code
+            if answers["wrong"] != 401 and answers["no"] != 401:
+                raise CheckFailed(
+                    f"{name} answered {answers['wrong']} with wrong credentials and "
+                    f"{answers['no']} with none{_SENT_FOR_CREDENTIALS.get(name, '')}: the "
+                    "server checks no credentials there (its auth is none), not the "
+                    f"{spec.scheme} --auth names; anyone who finds the URL can use it"
+                )
+            for how, status in answers.items():
+                if status != 401:
                     raise CheckFailed(
-                        f"{name} with {how} credentials answered {response.status_code}, "
-                        "expected 401"
+                        f"{name} with {how} credentials answered {status}, expected 401"
                     )
             results.append(f"{name} 401")
         if all("skipped" in r for r in results):
@@ -385,6 +393,10 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
             ok = False
             echo(f"FAIL  {title}: unexpected answer ({type(error).__name__}: {error})")
     return ok
+
+
+# What the wrong-credentials check asks getOrder for: its answer, when it checks no credentials.
+_SENT_FOR_CREDENTIALS = {"getOrder": " (an unknown id)"}
 
 
 class _Skip(Exception):

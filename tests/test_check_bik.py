@@ -137,6 +137,7 @@ def test_a_url_where_nothing_answers_passes_no_check(bik_app, servers):
         ("bearer+apikey", "basic", "none"),
         ("basic+none", "bearer", "none"),
         ("basic+none", "basic", "apikey"),
+        ("basic+none", "basic", "bearer"),
     ],
 )
 def test_check_bik_fails_against_a_server_with_different_auth(bik_app, servers, name, place, get):
@@ -157,6 +158,13 @@ def test_check_bik_fails_against_a_server_with_different_auth(bik_app, servers, 
         # Not "SKIP … auth is none": this server's getOrder wants credentials none were given for.
         assert found["wrong credentials are refused with 401"] == "FAIL"
         assert "getOrder demands credentials: pass the ones Bik will use" in "\n".join(lines)
+    if get != "none" and SERVERS[name][1] == "none":
+        # Credentials given for an open getOrder: said so, not "answered 200, expected 401".
+        assert found["wrong credentials are refused with 401"] == "FAIL"
+        assert (
+            "getOrder answered 404 with wrong credentials and 404 with none (an unknown id): the "
+            f"server checks no credentials there (its auth is none), not the {get} --auth names"
+        ) in "\n".join(lines)
     assert not lines[-1].startswith("All checks passed")
 
 

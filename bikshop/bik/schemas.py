@@ -163,9 +163,7 @@ class IncomingOrderSchema(BikSchema):
 class PlaceOrderRequest(BikSchema):
     """Body of POST placeOrder."""
 
-    draftOrderId = Text(
-        required=True, max_length=128, identifier=True, validate=_NOT_EMPTY
-    )
+    draftOrderId = Text(required=True, max_length=128, identifier=True, validate=_NOT_EMPTY)
     paymentPending = StrictBoolean(required=True)
     order = fields.Nested(IncomingOrderSchema, required=True)
 
