@@ -124,6 +124,23 @@ def test_controls_labels_and_contacts_work_for_a_thumb_and_a_screen_reader(
     assert phone.get_attribute("href") == "tel:+919876543210"
     email = phone_page.get_by_role("link", name="help@glow.example")
     assert email.get_attribute("href") == "mailto:help@glow.example"
+    # The shop's contacts are a thumb tall (they were 19 px), the number on one line even on
+    # the narrowest phones (it broke as "+91 98765" / "43210" at 360 px), here and on the page
+    # a customer gets for a link that leads nowhere.
+    for width in (390, 360):
+        phone_page.set_viewport_size({"width": width, "height": 740})
+        for where in (path, "/invoice/" + "x" * 32):
+            phone_page.goto(server.url + where)
+            for name in ("+91 98765 43210", "help@glow.example"):
+                link = phone_page.get_by_role("link", name=name)
+                assert link.bounding_box()["height"] >= 44, (width, where, name)
+            lines = phone_page.get_by_role("link", name="+91 98765 43210").evaluate(
+                "(a) => { const r = document.createRange(); r.selectNodeContents(a);"
+                " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }"
+            )
+            assert lines == 1, (width, where)
+    phone_page.set_viewport_size({"width": 390, "height": 844})
+    phone_page.goto(server.url + path)
     overflow = phone_page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert overflow[0] <= overflow[1], overflow
     # Chromium asks for the icon after the load event; give it the time it took before.

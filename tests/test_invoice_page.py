@@ -320,8 +320,8 @@ def test_a_bad_invoice_link_says_whom_to_ask(make_app):
     client = client.test_client()
     body = client.get("/invoice/" + "A" * 32).get_data(as_text=True)
     assert "Ask the shop for a new one." in body
-    assert '<a href="tel:+918040001234">+91 80 4000 1234</a>' in body
-    assert '<a href="mailto:help@glow.in">help@glow.in</a>' in body
+    assert '<a class="contact" href="tel:+918040001234">+91 80 4000 1234</a>' in body
+    assert '<a class="contact" href="mailto:help@glow.in">help@glow.in</a>' in body
 
 
 @pytest.mark.parametrize("after", [".", ",", ")", ").", "!", "”", "…"])
@@ -333,6 +333,10 @@ def test_a_link_pasted_with_the_punctuation_after_it_still_opens(client, after):
     assert answer.status_code == 301 and answer.headers["Location"] == path
     unknown = client.get("/invoice/" + "A" * 32 + after)
     assert unknown.status_code == 404  # only a real invoice's link is led on
+    # The PDF's link too (it was a 404).
+    pdf = client.get(path + ".pdf" + after)
+    assert pdf.status_code == 301 and pdf.headers["Location"] == path + ".pdf"
+    assert client.get("/invoice/" + "A" * 32 + ".pdf" + after).status_code == 404
 
 
 def test_the_link_with_a_slash_added_opens_the_same_page(client):

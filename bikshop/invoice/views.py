@@ -25,9 +25,12 @@ def page(token: str):
     """The customer's invoice page; after a Pay button found the order paid (``?paid=already``),
     with a word that nothing more was charged."""
     whole = token.rstrip(_AROUND_A_LINK)
-    if whole != token and token_is_known(whole):
+    if whole != token:
         # The link pasted with the sentence's full stop or bracket after it: no token ends so.
-        return redirect(url_for("invoice.page", token=whole), 301)
+        if token_is_known(whole):
+            return redirect(url_for("invoice.page", token=whole), 301)
+        if whole.endswith(".pdf") and token_is_known(whole.removesuffix(".pdf")):
+            return redirect(url_for("invoice.pdf", token=whole.removesuffix(".pdf")), 301)
     order = order_for_token(token)
     if request.args.get("paid") == "already" and order.payment_status in PAID_STATUSES:
         refunded = order.payment_status == "refunded"
