@@ -202,8 +202,11 @@ class _OneLineSwallowed(logging.Filter):
             return False
         error = record.exc_info[1]
         first = (str(error).strip().splitlines() or [""])[0][:200]
-        more = f" ({self._since} more since the last line)" if self._since else ""
-        record.msg = f"{record.getMessage()}: {type(error).__name__}: {first}{more}"
+        more = f"; {self._since} more since the last line" if self._since else ""
+        record.msg = (
+            f"rate limits not checked, requests let through: the limiter's storage failed "
+            f"({type(error).__name__}: {first}{more})"
+        )
         record.args = None
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
