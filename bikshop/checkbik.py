@@ -343,7 +343,9 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
             answers = {}
             for how, credentials in (("wrong", _wrong(spec)), ("no", AuthSpec("none"))):
                 answers[how] = target.post(url, credentials, sent).status_code
-            if answers["wrong"] != 401 and answers["no"] != 401:
+            if answers["wrong"] == answers["no"] == _ANSWER_WITH_CREDENTIALS[name]:
+                # What the right credentials get: nothing checked them (a 403, 429 or 502 may
+                # be a proxy's, and says nothing of the kind).
                 raise CheckFailed(
                     f"{name} answered {answers['wrong']} with wrong credentials and "
                     f"{answers['no']} with none{_SENT_FOR_CREDENTIALS.get(name, '')}: the "
@@ -395,8 +397,10 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
     return ok
 
 
-# What the wrong-credentials check asks getOrder for: its answer, when it checks no credentials.
+# What the wrong-credentials check asks getOrder for, and what each endpoint answers it with
+# the right credentials (a replay of the sample; an unknown id).
 _SENT_FOR_CREDENTIALS = {"getOrder": " (an unknown id)"}
+_ANSWER_WITH_CREDENTIALS = {"placeOrder": 200, "getOrder": 404}
 
 
 class _Skip(Exception):

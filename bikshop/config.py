@@ -341,8 +341,18 @@ def _check_postgresql_url(parsed) -> None:
     """What the driver would refuse at every connection, refused once at start-up instead: a
     port outside 1-65535, an option libpq does not know (``?sslmod=require``: each request a
     500 and ``db upgrade`` a traceback). Only names are echoed, never values."""
-    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+    ports = parsed.query.get("port", ())  # libpq's ?port=, one per host, comma-separated
+    ports = [ports] if isinstance(ports, str) else list(ports)
+    written = [str(parsed.port)] if parsed.port is not None else []
+    written += [p.strip() for value in ports for p in value.split(",") if p.strip()]
+    if any(not (p.isdigit() and 1 <= int(p) <= 65535) for p in written):
         raise ConfigError("BIKSHOP_DATABASE_URL has no valid port (1 to 65535)")
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    try:  # SQLAlchemy's own reading of the hosts (two multi-host forms mixed, say)
+        PGDialect_psycopg().create_connect_args(parsed)
+    except ArgumentError as exc:  # says what is wrong with the form, not the URL itself
+        raise ConfigError(f"BIKSHOP_DATABASE_URL: {exc}") from None
     from psycopg import pq
 
     known = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}

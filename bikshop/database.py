@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -108,18 +109,30 @@ def read_only_error(driver_error: BaseException | None) -> bool:
     return code is not None and code & 0xFF == _SQLITE_READONLY
 
 
+# PostgreSQL's and SQLite's words for a table that is not there.
+_MISSING_TABLE = re.compile(
+    r'relation "(?:[^"]+\.)?([^".]+)" does not exist|^no such table: (?:\w+\.)?(\w+)'
+)
+
+
 def missing_table_error(driver_error: BaseException | None) -> bool:
-    """Whether the driver's error is a table that is not there: a database not migrated yet
-    (or migrated by an older release). PostgreSQL's SQLSTATE 42P01, which the driver files
-    under ProgrammingError; SQLite's ``no such table`` (an OperationalError)."""
-    if getattr(driver_error, "sqlstate", None) == "42P01":
-        return True
-    return getattr(driver_error, "sqlite_errorname", None) == "SQLITE_ERROR" and str(
-        driver_error
-    ).startswith("no such table")
+    """Whether the driver's error is one of bikshop's own tables not being there: a database
+    not migrated yet. PostgreSQL's SQLSTATE 42P01 (filed under ProgrammingError), SQLite's
+    ``no such table`` (an OperationalError). Any other table, or anything else 42P01 covers (a
+    query missing a FROM entry), is a mistake of the code's, and stays one."""
+    from bikshop.extensions import db
+
+    if driver_error is None or not (
+        getattr(driver_error, "sqlstate", None) == "42P01"
+        or getattr(driver_error, "sqlite_errorname", None) == "SQLITE_ERROR"
+    ):
+        return False
+    found = _MISSING_TABLE.search(str(driver_error))
+    return found is not None and (found.group(1) or found.group(2)) in db.metadata.tables
 
 
-NOT_MIGRATED_HINT = "the database is not migrated: run flask --app bikshop db upgrade"
+UPGRADE_COMMAND = "flask --app bikshop db upgrade"
+NOT_MIGRATED_HINT = f"the database is not migrated: run {UPGRADE_COMMAND}"
 
 
 def unavailable(error: BaseException) -> bool:

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from bikshop.database import UPGRADE_COMMAND
 from bikshop.errors import RETRY_SOON
 from bikshop.extensions import db
 
@@ -52,7 +53,7 @@ def readyz():
                 "migrations": {
                     "current": current,
                     "head": head,
-                    "fix": "run: flask --app bikshop db upgrade",
+                    "fix": f"run: {UPGRADE_COMMAND}",
                 },
             },
             503,

@@ -26,6 +26,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from bikshop.database import NOT_MIGRATED_HINT, UPGRADE_COMMAND, missing_table_error
+
 
 @dataclass
 class Finding:
@@ -241,13 +243,18 @@ def _folder_findings(config) -> list[Finding]:
     return []
 
 
-_NOT_MIGRATED = "not migrated yet: run flask --app bikshop db upgrade"
+_NOT_MIGRATED = f"not migrated yet: run {UPGRADE_COMMAND}"
 
 
 def in_memory_finding(config) -> Finding | None:
     """SQLite's in-memory database, found without connecting (``--offline`` too)."""
     url = make_url(config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    database = url.database or ""
+    # SQLite's URI form too: file::memory:?cache=shared, file:name?mode=memory.
+    uri_in_memory = database.startswith("file:") and (
+        database.startswith("file::memory:") or url.query.get("mode") == "memory"
+    )
+    if url.get_backend_name() == "sqlite" and (database in ("", ":memory:") or uri_in_memory):
         return Finding(
             "error",
             "BIKSHOP_DATABASE_URL",
@@ -284,17 +291,17 @@ def _database_findings(app: Flask) -> list[Finding]:
             Finding(
                 "error",
                 "BIKSHOP_DATABASE_URL",
-                f"schema is at {current}, the code needs {head}: "
-                "run flask --app bikshop db upgrade",
+                f"schema is at {current}, the code needs {head}: run {UPGRADE_COMMAND}",
             )
         ]
     return []
 
 
-def database_error_line(exc: BaseException, url: str) -> str:
+def database_error_line(exc: BaseException, url: str, *, migrating: bool = False) -> str:
     """One line saying why the database refused (the driver's first line: "Connection
     refused", "database ... does not exist", "password authentication failed ..."), with the
-    URL's password never in it."""
+    URL's password never in it; for a table not there, that the database needs ``db upgrade``
+    (unless this is ``db upgrade``: ``migrating``)."""
     error = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     line = lines[0] if lines else type(error).__name__
@@ -302,9 +309,7 @@ def database_error_line(exc: BaseException, url: str) -> str:
     password = make_url(url).password
     if password:
         line = line.replace(str(password), "[secret]")
-    from bikshop.database import NOT_MIGRATED_HINT, missing_table_error
-
-    if missing_table_error(error):
+    if not migrating and missing_table_error(error):
         return f"{line} ({type(error).__name__}; {NOT_MIGRATED_HINT})"
     return f"{line} ({type(error).__name__})"
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import re
+
 from bikshop.models.admin import PHONE_TAIL_DIGITS
 
 INDIA_DIALING_CODE = "91"
+_BRACKETED_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 
 
 def international_digits(phone: str) -> str | None:
@@ -17,6 +20,8 @@ def international_digits(phone: str) -> str | None:
     phone abroad) would take its first digits for a country code and reach a stranger. Ten
     digits beginning with 0 are a trunk 0 and nine, which no Indian number is: +91 before
     them dials no one."""
+    # "+44 (0)20 …": the trunk 0 written in brackets, dialled only from inside the country.
+    phone = _BRACKETED_TRUNK_ZERO.sub("", phone)
     digits = "".join(c for c in phone if c.isdigit())
     if not phone.strip().startswith("+"):
         if digits.startswith("00"):

@@ -115,7 +115,9 @@ def run_migrations_online():
         # (Flask-Migrate prints it and exits 1), not a traceback; never the URL's password.
         from bikshop.ops import database_error_line
 
-        reason = database_error_line(exc, str(connectable.url.render_as_string(False)))
+        reason = database_error_line(
+            exc, str(connectable.url.render_as_string(False)), migrating=True
+        )
         raise CommandError(f"BIKSHOP_DATABASE_URL: cannot use the database: {reason}") from None
 
 

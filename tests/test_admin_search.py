@@ -432,6 +432,11 @@ def test_a_page_link_no_list_could_write_is_refused_with_one_reason(shop, cursor
     assert 'href="/admin/?q=asha">Back to the newest</a>' in notice.group(1)
 
 
+def test_two_bad_page_links_are_one_reason(shop):
+    page = shop.get("/admin/", query_string={"before": "x", "after": "y"})
+    assert page.status_code == 400 and page.text.count("this link is not a page") == 1
+
+
 @pytest.mark.parametrize("cursor", ["before", "after"])
 def test_an_empty_page_cursor_is_the_newest_page(shop, cursor):
     assert shop.get("/admin/", query_string={cursor: ""}).status_code == 200

@@ -180,7 +180,9 @@ def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, clie
     more["order"]["items"].append({**body["order"]["items"][0], "quantity": 1})
     more["order"]["shippingCharge"], more["order"]["subTotal"] = 49.5, 1497
     more["order"]["total"] = 1446.5
-    more["order"]["address"]["address1"] = "Flat " + "9" * 100
+    more["order"]["address"]["address1"] = "Flat\t" + "9" * 100  # a tab: quoted as \t
+    gone = json.loads(json.dumps(body))
+    gone["order"]["address"] = None
     for different, found in (
         (
             changed,
@@ -202,9 +204,10 @@ def test_same_draft_with_a_different_body_is_a_409_and_changes_nothing(app, clie
             [("order.subTotal", "998", "1497"), ("order.shippingCharge", "49", "49.5"),
              ("order.total", "947", "1446.5"),
              ("order.address.address1", json.dumps(body["order"]["address"]["address1"]),
-              '"Flat ' + "9" * 52 + '…"'),
+              '"Flat\\t' + "9" * 54 + '…"'),
              ("order.items", "1 item", "2 items")],
         ),
+        (gone, [("order.address", "an address", "no address")]),
     ):  # fmt: skip
         named = [name for name, _, _ in found]
         response = place(client, different)

@@ -444,6 +444,26 @@ def test_a_server_that_takes_a_request_without_credentials_fails(bik_app, misbeh
     assert result.exit_code == 1
 
 
+def test_a_server_that_refuses_with_403_is_not_said_to_check_no_credentials(bik_app, misbehaving):
+    """A proxy's 403 for wrong and missing credentials alike is a wrong status, not an open
+    endpoint: only answers equal to the right credentials' mean nothing checked them."""
+    placed = _echoing_draft(_CONTRACT_ORDER)
+
+    def answer(sent: bytes, headers):
+        if headers.get("Authorization") != "Bearer t":
+            return 403, {"Content-Type": "application/json"}, b'{"error": "forbidden"}'
+        return placed(sent, headers)
+
+    misbehaving.answer = answer
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    line = next(x for x in result.output.splitlines() if "wrong credentials are" in x)
+    assert line.startswith("FAIL") and "placeOrder with wrong credentials answered 403" in line
+    assert "checks no credentials" not in result.output
+    assert result.exit_code == 1
+
+
 def test_only_the_credentials_bik_sends_are_sent_whatever_the_users_netrc_says(
     bik_app, misbehaving, tmp_path, monkeypatch
 ):

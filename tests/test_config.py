@@ -351,6 +351,12 @@ def test_bik_setup_refuses_a_base_url_bik_could_not_use(args, problem):
             "BIKSHOP_DATABASE_URL has an option PostgreSQL does not know",
         ),
         ("postgresql://u:pw-s3cret@db:99999/x", "BIKSHOP_DATABASE_URL has no valid port"),
+        ("postgresql://u:pw-s3cret@db/x?port=99999", "BIKSHOP_DATABASE_URL has no valid port"),
+        ("postgresql://u:pw-s3cret@/x?host=a,b&port=5432,x", "BIKSHOP_DATABASE_URL has no valid"),
+        (
+            "postgresql://u:pw-s3cret@/x?host=a&host=b&port=5432&port=5433",
+            "BIKSHOP_DATABASE_URL: Can't mix 'multihost' formats together",
+        ),
     ],
 )
 def test_an_unusable_database_url_names_itself_and_not_its_password(url, expected):

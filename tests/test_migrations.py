@@ -241,3 +241,45 @@ def test_a_server_on_a_database_never_migrated_says_so(fresh_database, caplog):
     finally:
         with app.app_context():
             dispose_engines()
+
+
+def test_a_command_on_a_database_never_migrated_says_to_run_db_upgrade(fresh_database):
+    """An operator's command before the release step: its one line names the fix, where it
+    named only the missing table."""
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": fresh_database})
+    try:
+        result = app.test_cli_runner().invoke(args=["list-admins"])
+    finally:
+        with app.app_context():
+            dispose_engines()
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: list-admins stopped: the database at BIKSHOP_DATABASE_URL")
+    assert line.endswith("; the database is not migrated: run flask --app bikshop db upgrade)")
+
+
+@pytest.mark.parametrize(
+    ("query", "ours"),
+    [
+        ("SELECT * FROM orders", True),
+        ("SELECT * FROM counters", True),
+        ("SELECT * FROM no_such_table", False),  # not bikshop's: a mistake in the code
+        ("SELECT pg_class.oid FROM pg_namespace", False),  # 42P01 on PostgreSQL, no table
+    ],
+)
+def test_only_bikshop_s_own_tables_missing_read_as_not_migrated(fresh_database, query, ours):
+    """A missing table answers 503 'not migrated' only when it is one of bikshop's: PostgreSQL
+    files other mistakes under the same SQLSTATE, and they stay 500s with their traceback."""
+    from sqlalchemy import create_engine
+
+    from bikshop.database import missing_table_error
+
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": fresh_database})
+    engine = create_engine(fresh_database.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection, pytest.raises(Exception) as caught:
+            connection.execute(text(query))
+        with app.app_context():
+            assert missing_table_error(caught.value.orig) is ours
+    finally:
+        engine.dispose()

@@ -364,8 +364,17 @@ def test_db_upgrade_and_check_config_say_why_the_database_refused_in_one_line(ur
         assert password not in output + checked.stdout + checked.stderr
 
 
+IN_MEMORY = [
+    "sqlite://",
+    "sqlite:///",
+    "sqlite:///:memory:",
+    "sqlite:///file::memory:?cache=shared&uri=true",
+    "sqlite:///file:orders?mode=memory&cache=shared&uri=true",
+]
+
+
 @pytest.mark.parametrize("offline", [[], ["--offline"]])
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", IN_MEMORY)
 def test_check_config_refuses_an_in_memory_sqlite_database(url, offline):
     """``sqlite:///`` (a path left out) is SQLite's in-memory database: each worker would serve
     its own empty database, lost at every restart. Seen without connecting, so the production
@@ -376,7 +385,7 @@ def test_check_config_refuses_an_in_memory_sqlite_database(url, offline):
     assert line.startswith("ERROR   BIKSHOP_DATABASE_URL is an in-memory SQLite database")
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", IN_MEMORY)
 def test_db_upgrade_refuses_an_in_memory_sqlite_database(url):
     """The release step migrated a database that vanished as the command exited, and said
     nothing but success (exit 0): the same one line as check-config's, and exit 1."""

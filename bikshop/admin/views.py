@@ -47,9 +47,12 @@ def _filters(form: FilterForm) -> search.OrderFilters:
 
 
 def filter_errors(form: FilterForm) -> str:
-    """Why the filters were refused, each reason after its field's name."""
+    """Why the filters were refused, each reason after its field's name, once (both page
+    links bad read "Page: …" once)."""
     return " ".join(
-        f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items()
+        dict.fromkeys(
+            f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items()
+        )
     )
 
 

@@ -134,7 +134,9 @@ def _differences(
     ]
     old_address, new_address = was["address"] or {}, now["address"] or {}
     if (was["address"] is None) != (now["address"] is None):
-        found.append((_FINGERPRINTED_NAMES["address"], was["address"], now["address"]))
+        found.append(
+            (_FINGERPRINTED_NAMES["address"], _address(was["address"]), _address(now["address"]))
+        )
     else:
         keys = sorted(set(old_address) | set(new_address))
         found += [
@@ -143,7 +145,9 @@ def _differences(
             if old_address.get(k) != new_address.get(k)
         ]
     if len(was["items"]) != len(now["items"]):
-        found.append(("order.items", _ItemCount(len(was["items"])), _ItemCount(len(now["items"]))))
+        found.append(
+            ("order.items", _item_count(len(was["items"])), _item_count(len(now["items"])))
+        )
     else:
         for index, (old, new) in enumerate(zip(was["items"], now["items"], strict=True)):
             found += [
@@ -160,11 +164,16 @@ def _differences(
     return found
 
 
-class _ItemCount(int):
-    """How many items an order has, as a 409 shows it."""
+class _InWords(str):
+    """What a 409 shows in words rather than as a value: ``2 items``, ``no address``."""
 
-    def __str__(self) -> str:
-        return f"{int(self)} item{'' if self == 1 else 's'}"
+
+def _item_count(count: int) -> _InWords:
+    return _InWords(f"{count} item{'' if count == 1 else 's'}")
+
+
+def _address(address: dict | None) -> _InWords:
+    return _InWords("no address" if address is None else "an address")
 
 
 _SHOWN_LENGTH = 60
@@ -173,12 +182,13 @@ _SHOWN_LENGTH = 60
 def _shown(value) -> str:
     """A value as a 409 quotes it, in Bik's JSON terms: ``"Bengaluru"``, ``998``, ``true``,
     ``null``; a long text cut to 60 characters."""
-    if isinstance(value, _ItemCount):
-        return str(value)
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")  # as Bik sends it: 49.5, 947
-    shown = json.dumps(value, ensure_ascii=False, default=str)
-    return shown if len(shown) <= _SHOWN_LENGTH else shown[: _SHOWN_LENGTH - 2] + '…"'
+    if isinstance(value, _InWords):
+        return str(value)
+    if isinstance(value, str) and len(value) > _SHOWN_LENGTH:
+        value = value[: _SHOWN_LENGTH - 1] + "…"  # cut before quoting: no escape cut in two
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _placed_payment_status(stored: OrderSnapshot) -> str | None:

@@ -329,13 +329,12 @@ def reference_id(order: Order, attempt: int) -> str:
 def _link_request(order: Order, attempt: int) -> dict:
     config = current_app.config
     expire_by = utcnow() + timedelta(minutes=config["RAZORPAY_LINK_EXPIRY_MINUTES"])
-    return {
+    request = {
         "amount": to_minor_units(order.total, order.currency),
         "currency": order.currency,
         "accept_partial": False,
         "reference_id": reference_id(order, attempt),
         "description": f"{config['STORE_NAME']} order {order.name}"[:2048],
-        "customer": _link_customer(order),
         # Bik already talks to the customer on WhatsApp; Razorpay's SMS and email would be noise.
         "notify": {"sms": False, "email": False},
         "reminder_enable": False,
@@ -344,6 +343,10 @@ def _link_request(order: Order, attempt: int) -> dict:
         "callback_method": "get",
         "expire_by": int(expire_by.timestamp()),
     }
+    customer = _link_customer(order)
+    if customer:  # none of it in a form Razorpay takes: no customer at all, rather than {}
+        request["customer"] = customer
+    return request
 
 
 # Razorpay's own examples of a link's customer: +919876543210, gaurav.kumar@razorpay.com.
