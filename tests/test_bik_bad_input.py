@@ -264,6 +264,18 @@ BAD_PLACE_ORDERS = [
         field="order.items[0].image",
     ),
     Bad("image_without_a_host", {f"{ITEM}.image": "///cream.png"}, field="order.items[0].image"),
+    # Past 2,048 characters a URL is left out, but only once it is one (it skipped the check).
+    Bad(
+        "image_javascript_url_longer_than_2048",
+        {f"{ITEM}.image": "javascript:alert(1)//" + "0" * 2049},
+        field="order.items[0].image",
+        says=("http(s) URL",),
+    ),
+    Bad(
+        "image_with_a_nul_longer_than_2048",
+        {f"{ITEM}.image": "https://cdn.example.com/\u0000" + "a" * 2049},
+        field="order.items[0].image",
+    ),
     # money and totals
     Bad("shipping_negative", {"order.shippingCharge": -49}, field="order.shippingCharge"),
     Bad("discount_negative", {"order.discount": -100}, field="order.discount"),

@@ -136,10 +136,20 @@ class ImageURL(Text):
     protocol-relative URL (``//cdn.example.com/a.png``, as Shopify-era catalogs store images) is
     read as https."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        del self.metadata["maxLength"]  # a longer one is left out, not refused
+        self.metadata.setdefault(
+            "description",
+            f"An http(s) URL (or //host/path, read as https); one longer than "
+            f"{self.max_length:,} characters is left out of the order, not refused",
+        )
+
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str) and len(value.strip()) > self.max_length:
-            return None  # too long as sent: dropped, as when encoding makes it so (below)
-        url = super()._deserialize(value, attr, data, **kwargs)
+        too_long = isinstance(value, str) and len(value.strip()) > self.max_length
+        # A long one is still checked as text and as a URL (a javascript: one refused), and
+        # then dropped, as when encoding makes it too long (below).
+        url = clean_text(value, len(value) if too_long else self.max_length, strip=self.strip)
         if not url:
             return None
         if url.startswith("//"):
@@ -152,6 +162,8 @@ class ImageURL(Text):
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not host:
             _not_an_image()
+        if too_long:
+            return None
         url = scheme + url[len(parts.scheme) :]  # HTTPS://… as https://…, as browsers read it
         encoded = percent_encoded(url)
         return encoded if len(encoded) <= self.max_length else None
@@ -175,6 +187,11 @@ class Money(NullMeansAbsent, fields.Number):
         kwargs.setdefault("metadata", {})
         kwargs["metadata"].setdefault("minimum", 0)
         kwargs["metadata"].setdefault("maximum", float(MAX_MONEY))
+        # Not multipleOf 0.01: validators divide in binary floating point, and 599.97 / 0.01
+        # is 59996.99999999999 there, so they would refuse amounts bikshop takes.
+        kwargs["metadata"].setdefault(
+            "description", "Major units (499.5 is ₹499.50), at most two decimals"
+        )
         if absent_is_zero:  # documented as optional and nullable, 0 when so
             kwargs |= {"required": False, "allow_none": True, "load_default": _ZERO}
             kwargs["metadata"].setdefault("default", 0)
@@ -260,7 +277,13 @@ class CatalogId(fields.Field):
             "oneOf",
             [
                 {"type": "integer"},
-                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S+$"},
+                # No spaces and no control characters (C0, DEL and C1), as _deserialize checks.
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": r"^[^\s\x00-\x1f\x7f-\x9f]+$",
+                },
             ],
         )
         super().__init__(**kwargs)

@@ -93,6 +93,7 @@ class IncomingOrderSchema(BikSchema):
         required=True,
         noun="item",
         max_length=lambda: current_app.config["MAX_ITEMS_PER_ORDER"],
+        metadata={"description": "At most BIKSHOP_MAX_ITEMS_PER_ORDER items (500 by default)"},
     )
     subTotal = Money(required=True)
     # No shipping line or no coupon may come as 0, null or nothing at all: all mean 0, and the
@@ -100,7 +101,13 @@ class IncomingOrderSchema(BikSchema):
     shippingCharge = Money(absent_is_zero=True)
     discount = Money(absent_is_zero=True)
     total = Money(required=True)
-    currency = _text(8, metadata={"pattern": "^([A-Za-z]{3})?$"})
+    currency = _text(
+        8,
+        metadata={
+            "pattern": "^([A-Za-z]{3})?$",
+            "description": "An ISO 4217 code, in any case; empty or absent: BIKSHOP_CURRENCY",
+        },
+    )
     address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
     tags = Tags(load_default=None, allow_none=True)
 
