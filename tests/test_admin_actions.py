@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html as html_module
 import re
 import sqlite3
 from html.parser import HTMLParser
@@ -249,6 +250,27 @@ def _seen(html: str, action: str = "refund") -> str:
     return seen
 
 
+def _form_values(html: str, action: str) -> dict:
+    """What the page's form for ``action`` would send as it stands: its hidden fields, text
+    inputs and the selected option of each menu."""
+    (body,) = [
+        body
+        for target, body in re.findall(
+            r'<form method="post" action="([^"]*)"(.*?)</form>', html, re.S
+        )
+        if target.endswith("/" + action)
+    ]
+    values = {
+        name: html_module.unescape(value)
+        for name, value in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', body)
+    }
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', body, re.S):
+        (values[name],) = re.findall(r'<option selected value="([^"]*)"', options) or re.findall(
+            r'<option value="([^"]*)" selected', options
+        )
+    return values
+
+
 def test_saving_fulfilment_from_a_page_left_open_does_not_undo_a_newer_change(owner):
     """Two tabs on one order: one ships it with a tracking link, then the other, opened before
     that, pastes another link (its menu still says unfulfilled). Saving the old page's copy
@@ -272,10 +294,22 @@ def test_saving_fulfilment_from_a_page_left_open_does_not_undo_a_newer_change(ow
     assert refused.status_code == 409
     assert "The fulfilment of #1001 changed since this page was opened" in refused.text
     assert "it is now fulfilled, tracking link https://courier.example/track/AAA111" in refused.text
+    assert (
+        "you asked for unfulfilled, tracking link https://courier.example/track/BBB222"
+        in refused.text
+    )
     bik = _bik_view(owner, oid)
     assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("fulfilled", shipped)
-    # The page that said so is current: saved from it, the owner's change goes through.
-    again = {**stale, "seen": _seen(refused.text, "fulfillment"), "fulfillment": "fulfilled"}
+    # The form on that page shows the order as it is now, not the refused values: saving it
+    # again unchanged (a retry) changes nothing; it used to un-ship the order (owner probe).
+    form = _form_values(refused.text, "fulfillment")
+    assert (form["fulfillment"], form["tracking_url"]) == ("fulfilled", shipped)
+    retry = {**form, "csrf_token": csrf_token(refused.text)}
+    assert owner.post(f"/admin/orders/{oid}/fulfillment", data=retry).status_code == 303
+    bik = _bik_view(owner, oid)
+    assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("fulfilled", shipped)
+    # The page that said so is current: the owner's change, made again there, goes through.
+    again = {**retry, "tracking_url": stale["tracking_url"]}
     assert owner.post(f"/admin/orders/{oid}/fulfillment", data=again).status_code == 303
     assert _bik_view(owner, oid)["deliveryInfo"]["trackingURL"] == stale["tracking_url"]
 

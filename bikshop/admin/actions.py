@@ -50,8 +50,12 @@ def _act(
         changed = action(order)
     except ApiError as exc:  # IllegalTransition among them: say why, change nothing
         db.session.rollback()
-        # The form comes back as sent (a refund amount over what is left stays in its box).
-        return render_order(order_or_404(public_id), exc.code, exc.description, **{form_name: form})
+        # The form comes back as sent (a refund amount over what is left stays in its box),
+        # but a form that sets values, refused as made on an out-of-date page, comes back with
+        # the order as it is now: saved again as sent, it would undo the newer change.
+        stale = exc.error_code == "changed_meanwhile" and form_name in _SETS_VALUES
+        forms = {} if stale else {form_name: form}
+        return render_order(order_or_404(public_id), exc.code, exc.description, **forms)
     if callable(done) and changed:
         done = done(changed)
     flash(done if changed else "Nothing to change: the order was already like that.")
@@ -60,6 +64,10 @@ def _act(
 
 def _actor() -> str:
     return f"admin:{current_user.email}"
+
+
+# Forms whose fields are the order's own values (not amounts that add to it).
+_SETS_VALUES = frozenset({"fulfillment_form"})
 
 
 @bp.post("/orders/<public_id>/status")

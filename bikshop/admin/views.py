@@ -167,8 +167,12 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         "paid_form": MarkPaidForm(),
         "refund_form": RefundForm(),
         "returned_form": ReturnedForm(),
+        # The order's own values, also on the page answering a POST (Flask-WTF would fill
+        # the form from the request's).
         "fulfillment_form": FulfillmentForm(
-            fulfillment=order.fulfillment_status, tracking_url=order.tracking_url or ""
+            formdata=None,
+            fulfillment=order.fulfillment_status,
+            tracking_url=order.tracking_url or "",
         ),
         "logout_form": LogoutForm(),
     } | forms

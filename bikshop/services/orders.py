@@ -575,11 +575,13 @@ def set_fulfillment(
     refuse_if_cancelled(order, refused)
     if seen is not None and seen != fulfillment_seen(order):
         now = state_words(order.fulfillment_status)
+        asked = f"{state_words(to)}, tracking link {tracking_url or 'none'}"
         raise ApiError(
             409,
             f"The fulfilment of {order.name} changed since this page was opened (another tab "
             f"or device): it is now {now}, tracking link {order.tracking_url or 'none'}. "
-            "Nothing was saved: check it below, and save again to change it.",
+            f"Nothing was saved (you asked for {asked}): the form below shows the order as it "
+            "is now; change it again if your change still applies.",
             code="changed_meanwhile",
         )
     changed = False
