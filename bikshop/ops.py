@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app
@@ -172,6 +173,23 @@ def _settings_findings(config) -> list[Finding]:
             )
     if not config["TRUSTED_HOSTS"]:
         add("warning", "TRUSTED_HOSTS", "is not set: any Host header is accepted")
+    public_host = urlsplit(config["PUBLIC_URL"] or "").netloc.lower()
+    if public_host and config["TRUSTED_HOSTS"]:
+        from werkzeug.sansio.utils import host_is_trusted
+
+        if not host_is_trusted(public_host, config["TRUSTED_HOSTS"]):
+            add(
+                "error",
+                "TRUSTED_HOSTS",
+                f"does not hold {public_host}, BIKSHOP_PUBLIC_URL's host: every request to it "
+                "(Bik's calls, customers' invoices) would be refused with a 400",
+            )
+    if public_host.rsplit(":", 1)[0].endswith("example.com"):
+        add(
+            "error",
+            "PUBLIC_URL",
+            f"is still the example's ({public_host}): set the address your shop is served at",
+        )
     if not config["PROXY_FIX_X_FOR"]:
         add(
             "warning",

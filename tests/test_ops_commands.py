@@ -25,8 +25,8 @@ SAFE = {
     "BIKSHOP_ENV": "production",
     "BIKSHOP_SECRET_KEY": secrets.token_urlsafe(48),
     "BIKSHOP_BIK_AUTH": "bearer:" + secrets.token_urlsafe(32),
-    "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
-    "BIKSHOP_TRUSTED_HOSTS": "shop.example.com",
+    "BIKSHOP_PUBLIC_URL": "https://glow-naturals.in",
+    "BIKSHOP_TRUSTED_HOSTS": "glow-naturals.in",
     "BIKSHOP_PROXY_FIX_X_FOR": "1",
     "BIKSHOP_RAZORPAY_KEY_ID": "rzp_live_abcdefghijkl",
     "BIKSHOP_RAZORPAY_KEY_SECRET": secrets.token_urlsafe(24),
@@ -471,3 +471,34 @@ def test_every_database_command_says_why_the_database_refused_in_one_line(args):
     (line,) = [line for line in output.splitlines() if "Connection refused" in line]
     assert line.startswith(f"Error: {args[0]} stopped"), line
     assert "BIKSHOP_DATABASE_URL" in line or args[0] == "prune"  # prune says what it deleted
+
+
+@pytest.mark.parametrize(
+    ("settings", "variable", "says"),
+    [
+        # The env example's PUBLIC_URL changed, its TRUSTED_HOSTS left: every Bik call a 400.
+        (
+            {"BIKSHOP_PUBLIC_URL": "https://myshop.in"},
+            "BIKSHOP_TRUSTED_HOSTS",
+            "does not hold myshop.in, BIKSHOP_PUBLIC_URL's host",
+        ),
+        (
+            {
+                "BIKSHOP_PUBLIC_URL": "https://shop.example.com",
+                "BIKSHOP_TRUSTED_HOSTS": ".example.com",
+            },
+            "BIKSHOP_PUBLIC_URL",
+            "is still the example's (shop.example.com)",
+        ),
+    ],
+)
+def test_check_config_finds_a_public_url_no_request_can_reach(settings, variable, says):
+    """Both passed check-config (README probe): invoiceUrl pointing at the example's host, or a
+    host the trusted-hosts list refuses, so that every request to it is a 400."""
+    result = flask("check-config", "--offline", env={**SAFE, **settings})
+    assert result.returncode == 1
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert line.startswith(f"ERROR   {variable} {says}"), result.stdout
+    trusted = {**SAFE, "BIKSHOP_PUBLIC_URL": "https://a.glow-naturals.in:8443",
+               "BIKSHOP_TRUSTED_HOSTS": ".glow-naturals.in"}  # fmt: skip
+    assert flask("check-config", "--offline", env=trusted).returncode == 0
