@@ -33,6 +33,7 @@ from bench.common import (
     baseline_server,
     engine_for,
     machine_description,
+    run,
     scratch_database,
 )
 from bench.seed import seed_orders
@@ -266,4 +267,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import statistics
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,6 +42,7 @@ from bench.common import (
     place_order_script,
     postgresql_cpu_seconds,
     require_wrk,
+    run,
     run_wrk,
     sample_body_json,
     sample_order_ids,
@@ -360,4 +360,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

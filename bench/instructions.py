@@ -33,7 +33,7 @@ from pathlib import Path
 
 from werkzeug.test import EnvironBuilder
 
-from bench.common import BACKENDS, ROOT, Settings, sample_body_json, scratch_database
+from bench.common import BACKENDS, ROOT, Settings, run, sample_body_json, scratch_database
 
 APPS = ("baseline", "bikshop")  # bench/bare_app.py, and bikshop itself
 ENDPOINTS = ("getOrder", "placeOrder")
@@ -167,4 +167,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -32,6 +32,7 @@ from bench.common import (
     lua_string,
     machine_description,
     require_wrk,
+    run,
     run_wrk,
     scratch_database,
 )
@@ -205,4 +206,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.common import Server, Settings, machine_description, sample_body_json, scratch_database
+from bench.common import (
+    Server,
+    Settings,
+    machine_description,
+    run,
+    sample_body_json,
+    scratch_database,
+)
 
 MIX = {"placeOrder": 20, "getOrder": 50, "invoice": 25, "webhook": 5}
 WEBHOOK_SECRET = "bench-webhook-" + secrets.token_hex(8)
@@ -204,4 +211,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

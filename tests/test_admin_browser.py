@@ -155,6 +155,9 @@ def test_long_unbroken_text_wraps_inside_the_page_at_phone_and_desktop_widths(
             )
             assert max(lines.values()) <= 2, lines
         context.close()
+    # No page asked for /favicon.ico (a 404 on every page; owner probe). Chromium asks after
+    # the load event: give it the time it took before.
+    assert "/favicon.ico" not in server.log_once_it_has("/favicon.ico", timeout=2)
 
 
 def test_export_csv_after_being_signed_out_leads_to_sign_in_then_the_same_list(
