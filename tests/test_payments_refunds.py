@@ -463,3 +463,30 @@ def test_the_invoice_says_a_refund_is_on_its_way_until_razorpay_settles_it(make_
         assert post_webhook(client, *fake.process_refund(processing)).status_code == 200
         page = client.get(invoice).text
         assert on_its_way not in page and "Partly refunded" in page
+
+
+@pytest.mark.parametrize(
+    ("asked", "status_line"),
+    [
+        # Part refunded, then cancelled while it is on its way: only the rest is still owed.
+        (Decimal("300"), "· you paid ₹947.00; the shop will refund the other ₹647.00"),
+        # All of it on its way: nothing more is owed than the notice says.
+        (None, "· you paid ₹947.00</span>"),
+    ],
+)
+def test_a_cancelled_order_s_invoice_counts_a_refund_on_its_way_once(make_app, asked, status_line):
+    """Cancelled with a refund asked of Razorpay and not yet confirmed, the invoice said both
+    "you paid ₹947.00, which the shop will refund" and "A refund of ₹300.00 is on its way": a
+    customer could read ₹1,247 (owner probe). The status line now owes only the rest."""
+    from bikshop.services import orders
+
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
+        ask_refund(app, asked)
+        with app.app_context():
+            orders.change_status(orders.find_order(order_id), "CANCELLED", actor="admin:o@x.in")
+        page = client.get(invoice).text
+        assert status_line in page, page
+        assert "which the shop will refund" not in page
+        amount = "₹300.00" if asked else "₹947.00"
+        assert f"A refund of {amount} is on its way to you" in page
