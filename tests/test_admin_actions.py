@@ -83,6 +83,29 @@ def _act(client, order_id, action, **data):
     )
 
 
+def test_a_tracking_link_needs_a_parcel_on_its_way(owner):
+    """A link saved on an unfulfilled order was handed to Bik, and stayed there (with "Track
+    your parcel" on the invoice) when the order was then cancelled, unshipped (owner probe)."""
+    oid = place_order(owner)["id"]
+    link = "https://track.example/AWB9"
+    refused = _act(owner, oid, "fulfillment", fulfillment="unfulfilled", tracking_url=link)
+    assert refused.status_code == 400
+    assert "A tracking link follows a parcel on its way" in refused.text
+    assert _bik_view(owner, oid)["deliveryInfo"]["trackingURL"] is None
+    assert (
+        _act(owner, oid, "fulfillment", fulfillment="partial", tracking_url=link).status_code == 303
+    )
+    # Back to unfulfilled (the parcel came back): only with the link cleared.
+    kept = _act(owner, oid, "fulfillment", fulfillment="unfulfilled", tracking_url=link)
+    assert kept.status_code == 400
+    bik = _bik_view(owner, oid)
+    assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("partial", link)
+    cleared = _act(owner, oid, "fulfillment", fulfillment="unfulfilled", tracking_url="")
+    assert cleared.status_code == 303
+    bik = _bik_view(owner, oid)
+    assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("unfulfilled", None)
+
+
 def test_actions_change_what_bik_sees_and_are_on_the_timeline(owner):
     order = place_order(owner)
     oid = order["id"]

@@ -128,6 +128,7 @@ def test_long_unbroken_text_wraps_inside_the_page_at_phone_and_desktop_widths(
         _sign_in(page, server.url)
         if width == 390:
             page.goto(f"{server.url}/admin/orders/{order['id']}")
+            page.select_option("select[name=fulfillment]", "fulfilled")
             page.fill("input[name=tracking_url]", track)
             page.click("button:has-text('Save fulfilment')")
             page.wait_for_selector("text=Fulfilment saved.")
@@ -491,6 +492,7 @@ def test_the_dashboard_on_a_phone_follows_large_text_and_keeps_thumb_sized_contr
             assert page.evaluate("document.scrollingElement.scrollWidth") <= viewport["width"]
             # Every control and every link, the tracking link (a dashboard probe found it and
             # the list's "Show all orders" 20 px tall) included.
+            page.select_option("select[name=fulfillment]", "partial")
             page.fill("input[name=tracking_url]", "https://a.com/track?id=1")
             with page.expect_navigation():
                 page.click("button:has-text('Save fulfilment')")

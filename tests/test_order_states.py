@@ -40,7 +40,7 @@ def _stale(public_id: str):
     [
         lambda order: orders.set_fulfillment(order, "fulfilled", actor="admin:test"),
         lambda order: orders.set_fulfillment(
-            order, "unfulfilled", actor="admin:test", tracking_url="https://t.example/AWB1"
+            order, "partial", actor="admin:test", tracking_url="https://t.example/AWB1"
         ),
         lambda order: mark_paid_offline(order, actor="admin:test"),
     ],
@@ -71,12 +71,13 @@ def test_two_tracking_links_at_once_make_two_versions(app, client):
         version = order.version
         _behind_its_back(
             app,
-            "UPDATE orders SET tracking_url = 'https://t.example/A', version = version + 1 "
+            "UPDATE orders SET fulfillment_status = 'fulfilled', "
+            "tracking_url = 'https://t.example/A', version = version + 1 "
             "WHERE public_id = :public_id",
             public_id,
         )
         orders.set_fulfillment(
-            order, "unfulfilled", actor="admin:test", tracking_url="https://t.example/B"
+            order, "fulfilled", actor="admin:test", tracking_url="https://t.example/B"
         )
         assert order.version == version + 2
         assert order.tracking_url == "https://t.example/B"

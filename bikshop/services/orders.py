@@ -584,6 +584,15 @@ def set_fulfillment(
             "is now; change it again if your change still applies.",
             code="changed_meanwhile",
         )
+    link = (order.tracking_url or "") if tracking_url is None else tracking_url
+    if to == "unfulfilled" and link:
+        # Bik shares the link with the customer ("Track your parcel"): with no parcel on its
+        # way it would follow nothing, and stay on the order if it were cancelled.
+        raise ApiError(
+            400,
+            "A tracking link follows a parcel on its way: set the fulfilment to partly or "
+            "fully fulfilled with it, or clear the link. Nothing was saved.",
+        )
     changed = False
     if to != order.fulfillment_status:
         changed = transition(order, FULFILLMENT_STATUS, to, actor=actor, refuse_cancelled=refused)
