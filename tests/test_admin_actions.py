@@ -106,6 +106,19 @@ def test_a_tracking_link_needs_a_parcel_on_its_way(owner):
     assert (bik["fulfillmentStatus"], bik["deliveryInfo"]["trackingURL"]) == ("unfulfilled", None)
 
 
+def test_cancelling_a_shipped_order_asks_with_the_parcel_in_mind(owner):
+    """The cancel question said nothing of a parcel already handed to the courier (owner
+    probe); it does for a partly or fully fulfilled order, and not for an unshipped one."""
+    warning = "A parcel is already on its way: stop it with the courier."
+    oid = place_order(owner)["id"]
+    assert warning not in owner.get(f"/admin/orders/{oid}").text
+    link = "https://track.example/AWB7"
+    assert (
+        _act(owner, oid, "fulfillment", fulfillment="partial", tracking_url=link).status_code == 303
+    )
+    assert warning in owner.get(f"/admin/orders/{oid}").text
+
+
 def test_actions_change_what_bik_sees_and_are_on_the_timeline(owner):
     order = place_order(owner)
     oid = order["id"]
