@@ -459,6 +459,10 @@ def test_name_search_ignores_case_beyond_ascii(admin_app, owner):
         "emile": ["#1002"],
         "ZOE": ["#1002"],
     }
+    # Turkish capitals (owner probe): I is the capital of the dotless ı, İ of the dotted i.
+    place_order(bik, address=_address("Çiğdem", "Yılmaz", "+919876543212"))
+    for typed in ("YILMAZ", "yılmaz", "ÇİĞDEM", "çiğdem", "ÇİĞDEM YILMAZ", "Yilmaz"):
+        assert _listed(owner, q=typed) == ["#1003"], typed
 
 
 def test_name_folding_does_not_depend_on_the_database_locale(admin_app):

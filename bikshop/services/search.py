@@ -188,13 +188,16 @@ _PLAIN_APOSTROPHE = str.maketrans(dict.fromkeys(_APOSTROPHES[1:], "'"))
 def _name_condition(text: str):
     """Every word typed is somewhere in the customer's name, in any order and letter case:
     "sharma priya" and "priya  sharma" find Priya Sharma. Text is compared in Unicode's
-    composed form (NFC: "é" typed as e and an accent is "é"), and an apostrophe of any kind
-    matches any other (O’Brien finds O'Brien)."""
-    words = unicodedata.normalize("NFC", text).lower().split()
+    composed form (NFC: "é" typed as e and an accent is "é"), an apostrophe of any kind
+    matches any other (O’Brien finds O'Brien), and YILMAZ finds Yılmaz, ÇİĞDEM Çiğdem."""
+    # Turkish capitals: "İ".lower() is "i" and a combining dot; "I".lower() is "i", never the
+    # dotless "ı" that YILMAZ stands for in Yılmaz, so an i typed also reads as ı.
+    words = unicodedata.normalize("NFC", text).lower().replace("i\u0307", "i").split()
     conditions = []
     for word in words:
         plain = word.translate(_PLAIN_APOSTROPHE)
         spellings = {plain.replace("'", mark) for mark in _APOSTROPHES} if "'" in plain else {word}
+        spellings |= {spelling.replace("i", "ı") for spelling in spellings if "i" in spelling}
         conditions.append(
             or_(
                 *(
