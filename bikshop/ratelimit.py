@@ -166,6 +166,18 @@ def _gated(hook, endpoints: set[str], *, passthrough: bool = False):
 _READS = ["GET", "HEAD"]
 
 
+def _guesses(methods: list[str]):
+    """The one guessing limit every invoice route shares: unknown tokens (404s) only."""
+    return limiter.shared_limit(
+        _MISSES,
+        scope="invoice-misses",
+        methods=methods,
+        exempt_when=_token_is_known,
+        deduct_when=_is_miss,
+        error_message=_message,
+    )
+
+
 def _limits_for(rule: Rule, config) -> list:
     path, methods = rule.rule, rule.methods or set()
     found = []
@@ -175,7 +187,19 @@ def _limits_for(rule: Rule, config) -> list:
             found.append(make())
 
     if path.startswith("/invoice/<") and "POST" in methods and path.endswith("/pay"):
-        add("PAY", lambda: limiter.limit(_PAY, methods=["POST"], error_message=_message))
+        # Like the page's: per address and invoice, so customers behind one carrier address
+        # (CGNAT) never share, or exhaust, each other's Pay taps; an unknown token is a guess.
+        add(
+            "PAY",
+            lambda: limiter.limit(
+                _PAY,
+                key_func=_address_and_invoice,
+                methods=["POST"],
+                exempt_when=_token_is_unknown,
+                error_message=_message,
+            ),
+        )
+        add("INVOICE_MISSES", lambda: _guesses(["POST"]))
     elif path.startswith("/invoice/<") and "GET" in methods:
         # Two limits that never meet: an invoice that exists counts only against its own
         # allowance, and only unknown tokens count as guesses, so a guesser sharing a
@@ -190,17 +214,7 @@ def _limits_for(rule: Rule, config) -> list:
                 error_message=_message,
             ),
         )
-        add(
-            "INVOICE_MISSES",
-            lambda: limiter.shared_limit(
-                _MISSES,
-                scope="invoice-misses",
-                methods=_READS,
-                exempt_when=_token_is_known,
-                deduct_when=_is_miss,
-                error_message=_message,
-            ),
-        )
+        add("INVOICE_MISSES", lambda: _guesses(_READS))
     elif path == "/admin/login" and "POST" in methods:
         add("LOGIN", lambda: limiter.limit(_LOGIN, methods=["POST"], error_message=_message))
     elif path.startswith("/bik/"):

@@ -168,6 +168,25 @@ def test_pay_button_is_limited(make_app):
     assert client.get(path).status_code == 200  # viewing the invoice is a separate allowance
 
 
+def test_pay_taps_count_per_invoice_and_guesses_count_as_guesses(make_app):
+    """The Pay limit counted per address only, unknown tokens included: behind one carrier
+    address (CGNAT), one customer's taps, or anyone's ten junk POSTs a minute, turned every
+    other customer's Pay into a 429 (security probe). It now counts per address and invoice,
+    and an unknown token's POST counts against the guessing limit, as the pages' do."""
+    client = make_app(RATELIMIT_PAY="2 per minute", RATELIMIT_INVOICE_MISSES="3 per minute")
+    client = client.test_client()
+    first, second = _invoice_path(client), _invoice_path(client)
+    for _ in range(2):
+        assert client.post(first + "/pay").status_code == 303
+    _assert_html_429(client.post(first + "/pay"))
+    assert client.post(second + "/pay").status_code == 303  # another customer's invoice
+    for guess in range(3):
+        assert client.post(f"/invoice/{'G' * 31}{guess}/pay").status_code == 404
+    _assert_html_429(client.post(f"/invoice/{'G' * 31}x/pay"))  # guessing, POST or GET alike
+    assert client.get(f"/invoice/{'G' * 32}").status_code == 429
+    assert client.post(second + "/pay").status_code == 303  # a real invoice is never a guess
+
+
 def test_admin_sign_in_attempts_are_limited(make_app):
     client = make_app(RATELIMIT_LOGIN="2 per minute").test_client()
     for _ in range(2):
