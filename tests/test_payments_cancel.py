@@ -231,6 +231,43 @@ def test_back_from_a_second_payment_the_customer_is_told_it_is_one_too_many(make
         assert "payment_extra" in _kinds(app)
 
 
+def test_an_order_paid_while_razorpay_makes_another_link_gets_that_link_cancelled(make_app):
+    """The customer taps Pay again while the webhook for an earlier link's payment is being
+    applied: the webhook finds no other link to close yet, and the link the tap stores a moment
+    later stayed open at Razorpay, payable a second time (payments probe, 11 of 33 races)."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        first = fake.only_link()["id"]
+        expired = fake.event("payment_link.expired", payment_link=fake.expire(first))
+        assert post_webhook(client, *expired).status_code == 200
+        fake.hold_creates = threading.Event()  # Razorpay takes its time over the next link
+        answers = []
+
+        def tap():
+            answers.append(app.test_client().post(invoice + "/pay"))
+
+        customer = threading.Thread(target=tap)
+        customer.start()
+        deadline = time.monotonic() + 5
+        creates = [call for call in fake.calls if call[1] == "/v1/payment_links"]
+        while len(creates) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until Razorpay has the second link's create request
+            creates = [call for call in fake.calls if call[1] == "/v1/payment_links"]
+        assert len(creates) == 2
+        fake.pay(first, deliver=False)  # paid at Razorpay just before it expired
+        assert post_webhook(client, *fake.paid_event(first)).get_json()["outcome"] == "paid"
+        fake.hold_creates.set()
+        customer.join(timeout=10)
+        second = fake.last_link()
+        assert second["id"] != first and second["status"] == "cancelled"
+        with app.app_context():
+            stored = {
+                row.razorpay_id: row.status for row in db.session.scalars(select(PaymentLink))
+            }
+        assert stored == {first: "paid", second["id"]: "cancelled"}
+        assert answers[0].status_code == 303
+        assert answers[0].headers["Location"].endswith("?paid=already")
+
+
 def test_an_order_cancelled_while_razorpay_makes_its_link_gets_that_link_cancelled(make_app):
     """The owner cancels while the customer's Pay waits on Razorpay: the cancel finds no link
     to close yet, and the link stored a moment later must not stay open at Razorpay."""

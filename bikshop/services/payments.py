@@ -447,10 +447,11 @@ def _new_link(order: Order) -> PaymentLink:
         db.session.commit()
         close_links_if_paid(order, outcome, actor="razorpay")
     db.session.refresh(order)
-    if order.status == "CANCELLED":
-        # Cancelled while Razorpay made the link: the cancel's own look for open links may
-        # have come before this link was stored (it commits the status first, then looks;
-        # this stores the link first, then looks at the status: one of the two sees the other).
+    if order.status == "CANCELLED" or order.payment_status != "pending":
+        # Cancelled, or paid on another link, while Razorpay made this one: the cancel's (or
+        # the payment's) own look for open links may have come before this link was stored
+        # (it commits first, then looks; this stores the link first, then looks at the order:
+        # one of the two sees the other).
         cancel_open_links(order, actor="bikshop")
     return link
 
