@@ -77,8 +77,10 @@ log = logging.getLogger(__name__)
 LINK_SOURCES = {
     "partially_paid": ("created", "partially_paid"),
     "paid": ("created", "partially_paid", "expired", "cancelled"),
-    "expired": ("created", "partially_paid"),
-    "cancelled": ("created", "partially_paid"),
+    # Razorpay neither expires nor cancels a link once part of it is paid; a stale event that
+    # says so must not let go of money the link holds (it stays flagged until settled).
+    "expired": ("created",),
+    "cancelled": ("created",),
     "refunded": ("paid", "partially_paid"),
 }
 # A link about to expire is not handed out again: the customer needs time to pay on it.
