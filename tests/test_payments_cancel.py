@@ -296,3 +296,23 @@ def test_an_order_cancelled_while_razorpay_makes_its_link_gets_that_link_cancell
         assert answers[0].status_code == 303
         # Not to the link: to the invoice, which says the order was cancelled.
         assert answers[0].headers["Location"].endswith(invoice + "?paid=cancelled")
+
+
+def test_reconcile_cancels_a_link_left_open_on_a_cancelled_order(make_app):
+    """Razorpay was down when the order was cancelled (or the worker was killed after the
+    payment committed): its link stayed open at Razorpay, and reconcile-payments, which looked
+    only at pending orders, never closed it (payments probe). It now does, once it can."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, invoice):
+        plink = fake.only_link()["id"]
+        fake.stop()
+        _cancel(app, order_id)
+        fake.start()  # the same port: Razorpay is back
+        result = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+        assert result.exit_code == 0, result.output
+        assert f"{plink}: link cancelled" in result.output
+        assert fake.links[plink]["status"] == "cancelled"
+        with app.app_context():
+            (link,) = db.session.scalars(select(PaymentLink)).all()
+            assert link.status == "cancelled"
+        again = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+        assert again.exit_code == 0 and f"{plink}: link cancelled" not in again.output

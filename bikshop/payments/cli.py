@@ -21,7 +21,8 @@ from bikshop.services import payments
 )
 @with_appcontext
 def reconcile_payments_command(older_than: int):
-    """Ask Razorpay about every unpaid link of a pending order and apply what it says.
+    """Ask Razorpay about every unpaid link of a pending order and apply what it says; cancel
+    any link left open on an order that is paid, refunded or cancelled.
 
     Safe to run from cron while webhooks arrive; exits 1 if Razorpay could not be asked
     about some link (they are tried again next run).

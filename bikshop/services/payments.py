@@ -904,6 +904,36 @@ def refresh_link(link_id: int, razorpay_id: str, *, actor: str) -> str:
     return outcome
 
 
+def _close_leftover_links(report: ReconcileReport, *, older_than: timedelta) -> None:
+    """Links still open on an order that is paid, refunded or cancelled: their cancel was lost
+    (Razorpay down, or the worker killed after the order changed). Each is asked about first,
+    so a payment taken on it meanwhile is applied (flagged to refund), then cancelled."""
+    rows = db.session.execute(
+        select(PaymentLink.id, PaymentLink.razorpay_id, PaymentLink.order_id)
+        .join(Order, Order.id == PaymentLink.order_id)
+        .where(
+            PaymentLink.status == "created",
+            PaymentLink.razorpay_id.is_not(None),
+            PaymentLink.created_at <= utcnow() - older_than,
+            (Order.payment_status != "pending") | (Order.status == "CANCELLED"),
+        )
+        .order_by(PaymentLink.id)
+    ).all()
+    db.session.commit()
+    for link_id, razorpay_id, order_id in rows:
+        report.checked += 1
+        try:
+            outcome = refresh_link(link_id, razorpay_id, actor="reconcile")
+        except razorpay_client.RazorpayError as exc:
+            report.failures.append(f"{razorpay_id}: {exc}")
+            continue
+        if db.session.get(PaymentLink, link_id).status != "created":  # paid, expired …
+            report.outcomes.append(f"{razorpay_id}: {outcome}")
+            continue
+        for line in cancel_open_links(db.session.get(Order, order_id), actor="reconcile"):
+            (report.failures if ": not cancelled" in line else report.outcomes).append(line)
+
+
 @dataclass
 class ReconcileReport:
     """What one reconcile run did."""
@@ -950,6 +980,7 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
             report.failures.append(f"{razorpay_id}: {exc}")
             continue
         report.outcomes.append(f"{razorpay_id}: {outcome}")
+    _close_leftover_links(report, older_than=older_than)
     outcomes, failures = reconcile_refunds(older_than=older_than)
     report.outcomes += outcomes
     report.failures += failures
