@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -128,12 +129,28 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     if not module.startswith("sqlite3"):
         return
     cursor = dbapi_connection.cursor()
+    # Customers' data, password hashes and invoice tokens: readable by bikshop's user alone,
+    # whatever the umask that made the file (SQLite gives its -wal and -shm the file's mode).
+    for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:
+            _owner_only(path)
     # WAL: readers never wait for the writer; NORMAL sync is durable across process crashes.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")  # see database.py
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _owner_only(path: str) -> None:
+    """Take the group's and others' access off the SQLite file at ``path`` and its -wal and
+    -shm; the owner's stays as it is (a file made read-only stays read-only). A file another
+    user owns is left as it is (SQLite still reads it)."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(OSError):  # absent, or not this user's to change
+            mode = os.stat(name).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
 
 
 def _migration_head(directory: str) -> str | None:

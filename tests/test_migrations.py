@@ -283,3 +283,26 @@ def test_only_bikshop_s_own_tables_missing_read_as_not_migrated(fresh_database, 
             assert missing_table_error(caught.value.orig) is ours
     finally:
         engine.dispose()
+
+
+def test_a_sqlite_database_is_readable_by_its_owner_only_whatever_the_umask(tmp_path):
+    """`flask db upgrade` under the usual umask 022 made bikshop.sqlite3 and its -wal and
+    -shm world-readable: customers' data, password hashes, invoice tokens (security probe).
+    Every connection now takes the group's and others' access off."""
+    url = f"sqlite:///{tmp_path / 'bikshop.sqlite3'}"
+    before = os.umask(0o022)
+    try:
+        app = create_app({**BASE_CONFIG, "DATABASE_URL": url})
+        flask_db(app, "upgrade")
+        client = app.test_client()
+        from tests.bik import place, sample_body
+
+        assert place(client, sample_body()).status_code == 200
+        files = sorted(tmp_path.glob("bikshop.sqlite3*"))
+        assert {f.name for f in files} >= {"bikshop.sqlite3", "bikshop.sqlite3-wal"}
+        modes = {f.name: f.stat().st_mode & 0o777 for f in files if not f.name.endswith("lock")}
+        assert set(modes.values()) == {0o600}, modes
+    finally:
+        os.umask(before)
+        with app.app_context():
+            dispose_engines()
