@@ -3,6 +3,7 @@ cannot be paid and a paid one cannot be paid twice."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -231,6 +232,33 @@ def test_back_from_a_second_payment_the_customer_is_told_it_is_one_too_many(make
         assert "payment_extra" in _kinds(app)
 
 
+@contextlib.contextmanager
+def _tap_pay_while_razorpay_holds_the_link(app, fake, invoice: str):
+    """The customer taps Pay, and Razorpay takes its time over the link: inside the block,
+    Razorpay has the create request and has not answered; on leaving it, Razorpay answers and
+    the tap finishes. Yields the list that then holds the tap's answer."""
+
+    def creates() -> int:
+        return sum(1 for call in fake.calls if call[1] == "/v1/payment_links")
+
+    before = creates()
+    fake.hold_creates = threading.Event()
+    answers = []
+    customer = threading.Thread(
+        target=lambda: answers.append(app.test_client().post(invoice + "/pay"))
+    )
+    customer.start()
+    deadline = time.monotonic() + 5
+    while creates() == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert creates() == before + 1  # Razorpay has the create request
+    try:
+        yield answers
+    finally:
+        fake.hold_creates.set()
+        customer.join(timeout=10)
+
+
 def test_an_order_paid_while_razorpay_makes_another_link_gets_that_link_cancelled(make_app):
     """The customer taps Pay again while the webhook for an earlier link's payment is being
     applied: the webhook finds no other link to close yet, and the link the tap stores a moment
@@ -239,24 +267,10 @@ def test_an_order_paid_while_razorpay_makes_another_link_gets_that_link_cancelle
         first = fake.only_link()["id"]
         expired = fake.event("payment_link.expired", payment_link=fake.expire(first))
         assert post_webhook(client, *expired).status_code == 200
-        fake.hold_creates = threading.Event()  # Razorpay takes its time over the next link
-        answers = []
-
-        def tap():
-            answers.append(app.test_client().post(invoice + "/pay"))
-
-        customer = threading.Thread(target=tap)
-        customer.start()
-        deadline = time.monotonic() + 5
-        creates = [call for call in fake.calls if call[1] == "/v1/payment_links"]
-        while len(creates) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)  # until Razorpay has the second link's create request
-            creates = [call for call in fake.calls if call[1] == "/v1/payment_links"]
-        assert len(creates) == 2
-        fake.pay(first, deliver=False)  # paid at Razorpay just before it expired
-        assert post_webhook(client, *fake.paid_event(first)).get_json()["outcome"] == "paid"
-        fake.hold_creates.set()
-        customer.join(timeout=10)
+        with _tap_pay_while_razorpay_holds_the_link(app, fake, invoice) as answers:
+            fake.pay(first, deliver=False)  # paid at Razorpay just before it expired
+            outcome = post_webhook(client, *fake.paid_event(first)).get_json()["outcome"]
+            assert outcome == "paid"
         second = fake.last_link()
         assert second["id"] != first and second["status"] == "cancelled"
         with app.app_context():
@@ -274,20 +288,8 @@ def test_an_order_cancelled_while_razorpay_makes_its_link_gets_that_link_cancell
     with FakeRazorpay() as fake:
         app = make_app(**razorpay_settings(fake))
         order_id, invoice = place_order(app.test_client())
-        fake.hold_creates = threading.Event()  # Razorpay takes its time to answer the create
-        answers = []
-
-        def tap():
-            answers.append(app.test_client().post(invoice + "/pay"))
-
-        customer = threading.Thread(target=tap)
-        customer.start()
-        deadline = time.monotonic() + 5
-        while not fake.calls and time.monotonic() < deadline:
-            time.sleep(0.01)  # until Razorpay has the create request
-        _cancel(app, order_id)
-        fake.hold_creates.set()
-        customer.join(timeout=10)
+        with _tap_pay_while_razorpay_holds_the_link(app, fake, invoice) as answers:
+            _cancel(app, order_id)
         (link,) = fake.links.values()
         assert link["status"] == "cancelled"
         with app.app_context():
