@@ -904,10 +904,24 @@ def refresh_link(link_id: int, razorpay_id: str, *, actor: str) -> str:
     return outcome
 
 
-def _close_leftover_links(report: ReconcileReport, *, older_than: timedelta) -> None:
+def _refreshed(report: ReconcileReport, link_id: int, razorpay_id: str) -> str | None:
+    """:func:`refresh_link` for reconcile: counted in ``report``, a failure noted there (and
+    None returned) instead of raised."""
+    report.checked += 1
+    try:
+        return refresh_link(link_id, razorpay_id, actor="reconcile")
+    except razorpay_client.RazorpayError as exc:
+        report.failures.append(f"{razorpay_id}: {exc}")
+        return None
+
+
+def _close_leftover_links(
+    report: ReconcileReport, *, older_than: timedelta, asked: set[int]
+) -> None:
     """Links still open on an order that is paid, refunded or cancelled: their cancel was lost
-    (Razorpay down, or the worker killed after the order changed). Each is asked about first,
-    so a payment taken on it meanwhile is applied (flagged to refund), then cancelled."""
+    (Razorpay down, or the worker killed after the order changed). Each is asked about first
+    (unless this run already has: ``asked``), so a payment taken on it meanwhile is applied
+    (flagged to refund), then cancelled."""
     rows = db.session.execute(
         select(PaymentLink.id, PaymentLink.razorpay_id, PaymentLink.order_id)
         .join(Order, Order.id == PaymentLink.order_id)
@@ -921,14 +935,14 @@ def _close_leftover_links(report: ReconcileReport, *, older_than: timedelta) -> 
     ).all()
     db.session.commit()
     for link_id, razorpay_id, order_id in rows:
-        report.checked += 1
-        try:
-            outcome = refresh_link(link_id, razorpay_id, actor="reconcile")
-        except razorpay_client.RazorpayError as exc:
-            report.failures.append(f"{razorpay_id}: {exc}")
-            continue
-        if db.session.get(PaymentLink, link_id).status != "created":  # paid, expired …
-            report.outcomes.append(f"{razorpay_id}: {outcome}")
+        if link_id not in asked:
+            outcome = _refreshed(report, link_id, razorpay_id)
+            if outcome is None:
+                continue
+            if db.session.get(PaymentLink, link_id).status != "created":  # paid, expired …
+                report.outcomes.append(f"{razorpay_id}: {outcome}")
+                continue
+        elif db.session.get(PaymentLink, link_id).status != "created":
             continue
         for line in cancel_open_links(db.session.get(Order, order_id), actor="reconcile"):
             (report.failures if ": not cancelled" in line else report.outcomes).append(line)
@@ -972,15 +986,14 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
         .order_by(PaymentLink.id)
     ).all()
     db.session.commit()
+    asked = set()  # links Razorpay answered about in this run
     for link_id, razorpay_id in rows:
-        report.checked += 1
-        try:
-            outcome = refresh_link(link_id, razorpay_id, actor="reconcile")
-        except razorpay_client.RazorpayError as exc:
-            report.failures.append(f"{razorpay_id}: {exc}")
-            continue
-        report.outcomes.append(f"{razorpay_id}: {outcome}")
-    _close_leftover_links(report, older_than=older_than)
+        outcome = _refreshed(report, link_id, razorpay_id)
+        if outcome is not None:
+            asked.add(link_id)
+            report.outcomes.append(f"{razorpay_id}: {outcome}")
+    # A cancelled order still pending had its links asked about just now.
+    _close_leftover_links(report, older_than=older_than, asked=asked)
     outcomes, failures = reconcile_refunds(older_than=older_than)
     report.outcomes += outcomes
     report.failures += failures
