@@ -424,21 +424,27 @@ def test_a_timeout_that_is_not_positive_is_a_usage_error(bik_app):
     assert "FAIL" not in result.output
 
 
+def _check_bik_with_token_t(bik_app, misbehaving, refusal):
+    """check-bik with ``--auth bearer:t`` against a server that answers as the contract says,
+    except where ``refusal(headers)`` gives its own (status, headers, body)."""
+    placed = _echoing_draft(_CONTRACT_ORDER)
+    misbehaving.answer = lambda sent, headers: refusal(headers) or placed(sent, headers)
+    return bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+
+
 def test_a_server_that_takes_a_request_without_credentials_fails(bik_app, misbehaving):
     """It refuses a wrong token, but lets a request with no Authorization header through, as a
     server checking the header only when it is there would."""
-    placed = _echoing_draft(_CONTRACT_ORDER)
 
-    def answer(sent: bytes, headers):
+    def refusal(headers):
         given = headers.get("Authorization")
         if given is not None and given != "Bearer t":
             return 401, {"Content-Type": "application/json"}, b'{"error": "unauthorized"}'
-        return placed(sent, headers)
+        return None
 
-    misbehaving.answer = answer
-    result = bik_app.test_cli_runner().invoke(
-        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
-    )
+    result = _check_bik_with_token_t(bik_app, misbehaving, refusal)
     line = next(x for x in result.output.splitlines() if "wrong credentials" in x)
     assert line.startswith("FAIL") and "placeOrder with no credentials answered 200" in line
     assert result.exit_code == 1
@@ -447,17 +453,13 @@ def test_a_server_that_takes_a_request_without_credentials_fails(bik_app, misbeh
 def test_a_server_that_refuses_with_403_is_not_said_to_check_no_credentials(bik_app, misbehaving):
     """A proxy's 403 for wrong and missing credentials alike is a wrong status, not an open
     endpoint: only answers equal to the right credentials' mean nothing checked them."""
-    placed = _echoing_draft(_CONTRACT_ORDER)
 
-    def answer(sent: bytes, headers):
+    def refusal(headers):
         if headers.get("Authorization") != "Bearer t":
             return 403, {"Content-Type": "application/json"}, b'{"error": "forbidden"}'
-        return placed(sent, headers)
+        return None
 
-    misbehaving.answer = answer
-    result = bik_app.test_cli_runner().invoke(
-        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
-    )
+    result = _check_bik_with_token_t(bik_app, misbehaving, refusal)
     line = next(x for x in result.output.splitlines() if "wrong credentials are" in x)
     assert line.startswith("FAIL") and "placeOrder with wrong credentials answered 403" in line
     assert "checks no credentials" not in result.output
