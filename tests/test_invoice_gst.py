@@ -84,7 +84,19 @@ def test_split_of_a_known_amount():
 
 @pytest.mark.parametrize(
     "text, code",
-    [("Karnataka", "29"), ("KA", "29"), (" karnataka. ", "29"), ("29", "29"), ("J&K", "01")],
+    [
+        ("Karnataka", "29"),
+        ("KA", "29"),
+        (" karnataka. ", "29"),
+        ("29", "29"),
+        ("J&K", "01"),
+        # Older and partial names still on address forms (GST probe): were the seller's state.
+        ("National Capital Territory of Delhi", "07"),
+        ("Dadra & Nagar Haveli", "26"),
+        ("Daman", "26"),
+        ("Diu", "26"),
+        ("Andaman & Nicobar", "35"),
+    ],
 )
 def test_states_are_recognised_as_people_type_them(text, code):
     assert gst.find_state(text).code == code
@@ -179,6 +191,34 @@ def test_the_place_of_supply_of_an_address_without_a_recognisable_state(
     assert ("IGST 18%" in html) == (supplied_in != "Karnataka (29)")
 
 
+@pytest.mark.parametrize(
+    ("address", "supplied_in"),
+    [
+        # Bik's guide names only `country`: a US state code is not read as India's.
+        ({"state": "CA", "zip": "94105", "country": "United States"}, "Outside India (96)"),
+        ({"state": "GA", "country": "United States", "countryCode": None}, "Outside India (96)"),
+        ({"state": "UK", "country": "United Kingdom", "zip": "SW1A 1AA"}, "Outside India (96)"),
+        ({"state": "Kerala", "countryCode": "IND"}, "Kerala (32)"),  # ISO 3166 alpha-3
+        ({"state": "GA", "country": "India", "countryCode": None}, "Goa (30)"),
+        ({"state": "GA", "country": "Inida"}, "Goa (30)"),  # a typo of India's name
+        ({"state": "GA", "country": None, "countryCode": None}, "Goa (30)"),
+        ({"state": "Kerala", "country": "India", "countryCode": "US"}, "Outside India (96)"),
+    ],
+)
+def test_the_country_decides_before_the_state(make_app, address, supplied_in):
+    """A foreign address sent without ``countryCode`` was taxed as a supply in India, its
+    state code read as an Indian one (CA as Karnataka's seller's state, GA as Goa), and IND
+    was read as abroad (GST probe). The code decides when there is one, else the name."""
+    client = make_app(**GST_SETTINGS).test_client()
+    body = order_body()
+    body["order"]["address"].pop("countryCode", None)
+    body["order"]["address"].pop("country", None)
+    body["order"]["address"].update({"zip": "", **address})
+    html = client.get(place_invoice(client, body)).get_data(as_text=True)
+    assert f"Place of supply</dt><dd>{supplied_in}" in html
+    assert ("IGST 18%" in html) == (supplied_in != "Karnataka (29)")
+
+
 def test_an_issued_tax_invoice_keeps_its_place_of_supply(make_app):
     """The place of supply is recorded when the invoice is numbered: an invoice issued before
     it was (simulated: the record taken out) keeps the rule it was issued under, the state as
@@ -213,6 +253,11 @@ def test_the_pin_table_gives_each_prefix_one_known_state():
             seen[prefix] = code
     assert gst.state_of_pin("560 102").name == "Karnataka"
     assert gst.state_of_pin("533464") is None  # Yanam (Puducherry) among Andhra Pradesh's 533
+    # Kerala's 682 and 673 hold a territory's few known codes: Lakshadweep's, Mahe's.
+    assert gst.state_of_pin("682001").name == "Kerala"
+    assert gst.state_of_pin("682555").name == "Lakshadweep"
+    assert gst.state_of_pin("673001").name == "Kerala"
+    assert gst.state_of_pin("673310").name == "Puducherry"
     assert gst.state_of_pin("56010") is None and gst.state_of_pin("0560102") is None
     # The seller's own state setting is read exactly: a typo there is refused, not guessed.
     assert gst.find_state("Karnatka") is None

@@ -34,7 +34,7 @@ _STATES = [
     ("04", "Chandigarh", "CH"),
     ("05", "Uttarakhand", "UK", "UT", "Uttaranchal"),
     ("06", "Haryana", "HR"),
-    ("07", "Delhi", "DL", "New Delhi", "NCT of Delhi"),
+    ("07", "Delhi", "DL", "New Delhi", "NCT of Delhi", "National Capital Territory of Delhi"),
     ("08", "Rajasthan", "RJ"),
     ("09", "Uttar Pradesh", "UP"),
     ("10", "Bihar", "BR", "BH"),
@@ -52,7 +52,19 @@ _STATES = [
     ("22", "Chhattisgarh", "CG", "CT"),
     ("23", "Madhya Pradesh", "MP"),
     ("24", "Gujarat", "GJ"),
-    ("26", "Dadra and Nagar Haveli and Daman and Diu", "DH", "DN", "DD", "Daman and Diu"),
+    (
+        "26",
+        "Dadra and Nagar Haveli and Daman and Diu",
+        "DH",
+        "DN",
+        "DD",
+        "DNH",
+        "Daman and Diu",
+        "Dadra and Nagar Haveli",
+        "Daman",
+        "Diu",
+        "Silvassa",
+    ),
     ("27", "Maharashtra", "MH"),
     ("29", "Karnataka", "KA"),
     ("30", "Goa", "GA"),
@@ -60,7 +72,7 @@ _STATES = [
     ("32", "Kerala", "KL"),
     ("33", "Tamil Nadu", "TN"),
     ("34", "Puducherry", "PY", "Pondicherry"),
-    ("35", "Andaman and Nicobar Islands", "AN"),
+    ("35", "Andaman and Nicobar Islands", "AN", "Andaman and Nicobar"),
     ("36", "Telangana", "TS", "TG"),
     ("37", "Andhra Pradesh", "AP"),
     ("38", "Ladakh", "LA"),
@@ -85,6 +97,27 @@ def find_state(text: str | None) -> State | None:
     return _LOOKUP.get(_key(text))
 
 
+# What an address may call India: ISO 3166's two- and three-letter codes, and the names.
+_INDIA = frozenset(("in", "ind", "india", "bharat", "republic of india", "bharat ganarajya"))
+
+
+def in_india(country_code: str | None, country: str | None) -> bool:
+    """Whether an address with this ``countryCode`` and ``country`` is in India.
+
+    The code decides when there is one (IN, IND: India; any other: abroad). Bik's guide names
+    only ``country``, so without a code the name decides: India by name or a near spelling of
+    it ("Inida"), abroad by any other name; an address naming neither is India's, the
+    country a shop on Bik sells in. A state code is never read without this: "CA" in the
+    United States is not Chhattisgarh's, nor "GA" Goa's."""
+    code = _key(country_code or "")
+    if code:
+        return code in _INDIA
+    name = _key(country or "")
+    if not name or name in _INDIA:
+        return True
+    return difflib.SequenceMatcher(a=name, b="india").ratio() >= _NEAR
+
+
 def delivery_state(state: str | None, pin: str | None) -> State | None:
     """The state of a delivery address in India: the one it names (as :func:`find_state` reads
     it); else the one its PIN code's first three digits belong to; else the state whose name
@@ -98,27 +131,32 @@ def state_of_pin(pin: str | None) -> State | None:
     digits = "".join((pin or "").split())
     if not re.fullmatch(r"[1-9][0-9]{5}", digits):
         return None
-    code = _PIN_STATES.get(int(digits[:3]))
+    pin = int(digits)
+    code = next((code for first, last, code in _PIN_ENCLAVES if first <= pin <= last), None)
+    code = code or _PIN_STATES.get(pin // 1000)
     return STATES[code] if code else None
 
 
 # India Post's PIN ranges by their first three digits. A prefix two states or territories share
 # (160 Chandigarh and Mohali, 244/246/247/262 Uttar Pradesh and Uttarakhand, 362/396 Gujarat and
 # Dadra and Nagar Haveli and Daman and Diu, 605/609 Tamil Nadu and Puducherry, 533 Andhra
-# Pradesh and Yanam, 673 Kerala and Mahe, 682 Kerala and Lakshadweep) is left out: the state
-# is then not guessed from the PIN.
+# Pradesh and Yanam) is left out: the state is then not guessed from the PIN. Where the other
+# territory's PIN codes are few and known (_PIN_ENCLAVES: Mahe's 673310 among Kerala's 673,
+# Lakshadweep's 682551-682559 among Kerala's 682), the prefix is the state's and those codes
+# the territory's.
 _PIN_RANGES = [
     (110, 110, "07"), (121, 136, "06"), (140, 159, "03"), (171, 177, "02"), (180, 193, "01"),
     (194, 194, "38"), (201, 243, "09"), (245, 245, "09"), (248, 249, "05"), (250, 261, "09"),
     (263, 263, "05"), (264, 285, "09"), (301, 345, "08"), (360, 361, "24"), (363, 395, "24"),
     (400, 402, "27"), (403, 403, "30"), (404, 445, "27"), (450, 488, "23"), (490, 497, "22"),
     (500, 509, "36"), (515, 532, "37"), (534, 535, "37"), (560, 591, "29"), (600, 604, "33"),
-    (606, 608, "33"), (610, 643, "33"), (670, 672, "32"), (674, 681, "32"), (683, 695, "32"),
+    (606, 608, "33"), (610, 643, "33"), (670, 695, "32"),
     (700, 736, "19"), (737, 737, "11"), (738, 743, "19"), (744, 744, "35"), (751, 770, "21"),
     (781, 788, "18"), (790, 792, "12"), (793, 794, "17"), (795, 795, "14"), (796, 796, "15"),
     (797, 798, "13"), (799, 799, "16"), (800, 812, "10"), (813, 816, "20"), (821, 821, "10"),
     (822, 822, "20"), (823, 824, "10"), (825, 835, "20"), (841, 855, "10"),
 ]  # fmt: skip
+_PIN_ENCLAVES = [(673310, 673310, "34"), (682551, 682559, "31")]  # six-digit ranges
 _PIN_STATES = {
     prefix: code for first, last, code in _PIN_RANGES for prefix in range(first, last + 1)
 }

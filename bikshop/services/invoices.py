@@ -204,19 +204,23 @@ def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State]:
 
 
 def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) -> gst.State:
-    """Where the goods are delivered: the address's state (named, or found by its PIN code or
-    a near spelling: ``gst.delivery_state``; ``named_only``, as named, the rule before
-    2026-12-07), outside India, or the seller's.
+    """Where the goods are delivered: outside India (``gst.in_india``: by the address's
+    country code, else its country's name), else the address's state (named, or found by its
+    PIN code or a near spelling: ``gst.delivery_state``), or the seller's. ``named_only``: the
+    rule of invoices issued before 2026-12-07 (abroad only by a country code other than IN,
+    the state only as named).
 
     An address whose state none of those tell falls back to the seller's state: bikshop
     cannot tell where it is, and the shop owner can correct the invoice by hand.
     """
     address = order.address or {}
-    country = (address.get("countryCode") or "").strip().upper()
-    if country and country != "IN":
-        return gst.OUTSIDE_INDIA
-    if named_only:
+    if named_only:  # the country code alone told then
+        code = (address.get("countryCode") or "").strip().upper()
+        if code and code != "IN":
+            return gst.OUTSIDE_INDIA
         return gst.find_state(address.get("state")) or seller.state
+    if not gst.in_india(address.get("countryCode"), address.get("country")):
+        return gst.OUTSIDE_INDIA
     return gst.delivery_state(address.get("state"), address.get("zip")) or seller.state
 
 
