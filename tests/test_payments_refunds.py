@@ -303,6 +303,48 @@ def test_a_refund_that_comes_before_its_payment_is_known_is_not_lost(make_app):
         assert payment_status(client, order_id) == "refunded"
 
 
+def test_a_refund_and_its_payments_webhook_at_the_same_moment_end_refunded(make_app, monkeypatch):
+    """refund.processed and payment_link.paid delivered at once: the refund found no payment
+    row, the paid webhook committed one, and the refund then read the order as paid and filed
+    itself as an extra payment's, leaving the order paid with the money returned (payments
+    probe, PostgreSQL: 2 of 30 races). The refund now looks again once it holds the order.
+    The refund is held in that window until the paid webhook has committed (on SQLite, which
+    runs the two one after the other, for at most 2 s): both backends must end refunded."""
+    from bikshop.services import webhooks
+
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, deliver=False)
+        payment_id = fake.links[link_id]["payments"][-1]["payment_id"]
+        refund_event = fake.process_refund(fake.refund_in_dashboard(payment_id))
+        paid_event = fake.paid_event(link_id)
+        in_window, paid_committed = threading.Event(), threading.Event()
+        looked_up = webhooks._link_of_payment
+
+        def held_in_the_window(payment):
+            link = looked_up(payment)
+            if threading.current_thread().name == "refund":
+                in_window.set()  # no payment row found; the order not yet read
+                paid_committed.wait(2)
+            return link
+
+        monkeypatch.setattr(webhooks, "_link_of_payment", held_in_the_window)
+        answers = {}
+
+        def deliver(name, event):
+            answers[name] = post_webhook(app.test_client(), *event).get_json()["outcome"]
+
+        refunding = threading.Thread(target=deliver, args=("refund", refund_event), name="refund")
+        refunding.start()
+        assert in_window.wait(10)
+        deliver("paid", paid_event)
+        paid_committed.set()
+        refunding.join(30)
+        assert answers["refund"] == "order refunded", answers
+        assert payment_status(client, order_id) == "refunded"
+        assert refunds(app) == [("processed", Decimal("947.00"))]
+
+
 def test_a_refund_before_its_payment_while_razorpay_is_down_is_a_503_then_applied(make_app):
     with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
         link_id = fake.only_link()["id"]

@@ -33,7 +33,7 @@ from bikshop.services.payments import (
     release_refunded_link,
 )
 from bikshop.services.refunds import RefundEntity, confirm_refund, fail_refund, row_for
-from bikshop.services.states import record
+from bikshop.services.states import lock_order, record
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +398,14 @@ def _refund_of_unrecorded_payment(
     if link is None:
         return f"ignored: refund for unknown payment {payment_id}", None
     order = db.session.get(Order, link.order_id)
+    # The payment's own webhook may be committing its row this moment (PostgreSQL reads each
+    # statement afresh): look again once the order is held, so a refund of the payment that
+    # just paid the order is applied to it, not filed as an extra payment's.
+    lock_order(order)
+    if db.session.scalars(
+        select(Payment.id).where(Payment.razorpay_payment_id == payment_id)
+    ).first():
+        return _refund_event(name, entity, payment_entity, may_refresh)
     if may_refresh and order.payment_status == "pending":
         raise _PaymentNotRecorded(link, payment_id)
     currency = payment_entity.get("currency") or link.currency
