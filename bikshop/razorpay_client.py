@@ -6,6 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import razorpay
 import requests
@@ -70,6 +74,23 @@ class GatewayFailure(ApiError):
         self.retry = retry
 
 
+# When every Razorpay call of the work in hand must be over (time.monotonic()), or None.
+_deadline: ContextVar[float | None] = ContextVar("razorpay_deadline", default=None)
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Every Razorpay call inside the block is answered within ``seconds`` of its start, all
+    together, whatever ``BIKSHOP_RAZORPAY_TIMEOUT`` allows one call: a call with no time
+    left fails at once as ``RazorpayUnavailable`` (nothing sent). For work with a deadline of
+    its own: Razorpay counts a webhook not answered within 5 s as failed."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 class _TimeoutSession(requests.Session):
     """A session that never waits forever: the SDK sets no timeout of its own."""
 
@@ -81,6 +102,10 @@ class _TimeoutSession(requests.Session):
     def request(self, method, url, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
+            deadline = _deadline.get()
+            if deadline is not None:  # ``_call`` checked that some time is left
+                left = max(deadline - time.monotonic(), 0.01)
+                kwargs["timeout"] = tuple(min(part, left) for part in self.default_timeout)
         response = super().request(method, url, **kwargs)
         self.last_status = response.status_code  # the SDK's errors drop it (_call reads it)
         return response
@@ -123,9 +148,17 @@ def _client() -> razorpay.Client:
 _TOO_MANY_REQUESTS = 429
 
 
+# Less than this left before the deadline: not worth a connection.
+_TOO_LITTLE_TIME = 0.2
+
+
 def _call(what: str, call):
     """Run one SDK call and translate every way it can fail into our two exceptions."""
     client = _client()
+    deadline = _deadline.get()
+    if deadline is not None and deadline - time.monotonic() < _TOO_LITTLE_TIME:
+        log.warning("razorpay not asked to %s: no time left", what)
+        raise RazorpayUnavailable("no time was left to ask Razorpay", reached=False)
     try:
         result = call(client)
     except BadRequestError as exc:

@@ -186,6 +186,36 @@ def test_razorpay_down_after_the_payment_keeps_it_paid_and_says_the_replacement_
         assert second in failed.message
 
 
+def test_a_slow_razorpay_keeps_the_webhook_within_its_5_s_and_reconcile_cancels_the_link(
+    make_app,
+):
+    """Paying the order cancels its other open link at Razorpay before the webhook answers: with
+    Razorpay slow (6 s) and its timeout 20 s, the answer took 6 s and more (one call per open
+    link), and Razorpay counts an answer after 5 s as failed (payments probe). The webhook's
+    calls now get 3 s in all; the link left open is cancelled by reconcile-payments."""
+    with shop_with_open_link(make_app) as (app, client, fake, _, invoice):
+        first, second = _replacement_link(client, fake, invoice)
+        fake.pay(first, deliver=False)
+        app.config["RAZORPAY_TIMEOUT"] = 20
+        fake.delay = 6
+
+        started = time.monotonic()
+        answer = post_webhook(client, *fake.paid_event(first))
+        took = time.monotonic() - started
+
+        assert answer.get_json()["outcome"] == "paid" and took < 4.5, took
+        assert fake.links[second]["status"] == "created"
+        with app.app_context():
+            (failed,) = db.session.scalars(
+                select(OrderEvent).where(OrderEvent.kind == "payment_link_cancel_failed")
+            ).all()
+            assert second in failed.message
+        fake.delay = 0
+        result = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+        assert result.exit_code == 0, result.output
+        assert fake.links[second]["status"] == "cancelled"
+
+
 def test_reconcile_finding_a_link_paid_cancels_the_order_s_other_open_link(make_app):
     from datetime import timedelta
 

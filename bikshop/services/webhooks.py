@@ -79,10 +79,28 @@ class _Event(Schema):
     payload = fields.Dict(keys=fields.String(), values=fields.Nested(_Entity), load_default=dict)
 
 
-def apply_webhook(
+# Razorpay counts a webhook not answered within 5 s as failed (and delivers it again): what
+# bikshop asks Razorpay on the way must be answered within this, all calls together.
+RAZORPAY_SECONDS = 3.0
+
+
+def apply_webhook(raw_body: bytes, *, signature: str | None, event_id: str | None) -> str:
+    """Verify, record and apply one webhook delivery; returns its outcome. Commits.
+
+    What it asks Razorpay (the link of a refunded payment it has not seen, the order's other
+    links to cancel once it is paid) is answered within ``RAZORPAY_SECONDS`` or not waited
+    for: the refund's delivery is then refused with a 503 for Razorpay to send again, and a
+    link left open is cancelled by ``reconcile-payments``. Before, each call could take
+    ``BIKSHOP_RAZORPAY_TIMEOUT`` (up to 20 s), one per open link.
+    """
+    with razorpay_client.within(RAZORPAY_SECONDS):
+        return _apply_webhook(raw_body, signature=signature, event_id=event_id)
+
+
+def _apply_webhook(
     raw_body: bytes, *, signature: str | None, event_id: str | None, may_refresh: bool = True
 ) -> str:
-    """Verify, record and apply one webhook delivery; returns its outcome. Commits.
+    """:func:`apply_webhook`, once (``may_refresh``: Razorpay may still be asked first).
 
     Raises ApiError 400 (signature missing or wrong) or 503 (no secret configured, or Razorpay
     must be asked first and cannot be) after storing the delivery. Signed events we cannot use
@@ -158,7 +176,7 @@ def apply_webhook(
                 "it now: deliver this event again later",
                 code="retry_later",
             )
-        return apply_webhook(raw_body, signature=signature, event_id=event_id, may_refresh=False)
+        return _apply_webhook(raw_body, signature=signature, event_id=event_id, may_refresh=False)
     delivery.outcome = outcome[:255]
     delivery.order_id = order.id if order is not None else None
     key = delivery.event_id
