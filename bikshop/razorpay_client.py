@@ -279,4 +279,6 @@ def callback_signature_valid(
     if not (link_id and status and payment_id and signature and secret):
         return False
     message = f"{link_id}|{reference_id}|{status}|{payment_id}".encode()
-    return hmac.compare_digest(hmac_hex(secret, message).encode(), signature.strip().encode())
+    # Hex in either case, as the webhook's check reads it (Razorpay sends lower case).
+    candidate = signature.strip().lower().encode()
+    return hmac.compare_digest(hmac_hex(secret, message).encode(), candidate)

@@ -36,6 +36,8 @@ def test_callback_golden_vector_matches_and_each_field_counts():
         "secret": "EnLs21M47BllR3X8PSFtjtbd",
     }
     assert callback_signature_valid(**fields, signature=CALLBACK_HMAC)
+    # Hex in either case, as the webhook's signature is read (RedirectForm allows both).
+    assert callback_signature_valid(**fields, signature=CALLBACK_HMAC.upper())
     for name, other in [
         ("status", "partially_paid"),
         ("payment_id", "pay_x"),
