@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -469,11 +470,28 @@ def test_development_may_keep_a_placeholder():
     assert app.config["BIK_AUTH_SPECS"]["placeOrder"].token == "change-me"
 
 
-@pytest.mark.parametrize("header", ["Content-Type", "host", "Cookie", "X-Forwarded-For"])
-def test_an_apikey_in_a_header_http_fills_in_itself_is_refused(header):
+# Every header the shipped nginx site sets or blanks ("" drops it) before bikshop sees it.
+NGINX_SET_HEADERS = re.findall(
+    r"^\s*proxy_set_header\s+(\S+)",
+    (ROOT / "deploy" / "bikshop.nginx.conf").read_text(),
+    flags=re.MULTILINE,
+)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Content-Type", "host", "Cookie", "X-Forwarded-For", "x-forwarded-anything", "Forwarded"]
+    + ["X-Real-IP", *NGINX_SET_HEADERS],
+)
+def test_an_apikey_in_a_header_http_or_the_proxy_fills_in_is_refused(header):
+    """nginx replaces (or drops) what Bik sent in these, so every call through it was a 401."""
     message = refusal(BIK_AUTH=f"apikey:{header}:abc123-s3cret")
-    assert "BIKSHOP_BIK_AUTH" in message and "HTTP itself sets" in message
+    assert "BIKSHOP_BIK_AUTH" in message and "HTTP itself or the proxy in front sets" in message
     assert "abc123" not in message
+
+
+def test_the_nginx_site_sets_the_headers_the_apikey_test_reads():
+    assert {"X-Forwarded-Ssl", "X-Forwarded-Port", "X-Request-ID"} <= set(NGINX_SET_HEADERS)
 
 
 def test_an_apikey_header_with_an_underscore_is_refused():

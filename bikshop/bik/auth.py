@@ -58,6 +58,8 @@ class AuthSpec:
 
 # Headers clients, proxies and HTTP itself fill in: a key sent in one would never arrive alone
 # (Content-Type must say application/json; Host names the server; proxies rewrite the rest).
+# Every header deploy/bikshop.nginx.conf sets or blanks is among them (tests/test_config.py
+# reads the file to hold that), since nginx would replace Bik's key on every call.
 _HTTP_OWN_HEADERS = frozenset(
     [
         "accept",
@@ -68,7 +70,6 @@ _HTTP_OWN_HEADERS = frozenset(
         "content-type",
         "cookie",
         "expect",
-        "forwarded",
         "host",
         "proxy-authorization",
         "te",
@@ -77,13 +78,17 @@ _HTTP_OWN_HEADERS = frozenset(
         "upgrade",
         "user-agent",
         "via",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
         "x-real-ip",
         "x-request-id",
     ]
 )
+# And any name of the proxy families, whichever member a proxy in front happens to set or drop.
+_PROXY_HEADER_PREFIXES = ("forwarded", "x-forwarded-")
+
+
+def _set_by_http(header: str) -> bool:
+    name = header.lower()
+    return name in _HTTP_OWN_HEADERS or name.startswith(_PROXY_HEADER_PREFIXES)
 
 
 def parse_auth_spec(raw: str) -> AuthSpec:
@@ -111,9 +116,10 @@ def parse_auth_spec(raw: str) -> AuthSpec:
             )
         if header.lower() == "authorization":
             raise AuthSpecError("apikey cannot use the Authorization header: use bearer or basic")
-        if header.lower() in _HTTP_OWN_HEADERS:
+        if _set_by_http(header):
             raise AuthSpecError(
-                f"apikey cannot use {header}: HTTP itself sets that header; "
+                f"apikey cannot use {header}: HTTP itself or the proxy in front sets that "
+                "header; "
                 "pick a name of your own, e.g. X-Brand-Key"
             )
         _check_secrets("the apikey token", token)
