@@ -6,9 +6,10 @@ import base64
 import logging
 
 import pytest
+import requests
 
-from bikshop import create_app
-from bikshop.bik.auth import parse_auth_spec
+from bikshop import ConfigError, create_app
+from bikshop.bik.auth import MAX_HEADER_LINE, parse_auth_spec
 from bikshop.database import dispose_engines
 from bikshop.extensions import db
 from tests.bik import assert_error_shape, sample_body, stored_state
@@ -232,3 +233,40 @@ def test_credentials_never_reach_the_logs(caplog):
     assert PASSWORD not in repr(app.config["BIK_AUTH_SPECS"])
     with app.app_context():
         dispose_engines()
+
+
+def _longest(scheme: str) -> str:
+    """The longest credential of ``scheme`` bikshop starts with (``MAX_HEADER_LINE``)."""
+    if scheme == "bearer":
+        return "bearer:" + "t" * (MAX_HEADER_LINE - len("Authorization: Bearer \r\n"))
+    if scheme == "apikey":
+        return "apikey:X-Brand-Key:" + "k" * (MAX_HEADER_LINE - len("X-Brand-Key: \r\n"))
+    room = MAX_HEADER_LINE - len("Authorization: Basic \r\n")  # base64: 3 bytes in 4 characters
+    return "basic:bik:" + "p" * (room // 4 * 3 - len("bik:"))
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "apikey", "basic"])
+def test_a_credential_too_long_for_one_header_line_is_refused_at_start_up(scheme):
+    """A 9,000-character token started, then gunicorn answered every call 431."""
+    longest = _longest(scheme)
+    assert parse_auth_spec(longest).scheme == scheme
+    with pytest.raises(ConfigError) as caught:
+        create_app({**BASE_CONFIG, "DATABASE_URL": "sqlite://", "BIK_AUTH": longest + "x"})
+    message = str(caught.value)
+    assert message.startswith("BIKSHOP_BIK_AUTH is invalid: the ") and "\n" not in message
+    assert "8 KiB" in message and "431" in message and "ppppp" not in message
+    assert "ttttt" not in message and "kkkkk" not in message
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the HTTP layer only
+@pytest.mark.parametrize("scheme", ["bearer", "basic"])
+def test_the_longest_credential_bikshop_starts_with_reaches_it_through_gunicorn(gunicorn, scheme):
+    server = gunicorn(workers=1, env={"BIKSHOP_BIK_AUTH": _longest(scheme)})
+    headers = parse_auth_spec(_longest(scheme)).headers()
+    url = f"{server.url}/bik/getOrder"
+    answer = requests.post(url, json={"orderId": "ORD-9"}, headers=headers, timeout=10)
+    assert answer.status_code == 404, answer.text  # past the credentials: no such order
+    # A header line one byte longer (base64 may leave a few spare), and gunicorn refuses it.
+    ((name, value),) = headers.items()
+    longer = {name: value + "x" * (MAX_HEADER_LINE + 1 - len(f"{name}: {value}\r\n"))}
+    assert requests.post(url, json={}, headers=longer, timeout=10).status_code == 431

@@ -15,6 +15,10 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^`|~-]+$")
 # so "é" or "€" could never match. Basic's user and password travel base64-encoded, so any
 # printable text does (RFC 7617: as UTF-8; a sender's latin-1 is read too).
 _SECRET = re.compile(r"^[\x21-\x7e]+( +[\x21-\x7e]+)*$")
+# gunicorn refuses a header line longer than its limit_request_field_size (name, ": ", value and
+# the CRLF), 8190 bytes by default, which gunicorn.conf.py keeps; nginx's 8 KiB buffer is a few
+# bytes roomier. Every request with a longer credential would be a 431, so it never starts.
+MAX_HEADER_LINE = 8190
 
 
 class AuthSpecError(ValueError):
@@ -102,7 +106,7 @@ def parse_auth_spec(raw: str) -> AuthSpec:
         if not rest or any(c.isspace() for c in rest):
             raise AuthSpecError("bearer needs a token without spaces: bearer:<token>")
         _check_secrets("the bearer token", rest)
-        return AuthSpec("bearer", token=rest)
+        return _fits(AuthSpec("bearer", token=rest), "the bearer token is")
     if scheme == "apikey":
         header, _, token = rest.partition(":")
         if "_" in header:
@@ -123,7 +127,7 @@ def parse_auth_spec(raw: str) -> AuthSpec:
                 "pick a name of your own, e.g. X-Brand-Key"
             )
         _check_secrets("the apikey token", token)
-        return AuthSpec("apikey", header=header, token=token)
+        return _fits(AuthSpec("apikey", header=header, token=token), "the apikey token is")
     if scheme == "basic":
         user, sep, password = rest.partition(":")
         if not sep or not user or not password:
@@ -133,8 +137,27 @@ def parse_auth_spec(raw: str) -> AuthSpec:
                 "the basic user and password must be printable text, without control "
                 "characters or spaces at either end"
             )
-        return AuthSpec("basic", user=user, password=password)
+        spec = AuthSpec("basic", user=user, password=password)
+        return _fits(spec, "the basic user and password are")
     raise AuthSpecError("use none, bearer:<token>, apikey:<Header>:<token> or basic:<user>:<pass>")
+
+
+def _fits(spec: AuthSpec, what: str) -> AuthSpec:
+    """``spec``, if the header carrying it fits in one header line gunicorn accepts."""
+    ((name, value),) = spec.headers().items()
+    if len(f"{name}: {value}\r\n".encode()) <= MAX_HEADER_LINE:
+        return spec
+    room = MAX_HEADER_LINE - len(f"{name}: \r\n")  # for the value
+    if spec.scheme == "basic":
+        # "Basic " and the base64 of "user:password": 4 characters for every 3 bytes.
+        most = (room - len("Basic ")) // 4 * 3 - len(":")
+        longest = f"{most} bytes (as UTF-8) together: base64 adds a third"
+    else:
+        longest = f"{room - len(value) + len(spec.token)} characters"
+    raise AuthSpecError(
+        f"{what} longer than {longest}, and gunicorn and nginx refuse a header line over 8 KiB "
+        "(every call would be a 431): use a shorter one, 32 to 64 characters is plenty"
+    )
 
 
 def _check_secrets(what: str, *secrets: str) -> None:
