@@ -519,6 +519,28 @@ def test_a_secret_that_cannot_travel_in_a_header_is_refused(value):
 
 
 @pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("apikey:X Api Key:abc123-s3cret", "header name may hold only letters, digits and '-'"),
+        ("apikey:X.Api.Key:abc123-s3cret", "header name may hold only letters, digits and '-'"),
+        ("apikey:X-Api-Key: abc123-s3cret", "the apikey token starts with a space"),
+        ("bearer: abc123-s3cret", "the bearer token starts with a space"),
+        ("api-key:X-Api-Key:abc123-s3cret", "did you mean apikey? use none, bearer:<token>"),
+        ("api_key:X-Api-Key:abc123-s3cret", "did you mean apikey?"),
+        ("berer:abc123-s3cret", "did you mean bearer?"),
+        ("Basik:bik:abc123-s3cret", "did you mean basic?"),
+        ("abc123-s3cret", "use none, bearer:<token>"),  # the token alone: nothing is close
+    ],
+)
+def test_a_typing_slip_in_bik_auth_is_named_for_what_it_is(value, says):
+    message = refusal(BIK_AUTH=value)
+    assert message.startswith("BIKSHOP_BIK_AUTH is invalid: ") and says in message
+    assert "abc123" not in message and "Api Key" not in message
+    if value == "abc123-s3cret":
+        assert "did you mean" not in message
+
+
+@pytest.mark.parametrize(
     "value", ["basic:bik:pass\x7fword", "basic:bik:\u00a0pw", "basic:b\x00:pw"]
 )
 def test_a_basic_user_or_password_with_control_characters_is_refused(value):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hmac
 import re
 from dataclasses import dataclass
 
-# An RFC 9110 token without "_": gunicorn (like nginx) drops headers whose names contain one, so
-# such a header would never reach bikshop.
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^`|~-]+$")
+# Letters, digits and "-": nginx drops a header whose name holds anything else (its
+# ignore_invalid_headers), and gunicorn one with "_", so such a header would never reach bikshop.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
+_SCHEMES = ("none", "bearer", "apikey", "basic")
 # A token sent as it is (bearer, apikey) is visible ASCII: a header arrives decoded as latin-1,
 # so "é" or "€" could never match. Basic's user and password travel base64-encoded, so any
 # printable text does (RFC 7617: as UTF-8; a sender's latin-1 is read too).
@@ -103,6 +105,7 @@ def parse_auth_spec(raw: str) -> AuthSpec:
     if scheme == "none" and not rest:
         return AuthSpec("none")
     if scheme == "bearer":
+        _check_ends("the bearer token", rest)
         if not rest or any(c.isspace() for c in rest):
             raise AuthSpecError("bearer needs a token without spaces: bearer:<token>")
         _check_secrets("the bearer token", rest)
@@ -114,18 +117,23 @@ def parse_auth_spec(raw: str) -> AuthSpec:
                 "the apikey header name cannot contain '_' (gunicorn and nginx drop such "
                 "headers): use '-', e.g. X-Brand-Key"
             )
-        if not _HEADER_NAME.match(header) or not token:
+        if not header or not token:
             raise AuthSpecError(
                 "apikey needs a header name and a token: apikey:<Header-Name>:<token>"
+            )
+        if not _HEADER_NAME.match(header):  # not echoed: a slip may have put the token there
+            raise AuthSpecError(
+                "the apikey header name may hold only letters, digits and '-', no spaces "
+                "(nginx drops any other header): apikey:<Header-Name>:<token>, e.g. X-Brand-Key"
             )
         if header.lower() == "authorization":
             raise AuthSpecError("apikey cannot use the Authorization header: use bearer or basic")
         if _set_by_http(header):
             raise AuthSpecError(
                 f"apikey cannot use {header}: HTTP itself or the proxy in front sets that "
-                "header; "
-                "pick a name of your own, e.g. X-Brand-Key"
+                "header; pick a name of your own, e.g. X-Brand-Key"
             )
+        _check_ends("the apikey token", token)
         _check_secrets("the apikey token", token)
         return _fits(AuthSpec("apikey", header=header, token=token), "the apikey token is")
     if scheme == "basic":
@@ -139,7 +147,12 @@ def parse_auth_spec(raw: str) -> AuthSpec:
             )
         spec = AuthSpec("basic", user=user, password=password)
         return _fits(spec, "the basic user and password are")
-    raise AuthSpecError("use none, bearer:<token>, apikey:<Header>:<token> or basic:<user>:<pass>")
+    # The scheme itself is never echoed: without a ':' it is the whole value, a secret maybe.
+    close = difflib.get_close_matches(scheme, _SCHEMES, n=1, cutoff=0.6)
+    meant = f"did you mean {close[0]}? " if close else ""
+    raise AuthSpecError(
+        f"{meant}use none, bearer:<token>, apikey:<Header>:<token> or basic:<user>:<pass>"
+    )
 
 
 def _fits(spec: AuthSpec, what: str) -> AuthSpec:
@@ -158,6 +171,15 @@ def _fits(spec: AuthSpec, what: str) -> AuthSpec:
         f"{what} longer than {longest}, and gunicorn and nginx refuse a header line over 8 KiB "
         "(every call would be a 431): use a shorter one, 32 to 64 characters is plenty"
     )
+
+
+def _check_ends(what: str, secret: str) -> None:
+    # A space typed after the ':' (bearer: abc) would be part of the token, and Bik never sends it.
+    if secret != secret.strip():
+        raise AuthSpecError(
+            f"{what} starts with a space: write it right after the ':', with no spaces at "
+            "either end"
+        )
 
 
 def _check_secrets(what: str, *secrets: str) -> None:
