@@ -494,6 +494,18 @@ def test_the_nginx_site_sets_the_headers_the_apikey_test_reads():
     assert {"X-Forwarded-Ssl", "X-Forwarded-Port", "X-Request-ID"} <= set(NGINX_SET_HEADERS)
 
 
+@pytest.mark.parametrize("header", ["Authorization", "authorization"])
+def test_an_apikey_in_authorization_says_what_to_change_in_bik(header):
+    """Bik's API key in Authorization sends "Authorization: sk_abc", which bearer never matches:
+    the line says what to pick in Bik instead, not only which scheme to set here."""
+    message = refusal(BIK_GET_ORDER_AUTH=f"apikey:{header}:abc123-s3cret")
+    assert message == (
+        "BIKSHOP_BIK_GET_ORDER_AUTH is invalid: apikey cannot use the Authorization header: in "
+        "Bik, either pick Bearer token for this endpoint and set bearer:<token>, or keep API key "
+        "with a header name of your own such as X-Brand-Key and set apikey:X-Brand-Key:<token>"
+    )
+
+
 def test_an_apikey_header_with_an_underscore_is_refused():
     # gunicorn drops headers whose names hold "_": Bik's key would never arrive.
     message = refusal(BIK_AUTH="apikey:X_Brand_Key:abc123-s3cret")

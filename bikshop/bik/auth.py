@@ -127,7 +127,13 @@ def parse_auth_spec(raw: str) -> AuthSpec:
                 "(nginx drops any other header): apikey:<Header-Name>:<token>, e.g. X-Brand-Key"
             )
         if header.lower() == "authorization":
-            raise AuthSpecError("apikey cannot use the Authorization header: use bearer or basic")
+            # Bik's "API key" in Authorization sends the bare key (Authorization: sk_abc),
+            # which neither bearer (wants "Bearer sk_abc") nor basic could ever match.
+            raise AuthSpecError(
+                "apikey cannot use the Authorization header: in Bik, either pick Bearer token "
+                "for this endpoint and set bearer:<token>, or keep API key with a header name "
+                "of your own such as X-Brand-Key and set apikey:X-Brand-Key:<token>"
+            )
         if _set_by_http(header):
             raise AuthSpecError(
                 f"apikey cannot use {header}: HTTP itself or the proxy in front sets that "
