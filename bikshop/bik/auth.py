@@ -51,6 +51,16 @@ class AuthSpec:
             return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
         return {}
 
+    def challenge(self) -> str | None:
+        """The WWW-Authenticate a 401 carries (RFC 9110 asks every 401 for one): the scheme
+        only, the same whatever was wrong. ``ApiKey`` is no registered scheme, but names what
+        to send; its header name is in /openapi.json already, so not repeated here."""
+        if self.scheme == "none":
+            return None
+        if self.scheme == "basic":  # RFC 7617: the user and password are read as UTF-8
+            return 'Basic realm="bikshop", charset="UTF-8"'
+        return f'{"Bearer" if self.scheme == "bearer" else "ApiKey"} realm="bikshop"'
+
     def describe(self) -> str:
         """How to fill Bik's onboarding screen for this scheme, with the credentials."""
         if self.scheme == "bearer":

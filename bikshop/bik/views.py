@@ -46,10 +46,7 @@ def check_auth_and_content_type():
     config = current_app._get_current_object().config
     spec = config["BIK_AUTH_SPECS"][endpoint]
     if not is_authorized(spec, current.headers):
-        headers = {}
-        if spec.scheme in ("bearer", "basic"):
-            headers["WWW-Authenticate"] = f'{spec.scheme.capitalize()} realm="bikshop"'
-        raise _Unauthorized(headers)
+        raise _Unauthorized({"WWW-Authenticate": spec.challenge()})
     if current.mimetype != "application/json":
         raise ApiError(
             415,
