@@ -55,7 +55,7 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
             for problem in exc.problems
         ] + server
     found = _settings_findings(app.config) + _folder_findings(app.config) + server
-    found += _unknown_name_findings(raw)
+    found += unknown_name_findings(environ)
     in_memory = in_memory_finding(app.config)
     if in_memory:
         found.append(in_memory)
@@ -101,14 +101,16 @@ def _gunicorn_findings(raw: dict[str, str]) -> list[Finding]:
 _TOOLING_PREFIXES = ("TEST", "BENCH_", "FAULT_", "RATELIMIT_KEY_PREFIX")
 
 
-def _unknown_name_findings(raw: dict[str, str]) -> list[Finding]:
-    """A ``BIKSHOP_`` name nothing reads is most likely a misspelt one (``DATABASE_URI``), and a
-    misspelt setting is silently its default: say so, with the name it was probably meant as."""
+def unknown_name_findings(environ) -> list[Finding]:
+    """A ``BIKSHOP_`` name in ``environ`` that nothing reads is most likely a misspelt one
+    (``DATABASE_URI``), and a misspelt setting is silently its default: say so, with the name it
+    was probably meant as (names only, never values). check-config and wsgi.py both say it."""
     from bikshop.config import DEFAULTS
 
     known = set(DEFAULTS) | set(_gunicorn_checks())
+    given = {name.removeprefix("BIKSHOP_") for name in environ if name.startswith("BIKSHOP_")}
     found = []
-    for name in sorted(set(raw) - known):
+    for name in sorted(given - known):
         if name.startswith(_TOOLING_PREFIXES):
             continue
         close = difflib.get_close_matches(name, sorted(known), n=1)

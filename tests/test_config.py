@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -935,3 +936,20 @@ def test_check_config_warns_when_a_rate_limit_is_off(settings, warned, not_warne
 
 def _environ(settings: dict) -> dict:
     return {f"BIKSHOP_{key}": value for key, value in settings.items()}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_a_misspelt_setting_is_named_once_in_the_servers_log_without_its_value(gunicorn):
+    """BIKSHOP_BIK_PLACEORDER_AUTH was silently ignored at start-up (check-config alone said)."""
+    server = gunicorn(workers=2, env={"BIKSHOP_BIK_PLACEORDER_AUTH": "bearer:misspelt-s3cret"})
+    log = server.log_once_it_has("BIKSHOP_BIK_PLACEORDER_AUTH")
+    warned = [line for line in log.splitlines() if "BIKSHOP_BIK_PLACEORDER_AUTH" in line]
+    assert len(warned) == 1, log  # the master loads the app once (preload_app), not per worker
+    line = json.loads(warned[0])
+    assert (line["level"], line["logger"], line["message"]) == (
+        "warning",
+        "bikshop.config",
+        "BIKSHOP_BIK_PLACEORDER_AUTH is not a bikshop setting, and is ignored: did you mean "
+        "BIKSHOP_BIK_PLACE_ORDER_AUTH?",
+    )
+    assert "misspelt-s3cret" not in log
