@@ -634,14 +634,23 @@ def _validate_operations(config, env: str) -> None:
             )
 
 
+# Each Bik endpoint's own auth setting, which overrides BIK_AUTH for it.
+BIK_AUTH_OVERRIDES = {"placeOrder": "BIK_PLACE_ORDER_AUTH", "getOrder": "BIK_GET_ORDER_AUTH"}
+
+
+def bik_auth_key(config, endpoint: str) -> str:
+    """The setting (its name after ``BIKSHOP_``) that holds ``endpoint``'s auth: its override
+    when set, else ``BIK_AUTH``; what a message about that auth names."""
+    key = BIK_AUTH_OVERRIDES[endpoint]
+    return key if config[key] else "BIK_AUTH"
+
+
 def _bik_auth_specs(config, env: str) -> None:
     specs = {}
-    for endpoint, key in (
-        ("placeOrder", "BIK_PLACE_ORDER_AUTH"),
-        ("getOrder", "BIK_GET_ORDER_AUTH"),
-    ):
-        raw = config[key] or config["BIK_AUTH"]
-        variable = f"BIKSHOP_{key}" if config[key] else "BIKSHOP_BIK_AUTH"
+    for endpoint in BIK_AUTH_OVERRIDES:
+        key = bik_auth_key(config, endpoint)
+        raw = config[key]
+        variable = f"BIKSHOP_{key}"
         if raw is None:
             if env == "production":
                 raise ConfigError(

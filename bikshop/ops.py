@@ -136,6 +136,27 @@ _GUARDING_LIMITS = {
 }
 
 
+# What Bik's credential on each endpoint keeps strangers from doing.
+_BIK_EXPOSES = {
+    "placeOrder": "place orders",
+    # Order ids are sequential: one open getOrder reads them all.
+    "getOrder": "read every order, with its customer's phone, email and address",
+}
+
+
+def _bik_auth_by_setting(config) -> dict[str, tuple]:
+    """Each setting that holds a Bik endpoint's auth (``BIK_AUTH`` or an override), with its
+    spec and what that auth guards, so a finding names the variable to change."""
+    from bikshop.config import bik_auth_key
+
+    found: dict[str, tuple] = {}
+    for endpoint, spec in config["BIK_AUTH_SPECS"].items():
+        key = bik_auth_key(config, endpoint)
+        exposed = _BIK_EXPOSES[endpoint]
+        found[key] = (spec, f"{found[key][1]} and {exposed}" if key in found else exposed)
+    return found
+
+
 def _settings_findings(config) -> list[Finding]:
     found: list[Finding] = []
 
@@ -144,9 +165,10 @@ def _settings_findings(config) -> list[Finding]:
 
     if config["ENV"] != "production":
         add("error", "ENV", "is development: debug pages and throwaway secrets; use production")
-    specs = config["BIK_AUTH_SPECS"]
-    if any(spec.scheme == "none" for spec in specs.values()):
-        add("error", "BIK_AUTH", "is none: anyone who finds the URL can place orders")
+    bik_auth = _bik_auth_by_setting(config)
+    for key, (spec, exposed) in bik_auth.items():
+        if spec.scheme == "none":
+            add("error", key, f"is none: anyone who finds the URL can {exposed}")
     if not config["PUBLIC_URL"]:
         add("error", "PUBLIC_URL", "is not set: invoice links would trust the Host header")
     elif not config["PUBLIC_URL"].startswith("https://"):
@@ -198,21 +220,15 @@ def _settings_findings(config) -> list[Finding]:
             "PROXY_FIX_X_FOR",
             "is 0: behind nginx set 1, or every client shares one rate limit",
         )
-    short = sorted(
-        {
-            f"the {spec.scheme} {'password' if spec.scheme == 'basic' else 'token'}"
-            for spec in specs.values()
-            if spec.scheme != "none" and len(spec.password or spec.token) < MIN_BIK_SECRET
-        }
-    )
-    if short:
-        add(
-            "warning",
-            "BIK_AUTH",
-            f"{' and '.join(short)} {'are' if len(short) > 1 else 'is'} shorter than "
-            f"{MIN_BIK_SECRET} characters: "
-            "anyone who guesses it can place and read orders",
-        )
+    for key, (spec, exposed) in bik_auth.items():
+        if spec.scheme != "none" and len(spec.password or spec.token) < MIN_BIK_SECRET:
+            secret = "password" if spec.scheme == "basic" else "token"
+            add(
+                "warning",
+                key,
+                f"the {spec.scheme} {secret} is shorter than {MIN_BIK_SECRET} characters: "
+                f"anyone who guesses it can {exposed}",
+            )
     if config["STORE_NAME"] == "Your Store":
         add("warning", "STORE_NAME", "is the placeholder: customers see it on invoices")
     if not config["STORE_ADDRESS"]:

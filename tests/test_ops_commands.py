@@ -149,14 +149,41 @@ def test_check_config_names_each_unsafe_or_missing_setting(database_url):
     guessable = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_BIK_AUTH": "bearer:t0k3n"}
     guessable["BIKSHOP_BIK_GET_ORDER_AUTH"] = "basic:bik:pw-s3cret"
     result = check_config(env=guessable)
-    assert "WARNING BIKSHOP_BIK_AUTH the basic password and the bearer token are shorter" in (
-        result.stdout
-    ), result.stdout
+    assert (
+        "WARNING BIKSHOP_BIK_AUTH the bearer token is shorter than 16 characters: anyone who "
+        "guesses it can place orders\n"
+    ) in result.stdout, result.stdout
+    assert (
+        "WARNING BIKSHOP_BIK_GET_ORDER_AUTH the basic password is shorter than 16 characters: "
+        "anyone who guesses it can read every order, with its customer's phone, email and "
+        "address\n"
+    ) in result.stdout, result.stdout
     assert "t0k3n" not in result.stdout and "pw-s3cret" not in result.stdout
     # Warnings alone pass, unless --strict.
     only_warnings = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_REDIS_URL": ""}
     assert check_config(env=only_warnings).returncode == 0
     assert check_config("--strict", env=only_warnings).returncode == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_check_config_names_the_bik_auth_variable_that_holds_the_problem(database_url):
+    """An override's none or short secret was reported as BIKSHOP_BIK_AUTH's, which was fine."""
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    env |= {"BIKSHOP_BIK_PLACE_ORDER_AUTH": "none", "BIKSHOP_BIK_GET_ORDER_AUTH": "basic:bik:pw"}
+    bik_lines = [line for line in check_config(env=env).stdout.splitlines() if "_AUTH" in line]
+    assert bik_lines == [
+        "ERROR   BIKSHOP_BIK_PLACE_ORDER_AUTH is none: anyone who finds the URL can place orders",
+        "WARNING BIKSHOP_BIK_GET_ORDER_AUTH the basic password is shorter than 16 characters: "
+        "anyone who guesses it can read every order, with its customer's phone, email and "
+        "address",
+    ]
+    # Both endpoints on BIKSHOP_BIK_AUTH: one line, saying what both are open to.
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url, "BIKSHOP_BIK_AUTH": "none"}
+    bik_lines = [line for line in check_config(env=env).stdout.splitlines() if "_AUTH" in line]
+    assert bik_lines == [
+        "ERROR   BIKSHOP_BIK_AUTH is none: anyone who finds the URL can place orders and read "
+        "every order, with its customer's phone, email and address"
+    ]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
