@@ -653,9 +653,13 @@ def _bik_auth_specs(config, env: str) -> None:
         variable = f"BIKSHOP_{key}"
         if raw is None:
             if env == "production":
+                # Both overrides set is enough: only an endpoint with neither is refused.
+                others = [k for k in BIK_AUTH_OVERRIDES.values() if config[k]]
+                missing = f" (nor BIKSHOP_{BIK_AUTH_OVERRIDES[endpoint]}, for {endpoint})"
                 raise ConfigError(
-                    "BIKSHOP_BIK_AUTH is not set: choose bearer:<token>, apikey:<Header>:<token>, "
-                    "basic:<user>:<password>, or none explicitly"
+                    f"BIKSHOP_BIK_AUTH is not set{missing if others else ''}: choose "
+                    "bearer:<token>, apikey:<Header>:<token>, basic:<user>:<password>, or none "
+                    "explicitly"
                 )
             raw = "none"
         try:

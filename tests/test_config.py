@@ -63,6 +63,20 @@ def test_production_refuses_to_start_without_bik_auth():
     assert "none explicitly" in message
 
 
+def test_production_starts_once_both_endpoints_have_auth_without_bik_auth():
+    """README: production refuses to start until both endpoints have auth, from BIKSHOP_BIK_AUTH
+    or their own overrides; a refusal names the endpoint left without."""
+    both = {"BIK_PLACE_ORDER_AUTH": "bearer:place-0123456789", "BIK_GET_ORDER_AUTH": "none"}
+    specs = create_app({**SAFE, "BIK_AUTH": None, **both}).config["BIK_AUTH_SPECS"]
+    assert (specs["placeOrder"].scheme, specs["getOrder"].scheme) == ("bearer", "none")
+    assert refusal(BIK_AUTH=None, BIK_PLACE_ORDER_AUTH="bearer:place-0123456789").startswith(
+        "BIKSHOP_BIK_AUTH is not set (nor BIKSHOP_BIK_GET_ORDER_AUTH, for getOrder): choose "
+    )
+    readme = (ROOT / "README.md").read_text()
+    assert "Production refuses to start until both endpoints have auth" in readme
+    assert "until `BIKSHOP_BIK_AUTH` is set" not in readme
+
+
 @pytest.mark.parametrize(
     ("value", "secret"),
     [
