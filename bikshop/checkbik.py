@@ -156,7 +156,7 @@ class Target:
                 auth=_as_given,
             )
         except requests.RequestException as exc:
-            reason = _why_no_answer(exc, self.timeout)
+            reason = _why_no_answer(exc, self.timeout, url)
             raise CheckFailed(f"no answer from {url}: {reason}") from None
         if response.is_redirect:
             where = response.headers.get("Location", "nowhere")
@@ -170,10 +170,20 @@ class Target:
 _NO_PROOF = "a 404 may be the URL's own (nothing there), so it proves nothing; check the URL"
 
 
-def _why_no_answer(exc: requests.RequestException, timeout: float) -> str:
+# OpenSSL's words when what answered an https:// address is no TLS at all (plain http answers
+# its handshake with "HTTP/1.1 400"): 1.1 and 3.0 say the first, 3.2 and later the others.
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
+
+def _why_no_answer(exc: requests.RequestException, timeout: float, url: str) -> str:
     """What went wrong, in a few words and with what to check, rather than urllib3's
     paragraph ("HTTPConnectionPool(...): Max retries exceeded with url: ...")."""
     text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError) and any(w in text for w in _NOT_TLS):
+        return (
+            "the server there does not speak https (plain http on that port?): use the "
+            "server's https address, or http:// if that port is bikshop itself"
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return (
             "its TLS certificate is not trusted (self-signed, expired or for another name); "
@@ -186,7 +196,10 @@ def _why_no_answer(exc: requests.RequestException, timeout: float) -> str:
     if "Name or service not known" in text or "nodename nor servname" in text:
         return "the host name does not resolve: check its spelling and DNS"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return "the connection failed or was closed before an answer"
+        closed = "the connection failed or was closed before an answer"
+        if url.startswith("http://"):  # a TLS server drops what is not a TLS handshake
+            return f"{closed}: if that port speaks https (nginx's 443), use an https:// address"
+        return closed
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 

@@ -313,8 +313,9 @@ def test_an_unreachable_server_is_a_fail_line_for_every_check(bik_app):
     assert "Max retries" not in result.output  # urllib3's paragraph, once per check
 
 
-def test_an_untrusted_certificate_is_named_as_such(bik_app, tmp_path):
-    """A staging server with a self-signed certificate: say that, not an SSLError paragraph."""
+@pytest.fixture
+def tls_server(tmp_path):
+    """A server on loopback speaking TLS with a self-signed certificate; yields its port."""
     import ssl
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -329,15 +330,40 @@ def test_an_untrusted_certificate_is_named_as_such(bik_app, tmp_path):
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"https://127.0.0.1:{server.server_port}"
-        result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "bearer:t"])
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_untrusted_certificate_is_named_as_such(bik_app, tls_server):
+    """A staging server with a self-signed certificate: say that, not an SSLError paragraph."""
+    url = f"https://127.0.0.1:{tls_server}"
+    result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "bearer:t"])
     assert result.exit_code == 1, result.output
     assert "its TLS certificate is not trusted (self-signed" in result.output, result.output
     assert "Max retries" not in result.output
+
+
+def test_https_to_a_plain_http_port_says_so_not_that_the_certificate_is_untrusted(
+    bik_app, misbehaving
+):
+    """https://host:8000 (gunicorn's plain port): OpenSSL's WRONG_VERSION_NUMBER, which was
+    reported as an untrusted certificate."""
+    url = f"https://127.0.0.1:{misbehaving.server_port}"
+    result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "bearer:t"])
+    assert result.exit_code == 1, result.output
+    assert "the server there does not speak https (plain http on that port?)" in result.output
+    assert "certificate" not in result.output and "WRONG_VERSION" not in result.output
+
+
+def test_http_to_a_tls_port_hints_at_https(bik_app, tls_server):
+    url = f"http://127.0.0.1:{tls_server}"
+    result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "bearer:t"])
+    assert result.exit_code == 1, result.output
+    assert (
+        "the connection failed or was closed before an answer: if that port speaks https "
+        "(nginx's 443), use an https:// address"
+    ) in result.output, result.output
 
 
 def test_a_redirect_is_reported_with_its_target_and_never_followed(bik_app, misbehaving):
