@@ -244,6 +244,20 @@ def _expect(response, status: int) -> dict:
     return _json(response)
 
 
+def _is_error_shape(response) -> bool:
+    """Whether ``response`` is an error in bikshop's shape (README: API errors)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
+        return False
+    return (
+        isinstance(error, dict)
+        and error.get("status") == response.status_code
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    )
+
+
 def _check_bik_order(order, draft_id: str, sent: dict) -> None:
     """``order`` is a BikOrder as the guide describes it, holding what ``sent`` (the body of
     placeOrder) asked for."""
@@ -377,13 +391,21 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
 
     def malformed_body():
         response = target.post(target.place_url, target.place_auth, raw=b'{"draftOrderId": ')
-        if response.status_code == 401:
-            raise CheckFailed("the credentials were refused (401), so the body was never read")
-        if not 400 <= response.status_code < 500:
-            raise CheckFailed(f"malformed JSON answered {response.status_code}, expected 4xx")
-        if response.status_code == 404 and not state.get("order"):
+        status = response.status_code
+        if status in (401, 403):  # 403: a proxy's refusal, as likely as bikshop's 401
+            raise CheckFailed(f"the request was refused ({status}), so the body was never read")
+        if not 400 <= status < 500:
+            raise CheckFailed(f"malformed JSON answered {status}, expected 4xx")
+        if status == 404 and not state.get("order"):
             raise CheckFailed(f"404, and placeOrder placed no order (above): {_NO_PROOF}")
-        return f"{response.status_code}"
+        # A 4xx alone proves little: a proxy in front may answer every request with one. The
+        # endpoint's own error shape does, or an endpoint seen placing an order above.
+        if not state.get("order") and not _is_error_shape(response):
+            raise CheckFailed(
+                f"{status} without an error in bikshop's shape (a JSON object's \"error\"), and "
+                "placeOrder placed no order (above): it may be a proxy's answer, not the endpoint's"
+            )
+        return f"{status}"
 
     checks = [
         ("placeOrder accepts Bik's sample order", place_sample),

@@ -530,3 +530,38 @@ def test_a_url_with_a_query_or_fragment_is_a_usage_error(bik_app, url):
     result = bik_app.test_cli_runner().invoke(args=["check-bik", url, "--auth", "none"])
     assert result.exit_code == 2 and "without a query or fragment" in result.output
     assert "Checking" not in result.output
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (403, {"Content-Type": "text/html"}, b"<html><h1>403 Forbidden</h1></html>"),
+        (400, {"Content-Type": "text/html"}, b"<html><h1>400 Bad Request</h1></html>"),
+        (429, {"Content-Type": "application/json"}, b'{"message": "slow down"}'),
+    ],
+    ids=["403", "400-html", "429-json"],
+)
+def test_a_proxy_answering_every_request_the_same_passes_no_check(bik_app, misbehaving, answer):
+    """A proxy's 403 to everything: every check failed but the last, "PASS a malformed body
+    gets a 4xx: 403"; a 4xx counts there only in bikshop's error shape, or from an endpoint
+    that placed the order above."""
+    misbehaving.answer = answer
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    found = verdicts(result.output.splitlines())
+    assert set(found) == set(CHECKS) and set(found.values()) == {"FAIL"}, result.output
+    assert result.exit_code == 1
+
+
+def test_a_malformed_body_refused_in_bikshops_shape_passes_before_any_order(bik_app, misbehaving):
+    """An endpoint that refuses the sample (a 422 of its own) still proves its 400 is its own."""
+    misbehaving.answer = (
+        400,
+        {"Content-Type": "application/json"},
+        b'{"error": {"status": 400, "code": "bad_request", "message": "not JSON", "fields": []}}',
+    )
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
+    )
+    assert verdicts(result.output.splitlines())["a malformed body gets a 4xx"] == "PASS"
