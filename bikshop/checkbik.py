@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -103,6 +104,13 @@ def _check_types(where: str, found: dict, fields: dict) -> None:
             raise CheckFailed(f"{where}.{field} is {shown}, expected {names}")
 
 
+# Each endpoint's own check-bik option and server setting, which override --auth and
+# BIKSHOP_BIK_AUTH for it.
+_OWN_AUTH = {
+    "placeOrder": ("--place-order-auth", "BIKSHOP_BIK_PLACE_ORDER_AUTH"),
+    "getOrder": ("--get-order-auth", "BIKSHOP_BIK_GET_ORDER_AUTH"),
+}
+
 _JSON_TYPE = {str: "a string", int: "a whole number", float: "a number", list: "an array",
               dict: "an object"}  # fmt: skip
 
@@ -140,6 +148,17 @@ class Target:
     place_auth: AuthSpec
     get_auth: AuthSpec
     timeout: float
+    # The option each endpoint's credentials came from: --auth, or the endpoint's own.
+    options: dict[str, str] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(_OWN_AUTH, "--auth")
+    )
+
+    def expect(self, endpoint: str, body: dict, status: int) -> dict:
+        """POST ``body`` to ``endpoint`` (placeOrder or getOrder) with its credentials: the JSON
+        answer, if it came with ``status``."""
+        if endpoint == "placeOrder":
+            return _expect(self.post(self.place_url, self.place_auth, body), status, self, endpoint)
+        return _expect(self.post(self.get_url, self.get_auth, body), status, self, endpoint)
 
     def post(self, url: str, auth: AuthSpec, body=None, *, raw: bytes | None = None, headers=None):
         """POST as Bik does. A redirect is a failure, not followed: clients turn a redirected
@@ -230,13 +249,26 @@ def _json(response) -> dict:
     return document
 
 
-# What to do about a 401: the credentials check-bik sent are not the server's.
-_PASS_AUTH = "pass the ones Bik will use with --auth (as in the server's BIKSHOP_BIK_AUTH)"  # noqa: S105
+def _pass_auth(target: Target, endpoint: str) -> str:
+    """What to do when the server refused (or wanted) credentials on ``endpoint``: pass the ones
+    Bik uses there, with the option they came from and the server setting it stands for."""
+    option, variable = _OWN_AUTH[endpoint]
+    if target.options[endpoint] == option:
+        return (
+            f"pass the ones Bik will use for {endpoint} with {option} (as in the server's "
+            f"{variable}, or its BIKSHOP_BIK_AUTH where that is unset)"
+        )
+    return (
+        f"pass the ones Bik will use for {endpoint} with --auth (as in the server's "
+        f"BIKSHOP_BIK_AUTH), or with {option} if the server's {variable} sets its own"
+    )
 
 
-def _expect(response, status: int) -> dict:
+def _expect(response, status: int, target: Target, endpoint: str) -> dict:
     if response.status_code == 401 and status != 401:
-        raise CheckFailed(f"the server refused the credentials (401): {_PASS_AUTH}")
+        raise CheckFailed(
+            f"the server refused the credentials (401): {_pass_auth(target, endpoint)}"
+        )
     if response.status_code != status:
         raise CheckFailed(
             f"expected HTTP {status}, got {response.status_code}: {response.text[:300]!r}"
@@ -304,14 +336,14 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
     state: dict = {}
 
     def place_sample():
-        order = _expect(target.post(target.place_url, target.place_auth, body), 200).get("order")
+        order = target.expect("placeOrder", body, 200).get("order")
         _check_bik_order(order, draft_id, body)
         state["order"] = order
         invoice = order["invoiceUrl"] or "none (the guide allows null)"
         return f"stored as {order['id']} ({order['name']}), invoice {invoice}"
 
     def place_again():
-        order = _expect(target.post(target.place_url, target.place_auth, body), 200).get("order")
+        order = target.expect("placeOrder", body, 200).get("order")
         if not state.get("order"):
             raise CheckFailed("no order was placed")
         got = order.get("id") if isinstance(order, dict) else None
@@ -324,14 +356,14 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
         changed["order"]["items"][0]["quantity"] = 3
         changed["order"]["subTotal"] = 1497
         changed["order"]["total"] = 1446
-        _expect(target.post(target.place_url, target.place_auth, changed), 409)
+        target.expect("placeOrder", changed, 409)
         return "409 for the same draft with a different body"
 
     def get_order():
         if not state.get("order"):
             raise CheckFailed("no order was placed")
         wanted = state["order"]["id"]
-        answer = _expect(target.post(target.get_url, target.get_auth, {"orderId": wanted}), 200)
+        answer = target.expect("getOrder", {"orderId": wanted}, 200)
         order = answer.get("order")
         _check_bik_order(order, draft_id, body)
         if order["id"] != wanted:
@@ -346,12 +378,8 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
             probe = target.post(target.get_url, target.get_auth, {})
             if probe.status_code == 404:
                 raise CheckFailed(f"a body without an orderId got a 404 too: {_NO_PROOF}")
-        _expect(
-            target.post(
-                target.get_url, target.get_auth, {"orderId": f"NO-SUCH-{secrets.token_hex(6)}"}
-            ),
-            404,
-        )
+        unknown = {"orderId": f"NO-SUCH-{secrets.token_hex(6)}"}
+        target.expect("getOrder", unknown, 404)
         return "404"
 
     def wrong_credentials():
@@ -363,7 +391,7 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
             sent = body if name == "placeOrder" else {"orderId": "x"}
             if spec.scheme == "none":
                 if target.post(url, spec, sent).status_code == 401:
-                    raise CheckFailed(f"{name} demands credentials: {_PASS_AUTH}")
+                    raise CheckFailed(f"{name} demands credentials: {_pass_auth(target, name)}")
                 results.append(f"{name} skipped (auth none)")
                 continue
             # Wrong ones, then none at all: a server may check a header only when it is there.
@@ -524,6 +552,12 @@ def check_bik_command(url, auth, place_order_auth, get_order_auth, timeout):
         place_auth=_spec(place_order_auth, "--place-order-auth") or default,
         get_auth=_spec(get_order_auth, "--get-order-auth") or default,
         timeout=timeout,
+        options={
+            endpoint: option if given is not None else "--auth"
+            for (endpoint, (option, _)), given in zip(
+                _OWN_AUTH.items(), (place_order_auth, get_order_auth), strict=True
+            )
+        },
     )
     click.echo(f"Checking {target.place_url} and {target.get_url} as Bik would")
     if not run_checks(target, click.echo):

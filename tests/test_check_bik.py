@@ -120,6 +120,28 @@ def test_check_bik_with_one_scheme_for_both_endpoints(bik_app, servers):
     assert found["getOrder answers 404 for an unknown id"] == "PASS"
 
 
+def test_refused_credentials_name_the_endpoints_own_option_and_setting(bik_app, servers):
+    """The server's getOrder has its own auth (BIKSHOP_BIK_GET_ORDER_AUTH): the advice named
+    --auth and BIKSHOP_BIK_AUTH alone, which would not help."""
+    url = servers["bearer+apikey"].url
+    code, lines = check_bik(bik_app, url, "--auth", SPECS["bearer"])
+    line = next(x for x in lines if x.startswith("FAIL  getOrder returns the placed order"))
+    assert line.endswith(
+        "the server refused the credentials (401): pass the ones Bik will use for getOrder with "
+        "--auth (as in the server's BIKSHOP_BIK_AUTH), or with --get-order-auth if the server's "
+        "BIKSHOP_BIK_GET_ORDER_AUTH sets its own"
+    ), line
+    wrong_key = "apikey:X-Glow-Key:chk_not_the_key_00"
+    options = ["--place-order-auth", SPECS["bearer"], "--get-order-auth", wrong_key]
+    code, lines = check_bik(bik_app, url, *options)
+    line = next(x for x in lines if x.startswith("FAIL  getOrder returns the placed order"))
+    assert line.endswith(
+        "pass the ones Bik will use for getOrder with --get-order-auth (as in the server's "
+        "BIKSHOP_BIK_GET_ORDER_AUTH, or its BIKSHOP_BIK_AUTH where that is unset)"
+    ), line
+    assert code == 1 and "chk_not_the_key_00" not in "\n".join(lines)
+
+
 def test_a_url_where_nothing_answers_passes_no_check(bik_app, servers):
     """A mistyped path prefix: every request is the server's 404 for the URL itself, which the
     unknown-id and malformed-body checks counted as PASS lines (wire probe)."""
