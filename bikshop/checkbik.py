@@ -156,9 +156,12 @@ class Target:
     def expect(self, endpoint: str, body: dict, status: int) -> dict:
         """POST ``body`` to ``endpoint`` (placeOrder or getOrder) with its credentials: the JSON
         answer, if it came with ``status``."""
-        if endpoint == "placeOrder":
-            return _expect(self.post(self.place_url, self.place_auth, body), status, self, endpoint)
-        return _expect(self.post(self.get_url, self.get_auth, body), status, self, endpoint)
+        url = self.place_url if endpoint == "placeOrder" else self.get_url
+        return _expect(self.post(url, self.auth(endpoint), body), status, self, endpoint)
+
+    def auth(self, endpoint: str) -> AuthSpec:
+        """The credentials check-bik sends to ``endpoint``."""
+        return self.place_auth if endpoint == "placeOrder" else self.get_auth
 
     def post(self, url: str, auth: AuthSpec, body=None, *, raw: bytes | None = None, headers=None):
         """POST as Bik does. A redirect is a failure, not followed: clients turn a redirected
@@ -264,10 +267,26 @@ def _pass_auth(target: Target, endpoint: str) -> str:
     )
 
 
+# The schemes a 401's WWW-Authenticate may ask for (bikshop's three), as --auth spells them.
+_ASKED = {"bearer": "Bearer", "basic": "Basic", "apikey": "ApiKey"}
+
+
+def _other_scheme(response, target: Target, endpoint: str) -> str:
+    """``it asks for Bearer, and --auth gives apikey: `` when the 401's WWW-Authenticate names
+    another scheme than the one sent (a wrong scheme, not a wrong secret); else empty. Names
+    only schemes, never what was sent."""
+    asked = response.headers.get("WWW-Authenticate", "").strip().split(" ", 1)[0].lower()
+    given = target.auth(endpoint).scheme
+    if asked not in _ASKED or asked == given:
+        return ""
+    return f"it asks for {_ASKED[asked]}, and {target.options[endpoint]} gives {given}: "
+
+
 def _expect(response, status: int, target: Target, endpoint: str) -> dict:
     if response.status_code == 401 and status != 401:
         raise CheckFailed(
-            f"the server refused the credentials (401): {_pass_auth(target, endpoint)}"
+            "the server refused the credentials (401): "
+            f"{_other_scheme(response, target, endpoint)}{_pass_auth(target, endpoint)}"
         )
     if response.status_code != status:
         raise CheckFailed(
@@ -390,8 +409,12 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
         ):
             sent = body if name == "placeOrder" else {"orderId": "x"}
             if spec.scheme == "none":
-                if target.post(url, spec, sent).status_code == 401:
-                    raise CheckFailed(f"{name} demands credentials: {_pass_auth(target, name)}")
+                answer = target.post(url, spec, sent)
+                if answer.status_code == 401:
+                    raise CheckFailed(
+                        f"{name} demands credentials: "
+                        f"{_other_scheme(answer, target, name)}{_pass_auth(target, name)}"
+                    )
                 results.append(f"{name} skipped (auth none)")
                 continue
             # Wrong ones, then none at all: a server may check a header only when it is there.

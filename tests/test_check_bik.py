@@ -127,9 +127,9 @@ def test_refused_credentials_name_the_endpoints_own_option_and_setting(bik_app, 
     code, lines = check_bik(bik_app, url, "--auth", SPECS["bearer"])
     line = next(x for x in lines if x.startswith("FAIL  getOrder returns the placed order"))
     assert line.endswith(
-        "the server refused the credentials (401): pass the ones Bik will use for getOrder with "
-        "--auth (as in the server's BIKSHOP_BIK_AUTH), or with --get-order-auth if the server's "
-        "BIKSHOP_BIK_GET_ORDER_AUTH sets its own"
+        "pass the ones Bik will use for getOrder with --auth (as in the server's "
+        "BIKSHOP_BIK_AUTH), or with --get-order-auth if the server's BIKSHOP_BIK_GET_ORDER_AUTH "
+        "sets its own"
     ), line
     wrong_key = "apikey:X-Glow-Key:chk_not_the_key_00"
     options = ["--place-order-auth", SPECS["bearer"], "--get-order-auth", wrong_key]
@@ -140,6 +140,16 @@ def test_refused_credentials_name_the_endpoints_own_option_and_setting(bik_app, 
         "BIKSHOP_BIK_GET_ORDER_AUTH, or its BIKSHOP_BIK_AUTH where that is unset)"
     ), line
     assert code == 1 and "chk_not_the_key_00" not in "\n".join(lines)
+
+
+def test_a_wrong_secret_of_the_right_scheme_is_not_called_a_wrong_scheme(bik_app, servers):
+    """Only the scheme differing is named (from WWW-Authenticate); a wrong token of the scheme
+    the server asks for keeps the plain line."""
+    options = ["--place-order-auth", SPECS["bearer"]]
+    options += ["--get-order-auth", "apikey:X-Glow-Key:chk_not_the_key_00"]
+    code, lines = check_bik(bik_app, servers["bearer+apikey"].url, *options)
+    line = next(x for x in lines if x.startswith("FAIL  getOrder returns the placed order"))
+    assert "(401): pass the ones Bik will use for getOrder" in line and "asks for" not in line
 
 
 def test_a_url_where_nothing_answers_passes_no_check(bik_app, servers):
@@ -169,17 +179,23 @@ def test_check_bik_fails_against_a_server_with_different_auth(bik_app, servers, 
     assert set(found) == set(CHECKS)
     assert "FAIL" in found.values()
     if place != SERVERS[name][0]:
+        # A scheme the server does not take: the line names both, from its WWW-Authenticate.
+        asked = {"bearer": "Bearer", "basic": "Basic", "apikey": "ApiKey"}[SERVERS[name][0]]
         assert found["placeOrder accepts Bik's sample order"] == "FAIL"
-        assert "the server refused the credentials (401): pass the ones Bik will use" in "\n".join(
-            lines
-        )
+        assert (
+            f"the server refused the credentials (401): it asks for {asked}, and "
+            f"--place-order-auth gives {place}: pass the ones Bik will use for placeOrder"
+        ) in "\n".join(lines)
     if get == "none" and SERVERS[name][1] == "none":
         # An open getOrder takes anything, so only placeOrder can fail here.
         assert found["getOrder answers 404 for an unknown id"] == "PASS"
     if get == "none" and SERVERS[name][1] != "none":
         # Not "SKIP … auth is none": this server's getOrder wants credentials none were given for.
         assert found["wrong credentials are refused with 401"] == "FAIL"
-        assert "getOrder demands credentials: pass the ones Bik will use" in "\n".join(lines)
+        assert (
+            "getOrder demands credentials: it asks for ApiKey, and --get-order-auth gives none: "
+            "pass the ones Bik will use"
+        ) in "\n".join(lines)
     if get != "none" and SERVERS[name][1] == "none":
         # Credentials given for an open getOrder: said so, not "answered 200, expected 401".
         assert found["wrong credentials are refused with 401"] == "FAIL"
