@@ -136,23 +136,16 @@ _GUARDING_LIMITS = {
 }
 
 
-# What Bik's credential on each endpoint keeps strangers from doing.
-_BIK_EXPOSES = {
-    "placeOrder": "place orders",
-    # Order ids are sequential: one open getOrder reads them all.
-    "getOrder": "read every order, with its customer's phone, email and address",
-}
-
-
 def _bik_auth_by_setting(config) -> dict[str, tuple]:
     """Each setting that holds a Bik endpoint's auth (``BIK_AUTH`` or an override), with its
     spec and what that auth guards, so a finding names the variable to change."""
+    from bikshop.bik.auth import OPEN_TO
     from bikshop.config import bik_auth_key
 
     found: dict[str, tuple] = {}
     for endpoint, spec in config["BIK_AUTH_SPECS"].items():
         key = bik_auth_key(config, endpoint)
-        exposed = _BIK_EXPOSES[endpoint]
+        exposed = OPEN_TO[endpoint]
         found[key] = (spec, f"{found[key][1]} and {exposed}" if key in found else exposed)
     return found
 

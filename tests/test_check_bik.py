@@ -97,16 +97,26 @@ def test_check_bik_passes_against_a_live_server_with_the_same_auth(bik_app, serv
     server = servers[name]
     code, lines = check_bik(bik_app, server.url, *auth_options(*SERVERS[name]))
     assert code == 0, "\n".join(lines)
-    assert verdicts(lines) == dict.fromkeys(CHECKS, "PASS")
+    place, get = SERVERS[name]
+    # An endpoint without auth is never a quiet PASS: anyone could read every order there.
+    expected = dict.fromkeys(CHECKS, "PASS")
+    expected["wrong credentials are refused with 401"] = (
+        "SKIP" if "none" in (place, get) else "PASS"
+    )
+    assert verdicts(lines) == expected
     assert lines[0] == (
         f"Checking {server.url}/bik/placeOrder and {server.url}/bik/getOrder as Bik would"
     )
     # The test servers are plain http: passing, with a word that Bik calls https.
     assert lines[-1].startswith("All checks passed, over plain http: Bik calls https addresses")
     refused = next(line for line in lines if "wrong credentials" in line)
-    place, get = SERVERS[name]
     assert "placeOrder 401" in refused
     assert ("getOrder skipped (auth none)" if get == "none" else "getOrder 401") in refused
+    if get == "none":
+        assert refused.endswith(
+            "auth is none on getOrder, so anyone who finds the URL can read every order, with "
+            "its customer's phone, email and address"
+        ), refused
 
 
 def test_check_bik_with_one_scheme_for_both_endpoints(bik_app, servers):
@@ -603,3 +613,16 @@ def test_a_malformed_body_refused_in_bikshops_shape_passes_before_any_order(bik_
         args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "bearer:t"]
     )
     assert verdicts(result.output.splitlines())["a malformed body gets a 4xx"] == "PASS"
+
+
+def test_auth_none_on_both_endpoints_says_what_anyone_can_do(bik_app, misbehaving):
+    misbehaving.answer = _echoing_draft(_CONTRACT_ORDER)
+    result = bik_app.test_cli_runner().invoke(
+        args=["check-bik", f"http://127.0.0.1:{misbehaving.server_port}", "--auth", "none"]
+    )
+    line = next(x for x in result.output.splitlines() if "wrong credentials are" in x)
+    assert line == (
+        "SKIP  wrong credentials are refused with 401: placeOrder skipped (auth none), getOrder "
+        "skipped (auth none): auth is none on both endpoints, so anyone who finds the URL can "
+        "place orders and read every order, with its customer's phone, email and address"
+    )

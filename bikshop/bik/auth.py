@@ -23,6 +23,14 @@ _SECRET = re.compile(r"^[\x21-\x7e]+( +[\x21-\x7e]+)*$")
 MAX_HEADER_LINE = 8190
 
 
+# What Bik's credential on each endpoint keeps strangers from doing (check-config and check-bik
+# say it of an endpoint without one). Order ids are sequential: an open getOrder reads them all.
+OPEN_TO = {
+    "placeOrder": "place orders",
+    "getOrder": "read every order, with its customer's phone, email and address",
+}
+
+
 class AuthSpecError(ValueError):
     """The auth spec string is malformed."""
 
