@@ -119,6 +119,11 @@ class CheckFailed(Exception):
     """One contract check did not hold; the message says what Bik would have seen."""
 
 
+class NoAnswer(CheckFailed):
+    """The server gave no answer at all (refused, unreachable, TLS, timeout): the checks after
+    it are not run, each of which would only wait and fail the same way."""
+
+
 # Spellings Bik reads (reference/bik-contract.md): it answers "where is my order?" from status,
 # says a payment is pending from paymentStatus, and knows these three fulfilment states.
 FULFILLMENT_STATUSES = ("unfulfilled", "partial", "fulfilled")
@@ -179,7 +184,7 @@ class Target:
             )
         except requests.RequestException as exc:
             reason = _why_no_answer(exc, self.timeout, url)
-            raise CheckFailed(f"no answer from {url}: {reason}") from None
+            raise NoAnswer(f"no answer from {url}: {reason}") from None
         if response.is_redirect:
             where = response.headers.get("Location", "nowhere")
             raise CheckFailed(
@@ -211,8 +216,13 @@ def _why_no_answer(exc: requests.RequestException, timeout: float, url: str) -> 
             "its TLS certificate is not trusted (self-signed, expired or for another name); "
             "Bik needs one a browser trusts, such as Let's Encrypt's"
         )
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"nothing within {timeout:g} s (--timeout); is a firewall dropping it?"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {timeout:g} s (--timeout): is a firewall dropping it?"
+    if isinstance(exc, requests.exceptions.Timeout):  # the connection was made: no firewall
+        return (
+            f"connected, but no answer within {timeout:g} s (--timeout): is the server (or a "
+            "worker) stuck?"
+        )
     if "Connection refused" in text:
         return "connection refused: is bikshop running there, and is the port right?"
     if "Name or service not known" in text or "nodename nor servname" in text:
@@ -474,12 +484,20 @@ def run_checks(target: Target, echo: Callable[[str], None]) -> bool:
         ("a malformed body gets a 4xx", malformed_body),
     ]
     ok = True
+    answering = True
     for title, check in checks:
+        if not answering:
+            echo(f"FAIL  {title}: not run: the server gave no answer (above)")
+            continue
         try:
             detail = check()
             echo(f"PASS  {title}: {detail}")
         except _Skip as skip:
             echo(f"SKIP  {title}: {skip}")
+        except NoAnswer as failure:
+            ok = False
+            answering = False
+            echo(f"FAIL  {title}: {failure}")
         except CheckFailed as failure:
             ok = False
             echo(f"FAIL  {title}: {failure}")

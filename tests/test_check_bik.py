@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from tests.bik import bik_app_fixture  # noqa: F401 (provides bik_app)
 from tests.conftest import BASE_CONFIG, empty_database
@@ -381,6 +384,46 @@ def tls_server(tmp_path):
     yield server.server_port
     server.shutdown()
     server.server_close()
+
+
+def test_a_server_that_connects_but_never_answers_is_asked_once(bik_app):
+    """A stuck server: the connection is made, so no firewall is to blame; and every later
+    check would wait the whole --timeout again, so none is run."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def accept():
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        result = bik_app.test_cli_runner().invoke(
+            args=["check-bik", url, "--auth", "bearer:t", "--timeout", "0.5"]
+        )
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    lines = result.output.splitlines()[1:]
+    assert result.exit_code == 1 and len(lines) == len(CHECKS), result.output
+    assert lines[0] == (
+        f"FAIL  {CHECKS[0]}: no answer from {url}/bik/placeOrder: connected, but no answer "
+        "within 0.5 s (--timeout): is the server (or a worker) stuck?"
+    )
+    assert lines[1:] == [
+        f"FAIL  {title}: not run: the server gave no answer (above)" for title in CHECKS[1:]
+    ]
+    assert len(held) == 1  # one request, one wait
+
+
+def test_a_connection_that_times_out_suggests_a_firewall():
+    from bikshop.checkbik import _why_no_answer
+
+    reason = _why_no_answer(requests.exceptions.ConnectTimeout("x"), 10, "https://shop.test")
+    assert reason == "no connection within 10 s (--timeout): is a firewall dropping it?"
 
 
 def test_an_untrusted_certificate_is_named_as_such(bik_app, tls_server):
