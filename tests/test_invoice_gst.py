@@ -147,14 +147,30 @@ def test_intra_state_order_splits_cgst_and_sgst(make_app):
         "HSN 3304",
         "CGST 9%",
         "SGST 9%",
+        "Reverse charge</dt><dd>No",  # Rule 46(p)
+        "For Glow Naturals Private Limited, authorised signatory",  # Rule 46(q)
     ):
         assert text in html, text
-    assert "IGST" not in html
+    assert "IGST" not in html and "UTGST" not in html
     # 998 - 100 discount = 898 goods, 49 shipping; 9% of inclusive/1.18 each, rounded.
     assert "₹761.02" in html and "₹68.49" in html  # goods: taxable, CGST (= SGST)
     assert "₹41.52" in html and "₹3.74" in html  # shipping
     assert "₹802.54" in html and "₹72.23" in html  # totals: 761.02 + 41.52, 68.49 + 3.74
     assert "₹947.00" in html
+
+
+def test_a_seller_in_a_union_territory_without_a_legislature_charges_utgst(make_app):
+    """Chandigarh, Ladakh, Lakshadweep, Andaman and Nicobar, Dadra and Nagar Haveli and Daman
+    and Diu levy UTGST, not SGST, beside CGST (UTGST Act, 2017); the page said SGST (GST
+    probe). Delhi, with a legislature, stays SGST."""
+    chandigarh = {**GST_SETTINGS, "STORE_GSTIN": "04AABCG1234K1Z0"}
+    client = make_app(**chandigarh).test_client()
+    _, html = _tax_page(client, "Chandigarh")
+    assert "CGST + UTGST" in html and "UTGST 9%" in html and "CGST 9%" in html
+    assert "SGST" not in html.replace("UTGST", "")
+    _, html = _tax_page(client, "Punjab")
+    assert "IGST 18%" in html and "UTGST" not in html
+    assert gst.state_tax_name(gst.STATES["07"]) == "SGST"  # Delhi
 
 
 def test_inter_state_order_uses_igst(make_app):

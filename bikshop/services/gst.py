@@ -80,6 +80,14 @@ _STATES = [
 ]
 STATES = {code: State(code, name) for code, name, *_ in _STATES}
 OUTSIDE_INDIA = State("96", "Outside India")
+# Union territories without a legislature: a supply within one is taxed CGST + UTGST (UTGST Act,
+# 2017), not SGST. Delhi, Puducherry and Jammu and Kashmir have legislatures and levy SGST.
+_UTGST_TERRITORIES = frozenset(("04", "26", "31", "35", "38"))
+
+
+def state_tax_name(seller_state: State | None) -> str:
+    """What the state's half of an intra-state supply's GST is called where the seller is."""
+    return "UTGST" if seller_state and seller_state.code in _UTGST_TERRITORIES else "SGST"
 
 
 def _key(text: str) -> str:
@@ -229,6 +237,7 @@ class TaxBreakdown:
     rate: Decimal
     intra_state: bool
     lines: list[TaxLine]
+    state_tax: str = "SGST"  # or UTGST: :func:`state_tax_name`; the ``sgst`` amounts either way
 
     def _sum(self, attribute: str) -> Decimal:
         return sum((getattr(line, attribute) for line in self.lines), Decimal("0.00"))
@@ -302,6 +311,7 @@ def tax_breakdown(
     discount: Decimal,
     rate: Decimal,
     intra_state: bool,
+    state_tax: str = "SGST",
 ) -> TaxBreakdown:
     """Tax for an order whose prices include GST.
 
@@ -320,7 +330,7 @@ def tax_breakdown(
     shipping_net = shipping - (discount - on_goods)
     if shipping_net > 0:
         lines.append(split_inclusive("Shipping", shipping_hsn, shipping_net, rate, intra_state))
-    return TaxBreakdown(rate=rate, intra_state=intra_state, lines=lines)
+    return TaxBreakdown(rate=rate, intra_state=intra_state, lines=lines, state_tax=state_tax)
 
 
 def _round(value: Decimal) -> Decimal:

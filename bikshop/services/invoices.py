@@ -236,4 +236,5 @@ def breakdown(order: Order, seller: Store, supply: gst.State) -> gst.TaxBreakdow
         discount=order.discount,
         rate=seller.gst_rate,
         intra_state=intra_state,
+        state_tax=gst.state_tax_name(seller.state),
     )
