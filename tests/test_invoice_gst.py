@@ -306,6 +306,48 @@ def test_a_cancelled_order_never_viewed_gets_no_tax_invoice_number(make_app):
     assert "INV-00001" in html  # no gap in the series
 
 
+@pytest.mark.parametrize("dispatch", ["shipped", "delivered"])
+def test_an_order_leaving_the_shop_is_issued_its_tax_invoice_then(make_app, dispatch):
+    """A tax invoice is issued at the removal of goods (CGST Act s. 31(1)(a)): numbered only
+    when first opened, an order shipped before its customer opened the link had no invoice,
+    and one never opened never joined the series (GST probe). Shipping or delivering it now
+    issues it, dated then; opening it later shows that number and date."""
+    from bikshop.services.orders import set_fulfillment
+
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    path = place_invoice(client, order_body(state="Karnataka"))
+    with app.app_context():
+        order = find_by_invoice_token(path.rsplit("/", 1)[1])
+        if dispatch == "shipped":
+            set_fulfillment(order, "partial", actor="admin:o@x.in")
+        else:
+            change_status(order, "IN PROGRESS", actor="admin:o@x.in")
+            assert order.invoice_number is None  # accepted, not yet on its way
+            change_status(order, "DELIVERED", actor="admin:o@x.in")
+        assert order.invoice_number == 1
+        issued = [e for e in order.events if e.kind == "invoice_numbered"]
+        assert len(issued) == 1 and issued[0].actor == "system"
+        db.session.remove()
+    html = client.get(path).get_data(as_text=True)
+    assert "INV-00001" in html
+    following, html = _tax_page(client, "Karnataka")
+    assert "INV-00002" in html  # the series goes on without a gap
+
+
+def test_shipping_without_a_gstin_issues_no_number(make_app):
+    from bikshop.services.orders import set_fulfillment
+
+    app = make_app()
+    client = app.test_client()
+    path = place_invoice(client, order_body(state="Karnataka"))
+    with app.app_context():
+        order = find_by_invoice_token(path.rsplit("/", 1)[1])
+        set_fulfillment(order, "fulfilled", actor="admin:o@x.in")
+        assert order.invoice_number is None
+        db.session.remove()
+
+
 def test_without_a_gstin_it_is_a_plain_invoice(client):
     _, html = _tax_page(client, "Karnataka")
     assert "Tax invoice" not in html and "GSTIN" not in html and "CGST" not in html

@@ -184,6 +184,17 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
     return order.invoice_number is not None
 
 
+def issue_on_dispatch(order: Order) -> None:
+    """With a GSTIN: number the tax invoice of ``order`` now, if nobody has opened it yet, as
+    it leaves the shop (shipped, or delivered). A tax invoice is issued "before or at the time
+    of removal of goods" (CGST Act s. 31(1)(a)): numbered only when first shown, an order
+    shipped before its customer opened the link had none, and one never opened never joined
+    the series. Commits."""
+    seller = store()
+    if seller.gstin:
+        issue_invoice_number(order, seller)
+
+
 def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State]:
     """When ``order``'s tax invoice was issued, and its place of supply as recorded then. An
     invoice issued before the place was recorded (2026-12-07) keeps the rule it was issued
