@@ -49,7 +49,7 @@ def payment_method(method: str) -> str:
 
 @bp.app_template_filter("local_datetime")
 def local_datetime(moment: datetime) -> str:
-    """A timestamp in the store's time zone and locale: 9 May 2024, 3:34 pm."""
+    """A timestamp in the store's time zone and locale: 9 May 2024, 3:34 PM (en_IN)."""
     config = current_app.config
     zone = ZoneInfo(config["STORE_TIMEZONE"])
     return format_datetime(moment, "d MMM y, h:mm a", tzinfo=zone, locale=config["STORE_LOCALE"])
