@@ -235,6 +235,28 @@ def test_the_country_decides_before_the_state(make_app, address, supplied_in):
     assert ("IGST 18%" in html) == (supplied_in != "Karnataka (29)")
 
 
+@pytest.mark.parametrize(
+    ("state", "zip_code", "assumed"),
+    [("", "160055", True), ("Pradesh", "", True), ("", "400001", False), ("KA", "", False)],
+)
+def test_an_assumed_place_of_supply_is_told_on_the_timeline(make_app, state, zip_code, assumed):
+    """Where nothing in the address tells its state, the seller's is taken, silently: tax
+    under the wrong head is paid again, not moved (GST probe). The timeline entry that issues
+    the invoice now says the place was taken to be the shop's own state."""
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    body = order_body(state=state)
+    body["order"]["address"]["zip"] = zip_code
+    path = place_invoice(client, body)
+    client.get(path)
+    with app.app_context():
+        order = find_by_invoice_token(path.rsplit("/", 1)[1])
+        (issued,) = [e for e in order.events if e.kind == "invoice_numbered"]
+        told = "taken to be Karnataka (29), the shop's own state" in issued.message
+        assert told == assumed, issued.message
+        db.session.remove()
+
+
 def test_an_issued_tax_invoice_keeps_its_place_of_supply(make_app):
     """The place of supply is recorded when the invoice is numbered: an invoice issued before
     it was (simulated: the record taken out) keeps the rule it was issued under, the state as

@@ -170,12 +170,19 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
+        supply = place_of_supply(order, seller)
+        message = f"Tax invoice {invoice_label(number)} issued"
+        if _supply_assumed(order):
+            message += (
+                f"; its place of supply is taken to be {supply}, the shop's own state, as the "
+                "delivery address names no state or PIN code bikshop knows: check the address"
+            )
         record(
             order,
             NUMBERED,
             "system",
-            f"Tax invoice {invoice_label(number)} issued",
-            {"invoiceNumber": number, "placeOfSupply": place_of_supply(order, seller).code},
+            message,
+            {"invoiceNumber": number, "placeOfSupply": supply.code},
         )
         db.session.commit()
     else:
@@ -222,7 +229,7 @@ def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) ->
     the state only as named).
 
     An address whose state none of those tell falls back to the seller's state: bikshop
-    cannot tell where it is, and the shop owner can correct the invoice by hand.
+    cannot tell where it is, and the timeline entry that issues the invoice says so.
     """
     address = order.address or {}
     if named_only:  # the country code alone told then
@@ -233,6 +240,17 @@ def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) ->
     if not gst.in_india(address.get("countryCode"), address.get("country")):
         return gst.OUTSIDE_INDIA
     return gst.delivery_state(address.get("state"), address.get("zip")) or seller.state
+
+
+def _supply_assumed(order: Order) -> bool:
+    """Whether :func:`place_of_supply` fell back on the seller's state for ``order``: an
+    address in India whose state nothing tells. The owner is told so on the timeline: tax
+    charged under the wrong head (CGST + SGST for an inter-state supply) is not moved across
+    but paid again and claimed back (IGST Act s. 19)."""
+    address = order.address or {}
+    return gst.in_india(address.get("countryCode"), address.get("country")) and (
+        gst.delivery_state(address.get("state"), address.get("zip")) is None
+    )
 
 
 def breakdown(order: Order, seller: Store, supply: gst.State) -> gst.TaxBreakdown:
