@@ -173,6 +173,19 @@ def test_a_seller_in_a_union_territory_without_a_legislature_charges_utgst(make_
     assert gst.state_tax_name(gst.STATES["07"]) == "SGST"  # Delhi
 
 
+def test_goods_at_a_0_percent_rate_take_a_bill_of_supply(make_app):
+    """Exempt or nil-rated goods take a bill of supply (CGST Rule 49), not a tax invoice
+    showing 0 % CGST and SGST (GST probe)."""
+    client = make_app(**{**GST_SETTINGS, "STORE_GST_RATE": "0"}).test_client()
+    path, html = _tax_page(client, "MH")
+    for text in ("Bill of supply", "GSTIN <b>29AABCG1234K1ZO</b>", "INV-00001", "HSN 3304"):
+        assert text in html, text
+    assert "No GST is charged on these goods" in html
+    assert "computer-generated bill of supply" in html
+    for text in ("Tax invoice", "CGST", "SGST", "IGST", "Prices include GST"):
+        assert text not in html, text
+
+
 def test_inter_state_order_uses_igst(make_app):
     client = make_app(**GST_SETTINGS).test_client()
     _, html = _tax_page(client, "MH")
