@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from bikshop.errors import ApiError
 from bikshop.extensions import db
-from bikshop.models import Order, Refund
-from bikshop.services.payments import refund
+from bikshop.models import Order, Payment, Refund
+from bikshop.services.payments import mark_paid_offline, refund, return_outside_razorpay
 from tests.fake_razorpay import (
     path_of,
     pay_only_link,
     payment_status,
+    place_order,
     post_webhook,
     shop_with_open_link,
 )
@@ -532,3 +533,46 @@ def test_a_cancelled_order_s_invoice_counts_a_refund_on_its_way_once(make_app, a
         assert "which the shop will refund" not in page
         amount = "₹300.00" if asked else "₹947.00"
         assert f"A refund of {amount} is on its way to you" in page
+
+
+def test_refunds_adding_up_to_the_payment_count_whole_on_sqlite_too(paid):
+    """SQLite keeps money as a binary REAL, and the refunds were added up in SQL: ₹1.37 +
+    ₹914.19 + ₹31.44 came to 947.0000000000001, so the last refund of a ₹947 payment was
+    refused as exceeding it, and the order stayed partly refunded with all its money back
+    (code review). Money added up in SQL is rounded to the paisa (``money_in_sql``)."""
+    app, client, fake, order_id = paid
+    outcomes = []
+    for amount in ("1.37", "914.19", "31.44"):
+        refund_id = ask_refund(app, Decimal(amount))
+        outcomes.append(post_webhook(client, *fake.process_refund(refund_id)).get_json()["outcome"])
+    assert outcomes == ["order partially_refunded", "order partially_refunded", "order refunded"]
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        payment = db.session.scalars(select(Payment)).one()
+        assert (order.payment_status, order.amount_refunded, payment.amount_refunded) == (
+            "refunded",
+            Decimal("947.00"),
+            Decimal("947.00"),
+        )
+
+
+def test_cash_returned_in_parts_adds_up_on_sqlite_too(make_app):
+    """₹0.10 then ₹0.20 returned outside Razorpay were stored as 0.30000000000000004 on
+    SQLite, which the next return's check for "refunds unchanged meanwhile" never matched:
+    the rest could never be recorded (code review)."""
+    app = make_app()
+    place_order(app.test_client())
+    with app.app_context():
+        mark_paid_offline(db.session.scalars(select(Order)).one(), actor="admin:o@x.in")
+    for amount in ("0.10", "0.20", "946.70"):
+        with app.app_context():
+            order = db.session.scalars(select(Order)).one()
+            assert return_outside_razorpay(order, Decimal(amount), actor="admin:o@x.in")
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        payment = db.session.scalars(select(Payment)).one()
+        assert (order.payment_status, order.amount_refunded, payment.amount_refunded) == (
+            "refunded",
+            Decimal("947.00"),
+            Decimal("947.00"),
+        )

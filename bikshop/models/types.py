@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Numeric
+from sqlalchemy import DateTime, Numeric, func
 from sqlalchemy.types import TypeDecorator
 
 Money = Numeric(12, 2)
+
+
+def money_in_sql(expression):
+    """Money summed or compared inside a statement, rounded to Money's two places. SQLite keeps
+    Numeric as a binary REAL: there 1.37 + 914.19 + 31.44 is 947.0000000000001 (more than a
+    ₹947 payment) and 0.10 + 0.20 is 0.30000000000000004 (never equal to 0.30). PostgreSQL's
+    numeric is exact, and rounding leaves it as it is."""
+    return func.round(expression, 2, type_=Money)
 
 
 def utcnow() -> datetime:

@@ -15,7 +15,7 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
-from bikshop.models.types import utcnow
+from bikshop.models.types import money_in_sql, utcnow
 from bikshop.money import (
     MAX_MINOR_UNITS,
     RAZORPAY_MINIMUM,
@@ -157,8 +157,8 @@ def return_outside_razorpay(
         message=f"Returned {format_plain(amount)} {order.currency} to the customer outside "
         f"Razorpay ({_of_total(returned, order)})",
         data={"amount": str(amount), "outsideRazorpay": True},
-        values={"amount_refunded": Order.amount_refunded + amount},
-        where=(Order.amount_refunded == order.amount_refunded,),
+        values={"amount_refunded": money_in_sql(Order.amount_refunded + amount)},
+        where=(money_in_sql(Order.amount_refunded) == order.amount_refunded,),
     )
     if not moved:  # another return was counted meanwhile: this one would be on stale figures
         raise ApiError(
@@ -172,9 +172,9 @@ def return_outside_razorpay(
             update(Payment)
             .where(
                 Payment.id == payments[-1].id,
-                Payment.amount_refunded + amount <= Payment.amount,
+                money_in_sql(Payment.amount_refunded + amount) <= Payment.amount,
             )
-            .values(amount_refunded=Payment.amount_refunded + amount)
+            .values(amount_refunded=money_in_sql(Payment.amount_refunded + amount))
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
@@ -362,9 +362,9 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
         update(Payment)
         .where(
             Payment.id == row.payment_id,
-            Payment.amount_refunded + row.amount <= Payment.amount,
+            money_in_sql(Payment.amount_refunded + row.amount) <= Payment.amount,
         )
-        .values(amount_refunded=Payment.amount_refunded + row.amount)
+        .values(amount_refunded=money_in_sql(Payment.amount_refunded + row.amount))
         .execution_options(synchronize_session=False)
     ).rowcount
     order = db.session.get(Order, row.order_id, with_for_update=True, populate_existing=True)
@@ -390,7 +390,7 @@ def confirm_refund(row: Refund, *, actor: str) -> str:
             message=f"Refunded {format_plain(row.amount)} {order.currency} "
             f"({_of_total(refunded, order)})",
             data={"amount": str(row.amount), "razorpayRefundId": row.razorpay_refund_id},
-            values={"amount_refunded": Order.amount_refunded + row.amount},
+            values={"amount_refunded": money_in_sql(Order.amount_refunded + row.amount)},
         )
     except IllegalTransition:
         record(
