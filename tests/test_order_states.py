@@ -63,6 +63,34 @@ def test_a_cancel_that_lands_first_wins_over_a_change_read_before_it(app, client
     assert bik["deliveryInfo"]["trackingURL"] is None
 
 
+def test_money_returned_meanwhile_makes_a_stale_return_a_changed_meanwhile_409(app, client):
+    """The owner records ₹947 returned in cash on a page read before ₹100 was recorded from
+    another tab. The move (partly refunded → refunded) is one the machine allows; the stale
+    figures are what no longer hold. That was refused as "Cannot change payment from partly
+    refunded to refunded; from partly refunded it can go to ... refunded", contradicting
+    itself (code review); it is the "changed meanwhile, reload" 409, and nothing is stored."""
+    from decimal import Decimal
+
+    from bikshop.services.payments import return_outside_razorpay
+
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        mark_paid_offline(orders.find_order(public_id), actor="admin:test")
+        order = orders.find_order(public_id)
+        _behind_its_back(
+            app,
+            "UPDATE orders SET payment_status = 'partially_refunded', amount_refunded = 100 "
+            "WHERE public_id = :public_id",
+            public_id,
+        )
+        with pytest.raises(ApiError) as refused:
+            return_outside_razorpay(order, Decimal("947"), actor="admin:test")
+        db.session.rollback()
+    assert refused.value.code == 409
+    assert "changed while this was being recorded" in refused.value.description
+    assert get(client, public_id).get_json()["order"]["paymentStatus"] == "partially_refunded"
+
+
 def test_two_tracking_links_at_once_make_two_versions(app, client):
     """The invoice's ETag and PDF cache key on the version: each change must make its own."""
     public_id = _placed(app, client)

@@ -115,6 +115,13 @@ class IllegalTransition(ApiError):
         )
 
 
+def _allowed(machine: Machine, current: str, to: str, status: str) -> bool:
+    """Whether ``machine`` lets an order in ``status`` move from ``current`` to ``to``."""
+    if current not in machine.sources(to):
+        return False
+    return (current, to) not in machine.open_only or status in OPEN_STATUSES
+
+
 def refuse_if_cancelled(order: Order, what: str) -> None:
     """CANCELLED is final for the whole order: ``what`` ("fulfilled", "marked paid") cannot
     happen to it (a 409 naming the status)."""
@@ -142,9 +149,10 @@ def transition(
     """Move ``order`` to ``to`` on ``machine`` with a conditional UPDATE, and log it.
 
     Returns True when this call made the change, False when the order was already there
-    (repeats are no-ops) or, for a move from a state to itself, when a ``where`` condition no
-    longer held. Raises IllegalTransition for a move the machine forbids, and, with
-    ``refuse_cancelled`` (what the move would do, "fulfilled"), a 409 for a cancelled order.
+    (repeats are no-ops) or when a ``where`` condition no longer held for a move the machine
+    allows from where the order is now (the caller says what changed meanwhile). Raises
+    IllegalTransition for a move the machine forbids, and, with ``refuse_cancelled`` (what the
+    move would do, "fulfilled"), a 409 for a cancelled order.
     The caller commits; racing callers cannot both win, because the UPDATE only matches rows
     still in a source state (and not cancelled, when that is asked, and where ``where`` holds).
     """
@@ -156,8 +164,8 @@ def transition(
     changes = {machine.column: to} | (values or {})
     if not update_order(order, changes, allowed, *where, refuse_cancelled=refuse_cancelled):
         current = getattr(order, machine.column)
-        if current == to:
-            return False
+        if current == to or (where and _allowed(machine, current, to, order.status)):
+            return False  # a repeat; or the caller's own condition no longer held
         raise IllegalTransition(machine, current, to, order.status)
     record(
         order,
