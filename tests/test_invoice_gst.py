@@ -383,6 +383,50 @@ def test_shipping_without_a_gstin_issues_no_number(make_app):
         db.session.remove()
 
 
+@pytest.mark.parametrize(
+    "look",
+    [
+        lambda client, path: client.head(path),
+        lambda client, path: client.head(path + ".pdf"),
+        lambda client, path: client.get(path, headers={"User-Agent": "WhatsApp/2.23.20.0 A"}),
+        lambda client, path: client.get(
+            path + ".pdf", headers={"User-Agent": "facebookexternalhit/1.1"}
+        ),
+    ],
+    ids=["head", "head-pdf", "whatsapp-preview", "preview-pdf"],
+)
+def test_a_link_preview_issues_no_tax_invoice(make_app, look):
+    """WhatsApp fetches a link to draw its preview: that fetch, or any HEAD, numbered and dated
+    the tax invoice and put it on the timeline as the customer's first look (network probe).
+    It now sees a plain invoice and changes nothing; the customer's own first look issues it."""
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    path = place_invoice(client, order_body(state="Karnataka"))
+    answer = look(client, path)
+    assert answer.status_code == 200
+    assert b"INV-" not in answer.data and b"Tax invoice" not in answer.data
+    with app.app_context():
+        order = find_by_invoice_token(path.rsplit("/", 1)[1])
+        assert order.invoice_number is None
+        assert "invoice_numbered" not in [e.kind for e in order.events]
+        db.session.remove()
+    assert "INV-00001" in client.get(path).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("suffix", ["", ".pdf"])
+def test_the_first_views_validator_names_the_numbered_invoice(make_app, tmp_path, suffix):
+    """The first view's ETag was drawn before the number was issued: sent back, it got a 200
+    and a second render (a second PDF render of a 200-item order costs seconds) instead of a
+    304 (network probe)."""
+    app = make_app(PDF_CACHE_DIR=str(tmp_path), **GST_SETTINGS)
+    client = app.test_client()
+    path = place_invoice(client, order_body(state="Karnataka")) + suffix
+    first = client.get(path)
+    assert first.status_code == 200
+    again = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+
+
 def test_without_a_gstin_it_is_a_plain_invoice(client):
     _, html = _tax_page(client, "Karnataka")
     assert "Tax invoice" not in html and "GSTIN" not in html and "CGST" not in html

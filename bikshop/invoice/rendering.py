@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, render_template, request, url_for
@@ -15,7 +16,7 @@ from flask.globals import request_ctx
 from bikshop import pdf, razorpay_client
 from bikshop.extensions import db
 from bikshop.models.orders import PAID_STATUSES
-from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for
+from bikshop.services.invoices import STATUS_LABELS, STORE_SETTINGS, invoice_for, issue_tax_invoice
 from bikshop.services.payments import (
     can_pay_online,
     payment_confirming,
@@ -156,11 +157,33 @@ def _not_modified(etag: str) -> Response | None:
     return None
 
 
+# What fetches a link to draw its preview in a chat (WhatsApp's own is "WhatsApp/2.23.20.0 A";
+# WhatsApp opens a tapped link in the phone's browser) or to index it: not the customer.
+_NOT_THE_CUSTOMER = re.compile(
+    r"^WhatsApp/|facebookexternalhit|Facebot|TelegramBot|Slackbot|Twitterbot|Discordbot|"
+    r"LinkedInBot|SkypeUriPreview|redditbot|Googlebot|bingbot|Applebot|Iframely|embedly",
+    re.IGNORECASE,
+)
+
+
+def _first_view(order) -> None:
+    """The customer's first look issues the tax invoice (``issue_tax_invoice``), before the
+    validators are drawn from the order (drawn before, the first answer's ETag and PDF cache
+    key named the state before numbering: a second render, and no 304). A HEAD request or a
+    link preview issues nothing: a chat app drawing the link's preview would date and number
+    the invoice, and put a bot's look on the timeline as the customer's."""
+    current = request._get_current_object()
+    if current.method == "HEAD" or _NOT_THE_CUSTOMER.search(current.user_agent.string or ""):
+        return
+    issue_tax_invoice(order)
+
+
 def invoice_page(order, *, notice: str | None = None) -> Response:
     """The invoice page for ``order``; a 304 when the browser has this version already.
 
     ``notice`` (e.g. "Payment received, confirming") makes a one-off page without a validator.
     """
+    _first_view(order)
     etag = None if notice else _etag("page", order)
     if etag and (unchanged := _not_modified(etag)):
         return unchanged
@@ -173,6 +196,7 @@ def invoice_page(order, *, notice: str | None = None) -> Response:
 def invoice_pdf(order) -> Response:
     """The invoice as an A4 PDF, rendered once per state of the order (``_drawn_from``) and
     then served from disk."""
+    _first_view(order)
     etag = _etag("pdf", order)
     if unchanged := _not_modified(etag):
         return unchanged

@@ -121,10 +121,11 @@ def nothing_to_pay(order: Order) -> bool:
 
 
 def invoice_for(order: Order) -> Invoice:
-    """The invoice of ``order``; with a GSTIN, a tax invoice (numbered on first issue)."""
+    """The invoice of ``order``: with a GSTIN, a tax invoice once it has its number
+    (:func:`issue_tax_invoice`); before that (a link preview fetched it first), a plain one."""
     seller = store()
     tax = None
-    if seller.gstin and issue_invoice_number(order, seller):
+    if seller.gstin and order.invoice_number is not None:
         issued_at, supply = _as_issued(order, seller)
         tax = TaxInvoice(
             number=invoice_label(order.invoice_number),
@@ -191,12 +192,12 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
     return order.invoice_number is not None
 
 
-def issue_on_dispatch(order: Order) -> None:
-    """With a GSTIN: number the tax invoice of ``order`` now, if nobody has opened it yet, as
-    it leaves the shop (shipped, or delivered). A tax invoice is issued "before or at the time
-    of removal of goods" (CGST Act s. 31(1)(a)): numbered only when first shown, an order
-    shipped before its customer opened the link had none, and one never opened never joined
-    the series. Commits."""
+def issue_tax_invoice(order: Order) -> None:
+    """With a GSTIN: number the tax invoice of ``order`` now if it has no number yet, when its
+    customer first opens it or as it leaves the shop (shipped, or delivered), whichever comes
+    first. A tax invoice is issued "before or at the time of removal of goods" (CGST Act
+    s. 31(1)(a)): numbered only when first shown, an order shipped before its customer opened
+    the link had none, and one never opened never joined the series. Commits."""
     seller = store()
     if seller.gstin:
         issue_invoice_number(order, seller)

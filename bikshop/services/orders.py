@@ -541,7 +541,7 @@ def change_status(order: Order, to: str, *, actor: str) -> bool:
     """Move the order status (ORDERED → IN PROGRESS → DELIVERED, or CANCELLED); commits.
 
     Cancelling also cancels the order's open payment links, so the customer cannot pay it.
-    Delivering issues the tax invoice if it has no number yet (``invoices.issue_on_dispatch``).
+    Delivering issues the tax invoice if it has no number yet (``invoices.issue_tax_invoice``).
     """
     changed = transition(order, ORDER_STATUS, to, actor=actor)
     db.session.commit()
@@ -550,14 +550,14 @@ def change_status(order: Order, to: str, *, actor: str) -> bool:
 
         cancel_open_links(order, actor=actor)
     if changed and to == "DELIVERED":
-        _issue_on_dispatch(order)
+        _issue_tax_invoice(order)
     return changed
 
 
-def _issue_on_dispatch(order: Order) -> None:
-    from bikshop.services.invoices import issue_on_dispatch  # invoices builds on orders
+def _issue_tax_invoice(order: Order) -> None:
+    from bikshop.services.invoices import issue_tax_invoice  # invoices builds on orders
 
-    issue_on_dispatch(order)
+    issue_tax_invoice(order)
 
 
 def fulfillment_seen(order: Order) -> str:
@@ -580,7 +580,7 @@ def set_fulfillment(
     A cancelled order is not shipped: neither changes there (a 409), even when the cancel
     lands at the same moment. ``seen``: :func:`fulfillment_seen` as the page showed it; a 409,
     changing nothing, if the fulfilment or the link changed since. Shipping (partly or fully)
-    issues the tax invoice if it has no number yet (``invoices.issue_on_dispatch``)."""
+    issues the tax invoice if it has no number yet (``invoices.issue_tax_invoice``)."""
     refused = "fulfilled or given a tracking link"
     refuse_if_cancelled(order, refused)
     if seen is not None and seen != fulfillment_seen(order):
@@ -618,5 +618,5 @@ def set_fulfillment(
         changed = True
     db.session.commit()
     if changed and order.fulfillment_status in ("partial", "fulfilled"):
-        _issue_on_dispatch(order)
+        _issue_tax_invoice(order)
     return changed
