@@ -137,6 +137,7 @@ def test_the_document_states_the_rules_the_endpoints_enforce(document):
         "paid",
         "partially_refunded",
         "refunded",
+        "voided",  # a cancelled order nobody paid
     ]
     assert set(schemas["ItemOut"]["required"]) == set(schemas["ItemOut"]["properties"])
     for error in ("ErrorEnvelope", "ErrorBody", "ErrorDetail"):

@@ -15,7 +15,7 @@ from bikshop.extensions import db
 from bikshop.models import OrderEvent
 from bikshop.services import orders
 from bikshop.services.payments import mark_paid_offline
-from tests.bik import get, place
+from tests.bik import get, place, sample_body
 
 
 def _placed(app, client):
@@ -59,7 +59,8 @@ def test_a_cancel_that_lands_first_wins_over_a_change_read_before_it(app, client
     assert refused.value.code == 409 and "cancelled order" in refused.value.description
     bik = get(client, public_id).get_json()["order"]
     assert bik["status"] == "CANCELLED"
-    assert (bik["paymentStatus"], bik["fulfillmentStatus"]) == ("pending", "unfulfilled")
+    # Nothing was paid: "voided", not "pending", which would have Bik ask for the payment.
+    assert (bik["paymentStatus"], bik["fulfillmentStatus"]) == ("voided", "unfulfilled")
     assert bik["deliveryInfo"]["trackingURL"] is None
 
 
@@ -89,6 +90,28 @@ def test_money_returned_meanwhile_makes_a_stale_return_a_changed_meanwhile_409(a
     assert refused.value.code == 409
     assert "changed while this was being recorded" in refused.value.description
     assert get(client, public_id).get_json()["order"]["paymentStatus"] == "partially_refunded"
+
+
+def test_bik_reads_a_cancelled_order_nobody_paid_as_voided_and_a_paid_one_as_paid(app, client):
+    """Bik tells a customer whose paymentStatus is pending to pay; a cancelled order nobody paid
+    said "pending" (Bik probe). It says "voided", Shopify's word; the stored status and the
+    dashboard keep pending; a cancelled order that was paid says what was paid."""
+    body = sample_body()
+    unpaid = place(client, body).get_json()["order"]["id"]
+    paid = _placed(app, client)
+    with app.test_request_context():
+        mark_paid_offline(orders.find_order(paid), actor="admin:test")
+        for public_id in (unpaid, paid):
+            orders.change_status(orders.find_order(public_id), "CANCELLED", actor="admin:test")
+        assert orders.find_order(unpaid).payment_status == "pending"
+        db.session.remove()
+    for public_id, expected in ((unpaid, "voided"), (paid, "paid")):
+        answer = get(client, public_id).get_json()["order"]
+        assert (answer["status"], answer["paymentStatus"]) == ("CANCELLED", expected)
+    # placeOrder's replay of the same draft answers the order as it is now: voided too.
+    again = place(client, body)  # the unpaid order's draft again
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json()["order"]["paymentStatus"] == "voided"
 
 
 def test_two_tracking_links_at_once_make_two_versions(app, client):

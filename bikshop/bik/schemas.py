@@ -20,7 +20,7 @@ from bikshop.bik.fields import (
     TextOut,
 )
 from bikshop.bik.load import CompiledLoad
-from bikshop.models.orders import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
+from bikshop.models.orders import BIK_PAYMENT_STATUSES, FULFILLMENT_STATUSES, ORDER_STATUSES
 from bikshop.money import format_plain, is_currency_code
 
 # Digits, spaces and ()-. with an optional + at the start, or after an opening bracket as in
@@ -232,7 +232,11 @@ class BikOrderOut(Schema):
     name = fields.String()
     status = fields.String(metadata={"enum": list(ORDER_STATUSES)})
     paymentStatus = fields.String(
-        attribute="payment_status", metadata={"enum": list(PAYMENT_STATUSES)}
+        attribute="bik_payment_status",
+        metadata={
+            "enum": list(BIK_PAYMENT_STATUSES),
+            "description": "voided: the order was cancelled and nothing was paid",
+        },
     )
     fulfillmentStatus = fields.String(
         attribute="fulfillment_status", metadata={"enum": list(FULFILLMENT_STATUSES)}

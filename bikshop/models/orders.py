@@ -21,6 +21,9 @@ from bikshop.models.types import Money, UTCDateTime, utcnow
 
 ORDER_STATUSES = ("ORDERED", "IN PROGRESS", "DELIVERED", "CANCELLED")
 PAYMENT_STATUSES = ("pending", "paid", "partially_refunded", "refunded")
+# paymentStatus as Bik reads it: the stored ones, and Shopify's "voided" for a cancelled order
+# nobody paid (:attr:`BikOrderFields.bik_payment_status`).
+BIK_PAYMENT_STATUSES = (*PAYMENT_STATUSES, "voided")
 PAID_STATUSES = PAYMENT_STATUSES[1:]  # the customer paid (some of it may have gone back)
 FULFILLMENT_STATUSES = ("unfulfilled", "partial", "fulfilled")
 
@@ -42,6 +45,17 @@ class BikOrderFields:
     """What Bik's answer derives from an order's columns; shared by :class:`Order` and the
     plain snapshots the Bik endpoints answer from (``bikshop.services.orders.OrderSnapshot``).
     Needs ``tracking_url``, ``draft_order_id`` and ``invoice_token``."""
+
+    @property
+    def bik_payment_status(self) -> str:
+        """``paymentStatus`` as Bik reads it. A cancelled order nobody paid is ``voided``, as
+        Shopify (whose spellings Bik knows) calls it, not ``pending``: Bik tells a customer
+        whose payment is pending to pay, and this payment can never be made. The stored status
+        stays ``pending`` (the machine has no such state), and a payment that arrives anyway
+        is flagged for a refund as before."""
+        if self.status == "CANCELLED" and self.payment_status == "pending":
+            return "voided"
+        return self.payment_status
 
     @property
     def delivery_info(self) -> dict:
