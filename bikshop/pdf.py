@@ -70,7 +70,7 @@ def cached(directory: str, owner: str, version: str, make: Callable[[], bytes]) 
     the same owner are deleted once the new one is written. Writes are atomic (a temporary
     file renamed into place), so concurrent workers never read half a PDF.
     """
-    owner_key = hashlib.sha256(owner.encode()).hexdigest()[:32]
+    owner_key = _owner_key(owner)
     path = os.path.join(directory, f"{owner_key}-{version}.pdf")
     try:
         with open(path, "rb") as file:
@@ -84,6 +84,28 @@ def cached(directory: str, owner: str, version: str, make: Callable[[], bytes]) 
         # A cache that cannot be written costs a render per download, never the download.
         log.warning("pdf cache %s not written (%s): serving the rendered PDF", directory, exc)
     return pdf
+
+
+def _owner_key(owner: str) -> str:
+    return hashlib.sha256(owner.encode()).hexdigest()[:32]
+
+
+def forget(directory: str, owner: str, *, dry_run: bool = False) -> int:
+    """Delete every cached PDF of ``owner`` (each version); returns how many went (with
+    ``dry_run``, how many would). A folder not there (nothing ever rendered) holds none."""
+    prefix = _owner_key(owner) + "-"
+    try:
+        names = [name for name in os.listdir(directory) if name.startswith(prefix)]
+    except FileNotFoundError:
+        return 0
+    if dry_run:
+        return len(names)
+    gone = 0
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):  # a worker replaced it meanwhile
+            os.unlink(os.path.join(directory, name))
+            gone += 1
+    return gone
 
 
 def _store(directory: str, path: str, owner_key: str, pdf: bytes) -> None:

@@ -169,15 +169,23 @@ def search_condition(text: str):
     # A unique column: an index look-up, beside whatever else the text may be.
     exact = [Order.draft_order_id == text]
     if _PHONE_CHARS.match(text):
-        # "+91 98765 43210", "9876543210", "098765 43210" and "0091…" share the same last digits.
-        # A number of ten digits or fewer keeps a leading 0 in its stored tail ("087 123 4567"),
-        # so the digits as typed are tried too: two values of the one indexed expression.
-        digits = "".join(c for c in text if c.isdigit())
-        tails = {digits[-PHONE_TAIL_DIGITS:], digits.lstrip("0")[-PHONE_TAIL_DIGITS:]} - {""}
-        if not tails:
-            return false()
-        return or_(phone_tail(Order.phone_digits).in_(sorted(tails)), *exact)
+        phone = phone_condition(text)
+        return false() if phone is None else or_(phone, *exact)
     return or_(_name_condition(text), *exact)
+
+
+def phone_condition(phone: str):
+    """The orders whose phone number ends in the digits of ``phone``, read as the dashboard's
+    search reads a typed number; None when ``phone`` has no digits.
+
+    "+91 98765 43210", "9876543210", "098765 43210" and "0091…" share the same last digits.
+    A number of ten digits or fewer keeps a leading 0 in its stored tail ("087 123 4567"),
+    so the digits as typed are tried too: two values of the one indexed expression."""
+    digits = "".join(c for c in phone if c.isdigit())
+    tails = {digits[-PHONE_TAIL_DIGITS:], digits.lstrip("0")[-PHONE_TAIL_DIGITS:]} - {""}
+    if not tails:
+        return None
+    return phone_tail(Order.phone_digits).in_(sorted(tails))
 
 
 # Apostrophes as keyboards type them: a phone's ’ for the ' a laptop stored, and the other way.
