@@ -12,7 +12,7 @@ def register(app: Flask) -> None:
     from bikshop.checkbik import check_bik_command
     from bikshop.ops import backup_command, prune_command, skip_numbers_command
     from bikshop.payments.cli import reconcile_payments_command
-    from bikshop.privacy_cli import forget_customer_command
+    from bikshop.privacy_cli import export_customer_command, forget_customer_command
 
     app.cli.add_command(check_bik_command)  # also a plugin command (setup.cfg): for test runners
     for command in (
@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
         skip_numbers_command,
         reconcile_payments_command,
         forget_customer_command,
+        export_customer_command,
         *admin_commands,
         bik_setup_command,
     ):

@@ -4,6 +4,8 @@ on a schedule (bikshop/ops.py); all three erase through ``services.privacy``."""
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask.cli import with_appcontext
 
@@ -82,3 +84,20 @@ def forget_customer_command(phone: str | None, email: str | None, dry_run: bool,
     )
     if refused:
         raise SystemExit(1)
+
+
+@click.command("export-customer")
+@customer_options
+@with_appcontext
+def export_customer_command(phone: str | None, email: str | None):
+    """Print, as JSON, everything bikshop holds about one customer (their right of access):
+    their orders with items, addresses, payments, refunds and timeline. Nothing secret (no
+    invoice token, no Razorpay payload). The JSON goes to stdout, one line per order and a
+    summary to stderr."""
+    from bikshop.services.privacy import customer_export, find_customer_orders
+
+    orders = find_customer_orders(**_customer(phone, email))
+    click.echo(json.dumps(customer_export(orders), indent=2, ensure_ascii=False))
+    for order in orders:
+        click.echo(f"{order.public_id} exported", err=True)
+    click.echo(f"export-customer: {len(orders)} order(s)", err=True)

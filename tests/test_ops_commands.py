@@ -482,6 +482,8 @@ def test_skip_numbers_moves_order_and_invoice_numbers_past_those_given_out(make_
         ["set-admin-password", "owner@example.com", "--password-stdin"],
         ["disable-admin", "owner@example.com"],
         ["prune"],
+        ["forget-customer", "--phone", "9876543210", "--yes"],
+        ["export-customer", "--email", "buyer@example.com"],
     ],
     ids=lambda args: args[0],
 )

@@ -4,6 +4,7 @@ use are refused. Real database (SQLite and PostgreSQL), fake Razorpay over real 
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -286,3 +287,60 @@ def test_an_invoice_of_fifty_thousand_or_more_keeps_the_recipient_rule_46(make_a
 def test_a_customer_named_wrongly_is_a_usage_error(app, args, says):
     result = forget(app, *args)
     assert result.exit_code == 2 and says in result.output
+
+
+def export(app, *args):
+    return app.test_cli_runner().invoke(args=["export-customer", *args])
+
+
+def test_export_gives_the_customer_their_orders_payments_and_timeline_and_no_secret(
+    delivered_and_paid,
+):
+    shop = delivered_and_paid
+    app = shop.app
+    place(shop.client, sample_body(phoneNumber="+44 98111 22333"))  # another customer
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.public_id == shop.order_id)).one()
+        token = order.invoice_token
+        orders.set_fulfillment(
+            order, "fulfilled", actor="admin:owner@glow.in", tracking_url="https://t.example/1"
+        )
+        payment_id = db.session.scalars(select(Payment.razorpay_payment_id)).one()
+
+    result = export(app, "--email", EMAIL.upper())
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{shop.order_id} exported",
+        "export-customer: 1 order(s)",
+    ]
+    (exported,) = json.loads(result.stdout)["orders"]
+    assert exported["id"] == shop.order_id and exported["taxInvoice"] == "INV-00001"
+    assert exported["phoneNumber"] == PHONE and exported["email"] == EMAIL.lower()
+    assert exported["customerName"] == "Priya Sharmaxyz"
+    assert exported["address"]["address1"] == "42 Lavelle Road"
+    assert exported["total"] == "947.00" and exported["currency"] == "INR"
+    assert [item["name"] for item in exported["items"]] == ["Skin Renew Cream"]
+    assert exported["payments"] == [
+        {
+            "razorpayPaymentId": payment_id,
+            "amount": "947.00",
+            "currency": "INR",
+            "method": "upi",
+            "status": "captured",
+            "amountRefunded": "0.00",
+            "at": exported["payments"][0]["at"],
+        }
+    ]
+    assert exported["refunds"] == []
+    kinds = [(entry["by"], entry["what"]) for entry in exported["timeline"]]
+    assert kinds[0][0] == "bik" and kinds[0][1].startswith("Order placed through Bik")
+    assert ("razorpay", "Paid 947 INR by upi") in kinds
+    assert ("admin", "Tracking URL set to https://t.example/1") in kinds
+    # Nothing secret: no invoice token, no Razorpay payload, no staff sign-in.
+    assert token not in result.stdout
+    assert "owner@glow.in" not in result.stdout and "callback_url" not in result.stdout
+    # Once forgotten, there is nothing left to export.
+    assert forget(app, "--email", EMAIL, "--yes").exit_code == 0
+    after = export(app, "--email", EMAIL)
+    assert after.exit_code == 0 and json.loads(after.stdout) == {"orders": []}

@@ -270,3 +270,92 @@ def past_retention(days: int, *, after_id: int = 0, limit: int = 1000) -> list[O
             .limit(limit)
         )
     )
+
+
+def customer_export(orders: list[Order]) -> dict:
+    """What bikshop holds about the customer of ``orders``, for their right of access: each
+    order with its items, address, payments, refunds and timeline, as plain JSON values.
+    Nothing secret (no invoice token, no Razorpay payload, no staff account names)."""
+    return {"orders": [_exported(order) for order in orders]}
+
+
+def _exported(order: Order) -> dict:
+    payments = db.session.scalars(
+        select(Payment).where(Payment.order_id == order.id).order_by(Payment.id)
+    )
+    refunds = db.session.scalars(
+        select(Refund).where(Refund.order_id == order.id).order_by(Refund.id)
+    )
+    events = db.session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    )
+    return {
+        "id": order.public_id,
+        "name": order.name,
+        "placedAt": _time(order.created_at),
+        "status": order.status,
+        "paymentStatus": order.payment_status,
+        "fulfillmentStatus": order.fulfillment_status,
+        "phoneNumber": order.phone_number,
+        "email": order.email,
+        "customerName": order.customer_name,
+        "address": order.address,
+        "trackingURL": order.tracking_url,
+        "taxInvoice": invoice_label(order.invoice_number) if order.invoice_number else None,
+        "currency": order.currency,
+        "subTotal": _money(order.sub_total),
+        "shippingCharge": _money(order.shipping_charge),
+        "discount": _money(order.discount),
+        "total": _money(order.total),
+        "amountRefunded": _money(order.amount_refunded),
+        "items": [
+            {
+                "name": item.name,
+                "variantName": item.variant_name,
+                "productId": item.product_id,
+                "variantId": item.variant_id,
+                "quantity": item.quantity,
+                "price": _money(item.price),
+            }
+            for item in order.items
+        ],
+        "payments": [
+            {
+                "razorpayPaymentId": payment.razorpay_payment_id,
+                "amount": _money(payment.amount),
+                "currency": payment.currency,
+                "method": payment.method,
+                "status": payment.status,
+                "amountRefunded": _money(payment.amount_refunded),
+                "at": _time(payment.created_at),
+            }
+            for payment in payments
+        ],
+        "refunds": [
+            {
+                "razorpayRefundId": row.razorpay_refund_id,
+                "amount": _money(row.amount),
+                "status": row.status,
+                "askedAt": _time(row.created_at),
+                "processedAt": _time(row.processed_at),
+            }
+            for row in refunds
+        ],
+        # What happened and when; who did it only as a role (an admin's sign-in is the shop's).
+        "timeline": [
+            {
+                "at": _time(event.created_at),
+                "by": event.actor.split(":", 1)[0],
+                "what": event.message,
+            }
+            for event in events
+        ],
+    }
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _time(value) -> str | None:
+    return None if value is None else value.isoformat()
