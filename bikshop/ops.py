@@ -1,5 +1,6 @@
 """Operator commands: ``check-config`` (is this safe to run in production?), ``backup`` and
-``prune`` (old webhook deliveries and expired admin sessions).
+``prune`` (old webhook deliveries and expired admin sessions; with
+``--personal-data-after``, customers' personal data past the retention period).
 
 ``check-config`` is registered as a Flask CLI plugin (setup.cfg, ``flask.commands``) so that
 ``flask --app bikshop check-config`` still runs, and explains, when the settings are so broken
@@ -584,9 +585,16 @@ def skip_numbers_command(by: int):
     show_default=True,
     help="Rows deleted per transaction (each commits before the next begins).",
 )
+@click.option(
+    "--personal-data-after",
+    type=click.IntRange(min=1, max=MAX_PRUNE_DAYS),
+    metavar="DAYS",
+    help="Also erase the customer's personal data from orders final (delivered, cancelled or "
+    "refunded) and unchanged for more than DAYS days, as forget-customer does. Off unless given.",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @with_appcontext
-def prune_command(older_than: int, batch_size: int, dry_run: bool):
+def prune_command(older_than: int, batch_size: int, personal_data_after: int | None, dry_run: bool):
     """Delete old webhook deliveries, expired admin sessions and stale failed sign-ins, in
     short batches.
 
@@ -598,6 +606,10 @@ def prune_command(older_than: int, batch_size: int, dry_run: bool):
 
     Admin sessions past their 30-day lifetime go too (they sign nobody in any more), and
     failed sign-ins older than the lock window (they lock nothing any more).
+
+    With --personal-data-after DAYS, the customer's personal data goes from every order final
+    (delivered, cancelled or refunded in full) and unchanged for more than DAYS days, as
+    forget-customer erases it (one line per order; one refused, saying why, exits 1).
 
     Safe to run from cron while bikshop serves. Exit 1 if the database refused: what was
     deleted stays deleted, and the next run goes on.
@@ -630,3 +642,33 @@ def prune_command(older_than: int, batch_size: int, dry_run: bool):
         f"{would} {report.login_failures} failed sign-in(s) older than the "
         f"{current_app.config['ADMIN_LOGIN_LOCK_MINUTES']}-minute lock window"
     )
+    if personal_data_after is not None:
+        erased, refused = erase_past_retention(personal_data_after, batch_size, dry_run=dry_run)
+        click.echo(
+            f"{'would erase' if dry_run else 'erased'} the customer data of {erased} order(s) "
+            f"final for more than {personal_data_after} days, refused {refused}"
+        )
+        if refused:
+            raise SystemExit(1)
+
+
+def erase_past_retention(days: int, batch_size: int, *, dry_run: bool) -> tuple[int, int]:
+    """Erase the customer data of every order final and unchanged for more than ``days`` days
+    (``privacy.past_retention``), each in its own transaction, printing one line per order;
+    returns (erased, refused). In id order, so a refused order is passed over, not retried."""
+    from bikshop.services.privacy import erase_customer_data, past_retention
+
+    erased = refused = 0
+    after_id = 0
+    reason = f"after the {days}-day retention period"
+    while True:
+        batch = past_retention(days, after_id=after_id, limit=batch_size)
+        ids = [order.id for order in batch]
+        for order in batch:
+            outcome = erase_customer_data(order, actor="cli", reason=reason, dry_run=dry_run)
+            click.echo(outcome.line(dry_run=dry_run))
+            refused += outcome.refused is not None
+            erased += outcome.refused is None
+        if len(ids) < batch_size:
+            return erased, refused
+        after_id = ids[-1]

@@ -256,3 +256,117 @@ def test_the_operators_command_prunes_the_database_it_is_pointed_at(old_and_new,
         assert outcomes() == ["new claimed", "new unsigned", "old claimed", "recent unsigned"]
         assert session_names() == KEPT
         assert failure_addresses() == ["still counts"]
+
+
+# ---- --personal-data-after: the customer data of orders final for long enough ----------------
+def placed(client, status: str | None, *, days: int, phone: str) -> str:
+    """An order placed through Bik, moved to ``status``, last changed ``days`` ago."""
+    from bikshop.services import orders
+    from tests.bik import place, sample_body
+
+    order_id = place(client, sample_body(phoneNumber=phone)).get_json()["order"]["id"]
+    with client.application.app_context():
+        order = orders.find_order(order_id)
+        if status:
+            orders.change_status(order, status, actor="test")
+        db.session.execute(
+            update(Order)
+            .where(Order.public_id == order_id)
+            .values(updated_at=utcnow() - timedelta(days=days))
+        )
+        db.session.commit()
+    return order_id
+
+
+def phone_of(client, order_id: str) -> str:
+    from tests.bik import get
+
+    return get(client, order_id).get_json()["order"]["phoneNumber"]
+
+
+@pytest.fixture
+def aged_orders(app):
+    """Orders either side of a 365-day retention period, final or not, one with a link open."""
+    from bikshop.models import PaymentLink
+
+    client = app.test_client()
+    ids = {
+        "delivered long ago": placed(client, "DELIVERED", days=400, phone="+91 90000 00001"),
+        "cancelled long ago": placed(client, "CANCELLED", days=366, phone="+91 90000 00002"),
+        "with an open link": placed(client, "DELIVERED", days=500, phone="+91 90000 00003"),
+        "delivered lately": placed(client, "DELIVERED", days=364, phone="+91 90000 00004"),
+        "open long ago": placed(client, None, days=900, phone="+91 90000 00005"),
+    }
+    with app.app_context():
+        order = db.session.scalars(
+            select(Order).where(Order.public_id == ids["with an open link"])
+        ).one()
+        db.session.add(
+            PaymentLink(
+                order_id=order.id,
+                reference_id="ref-open",
+                razorpay_id="plink_StillOpen01",
+                amount=order.total,
+                currency="INR",
+                status="created",
+            )
+        )
+        db.session.commit()
+    return app, client, ids
+
+
+def test_personal_data_of_orders_final_past_the_period_is_erased_and_others_stay(aged_orders):
+    app, client, ids = aged_orders
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["prune"]).exit_code == 0  # off unless asked
+    assert phone_of(client, ids["delivered long ago"]) == "+91 90000 00001"
+
+    dry = runner.invoke(args=["prune", "--personal-data-after", "365", "--dry-run"])
+    assert dry.output.splitlines()[-1] == (
+        "would erase the customer data of 2 order(s) final for more than 365 days, refused 1"
+    )
+    assert phone_of(client, ids["delivered long ago"]) == "+91 90000 00001"
+
+    # One order per batch: the refused order is passed over, the one after it still erased.
+    result = runner.invoke(args=["prune", "--personal-data-after", "365", "--batch-size", "1"])
+
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "deleted 0 webhook event(s) older than 90 days"  # prune as before
+    assert lines[4].startswith(f"{ids['delivered long ago']} erased: phone, email, tags, ")
+    assert lines[5].startswith(f"{ids['cancelled long ago']} erased: phone, email, tags, ")
+    assert lines[6] == (
+        f"{ids['with an open link']} refused: payment link plink_StillOpen01 is open: run "
+        "reconcile-payments (it closes expired links) or cancel the link in Razorpay first"
+    )
+    assert lines[7:] == [
+        "erased the customer data of 2 order(s) final for more than 365 days, refused 1"
+    ]
+    assert "90000" not in result.output  # the data erased is never printed
+    assert phone_of(client, ids["delivered long ago"]) == ""
+    assert phone_of(client, ids["cancelled long ago"]) == ""
+    for kept in ("with an open link", "delivered lately", "open long ago"):
+        assert phone_of(client, ids[kept]) != "", kept
+    with app.app_context():
+        messages = db.session.scalars(
+            select(OrderEvent.message).where(OrderEvent.kind == "customer_data_erased")
+        ).all()
+        assert messages == ["Customer data erased after the 365-day retention period (by cli)"] * 2
+    # An erased order is not erased again, also once it has aged past the period once more
+    # (erasing changed it): the next run finds only the refused one.
+    with app.app_context():
+        db.session.execute(update(Order).values(updated_at=utcnow() - timedelta(days=999)))
+        db.session.commit()
+    again = runner.invoke(args=["prune", "--personal-data-after", "365"])
+    assert again.output.splitlines()[4:] == [
+        lines[6],
+        f"{ids['delivered lately']} erased: phone, email, tags, Bik's request, name, address, "
+        "invoice link (a new one)",
+        "erased the customer data of 1 order(s) final for more than 365 days, refused 1",
+    ]
+
+
+def test_personal_data_after_takes_whole_days_in_range(app, runner):
+    for bad in ("0", "-1", "two", "36501"):
+        result = runner.invoke(args=["prune", "--personal-data-after", bad])
+        assert result.exit_code == 2 and "--personal-data-after" in result.output, bad
