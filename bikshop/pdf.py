@@ -58,7 +58,10 @@ def render(html: str, fetcher: StaticFilesOnly) -> bytes:
     """Render ``html`` (print media, so ``@media print`` and ``@page`` apply) to PDF bytes."""
     started = time.perf_counter()
     document = HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher, media_type="print")
-    pdf = document.write_pdf()
+    # Tagged (PDF/UA's structure tree, not its conformance claim): a screen reader reads the
+    # items row by row under their column headers and each address under its heading, where an
+    # untagged PDF is read in drawing order (every name, then every quantity, then every price).
+    pdf = document.write_pdf(pdf_tags=True)
     log.info("pdf rendered: %d bytes in %.0f ms", len(pdf), (time.perf_counter() - started) * 1e3)
     return pdf
 

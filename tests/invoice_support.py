@@ -102,3 +102,12 @@ def pdf_words(data: bytes, page: int = 1) -> tuple[float, list[Word]]:
         for x0, y0, x1, y1, text in _WORD.findall(html)
     ]
     return width, words
+
+
+def pdf_reading_order(data: bytes) -> list[str]:
+    """The PDF's text in the order its structure tree gives it (a screen reader's order), as
+    ``pdfinfo -struct-text`` prints it; empty for an untagged PDF."""
+    result = subprocess.run(
+        ["pdfinfo", "-struct-text", "-"], input=data, capture_output=True, check=True
+    )
+    return re.findall(r'^\s*"(.*)"$', result.stdout.decode(), flags=re.MULTILINE)

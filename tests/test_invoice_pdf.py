@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
 
 from bikshop import pdf
+from bikshop.invoice import rendering
 from bikshop.services.orders import change_status, find_by_invoice_token
 from tests.invoice_support import (
     GST_SETTINGS,
     order_body,
     pdf_pages,
+    pdf_reading_order,
     pdf_text,
     pdf_words,
     place_invoice,
@@ -123,6 +126,52 @@ def test_long_order_breaks_across_pages_with_the_table_header_on_each(pdf_app, o
         # A loose page says whose it is (customer probe); the first has it in full already.
         running = 'Invoice · Order #1001 · Glow "Naturals" & Co'
         assert (running in page_text) == (page > 1), (page, page_text[:300])
+
+
+def test_the_pdf_is_tagged_and_reads_row_by_row_under_its_headings(pdf_app, output_dir):
+    """Untagged, a screen reader read the PDF in drawing order: the first item's name, the
+    column headers, then every quantity and price in a block, each variant after the amounts,
+    "Delivery address" and "Contact" before either block's text (accessibility probe)."""
+    client = pdf_app.test_client()
+    items = [(f"Herbal product {n:02d}", n % 3 + 1, "100") for n in range(40)]
+    data = client.get(place_invoice(client, order_body(items)) + ".pdf").data
+    (output_dir / "invoice-40-items-tagged.pdf").write_bytes(data)
+    info = subprocess.run(["pdfinfo", "-"], input=data, capture_output=True, check=True)
+    assert "Tagged:          yes" in info.stdout.decode()
+    said = pdf_reading_order(data)
+    first = said.index("Herbal product 00")
+    assert said[first - 4 : first + 5] == [
+        *("Item", "Qty", "Unit price", "Amount"),
+        *("Herbal product 00", "50 ml", "1", "₹100.00", "₹100.00"),
+    ]
+    last = said.index("Herbal product 39")
+    assert said[last : last + 5] == ["Herbal product 39", "50 ml", "1", "₹100.00", "₹100.00"]
+    delivery, contact = said.index("Delivery address"), said.index("Contact")
+    assert said[delivery + 1] == "Bik Tester" and delivery < contact
+    assert said[contact + 1] == "+919876543210"
+
+
+@pytest.mark.sqlite_only
+def test_a_change_to_the_pdf_renderer_renders_cached_pdfs_again(app, tmp_path):
+    """A PDF cached before WeasyPrint's options changed (before tagging, say) must not be served
+    after: the renderer's code is part of the render version, so of the cache key and ETag."""
+    root = tmp_path / "bikshop-copy"
+    source = os.path.dirname(app.root_path)
+    for asset in {*rendering._ASSETS, "bikshop/pdf.py"}:
+        copy = shutil.copytree if os.path.isdir(os.path.join(source, asset)) else shutil.copy
+        (root / asset).parent.mkdir(parents=True, exist_ok=True)
+        copy(os.path.join(source, asset), root / asset)
+    renderer = root / "bikshop" / "pdf.py"
+    app.root_path = str(root / "bikshop")
+
+    def version() -> str:
+        app.extensions.pop(rendering._VERSION_KEY, None)
+        with app.app_context():
+            return rendering.render_version()
+
+    before = version()
+    renderer.write_text(renderer.read_text() + "\n# WeasyPrint's options changed\n")
+    assert version() != before
 
 
 def test_a_pdf_is_rendered_once_per_order_version(pdf_app, monkeypatch, tmp_path):

@@ -61,13 +61,22 @@ PAYMENT_NOTICES = {
 # Pay's form goes to the link's rzp.io short URL, which Razorpay redirects to its own page;
 # browsers check form-action at every hop, and `*.razorpay.com` does not match razorpay.com.
 PAYMENT_FORM_HOSTS = ("https://rzp.io", "https://razorpay.com", "https://*.razorpay.com")
-_ASSETS = ("templates/invoice", "templates/base_public.html", "static/invoice.css", "static/fonts")
+# bikshop/pdf.py for WeasyPrint's options (tagging, say): a PDF cached before a change to them
+# is rendered again.
+_ASSETS = (
+    "templates/invoice",
+    "templates/base_public.html",
+    "static/invoice.css",
+    "static/fonts",
+    "bikshop/pdf.py",
+)
 _VERSION_KEY = "bikshop.invoice_render_version"
 
 
 def render_version() -> str:
     """A hash of everything besides the order that shapes an invoice: templates, CSS, fonts,
-    store settings, the Razorpay keys (or none). Part of every ETag and PDF cache key."""
+    the PDF renderer, store settings, the Razorpay keys (or none). Part of every ETag and PDF
+    cache key."""
     version = current_app.extensions.get(_VERSION_KEY)
     if version is None:
         digest = hashlib.sha256()
