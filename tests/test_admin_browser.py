@@ -502,3 +502,33 @@ def test_the_dashboard_on_a_phone_follows_large_text_and_keeps_thumb_sized_contr
             assert "Show all orders" in page.content() and _too_small(page) == [], viewport
         finally:
             context.close()
+
+
+def test_on_a_phone_the_tables_keep_their_headers_for_screen_readers(
+    make_app, gunicorn, phone_page
+):
+    """Below 720 px the column headers were display: none, which takes them from screen readers
+    too: a date, a customer, "2 ×", "₹499.00" were read with nothing saying which column; and
+    the totals' labels were plain cells (accessibility probe). Not drawn, but still there."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    page = phone_page
+    _sign_in(page, server.url)
+    for table, headers, page_path in (
+        (
+            "table.orders",
+            ["Order", "Date", "Customer", "Items", "Total", "Payment", "Fulfilment", "Status"],
+            "/admin/",
+        ),
+        ("table.lines", ["Item", "Qty", "Price", "Total"], f"/admin/orders/{order['id']}"),
+    ):
+        page.goto(server.url + page_path)
+        shown = page.locator(table)
+        assert shown.get_by_role("columnheader").all_text_contents() == headers
+        assert shown.locator("thead").bounding_box()["height"] <= 1  # not drawn
+    totals = page.locator("table.lines").get_by_role("rowheader")
+    assert totals.all_text_contents() == ["Subtotal", "Shipping", "Discount", "Total"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
