@@ -653,6 +653,21 @@ def test_a_wrong_returned_amount_is_refused_and_nothing_changes(owner, amount, r
     assert _bik_view(owner, oid) == before
 
 
+@pytest.mark.parametrize("amount", ["947.01", "1,000"], ids=["service", "form"])
+def test_a_refused_amount_is_marked_invalid_described_by_the_reason_and_focused(owner, amount):
+    """The reason was a paragraph at the top of the page and the focus went to the page: a
+    screen reader heard neither which field was wrong nor why (accessibility probe)."""
+    oid = place_order(owner)["id"]
+    assert _act(owner, oid, "paid").status_code == 303
+    refused = _act(owner, oid, "returned", amount=amount)
+    error = '<p class="notice bad" id="error" role="alert">(Cannot record|Amount returned:)'
+    assert re.search(error, refused.text)
+    field = re.search(r"<input [^>]*name=\"amount\"[^>]*>", refused.text).group(0)
+    for attribute in ('aria-invalid="true"', 'aria-describedby="error"', "autofocus"):
+        assert attribute in field, field
+    assert "aria-invalid" not in owner.get(f"/admin/orders/{oid}").text  # only once refused
+
+
 def test_an_unpaid_order_has_no_money_to_return(owner):
     oid = place_order(owner)["id"]
     assert "Record money returned" not in owner.get(f"/admin/orders/{oid}").text

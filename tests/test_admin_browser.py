@@ -532,3 +532,28 @@ def test_on_a_phone_the_tables_keep_their_headers_for_screen_readers(
     totals = page.locator("table.lines").get_by_role("rowheader")
     assert totals.all_text_contents() == ["Subtotal", "Shipping", "Discount", "Total"]
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_a_refused_tracking_link_takes_the_focus_and_says_why(make_app, gunicorn, phone_page):
+    """After a refused Save fulfilment the focus was on the page's body and the reason a
+    paragraph at its top, tied to no field (accessibility probe): the bad field now has the
+    focus, is invalid, and is described by the reason, as a screen reader announces it."""
+    from playwright.sync_api import expect
+
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    page = phone_page
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/admin/orders/{order['id']}")
+    page.select_option("select[name=fulfillment]", "fulfilled")
+    page.fill("input[name=tracking_url]", "not a url")
+    with page.expect_navigation():
+        page.click("button:has-text('Save fulfilment')")
+    _focus_lands_on(page, "tracking_url")
+    field = page.get_by_role("textbox", name="Tracking link")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    reason = "Tracking link: it must start with https:// or http://."
+    expect(field).to_have_accessible_description(reason)

@@ -45,7 +45,8 @@ def _act(
                 f"{form[name].label.text}: {' '.join(errors)}"
                 for name, errors in form.errors.items()
             )
-        return render_order(order, 400, message, **{form_name: form})
+        bad = [name for name in form.errors if name != "csrf_token"]
+        return render_order(order, 400, message, bad_fields=bad, **{form_name: form})
     try:
         changed = action(order)
     except ApiError as exc:  # IllegalTransition among them: say why, change nothing
@@ -55,7 +56,10 @@ def _act(
         # the order as it is now: saved again as sent, it would undo the newer change.
         stale = exc.error_code == "changed_meanwhile" and form_name in _SETS_VALUES
         forms = {} if stale else {form_name: form}
-        return render_order(order_or_404(public_id), exc.code, exc.description, **forms)
+        bad = [problem["field"] for problem in exc.fields if "field" in problem]
+        return render_order(
+            order_or_404(public_id), exc.code, exc.description, bad_fields=bad, **forms
+        )
     if callable(done) and changed:
         done = done(changed)
     flash(done if changed else "Nothing to change: the order was already like that.")

@@ -156,11 +156,14 @@ def _list_url() -> str:
     return url_for("admin.orders") + (f"?{query}" if query else "")
 
 
-def render_order(order: Order, status: int = 200, error: str | None = None, **forms):
+def render_order(order: Order, status: int = 200, error: str | None = None, bad_fields=(), **forms):
     """The order page, with an error (and its status code) when an action was refused.
 
-    A refused form in ``forms`` comes back as sent; a refused refund's question stays open."""
+    A refused form in ``forms`` comes back as sent; a refused refund's question stays open.
+    Its fields named in ``bad_fields`` are marked invalid, described by the error, and the
+    first takes the focus (a screen reader hears which field and why)."""
     refused = next(iter(forms), None)
+    bad = [name for name in bad_fields if refused and name in forms[refused]]
     forms = {
         "status_form": StatusForm(),
         "cancel_form": CancelForm(),
@@ -202,8 +205,21 @@ def render_order(order: Order, status: int = 200, error: str | None = None, **fo
         can_mark_paid=order.payment_status == "pending" and order.status != "CANCELLED",
         error=error,
         refused=refused,
+        field_state=lambda form_name, name: _field_state(form_name == refused, bad, name),
         **forms,
     ), status
+
+
+def _field_state(refused: bool, bad: list[str], name: str) -> dict:
+    """A field's attributes on the page answering its refused form: invalid, described by the
+    error message (``#error``, admin/base.html), and, for the first bad field, focused."""
+    if not refused or name not in bad:
+        return {}
+    return {
+        "aria-invalid": "true",
+        "aria-describedby": "error",
+        "autofocus": name == bad[0],
+    }
 
 
 @bp.get("/orders/<public_id>")
