@@ -319,3 +319,23 @@ def test_a_product_image_that_fails_to_load_is_an_empty_tile(
     # The middle (the corners are rounded into the row's white): one colour, the tile's.
     middle = pixels.crop((width // 4, height // 4, 3 * width // 4, 3 * height // 4))
     assert {colour for _, colour in middle.getcolors(maxcolors=4096)} == {(0xEE, 0xF0, 0xF2)}
+
+
+def test_the_pay_button_keeps_its_outline_in_forced_colours(gunicorn, phone_page, tmp_path):
+    """In forced colours (a Windows contrast theme) the browser drops the blue background: with
+    no border the Pay button was a bare line of text (accessibility probe). A transparent
+    border is drawn there, in the theme's colour, and changes nothing otherwise."""
+    payments = {f"BIKSHOP_{k}": str(v) for k, v in razorpay_settings(_NO_RAZORPAY).items()}
+    server = gunicorn(workers=1, env={"BIKSHOP_PDF_CACHE_DIR": str(tmp_path), **payments})
+    path = place_on(server, order_body())
+    assert phone_page.goto(server.url + path).status == 200
+    border = (
+        "(b) => { const s = getComputedStyle(b);"
+        " return [s.borderTopStyle, s.borderTopWidth, s.borderTopColor]; }"
+    )
+    button = phone_page.get_by_role("button", name="Pay ₹1,047.00")
+    assert button.evaluate(border) == ["solid", "2px", "rgba(0, 0, 0, 0)"]  # not seen
+    assert button.bounding_box()["height"] >= 48
+    phone_page.emulate_media(forced_colors="active")
+    style, width, colour = button.evaluate(border)
+    assert (style, width) == ("solid", "2px") and colour != "rgba(0, 0, 0, 0)", colour
