@@ -557,3 +557,41 @@ def test_a_refused_tracking_link_takes_the_focus_and_says_why(make_app, gunicorn
     expect(field).to_have_attribute("aria-invalid", "true")
     reason = "Tracking link: it must start with https:// or http://."
     expect(field).to_have_accessible_description(reason)
+
+
+def test_nothing_scrolls_sideways_on_a_320_px_phone_with_text_at_200_percent(
+    make_app, gunicorn, browser
+):
+    """At 320 px with the reader's text at 200 % the list's tiles (9.5rem at the least) and an
+    order's "Fulfilment Unfulfilled" (kept on one line) ran past the screen, and the signed-in
+    email was cut to "owner@…" (accessibility probe)."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    context = browser.new_context(
+        viewport={"width": 320, "height": 640},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    try:
+        page = context.new_page()
+        context.new_cdp_session(page).send(
+            "Page.setFontSizes", {"fontSizes": {"standard": 32, "fixed": 13}}
+        )
+        _sign_in(page, server.url)
+        for path in ("/admin/", f"/admin/orders/{order['id']}"):
+            page.goto(server.url + path)
+            wide = page.evaluate(
+                """() => [...document.querySelectorAll('body *')]
+                    .filter((el) => el.getBoundingClientRect().right > 320.5)
+                    .map((el) => `${el.tagName}.${el.className}`)"""
+            )
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 320, (path, wide)
+            who = page.locator(".who")
+            assert " ".join(who.inner_text().split()) == OWNER
+            assert who.evaluate("(e) => e.scrollWidth <= e.clientWidth"), path  # not cut
+    finally:
+        context.close()
