@@ -381,6 +381,18 @@ def test_product_images_are_lazy_with_fixed_size(client):
     assert "insecure.example.com" not in html  # the CSP would block it: left out
 
 
+def test_every_table_header_names_its_column(make_app):
+    """The image column's header was an empty <th>: a column header with no name, announced
+    as nothing (axe: empty-table-header; accessibility probe). It is a plain cell now."""
+    client = make_app(**GST_SETTINGS).test_client()
+    body = order_body([("Cream", 1, "10")])
+    body["order"]["items"][0]["image"] = "https://cdn.example.com/cream.jpg"
+    html = client.get(place_invoice(client, body)).get_data(as_text=True)
+    headers = re.findall(r"<th\b[^>]*>(.*?)</th>", html, flags=re.S)
+    assert "Unit price" in headers and "Taxable value" in " ".join(headers)
+    assert [header for header in headers if not header.strip()] == []
+
+
 def test_viewing_writes_nothing_without_a_gstin(client, app):
     path = place_invoice(client)
     client.get(path)
