@@ -668,6 +668,21 @@ def test_a_refused_amount_is_marked_invalid_described_by_the_reason_and_focused(
     assert "aria-invalid" not in owner.get(f"/admin/orders/{oid}").text  # only once refused
 
 
+def test_each_question_is_a_group_named_by_it_and_no_form_takes_a_role(owner):
+    """The questions were <form role="group">, a role a form may not take (axe
+    aria-allowed-role, on every order page; accessibility probe): a div inside it is the group."""
+    oid = place_order(owner)["id"]
+    page = owner.get(f"/admin/orders/{oid}").text
+    assert re.findall(r"<form\b[^>]*\brole=", page) == []
+    groups = re.findall(r'<div class="confirm-panel" role="group" aria-labelledby="([^"]+)">', page)
+    questions = re.findall(
+        r'<details class="confirm[^"]*" name="confirm" id="confirm-([^"]+)"', page
+    )
+    assert groups == [f"ask-{key}" for key in questions] and len(groups) >= 3, (groups, questions)
+    for group in groups:
+        assert f'<p id="{group}"><strong>' in page
+
+
 def test_an_unpaid_order_has_no_money_to_return(owner):
     oid = place_order(owner)["id"]
     assert "Record money returned" not in owner.get(f"/admin/orders/{oid}").text
