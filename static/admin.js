@@ -1,11 +1,18 @@
 // "Copy link" buttons on the dashboard; without JavaScript the link stays selectable text.
+// A screen reader is told of the copy through a status region that is there, empty, before
+// it (a region added with its text is often not announced); the button's "Copied" is for eyes.
 document.querySelectorAll("[data-copy]").forEach(function (button) {
   var source = document.getElementById(button.dataset.copy);
   if (!source || !navigator.clipboard) return;
+  var status = document.createElement("span");
+  status.className = "visually-hidden";
+  status.setAttribute("role", "status");
+  button.after(status);
   button.hidden = false;
   button.addEventListener("click", function () {
     navigator.clipboard.writeText(source.value).then(function () {
       button.textContent = "Copied";
+      status.textContent = (source.getAttribute("aria-label") || "Link") + " copied";
     });
   });
 });

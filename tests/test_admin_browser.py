@@ -595,3 +595,27 @@ def test_nothing_scrolls_sideways_on_a_320_px_phone_with_text_at_200_percent(
             assert who.evaluate("(e) => e.scrollWidth <= e.clientWidth"), path  # not cut
     finally:
         context.close()
+
+
+def test_copy_link_tells_a_screen_reader_it_copied(make_app, gunicorn, browser):
+    """Copy link turned its own text to "Copied", which a screen reader does not announce
+    (accessibility probe): a status region says so."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    try:
+        page = context.new_page()
+        _sign_in(page, server.url)
+        page.goto(f"{server.url}/admin/orders/{order['id']}")
+        said = page.get_by_role("status").filter(has_text="copied")
+        assert said.count() == 0
+        page.get_by_role("button", name="Copy link").click()
+        said.wait_for(state="attached", timeout=5000)
+        assert said.all_text_contents() == ["Invoice link copied"]
+        assert page.evaluate("navigator.clipboard.readText()") == order["invoiceUrl"]
+    finally:
+        context.close()
