@@ -619,3 +619,29 @@ def test_copy_link_tells_a_screen_reader_it_copied(make_app, gunicorn, browser):
         assert page.evaluate("navigator.clipboard.readText()") == order["invoiceUrl"]
     finally:
         context.close()
+
+
+def test_the_first_tab_on_the_order_list_offers_to_skip_to_the_orders(
+    make_app, gunicorn, desktop_page
+):
+    """The bar, the tiles, the search and the filters came before the first order: some
+    fourteen tab stops (accessibility probe). The first is now "Skip to orders"."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    order = _place(server, "+919811122233", "Ravi")
+    page = desktop_page
+    _sign_in(page, server.url)
+    skip = page.get_by_role("link", name="Skip to orders")
+    assert skip.count() == 1
+    hidden = skip.bounding_box()
+    assert hidden["y"] + hidden["height"] <= 0  # out of sight until reached
+    page.keyboard.press("Tab")
+    assert skip.evaluate("(a) => a === document.activeElement")
+    box = skip.bounding_box()
+    assert box["y"] >= 0 and box["height"] >= 44  # seen once reached
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent.trim()")
+    assert focused == order["name"], focused
