@@ -339,3 +339,24 @@ def test_the_pay_button_keeps_its_outline_in_forced_colours(gunicorn, phone_page
     phone_page.emulate_media(forced_colors="active")
     style, width, colour = button.evaluate(border)
     assert (style, width) == ("solid", "2px") and colour != "rgba(0, 0, 0, 0)", colour
+
+
+def test_the_shops_header_and_footer_are_the_pages_banner_and_contentinfo(
+    gunicorn, phone_page, tmp_path
+):
+    """The shop's header and footer were inside <main>, where they are no landmarks: a screen
+    reader's landmark list had the main content alone (accessibility probe)."""
+    settings = {f"BIKSHOP_{k}": v for k, v in GST_SETTINGS.items()}
+    settings["BIKSHOP_STORE_SUPPORT_PHONE"] = "+91 98765 43210"
+    server = gunicorn(workers=1, env={**settings, "BIKSHOP_PDF_CACHE_DIR": str(tmp_path)})
+    path = place_on(server, order_body())
+    assert phone_page.goto(server.url + path).status == 200
+    banner = phone_page.get_by_role("banner")
+    assert banner.count() == 1 and "Glow Naturals" in banner.inner_text()
+    contentinfo = phone_page.get_by_role("contentinfo")
+    assert contentinfo.count() == 1
+    footer = contentinfo.inner_text()
+    assert "Questions about this order?" in footer and "computer-generated" in footer
+    main = phone_page.get_by_role("main").inner_text()
+    assert "Order #1001" in main and "Billed and delivered to" in main
+    assert "GSTIN" not in main and "Questions about" not in main

@@ -435,6 +435,8 @@ def test_razorpay_down_or_slow_gives_a_friendly_retry_page_and_changes_nothing(s
     assert response.status_code == 503 and "Retry-After" in response.headers
     assert "couldn't start the payment" in page and "Nothing was charged" in page
     assert '<p class="store-name">Glow Naturals</p>' in page  # whose page this is
+    # ...in the page's banner: a <header> outside <main> (inside, it was no landmark).
+    assert page.index('<header class="store">') < page.index("<main>") < page.index("<h1>")
     assert f'action="{invoice}/pay"' in page  # the retry
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert elapsed < 2.0
