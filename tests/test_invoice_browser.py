@@ -360,3 +360,55 @@ def test_the_shops_header_and_footer_are_the_pages_banner_and_contentinfo(
     main = phone_page.get_by_role("main").inner_text()
     assert "Order #1001" in main and "Billed and delivered to" in main
     assert "GSTIN" not in main and "Questions about" not in main
+
+
+# The words of the footer laid out beside each contact link (whose box's middle band they
+# share), by the link's text.
+BESIDE_CONTACTS = """() => {
+  const words = [];
+  const walker = document.createTreeWalker(document.querySelector("footer"), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const word of node.textContent.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const box = range.getBoundingClientRect();
+      words.push([word[0], box.top + box.height / 2]);
+    }
+  }
+  const beside = {};
+  for (const link of document.querySelectorAll("footer a.contact")) {
+    const box = link.getBoundingClientRect();
+    beside[link.textContent] = words
+      .filter(([, middle]) => middle > box.top && middle < box.bottom)
+      .map(([word]) => word);
+  }
+  return beside;
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_each_shop_contact_has_its_line_to_itself_on_a_phone(gunicorn, browser, tmp_path, width):
+    """The footer's two 44 px contact links sat inside its sentence: each stretched the line it
+    was on, so the sentence's lines stood far apart, words of one contact on the other's line
+    (accessibility probe). Each contact, its label and its link, keeps to a line of its own."""
+    server = gunicorn(
+        workers=1,
+        env={
+            "BIKSHOP_PDF_CACHE_DIR": str(tmp_path),
+            "BIKSHOP_STORE_SUPPORT_PHONE": "+91 98765 43210",
+            "BIKSHOP_STORE_SUPPORT_EMAIL": "help@glow.example",
+        },
+    )
+    path = place_on(server, order_body())
+    context = browser.new_context(viewport={"width": width, "height": 740}, is_mobile=True)
+    try:
+        page = context.new_page()
+        assert page.goto(server.url + path).status == 200
+        beside = page.evaluate(BESIDE_CONTACTS)
+        assert set(beside["+91 98765 43210"]) <= {"Call", "+91", "98765", "43210"}, beside
+        assert set(beside["help@glow.example"]) <= {"or", "write", "to", "help@glow.example"}
+        for name in ("+91 98765 43210", "help@glow.example"):
+            assert page.get_by_role("link", name=name).bounding_box()["height"] >= 44, name
+    finally:
+        context.close()

@@ -412,7 +412,8 @@ def test_the_footer_shows_only_when_it_has_something_to_say(make_app):
     helped = make_app(STORE_SUPPORT_EMAIL="help@glow.example").test_client()
     html = helped.get(place_invoice(helped)).get_data(as_text=True)
     footer = html[html.index("<footer") : html.index("</footer>")]
-    assert "Questions about this order? Write to" in footer and "help@glow.example" in footer
+    assert "Questions about this order?" in footer and "Write to" in footer
+    assert "help@glow.example" in footer
     taxed = make_app(STORE_SUPPORT_PHONE=None, STORE_SUPPORT_EMAIL=None, **GST_SETTINGS)
     client = taxed.test_client()
     html = client.get(place_invoice(client)).get_data(as_text=True)
