@@ -72,6 +72,23 @@ def test_sign_in_sets_a_secure_httponly_lax_session_and_sign_out_needs_csrf(admi
     assert client.get("/admin/").status_code == 302
 
 
+def test_the_dashboard_s_script_and_stylesheet_are_versioned_by_their_content(admin_app):
+    """admin.js and admin.css had bare addresses, which the shipped nginx site keeps 7 days:
+    after an upgrade a browser ran last week's script against the new page (network probe).
+    Each address now carries its content's hash and is kept a year under it."""
+    import hashlib
+    from pathlib import Path
+
+    html = admin_app.test_client().get("/admin/login").text
+    for name in ("admin.css", "admin.js"):
+        match = re.search(rf'"(/static/{re.escape(name)}\?v=([0-9a-f]{{8}}))"', html)
+        assert match, name
+        content = Path(admin_app.static_folder, name).read_bytes()
+        assert match.group(2) == hashlib.sha256(content).hexdigest()[:8]
+        with admin_app.test_client().get(match.group(1)) as asset:
+            assert asset.status_code == 200 and asset.cache_control.max_age == 365 * 24 * 3600
+
+
 def test_insecure_cookies_setting_allows_plain_http_sessions(make_app):
     app = make_app(INSECURE_COOKIES=True, RATELIMIT_ENABLED=False)
     add_admin(app)

@@ -344,6 +344,21 @@ def test_bikshops_own_errors_pass_through_nginx_untouched(tmp_path):
             assert (answered.status_code, answered.json()) == (body["error"]["status"], body)
 
 
+def test_static_files_keep_bikshop_s_own_cache_lifetime_through_nginx(nginx_in_front):
+    """The site kept everything under /static/ for 7 days whatever bikshop said, so a new
+    admin.js waited a week and a versioned stylesheet, which never changes under its address,
+    was asked for again weekly (network probe). nginx now passes bikshop's own Cache-Control:
+    a year for a versioned address, a revalidation for a bare one."""
+    session, base, _, _ = nginx_in_front
+    page = session.get(base + "/admin/login", timeout=10).text
+    versioned = re.search(r'href="(/static/admin\.css\?v=[0-9a-f]{8})"', page).group(1)
+    kept = session.get(base + versioned, timeout=10)
+    assert kept.ok and kept.headers["Cache-Control"] == "public, max-age=31536000"
+    bare = session.get(base + "/static/admin.css", timeout=10)
+    assert bare.ok and "604800" not in bare.headers.get("Cache-Control", "")
+    assert "max-age=31536000" not in bare.headers.get("Cache-Control", "")
+
+
 def test_a_client_cannot_send_scheme_port_or_prefix_headers_through_nginx(tmp_path):
     """nginx passed a client's X-Forwarded-Ssl and X-Forwarded-Protocol on to gunicorn (which
     trusts 127.0.0.1), and under /static/ every X-Forwarded-* header a client sent."""
