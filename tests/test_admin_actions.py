@@ -168,7 +168,7 @@ def test_cancel_then_cash_received_is_refused(owner):
     refused = _act(owner, oid, "paid")
     assert refused.status_code == 409
     assert "A cancelled order cannot be marked paid" in refused.text
-    assert _bik_view(owner, oid)["paymentStatus"] == "pending"
+    assert _bik_view(owner, oid)["paymentStatus"] == "voided"  # still unpaid, and never to be
 
 
 def test_a_bad_tracking_link_is_refused_and_nothing_stored(owner):
