@@ -47,6 +47,15 @@ _CREDENTIAL = re.compile(
     r"(?i)\b((?:authorization|password|token|secret)[\"']?\s*[:=]\s*[\"']?"
     r"(?:(?:bearer|basic)\s+)?|(?:bearer|basic)\s+)[^\s\"',;&]+"
 )
+# A run of 32 or more URL-safe characters in both letter cases, as secrets.token_urlsafe makes
+# them (invoice tokens are 32, dashboard session keys 43), is masked in an exception's own text,
+# where a client's token can turn up under any prefix. Both cases, not pure hex: names
+# (snake_case columns and constraints, ALL_CAPS settings) and hex ids (request ids, hashes)
+# stay readable; a token lacks either case once in about 10^7.
+_TOKEN_LIKE = re.compile(
+    r"(?<![A-Za-z0-9_-])(?![0-9A-Fa-f]+(?![A-Za-z0-9_-]))"
+    r"(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])"
+)
 
 # Every pattern above needs one of these to match: text without any is left as it is, at the cost
 # of one search instead of four substitutions (most log values: methods, routes, ids, statuses).
@@ -96,6 +105,54 @@ def _mask_phone(match: re.Match) -> str:
     return "*" * (len(digits) - 2) + digits[-2:]
 
 
+def _exception_text(error: BaseException) -> str:
+    """What a log may show of an exception's own text: a database error's main message (and
+    constraint), without the DETAIL PostgreSQL adds, and no token-like run.
+
+    A CHECK or NOT NULL violation's DETAIL is "Failing row contains (...)", the whole row (the
+    customer's name, address and invoice token); a unique or foreign key violation's is
+    "Key (column)=(value)". The main message names the constraint, which is what an operator
+    needs; the driver's ``diag`` gives it apart from the rest, however a value spans lines.
+    """
+    text = _str(error)
+    driver_error = getattr(error, "orig", None) or error  # SQLAlchemy's error quotes the driver's
+    diag = getattr(driver_error, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        constraint = getattr(diag, "constraint_name", None)
+        if constraint and constraint not in primary:
+            primary += f' (constraint "{constraint}")'
+        text = text.replace(str(driver_error), primary)
+    return _TOKEN_LIKE.sub("[token]", text)
+
+
+def _str(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a traceback shows such an exception by its type alone
+        return ""
+
+
+def _exception_chain(error: BaseException | None) -> list[BaseException]:
+    """``error`` and every exception it was raised from or while handling, each once."""
+    found: list[BaseException] = []
+    waiting = [error]
+    while waiting:
+        error = waiting.pop()
+        if error is not None and all(error is not seen for seen in found):
+            found.append(error)
+            waiting += [error.__cause__, error.__context__]
+    return found
+
+
+def _shown_type(error: BaseException) -> str:
+    """The exception's type as a traceback's last line names it."""
+    kind = type(error)
+    if kind.__module__ in ("__main__", "builtins"):
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", "request_id", ...extra, "exc"}`` on one line."""
 
@@ -103,12 +160,22 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.masker = masker or Masker()
 
+    def formatException(self, exc_info) -> str:
+        """The traceback, each exception's own text as :func:`_exception_text` shows it."""
+        text = super().formatException(exc_info)
+        for error in _exception_chain(exc_info[1]):
+            raw, shown = _str(error), _exception_text(error)
+            if shown != raw:
+                kind = _shown_type(error)
+                text = text.replace(f"{kind}: {raw}", f"{kind}: {shown}")
+        return text
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         request_id = getattr(record, "request_id", None) or _current_request_id()
         if request_id:
@@ -123,6 +190,15 @@ class JsonFormatter(logging.Formatter):
         masked = self.masker.value(line)
         masked["ts"] = line["ts"]
         return json.dumps(masked, ensure_ascii=False, default=str)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, an exception among its arguments shown by :func:`_exception_text`."""
+    args = record.args
+    if isinstance(args, tuple) and any(isinstance(arg, BaseException) for arg in args):
+        shown = tuple(_exception_text(a) if isinstance(a, BaseException) else a for a in args)
+        return str(record.msg) % shown
+    return record.getMessage()
 
 
 def _jsonable(value) -> bool:

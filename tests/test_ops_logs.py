@@ -6,6 +6,7 @@ import http.client
 import json
 import logging
 import secrets
+import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +24,7 @@ from bikshop.logging import (
     _mask_phone,
     mask_path,
 )
+from tests.admin_support import place_order
 from tests.bik import sample_body
 
 SECRETS = {
@@ -33,6 +35,7 @@ SECRETS = {
     "BIKSHOP_METRICS_TOKEN": "metrics-token-1234567890ab",
 }
 PHONE, EMAIL = "+919876543210", "asha.rao@example.com"
+SAMPLE_ADDRESS = sample_body()["order"]["address"]
 
 
 def test_the_formatter_masks_contacts_secrets_and_tokens_and_keeps_the_rest():
@@ -124,6 +127,94 @@ def test_an_access_path_never_shows_a_token_wherever_the_client_put_it(path):
     assert token not in masked and "[token]" in masked
     assert mask_path("/static/fonts/DejaVuSans-Bold-subset.ttf").endswith("subset.ttf")
     assert mask_path("/admin/orders/ORD-1001") == "/admin/orders/ORD-1001"
+
+
+def _formatted(records) -> str:
+    formatter = JsonFormatter(Masker())
+    return "\n".join(formatter.format(record) for record in records)
+
+
+# A customer whose name and street would be in PostgreSQL's "Failing row contains (...)".
+PRIYA = {"firstName": "Priya", "lastName": "Sharma", "address1": "14 Lotus Lane", "zip": "560102"}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # its DETAIL lines
+def test_a_database_error_is_logged_by_its_constraint_never_by_the_row_it_refused(app, caplog):
+    from sqlalchemy import text
+
+    from bikshop.errors import as_http_error
+    from bikshop.extensions import db
+    from bikshop.services import orders
+
+    client = app.test_client()
+    placed = [place_order(client, address={**SAMPLE_ADDRESS, **PRIYA}) for _ in range(2)]
+    tokens = [order["invoiceUrl"].rsplit("/", 1)[1] for order in placed]
+    probes = (
+        "ALTER TABLE orders ADD CONSTRAINT probe_fail "
+        "CHECK (tracking_url IS NULL OR tracking_url NOT LIKE '%fail%') NOT VALID",
+        "CREATE UNIQUE INDEX probe_unique ON orders (tracking_url)",
+    )
+    with app.app_context():
+        for probe in probes:
+            db.session.execute(text(probe))
+        db.session.commit()
+    caplog.set_level(logging.ERROR, logger="bikshop.errors")
+    try:
+        link = "https://track.example/Priya-Sharma"
+        for public_id, tracking_url in (
+            (placed[0]["id"], link + "/fail"),  # CHECK: "Failing row contains (...)"
+            (placed[0]["id"], link),
+            (placed[1]["id"], link),  # UNIQUE: "Key (tracking_url)=(...) already exists"
+        ):
+            with app.test_request_context("/admin/orders/x/fulfillment", method="POST"):
+                order = orders.find_order(public_id)
+                try:
+                    orders.set_fulfillment(
+                        order, "fulfilled", actor="admin:owner", tracking_url=tracking_url
+                    )
+                except Exception as error:
+                    assert as_http_error(error).code == 500
+    finally:
+        with app.app_context():
+            db.session.rollback()
+            db.session.execute(text("ALTER TABLE orders DROP CONSTRAINT IF EXISTS probe_fail"))
+            db.session.execute(text("DROP INDEX IF EXISTS probe_unique"))
+            db.session.commit()
+
+    logged = _formatted(caplog.records)
+    assert len(caplog.records) == 2, logged
+    check, unique = (json.loads(line)["exc"] for line in logged.splitlines())
+    # The type, the main message and the constraint; then straight on to the statement.
+    refused = '"orders" violates check constraint "probe_fail"\n[SQL: UPDATE orders'
+    assert (
+        "IntegrityError: (psycopg.errors.CheckViolation) new row for relation " + refused in check
+    )
+    duplicate = 'duplicate key value violates unique constraint "probe_unique"\n[SQL: UPDATE'
+    assert "IntegrityError: (psycopg.errors.UniqueViolation) " + duplicate in unique
+    for leaked in ("Priya", "Sharma", "Lotus", "Failing row", "Key (", *tokens):
+        assert leaked not in logged, leaked
+
+
+def test_an_exception_text_masks_token_like_runs_and_keeps_names_and_hex_ids():
+    token, session_key = "2yo1lHg6-9QYCQCXqH_m0sDTVKYGlmOi", "Zq3" + "x_Y-9" * 8
+    kept = [
+        secrets.token_hex(16),  # a request id
+        "63ea46c71692f3b40309dbad272dc060bff81ffbfc3e69c430f5c7ce52504e11",  # a body's hash
+        "ix_admin_login_failures_address_created_at",  # an index or constraint
+        "ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS",  # a setting
+        "ORD-1001",
+    ]
+    try:
+        raise LookupError(f"no invoice {token} for session {session_key}; " + " ".join(kept))
+    except LookupError as error:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed: %s", (error,), None)
+        record.exc_info = sys.exc_info()
+    line = json.loads(_formatted([record]))
+    for text in (line["message"], line["exc"].splitlines()[-1]):
+        assert token not in text and session_key not in text
+        assert text.count("[token]") == 2, text
+        for name in kept:
+            assert name in text
 
 
 def get_as_written(url: str, path: str) -> int:
