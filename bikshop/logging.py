@@ -335,6 +335,8 @@ class GunicornLogger(_GunicornBaseLogger):
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(formatter)
+        if not any(isinstance(f, _RequestShownAsPath) for f in self.error_log.filters):
+            self.error_log.addFilter(_RequestShownAsPath())
 
     def access(self, resp, req, environ, request_time) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
@@ -363,6 +365,30 @@ class GunicornLogger(_GunicornBaseLogger):
                 "user_agent": environ.get("HTTP_USER_AGENT"),
             },
         )
+
+
+# gunicorn's error-log lines naming a client's request: "Invalid request from ip=...: Invalid HTTP
+# request line: 'GET /path?query HTTP/1.1'" (as the client sent it, or its target alone),
+# "Invalid HTTP Version: '...'" (what followed a space in the target: a query's rest, as like as
+# not) and "Error handling request GET /path?query".
+_QUERY_IN_REQUEST = re.compile(r"\?.*?(?=(?: HTTP/[^\s'\"]*)?['\"]?$)")
+_NOT_A_VERSION = re.compile(r"(Invalid HTTP Version: (['\"]))(?!HTTP/[^\s'\"]*\2$).*")
+
+
+class _RequestShownAsPath(logging.Filter):
+    """gunicorn's lines naming a request show it as an access line does: the query string cut
+    (``?…``), as is a version that is not one, and token-like runs ``[token]``. A malformed
+    request line is written as the client sent it, search text and a token under any prefix
+    included (privacy probe)."""
+
+    NAMING = ("Invalid request from ip=", "Error handling request ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(self.NAMING):
+            message = _QUERY_IN_REQUEST.sub("?…", _NOT_A_VERSION.sub(r"\1…\2", message), 1)
+            record.msg, record.args = mask_path(message), None
+        return True
 
 
 def _incoming_request_id(req) -> str | None:

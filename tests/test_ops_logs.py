@@ -311,3 +311,38 @@ def test_a_streamed_answer_that_fails_is_logged_and_the_worker_lives_on(gunicorn
     # gunicorn's own error page has no headers of the app's: the id is the one nginx sent.
     assert [line["request_id"] for line in access if line["status"] == 500] == ["stream-1"], log
     assert "has no attribute" not in log, log
+
+
+def send_raw(url: str, request: bytes) -> bytes:
+    """Send ``request`` as it is (no client would send a malformed one); return the answer."""
+    import socket
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        return sock.recv(65536)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about logs, not databases
+def test_gunicorn_error_lines_name_a_request_without_its_query_string_or_token(gunicorn):
+    """gunicorn's own lines naming a request (a malformed request line; an answer that broke
+    mid-stream) show its path as access lines do: no query string, token-like runs masked."""
+    server = gunicorn(workers=1, env=SECRETS, app="tests.faults:crashing_app()")
+    token = secrets.token_urlsafe(24)
+    for line in (f"GET /x/{token}?q=Priyaxyz\x01 HTTP/1.1", "GET /x?q=Priya Sharma HTTP/1.1"):
+        refused = send_raw(server.url, f"{line}\r\nHost: x\r\n\r\n".encode())
+        assert refused.startswith(b"HTTP/1.1 400"), refused
+    broken = requests.get(f"{server.url}/crash-mid-stream?q=Priya&ref={token}", timeout=10)
+    assert broken.status_code == 500
+    log = server.log_once_it_has("Invalid HTTP Version", "Error handling request GET")
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    messages = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
+    shown = [
+        "Invalid HTTP request line: 'GET /x/[token]?… HTTP/1.1'",
+        "Invalid HTTP Version: '…'",  # what followed the space: Sharma HTTP/1.1
+        "Error handling request GET /crash-mid-stream?…",
+    ]
+    for message in shown:
+        assert any(line.endswith(message) for line in messages), (message, messages)
+    for leaked in (token, "Priya", "Sharma", "q="):
+        assert leaked not in log, leaked
