@@ -33,10 +33,21 @@ _SECRET_KEYS = (
 )
 _AUTH_KEYS = ("BIK_AUTH", "BIK_PLACE_ORDER_AUTH", "BIK_GET_ORDER_AUTH")
 
-_EMAIL = re.compile(r"([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
-# 10 to 15 digits, optionally led by + and split by single spaces or hyphens; not part of a
-# longer word, number or time (so draft ids, timestamps and dates stay readable).
-_PHONE = re.compile(r"(?<![\w.+:/-])\+?\d(?:[ -]?\d){9,14}(?![\w.:])")
+# An email, or a UPI id (priya.sharma@okhdfc, 9811122334@paytm: a handle without a dot, which
+# starts with a letter so that nothing@1.2 reads as one).
+_EMAIL = re.compile(
+    r"([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z][A-Za-z0-9]+\b)"
+)
+# 10 to 15 digits, optionally led by + and split by single spaces or hyphens, or brackets
+# around a group (+91 (981) 112-2334), or after a + by dots too (+91.98111.22334); not part of
+# a longer word, number, decimal or time (so draft ids, amounts, timestamps and dates stay
+# readable). After a colon only when led by + (phone:+919811122334), as "id":6862852391049
+# is a product's.
+_PHONE = re.compile(
+    r"(?:(?<=:)(?=\+)|(?<![\w.+:/-]))"
+    r"(?:\+\d(?:(?:[ .-]?\(|\)[ .-]?|[ .-])?\d){9,14}|\(?\d(?:(?:[ -]?\(|\)[ -]?|[ -])?\d){9,14})"
+    r"(?![\w:]|\.\d)"
+)
 # Invoice links carry a bearer token in the path: the route is enough to read a log.
 _INVOICE_TOKEN = re.compile(r"(/invoice/)[A-Za-z0-9_-]{16,}")
 # A requested path may carry a token anywhere a client put it (/invoice/../<token>,
@@ -60,7 +71,7 @@ _TOKEN_LIKE = re.compile(
 # Every pattern above needs one of these to match: text without any is left as it is, at the cost
 # of one search instead of four substitutions (most log values: methods, routes, ids, statuses).
 _MAYBE_MASKED = re.compile(
-    r"(?i:authorization|password|token|secret|bearer|basic)|/invoice/|@|\d(?:[ -]?\d){9}"
+    r"(?i:authorization|password|token|secret|bearer|basic)|/invoice/|@|\d(?:[ .()-]{0,2}\d){9}"
 )
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {

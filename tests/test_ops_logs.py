@@ -80,6 +80,15 @@ _PIECES = st.sampled_from(
         "9876543210",
         "98765 43210",
         "+91-98765-43210",
+        "+91 (981) 112-2334",
+        "+91.98111.22334",
+        "(",
+        ")",
+        ".",
+        ":",
+        "=",
+        "phone:+",
+        "@okhdfc",
         "2026-11-23",
         "12:30:00",
         "ORD-1001",
@@ -108,6 +117,40 @@ def test_the_masker_shortcut_never_skips_what_the_patterns_would_mask(text):
         full = pattern.sub(replacement, full)
     full = _PHONE.sub(_mask_phone, full)
     assert masker(text) == full
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("phone:+919811122334", "phone:**********34"),
+        ("phone=9811122334.", "phone=********34."),
+        ("+91 (981) 112-2334", "**********34"),
+        ("(981) 112-2334, 0981 112 2334", "********34, *********34"),
+        ("+91.98111.22334", "**********34"),
+        ("+91 98765 43210 and +91-98765-43210", "**********10 and **********10"),
+        ("upi priya.sharma@okhdfc or 9811122334@paytm", "upi p***@okhdfc or 9***@paytm"),
+        ("asha.rao@example.com", "a***@example.com"),
+    ],
+)
+def test_the_masker_hides_phones_emails_and_upi_ids_however_written(text, masked):
+    assert Masker()(text) == masked
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "ORD-1001 #1001 INV-00042",
+        "total 947.00, refunded ₹1,549.97 of 12345678901.50",
+        "at 2024-05-08 12:30:00 or 2026-11-23T12:30:00.123+05:30, epoch 1715200000.123",
+        "request dcc06aa101b65b31d3575ab5a91c6b73 id 123e4567-e89b-12d3-a456-426614174000",
+        "draft nb_1715200000_t1, payment pay_29QQoUBi66xm2f",
+        '"productId":6862852391049',
+        "from 192.168.100.200 and 127.0.0.1:8000, version 1.2.3, +1.2.3.4",
+        "orders (1001) (1002), nothing@1",
+    ],
+)
+def test_the_masker_leaves_order_numbers_amounts_times_and_ids_alone(kept):
+    assert Masker()(kept) == kept
 
 
 @pytest.mark.parametrize(
