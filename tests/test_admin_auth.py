@@ -188,6 +188,45 @@ def test_guesses_from_many_addresses_lock_the_account_at_its_ceiling(make_app):
     assert sign_in(client, password="a brand new passphrase", environ_base=home).status_code == 303
 
 
+def _device_accounts(client) -> list:
+    """What a browser's device cookie lists, read as anyone holding the browser can (it is
+    signed, not encrypted)."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from bikshop.admin.auth import DEVICE_COOKIE
+
+    cookie = client.get_cookie(DEVICE_COOKIE, path="/admin/login")
+    return URLSafeTimedSerializer("not the key").loads_unsafe(cookie.value)[1]
+
+
+def test_the_device_cookie_names_no_account_and_one_listing_emails_still_counts(make_app):
+    """The device cookie showed the owner's email to anyone reading the browser's cookies
+    (privacy probe): it keeps a keyed hash instead. A cookie written before, listing emails,
+    still gets its browser past the ceiling, and is rewritten at that sign-in."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from bikshop.admin.auth import DEVICE_COOKIE
+    from bikshop.services import admins
+
+    app = make_app(RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES=2)
+    add_admin(app)
+    laptop = app.test_client()
+    assert sign_in(laptop, environ_base={"REMOTE_ADDR": "192.0.2.10"}).status_code == 303
+    (mark,) = _device_accounts(laptop)
+    assert re.fullmatch(r"[0-9a-f]{32}", mark) and "owner" not in mark
+    older = app.test_client()  # a browser the owner signed in on before this change
+    listing = URLSafeTimedSerializer(app.secret_key, salt="bikshop-known-device").dumps([OWNER])
+    older.set_cookie(DEVICE_COOKIE, listing, path="/admin/login")
+    client = app.test_client()
+    for n in range(2 * admins.ACCOUNT_CEILING):
+        guess = sign_in(client, password="guess", environ_base={"REMOTE_ADDR": f"10.0.{n}.1"})
+        assert guess.status_code == 401, n
+    home = {"REMOTE_ADDR": "198.51.100.4"}
+    assert sign_in(client, environ_base=home).status_code == 429
+    assert sign_in(older, environ_base=home).status_code == 303
+    assert _device_accounts(older) == [mark]
+
+
 def test_addresses_of_one_ipv6_64_share_one_count(make_app):
     app = make_app(
         RATELIMIT_ENABLED=False, ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS=3, ADMIN_LOGIN_MAX_FAILURES=9

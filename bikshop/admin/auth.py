@@ -149,34 +149,49 @@ def login():
 
 # A browser an account has signed in on keeps a signed list of those accounts for a year: when
 # guesses from many addresses have locked an account for everyone (admins.ACCOUNT_CEILING), the
-# owner's own browsers still get in (OWASP's "device cookie"). It opens nothing by itself.
+# owner's own browsers still get in (OWASP's "device cookie"). It opens nothing by itself, and
+# names no one: it holds each account's admins.device_mark, not its email. It outlives signing
+# out on purpose: the browser is the owner's still, and a lock is met while signed out.
 DEVICE_COOKIE = "bikshop_device"
 _DEVICE_DAYS = 365
 _DEVICE_ACCOUNTS = 5  # the most recent accounts a browser keeps
+_DEVICE_SALT = "bikshop-known-device-marks"
+# Cookies written until December 2026 list the emails themselves. Still read, so that the owner's
+# browsers stay known across the upgrade; the next sign-in there rewrites it as marks.
+_DEVICE_SALT_WITH_EMAILS = "bikshop-known-device"
 
 
-def _device_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="bikshop-known-device")
+def _device_serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=salt)
 
 
 def _known_accounts() -> list[str]:
-    """The accounts this browser has signed in on (its device cookie, checked), or none."""
+    """The marks of the accounts this browser has signed in on (its device cookie, checked),
+    or none."""
     value = request.cookies.get(DEVICE_COOKIE)
     if not value:
         return []
-    try:
-        accounts = _device_serializer().loads(value, max_age=_DEVICE_DAYS * 86400)
-    except BadData:
-        return []
-    return [a for a in accounts if isinstance(a, str)] if isinstance(accounts, list) else []
+    for salt in (_DEVICE_SALT, _DEVICE_SALT_WITH_EMAILS):
+        try:
+            accounts = _device_serializer(salt).loads(value, max_age=_DEVICE_DAYS * 86400)
+        except BadData:
+            continue
+        if not isinstance(accounts, list):
+            return []
+        accounts = [a for a in accounts if isinstance(a, str)]
+        if salt == _DEVICE_SALT_WITH_EMAILS:
+            accounts = [admins.device_mark(email) for email in accounts]
+        return accounts
+    return []
 
 
 def _remember_device(response, email: str) -> None:
-    accounts = [email, *(a for a in _known_accounts() if a != email)][:_DEVICE_ACCOUNTS]
+    mark = admins.device_mark(email)
+    accounts = [mark, *(a for a in _known_accounts() if a != mark)][:_DEVICE_ACCOUNTS]
     config = current_app.config
     response.set_cookie(
         DEVICE_COOKIE,
-        _device_serializer().dumps(accounts),
+        _device_serializer(_DEVICE_SALT).dumps(accounts),
         max_age=_DEVICE_DAYS * 86400,
         path=url_for("admin.login"),
         secure=config["SESSION_COOKIE_SECURE"],

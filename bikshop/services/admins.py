@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -184,11 +185,22 @@ def load_session_admin(session_key: str) -> AdminUser | None:
     return admin
 
 
+def device_mark(email: str) -> str:
+    """What a browser's device cookie keeps of an account signed in on it (``email`` in lower
+    case, as stored): a hash keyed with the secret key. The cookie is signed, not encrypted, so
+    the email itself would be readable by anyone holding the browser or a copy of its cookies."""
+    secret = current_app.secret_key
+    secret = secret.encode() if isinstance(secret, str) else secret
+    message = b"bikshop-known-device\0" + email.encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
 def sign_in(
     email: str, password: str, address: str, *, known_accounts: Collection[str] = ()
 ) -> SignIn:
     """Check a password, refusing while the account or the address has too many recent failures.
-    ``known_accounts``: those the browser asking has signed in on before (its device cookie).
+    ``known_accounts``: the :func:`device_mark` of each account the browser asking has signed
+    in on before (its device cookie).
 
     The lock is checked before the password, so a locked account reveals nothing about it.
     """
@@ -196,7 +208,7 @@ def sign_in(
     key = (email or "").strip().lower()[:320]
     address = client_address(address)[:64]
     since = _lock_window_start()
-    if _is_locked(key, address, since, known_device=key in known_accounts):
+    if _is_locked(key, address, since, known_device=device_mark(key) in known_accounts):
         log.warning(
             "dashboard sign-in refused: too many recent failures",
             extra={"account": key if find_admin(key) else None, "address": address},
