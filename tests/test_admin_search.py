@@ -598,3 +598,15 @@ def test_search_finds_bik_draft_ids_and_tax_invoice_numbers_typed_whole(admin_ap
     assert _listed(owner, q="inv 42") == ["#1002"]
     assert _listed(owner, q="nb_1_pri") == []  # whole ids only, not a part of one
     assert _listed(owner, q="INV-00043") == []
+
+
+def test_the_search_box_and_tracking_link_keep_no_form_history(owner):
+    """A browser's form history would offer a customer's phone or name typed in the search box
+    (or a tracking link) to whoever uses the browser next (privacy probe)."""
+    order = place_order(owner)
+    listing = owner.get("/admin/").text
+    (search_box,) = re.findall(r'<input type="search" name="q"[^>]*>', listing)
+    assert 'autocomplete="off"' in search_box
+    page = owner.get(f"/admin/orders/{order['id']}").text
+    (tracking,) = re.findall(r'<input[^>]*name="tracking_url"[^>]*>', page)
+    assert 'autocomplete="off"' in tracking
