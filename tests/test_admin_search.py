@@ -610,3 +610,29 @@ def test_the_search_box_and_tracking_link_keep_no_form_history(owner):
     page = owner.get(f"/admin/orders/{order['id']}").text
     (tracking,) = re.findall(r'<input[^>]*name="tracking_url"[^>]*>', page)
     assert 'autocomplete="off"' in tracking
+
+
+def test_each_csv_export_is_logged_with_who_filters_and_rows_but_no_search_text(owner, caplog):
+    """Nothing recorded who took the customer list (privacy probe): each export's line names
+    the account (masked, as the sign-in line's), the filters, whether there was a search (its
+    text is often a phone, email or name) and the rows sent."""
+    import json
+    import logging
+
+    from bikshop.logging import JsonFormatter
+
+    for _ in range(2):
+        place_order(owner, phoneNumber="+919811122334")
+    caplog.set_level(logging.INFO, logger="bikshop.admin.views")
+    answer = owner.get("/admin/orders.csv?q=%2B91+98111+22334&status=ORDERED&date_from=2020-01-01")
+    assert answer.status_code == 200 and len(answer.text.splitlines()) == 3
+    owner.get("/admin/orders.csv").close()
+    (searched, everything) = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if "CSV" in r.getMessage()
+    ]
+    assert searched["message"] == "orders exported as CSV"
+    assert searched["account"] == "o***@glow.example"
+    assert searched["filters"] == {"status": "ORDERED", "date_from": "2020-01-01"}
+    assert searched["search"] is True and searched["rows"] == 2 and searched["complete"] is True
+    assert everything["filters"] == {} and everything["search"] is False
+    assert "98111" not in json.dumps([searched, everything])
