@@ -142,6 +142,26 @@ def test_back_to_orders_returns_to_the_list_as_it_was_left(admin_app, shop):
     assert back_link(shop.get("/admin/orders/ORD-1001").text) == "/admin/"
 
 
+def test_the_list_left_is_kept_on_the_server_not_in_the_readable_session_cookie(admin_app, shop):
+    """The session cookie is signed, not encrypted: it showed the owner's last search
+    (``q=9876543210``) to anyone reading the browser's cookies (privacy probe). The way back is
+    kept with the server-side session; a cookie still holding it loses it."""
+    import html
+    import json
+
+    def in_cookie() -> dict:
+        cookie = shop.get_cookie(admin_app.config["SESSION_COOKIE_NAME"])
+        return admin_app.session_interface.get_signing_serializer(admin_app).loads(cookie.value)
+
+    with shop.session_transaction() as cookie:
+        cookie["orders_list"] = "q=asha"  # as an earlier version kept it
+    shop.get("/admin/", query_string={"q": "9876543210", "payment": "pending"})
+    assert "9876543210" not in json.dumps(in_cookie()) and "asha" not in json.dumps(in_cookie())
+    page = shop.get("/admin/orders/ORD-1001").text
+    back = html.unescape(re.search(r'<a class="tap" href="([^"]+)">← Orders</a>', page)[1])
+    assert back == "/admin/?q=9876543210&payment=pending"
+
+
 def test_names_are_found_whether_accents_come_composed_or_decomposed(admin_app, owner):
     """ "é" is one character or an e and a combining accent, as the keyboard sent it: the
     name is stored composed (NFC) and the search is read so too."""

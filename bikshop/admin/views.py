@@ -33,7 +33,7 @@ from bikshop.admin.forms import (
 )
 from bikshop.extensions import db
 from bikshop.models import Order
-from bikshop.services import orders, payments, refunds, search
+from bikshop.services import admins, orders, payments, refunds, search
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, next_states
 
 log = logging.getLogger(__name__)
@@ -174,19 +174,20 @@ def order_or_404(public_id: str) -> Order:
 
 
 # The list as the owner last left it (search, filters, page): the order page's "← Orders"
-# goes back there, however many actions were taken on the order in between.
-_LIST_QUERY = "orders_list"
+# goes back there, however many actions were taken on the order in between. Kept with the
+# server-side session (admins.remember_list), not in the readable session cookie.
 _LIST_QUERY_LIMIT = 1000
+# Where the cookie kept it until December 2026: dropped from a cookie still carrying it.
+_LIST_QUERY_IN_COOKIE = "orders_list"
 
 
 def _remember_list(query: str) -> None:
-    remembered = query if len(query) <= _LIST_QUERY_LIMIT else ""
-    if session.get(_LIST_QUERY, "") != remembered:
-        session[_LIST_QUERY] = remembered
+    session.pop(_LIST_QUERY_IN_COOKIE, None)
+    admins.remember_list(current_user, query if len(query) <= _LIST_QUERY_LIMIT else "")
 
 
 def _list_url() -> str:
-    query = session.get(_LIST_QUERY, "")
+    query = current_user.list_query
     return url_for("admin.orders") + (f"?{query}" if query else "")
 
 

@@ -37,6 +37,8 @@ class AdminUser(UserMixin, db.Model):
     # The key of the browser session this admin was loaded for (not a column): what Flask-Login
     # keeps in the session cookie. Set by bikshop.services.admins on sign-in and on each load.
     session_key = None
+    # That session's remembered order list (AdminSession.list_query), loaded with it.
+    list_query = ""
 
     @property
     def is_active(self) -> bool:
@@ -59,6 +61,10 @@ class AdminSession(db.Model):
     )
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The order list as this browser last left it (its query string: search, filters, page),
+    # for the order page's way back. Here, not in the session cookie, which is signed but
+    # readable: the search is often a customer's phone, email or name.
+    list_query: Mapped[str] = mapped_column(String(1000), default="", server_default="")
 
 
 class LoginFailure(db.Model):

@@ -13,9 +13,11 @@ from datetime import timedelta
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bikshop.database import unavailable
 from bikshop.extensions import db
 from bikshop.models.admin import AdminSession, AdminUser, LoginFailure
 from bikshop.models.types import utcnow
@@ -171,8 +173,8 @@ def load_session_admin(session_key: str) -> AdminUser | None:
     row = _session_row(session_key)
     if row is None:
         return None
-    admin = db.session.scalars(
-        select(AdminUser)
+    found = db.session.execute(
+        select(AdminUser, AdminSession.list_query)
         .join(AdminSession, AdminSession.admin_id == AdminUser.id)
         .where(
             row,
@@ -180,9 +182,29 @@ def load_session_admin(session_key: str) -> AdminUser | None:
             AdminUser.active.is_(True),
         )
     ).one_or_none()
-    if admin is not None:
-        admin.session_key = session_key
+    if found is None:
+        return None
+    admin, list_query = found
+    admin.session_key, admin.list_query = session_key, list_query
     return admin
+
+
+def remember_list(admin: AdminUser, query: str) -> None:
+    """Keep ``query`` as the order list ``admin``'s browser session last showed. Commits, when
+    it changed. A database refusing writes (read-only, locked) leaves it unchanged: the list
+    was read, and is shown, all the same."""
+    row = _session_row(admin.session_key)
+    if row is None or admin.list_query == query:
+        return
+    try:
+        db.session.execute(update(AdminSession).where(row).values(list_query=query))
+        db.session.commit()
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        if not unavailable(error):
+            raise
+        return
+    admin.list_query = query
 
 
 def device_mark(email: str) -> str:
