@@ -115,13 +115,6 @@ class IllegalTransition(ApiError):
         )
 
 
-def _allowed(machine: Machine, current: str, to: str, status: str) -> bool:
-    """Whether ``machine`` lets an order in ``status`` move from ``current`` to ``to``."""
-    if current not in machine.sources(to):
-        return False
-    return (current, to) not in machine.open_only or status in OPEN_STATUSES
-
-
 def refuse_if_cancelled(order: Order, what: str) -> None:
     """CANCELLED is final for the whole order: ``what`` ("fulfilled", "marked paid") cannot
     happen to it (a 409 naming the status)."""
@@ -164,7 +157,7 @@ def transition(
     changes = {machine.column: to} | (values or {})
     if not update_order(order, changes, allowed, *where, refuse_cancelled=refuse_cancelled):
         current = getattr(order, machine.column)
-        if current == to or (where and _allowed(machine, current, to, order.status)):
+        if current == to or (where and to in next_states(machine, order)):
             return False  # a repeat; or the caller's own condition no longer held
         raise IllegalTransition(machine, current, to, order.status)
     record(
