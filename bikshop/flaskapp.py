@@ -17,6 +17,8 @@ from __future__ import annotations
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
+from bikshop.static_files import content_version
+
 _MAX_REMEMBERED = 4096  # functions made per request (there are none today) cannot grow it forever
 
 
@@ -49,11 +51,14 @@ class BikshopFlask(Flask):
         self._sync = {}
 
     def get_send_file_max_age(self, filename):
-        """A static file asked for by a versioned address (``?v=``: every page links its
-        stylesheet so) never changes under it: browsers keep it a year instead of asking
-        again on every page (a round trip before the first paint, on a slow phone). Others
-        keep Flask's default (revalidated each time)."""
-        if request.args.get("v"):
+        """A static file asked for by the address that names its content (``?v=`` its hash:
+        ``static_files.static_url``, as every page links its files) never changes under it:
+        browsers keep it a year instead of asking again on every page (a round trip before
+        the first paint, on a slow phone). Any other ``v`` (an old worker answering a new
+        page's address during a restart) and a bare address keep Flask's default
+        (revalidated each time)."""
+        wanted = request.args.get("v")
+        if wanted and wanted == content_version(filename):
             return _A_YEAR
         return super().get_send_file_max_age(filename)
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
-
-from flask import current_app, url_for
 
 from bikshop.admin import bp
 from bikshop.invoice.formatting import money as invoice_money
@@ -19,6 +14,7 @@ from bikshop.phones import international_digits
 from bikshop.services.invoices import invoice_label, nothing_due
 from bikshop.services.search import store_zone
 from bikshop.services.states import state_words
+from bikshop.static_files import static_url
 
 # Pill colour per state: the text always names the state, colour only helps scanning.
 _PILLS = {
@@ -122,24 +118,6 @@ def pretty_json(raw: str) -> str:
         return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
     except ValueError:
         return raw
-
-
-def static_url(filename: str) -> str:
-    """The address of the dashboard's own static file, versioned by its content (``?v=``):
-    the shipped nginx site keeps /static/ for 7 days, and bikshop a year under a versioned
-    address, so an unversioned admin.js would pair last week's script with a new page for
-    up to a week after an upgrade."""
-    return url_for(
-        "static", filename=filename, v=_content_version(current_app.static_folder, filename)
-    )
-
-
-@lru_cache(maxsize=16)
-def _content_version(folder: str, filename: str) -> str:
-    """The first hex digits of the file's SHA-256: read once per process (a release restarts
-    the workers)."""
-    with open(os.path.join(folder, filename), "rb") as file:
-        return hashlib.sha256(file.read()).hexdigest()[:8]
 
 
 @bp.context_processor

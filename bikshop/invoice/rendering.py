@@ -25,6 +25,7 @@ from bikshop.services.payments import (
     unsettled_links,
 )
 from bikshop.services.refunds import pending_refunds
+from bikshop.static_files import content_version, static_url
 
 # What the page says about a payment in flight: after Razorpay's redirect back (the payments
 # door picks one), and "confirming" also on the plain page until Razorpay confirms it.
@@ -105,13 +106,14 @@ def _files(path: str) -> list[str]:
 
 
 def stylesheet_url() -> str:
-    """The invoice stylesheet's URL, versioned so a deploy never pairs new HTML with old CSS."""
-    version = render_version()[:8]
+    """The invoice stylesheet's URL, versioned by its content (``static_files``) so a deploy
+    never pairs new HTML with old CSS."""
     if request_ctx.url_adapter is None:
         # The request's Host is not in BIKSHOP_TRUSTED_HOSTS: Flask builds no URLs for it, and
         # the 400 page saying so still needs its stylesheet.
+        version = content_version("invoice.css")
         return f"{request.script_root}{current_app.static_url_path}/invoice.css?v={version}"
-    return url_for("static", filename="invoice.css", v=version)
+    return static_url("invoice.css")
 
 
 def content_security_policy() -> str:
