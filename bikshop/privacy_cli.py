@@ -91,8 +91,9 @@ def forget_customer_command(phone: str | None, email: str | None, dry_run: bool,
 @with_appcontext
 def export_customer_command(phone: str | None, email: str | None):
     """Print, as JSON, everything bikshop holds about one customer (their right of access):
-    their orders with items, addresses, payments, refunds and timeline. Nothing secret (no
-    invoice token, no Razorpay payload). The JSON goes to stdout, one line per order and a
+    their orders with items, addresses, tags, Bik's request, payments (with what Razorpay said
+    of the payer), refunds and timeline. Nothing secret (no invoice token, no whole Razorpay
+    payload). The JSON goes to stdout, one line per order and a
     summary to stderr."""
     from bikshop.services.privacy import customer_export, find_customer_orders
 

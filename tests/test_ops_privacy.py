@@ -187,8 +187,8 @@ def test_email_is_matched_in_any_case_and_a_dry_run_changes_nothing(make_app):
 
     assert dry.exit_code == 0, dry.output
     assert dry.output.splitlines() == [
-        f"{order_id} would erase: phone, email, tags, Bik's request, name, address, "
-        "invoice link (a new one)",
+        f"{order_id} would erase: phone, email, tags, Bik's request, name, address lines, "
+        "invoice link (a new one); kept: state, PIN code and country (place of supply)",
         "forget-customer: would erase 1 order(s), refused 0",
     ]
     assert everything_stored(app) == before
@@ -265,9 +265,11 @@ def test_an_invoice_of_fifty_thousand_or_more_keeps_the_recipient_rule_46(make_a
     result = forget(app, "--phone", PHONE, "--yes")
 
     assert result.exit_code == 0, result.output
-    assert "kept: tax invoice INV-00001, name and address (tax invoice of 60000.00 INR" in (
+    # ₹60,000 with 18 % GST in it: a taxable value of ₹50,847.46, at least Rule 46(e)'s ₹50,000.
+    assert "kept: tax invoice INV-00001, name and address (tax invoice of taxable value " in (
         result.output
     )
+    assert "50847.46 INR" in result.output
     answer = get(client, order_id).get_json()["order"]
     assert answer["phoneNumber"] == "" and answer["email"] == ""
     assert answer["address"]["lastName"] == "Sharmaxyz"
@@ -330,8 +332,14 @@ def test_export_gives_the_customer_their_orders_payments_and_timeline_and_no_sec
             "status": "captured",
             "amountRefunded": "0.00",
             "at": exported["payments"][0]["at"],
+            "payer": exported["payments"][0]["payer"],
         }
     ]
+    # Everything bikshop holds of the customer (review): what Razorpay said of the payer,
+    # the tags, and Bik's request as sent.
+    assert exported["payments"][0]["payer"]["contact"].endswith("9811122333")
+    assert exported["requestFromBik"]["order"]["email"] == EMAIL
+    assert "tags" in exported
     assert exported["refunds"] == []
     kinds = [(entry["by"], entry["what"]) for entry in exported["timeline"]]
     assert kinds[0][0] == "bik" and kinds[0][1].startswith("Order placed through Bik")
@@ -344,3 +352,79 @@ def test_export_gives_the_customer_their_orders_payments_and_timeline_and_no_sec
     assert forget(app, "--email", EMAIL, "--yes").exit_code == 0
     after = export(app, "--email", EMAIL)
     assert after.exit_code == 0 and json.loads(after.stdout) == {"orders": []}
+
+
+def test_below_fifty_thousand_of_taxable_value_the_recipient_goes(make_app):
+    """Rule 46(e) names the buyer at a taxable value (before GST) of ₹50,000 or more: a ₹55,000
+    order holds ₹46,610.17 of it, and its name and address were kept by its total (review)."""
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    body = customer_order(
+        items=[{"productId": 1, "variantId": 2, "name": "Sofa", "quantity": 1, "price": 55000}],
+        subTotal=55000,
+        shippingCharge=0,
+        discount=0,
+        total=55000,
+        pending=False,
+    )
+    order_id = place(client, body).get_json()["order"]["id"]
+    set_status(app, order_id, "DELIVERED")
+    assert forget(app, "--phone", PHONE, "--yes").exit_code == 0
+    address = get(client, order_id).get_json()["order"]["address"]
+    assert address["lastName"] == "" and address["address1"] == ""
+    assert (address["state"], address["zip"]) == ("Karnataka", "570001")  # place of supply
+
+
+def test_what_razorpay_sends_after_the_erasure_is_stripped_too(delivered_and_paid):
+    """A refund made later in Razorpay's dashboard (a return, a complaint) came with the
+    customer's contact and email, stored whole, where no command could reach them again: the
+    order no longer names its customer and prune skips erased orders (review)."""
+    shop = delivered_and_paid
+    assert forget(shop.app, "--phone", PHONE, "--yes").exit_code == 0
+    with shop.app.app_context():
+        payment_id = db.session.scalars(select(Payment.razorpay_payment_id)).one()
+    refund_id = shop.fake.refund_in_dashboard(payment_id)
+    answer = post_webhook(shop.client, *shop.fake.process_refund(refund_id))
+    assert answer.get_json()["outcome"] == "order refunded"
+    assert [value for value in PERSONAL if value in everything_stored(shop.app)] == []
+
+
+def test_an_event_about_no_order_is_kept_without_the_payer(delivered_and_paid):
+    """A signed event bikshop does not use (payment.captured) is stored to recognise its
+    redelivery; it kept the payer's contact and email for good, tied to no order that an
+    erasure could find (review)."""
+    shop = delivered_and_paid
+    with shop.app.app_context():
+        payment_id = db.session.scalars(select(Payment.razorpay_payment_id)).one()
+    payment = shop.fake.payments[payment_id]
+    assert "9811122333" in json.dumps(payment)  # the fake's payment names its payer
+    answer = post_webhook(shop.client, *shop.fake.event("payment.captured", payment=payment))
+    assert answer.get_json()["outcome"].startswith("ignored")
+    with shop.app.app_context():
+        body = db.session.scalars(
+            select(WebhookEvent.raw_body).where(WebhookEvent.event == "payment.captured")
+        ).one()
+    assert payment_id in body and "9811122333" not in body and "contact" not in body
+
+
+def test_a_delivered_order_never_invoiced_is_invoiced_before_its_address_goes(
+    delivered_and_paid,
+):
+    """An order delivered before delivery issued the tax invoice, never opened, had no number:
+    erased, its address went whole, and the invoice a later look issued took the shop's own
+    state as the place of supply (review). It is invoiced first, where it went still known."""
+    shop = delivered_and_paid
+    with shop.app.app_context():
+        db.session.execute(Order.__table__.update().values(invoice_number=None))
+        db.session.execute(
+            OrderEvent.__table__.delete().where(OrderEvent.kind == "invoice_numbered")
+        )
+        db.session.commit()
+    assert forget(shop.app, "--phone", PHONE, "--yes").exit_code == 0
+    with shop.app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        issued = [e for e in order.events if e.kind == "invoice_numbered"]
+        assert order.invoice_number is not None and len(issued) == 1
+        assert issued[0].data["placeOfSupply"] == "29"  # Karnataka, from the address
+        assert "taken to be" not in issued[0].message
+        assert order.address["state"] == "Karnataka"

@@ -21,7 +21,7 @@ from bikshop import pdf, phones
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, Payment, PaymentLink, Refund, WebhookEvent
 from bikshop.models.types import utcnow
-from bikshop.services.invoices import invoice_label
+from bikshop.services.invoices import invoice_for, invoice_label, issue_tax_invoice
 from bikshop.services.search import phone_condition
 from bikshop.services.states import OPEN_STATUSES, lock_order, record, state_words, update_order
 
@@ -32,8 +32,9 @@ FINAL = or_(Order.status.in_(("DELIVERED", "CANCELLED")), Order.payment_status =
 # What the place of supply of an issued tax invoice is read from (invoices.place_of_supply):
 # a state, a PIN code and a country, none of which tells who the customer is.
 PLACE_OF_SUPPLY_KEYS = ("state", "zip", "country", "countryCode")
-# CGST Rule 46(e): a tax invoice to an unregistered buyer for ₹50,000 or more carries the
-# buyer's name and address and the address of delivery, so the kept copy keeps them too.
+# CGST Rule 46(e): a tax invoice to an unregistered buyer whose taxable value is ₹50,000 or
+# more (before GST) carries the buyer's name and address and the address of delivery, so the
+# kept copy keeps them too.
 RECIPIENT_NAMED_FROM = Decimal("50000")
 # What a Razorpay entity or webhook body keeps: the ids, amounts, statuses and times that
 # dedupe and reconciliation read. Every other key goes, at any depth: the customer's contact,
@@ -141,6 +142,11 @@ def erase_customer_data(
     (``PLACE_OF_SUPPLY_KEYS``), and at ``RECIPIENT_NAMED_FROM`` or more the name and address
     the invoice shows."""
     outcome = Erasure(order.public_id)
+    if not dry_run and order.status == "DELIVERED" and refusal(order) is None:
+        # Delivered goods have a tax invoice, opened or not (invoices.issue_tax_invoice: an
+        # order delivered before that rule, never opened, had none): issued now, while its
+        # address still tells the place of supply, not later from an erased one.
+        issue_tax_invoice(order)
     if not dry_run:
         lock_order(order)  # a webhook or the dashboard changing it waits, then sees the erasure
     refused = refusal(order)
@@ -148,7 +154,8 @@ def erase_customer_data(
         db.session.rollback()
         outcome.refused = refused
         return outcome
-    named = order.invoice_number is not None and order.total >= RECIPIENT_NAMED_FROM
+    tax = invoice_for(order).tax if order.invoice_number is not None else None
+    named = tax is not None and tax.breakdown.taxable >= RECIPIENT_NAMED_FROM
     values = {
         "phone_number": "", "phone_digits": "", "email": None, "tags": None, "raw_request": "",
         "invoice_token": secrets.token_urlsafe(24),
@@ -158,12 +165,13 @@ def erase_customer_data(
         if order.address and "phoneNumber" in order.address:
             values["address"] = {k: v for k, v in order.address.items() if k != "phoneNumber"}
         outcome.kept.append(
-            f"name and address (tax invoice of {format(order.total, 'f')} {order.currency}, "
-            "CGST Rule 46(e))"
+            f"name and address (tax invoice of taxable value {format(tax.breakdown.taxable, 'f')} "
+            f"{order.currency}, CGST Rule 46(e))"
         )
     else:
         values["customer_name"] = ""
-        if order.invoice_number is not None and order.address:
+        if order.address and (order.invoice_number is not None or order.status != "CANCELLED"):
+            # A supply that was or may yet be invoiced keeps where it went (not who lives there).
             values["address"] = {
                 key: order.address[key] for key in PLACE_OF_SUPPLY_KEYS if key in order.address
             }
@@ -227,10 +235,7 @@ def _strip_razorpay_records(order: Order, *, dry_run: bool) -> int:
         )
     ).all()
     for delivery_id, body in deliveries:
-        try:
-            stripped = json.dumps(strip_razorpay(json.loads(body)), separators=(",", ":"))
-        except ValueError:
-            stripped = ""  # not JSON (kept as received): nothing in it can be told apart
+        stripped = stripped_body(body)
         if stripped != body:
             changed += 1
             if not dry_run:
@@ -241,6 +246,27 @@ def _strip_razorpay_records(order: Order, *, dry_run: bool) -> int:
                     .execution_options(synchronize_session=False)
                 )
     return changed
+
+
+def stripped_body(body: str) -> str:
+    """A stored webhook body with only the ``RAZORPAY_KEPT`` keys; "" if it is not JSON (kept
+    as received: nothing in it can be told apart)."""
+    try:
+        return json.dumps(strip_razorpay(json.loads(body)), separators=(",", ":"))
+    except ValueError:
+        return ""
+
+
+def keep_erased(order: Order) -> None:
+    """After Razorpay told bikshop more about ``order`` (a refund made in its dashboard, say):
+    if the customer's data was erased, strip what just came as the erasure did. Otherwise it
+    stayed, and no command could reach it again (the order no longer names its customer, and
+    prune skips erased orders). Commits."""
+    if db.session.scalar(
+        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == ERASED)
+    ):
+        _strip_razorpay_records(order, dry_run=False)
+        db.session.commit()
 
 
 def strip_razorpay(value):
@@ -274,8 +300,9 @@ def past_retention(days: int, *, after_id: int = 0, limit: int = 1000) -> list[O
 
 def customer_export(orders: list[Order]) -> dict:
     """What bikshop holds about the customer of ``orders``, for their right of access: each
-    order with its items, address, payments, refunds and timeline, as plain JSON values.
-    Nothing secret (no invoice token, no Razorpay payload, no staff account names)."""
+    order with its items, address, tags, Bik's request, payments (with what Razorpay said of
+    the payer), refunds and timeline, as plain JSON values. Nothing secret (no invoice token,
+    no whole Razorpay payload, no staff account names)."""
     return {"orders": [_exported(order) for order in orders]}
 
 
@@ -300,6 +327,9 @@ def _exported(order: Order) -> dict:
         "email": order.email,
         "customerName": order.customer_name,
         "address": order.address,
+        "tags": order.tags,
+        # The order as Bik sent it (JSON), which may say more than the columns above.
+        "requestFromBik": _as_json(order.raw_request),
         "trackingURL": order.tracking_url,
         "taxInvoice": invoice_label(order.invoice_number) if order.invoice_number else None,
         "currency": order.currency,
@@ -328,6 +358,12 @@ def _exported(order: Order) -> dict:
                 "status": payment.status,
                 "amountRefunded": _money(payment.amount_refunded),
                 "at": _time(payment.created_at),
+                # What Razorpay told bikshop of the payer (UPI id, card, bank), as kept.
+                "payer": {
+                    key: payment.raw[key]
+                    for key in _PAYER_KEYS
+                    if isinstance(payment.raw, dict) and payment.raw.get(key)
+                },
             }
             for payment in payments
         ],
@@ -351,6 +387,19 @@ def _exported(order: Order) -> dict:
             for event in events
         ],
     }
+
+
+# The keys of Razorpay's payment entity that describe who paid and with what.
+_PAYER_KEYS = ("email", "contact", "vpa", "bank", "wallet", "card_id", "card")
+
+
+def _as_json(text: str | None):
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _money(value: Decimal | None) -> str | None:
