@@ -171,9 +171,9 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
-        supply = place_of_supply(order, seller)
+        supply, assumed = _supply_of(order, seller)
         message = f"Tax invoice {invoice_label(number)} issued"
-        if _supply_assumed(order):
+        if assumed:
             message += (
                 f"; its place of supply is taken to be {supply}, the shop's own state, as the "
                 "delivery address names no state or PIN code bikshop knows: check the address"
@@ -230,28 +230,28 @@ def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) ->
     the state only as named).
 
     An address whose state none of those tell falls back to the seller's state: bikshop
-    cannot tell where it is, and the timeline entry that issues the invoice says so.
+    cannot tell where it is, and the timeline entry that issues the invoice says so
+    (:func:`_supply_of`).
     """
+    return _supply_of(order, seller, named_only=named_only)[0]
+
+
+def _supply_of(order: Order, seller: Store, *, named_only: bool = False) -> tuple[gst.State, bool]:
+    """:func:`place_of_supply`, and whether it is the seller's state for want of any other.
+    The owner is told so on the timeline: tax charged under the wrong head (CGST + SGST for
+    an inter-state supply) is not moved across but paid again and claimed back (IGST Act
+    s. 19)."""
     address = order.address or {}
     if named_only:  # the country code alone told then
         code = (address.get("countryCode") or "").strip().upper()
         if code and code != "IN":
-            return gst.OUTSIDE_INDIA
-        return gst.find_state(address.get("state")) or seller.state
+            return gst.OUTSIDE_INDIA, False
+        named = gst.find_state(address.get("state"))
+        return named or seller.state, named is None
     if not gst.in_india(address.get("countryCode"), address.get("country")):
-        return gst.OUTSIDE_INDIA
-    return gst.delivery_state(address.get("state"), address.get("zip")) or seller.state
-
-
-def _supply_assumed(order: Order) -> bool:
-    """Whether :func:`place_of_supply` fell back on the seller's state for ``order``: an
-    address in India whose state nothing tells. The owner is told so on the timeline: tax
-    charged under the wrong head (CGST + SGST for an inter-state supply) is not moved across
-    but paid again and claimed back (IGST Act s. 19)."""
-    address = order.address or {}
-    return gst.in_india(address.get("countryCode"), address.get("country")) and (
-        gst.delivery_state(address.get("state"), address.get("zip")) is None
-    )
+        return gst.OUTSIDE_INDIA, False
+    found = gst.delivery_state(address.get("state"), address.get("zip"))
+    return found or seller.state, found is None
 
 
 def breakdown(order: Order, seller: Store, supply: gst.State) -> gst.TaxBreakdown:

@@ -23,12 +23,13 @@ from bikshop.models import Order, OrderEvent, Payment, PaymentLink, Refund, Webh
 from bikshop.models.types import utcnow
 from bikshop.services.invoices import invoice_for, invoice_label, issue_tax_invoice
 from bikshop.services.search import phone_condition
-from bikshop.services.states import OPEN_STATUSES, lock_order, record, state_words, update_order
+from bikshop.services.states import lock_order, record, state_words, update_order
 
 ERASED = "customer_data_erased"  # the timeline entry's kind; an order holding one is erased
 # Final: nothing more is delivered or paid back, so the customer's contact and address have
 # served their purpose. The same rule for a request and for the retention period.
-FINAL = or_(Order.status.in_(("DELIVERED", "CANCELLED")), Order.payment_status == "refunded")
+FINAL_STATUSES, FINAL_PAYMENT = ("DELIVERED", "CANCELLED"), "refunded"
+FINAL = or_(Order.status.in_(FINAL_STATUSES), Order.payment_status == FINAL_PAYMENT)  # in SQL
 # What the place of supply of an issued tax invoice is read from (invoices.place_of_supply):
 # a state, a PIN code and a country, none of which tells who the customer is.
 PLACE_OF_SUPPLY_KEYS = ("state", "zip", "country", "countryCode")
@@ -103,7 +104,7 @@ def refusal(order: Order) -> str | None:
     open (its delivery needs the address), a payment link is open (a payment on it would
     bring the customer's details back, and the link leads to the invoice) or a refund is
     pending (Razorpay's answer has to find its order and payment)."""
-    if order.status in OPEN_STATUSES and order.payment_status != "refunded":
+    if not (order.status in FINAL_STATUSES or order.payment_status == FINAL_PAYMENT):
         return (
             f"the order is still {state_words(order.status)}: its delivery needs the address; "
             "deliver or cancel it first"
