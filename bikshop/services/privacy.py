@@ -21,7 +21,7 @@ from bikshop import pdf, phones
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, Payment, PaymentLink, Refund, WebhookEvent
 from bikshop.models.types import utcnow
-from bikshop.services.invoices import invoice_for, invoice_label, issue_tax_invoice
+from bikshop.services.invoices import invoice_for, invoice_label, issue_tax_invoice, store
 from bikshop.services.search import phone_condition
 from bikshop.services.states import lock_order, record, state_words, update_order
 
@@ -171,7 +171,8 @@ def erase_customer_data(
         )
     else:
         values["customer_name"] = ""
-        if order.address and (order.invoice_number is not None or order.status != "CANCELLED"):
+        may_be_invoiced = order.status != "CANCELLED" and store().gstin
+        if order.address and (order.invoice_number is not None or may_be_invoiced):
             # A supply that was or may yet be invoiced keeps where it went (not who lives there).
             values["address"] = {
                 key: order.address[key] for key in PLACE_OF_SUPPLY_KEYS if key in order.address
