@@ -505,6 +505,12 @@ def test_an_apikey_in_a_header_http_or_the_proxy_fills_in_is_refused(header):
     assert "abc123" not in message
 
 
+def test_an_apikey_header_only_starting_like_forwarded_is_the_brand_s_own():
+    """Forwarded-Token was refused as a proxy header (upgrade probe): only Forwarded itself is."""
+    app = create_app({**SAFE, "BIK_AUTH": "apikey:Forwarded-Token:abc123-s3cret-XYZ"})
+    assert app.config["BIK_AUTH_SPECS"]["getOrder"].scheme == "apikey"
+
+
 def test_the_nginx_site_sets_the_headers_the_apikey_test_reads():
     assert {"X-Forwarded-Ssl", "X-Forwarded-Port", "X-Request-ID"} <= set(NGINX_SET_HEADERS)
 

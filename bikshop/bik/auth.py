@@ -102,17 +102,19 @@ _HTTP_OWN_HEADERS = frozenset(
         "upgrade",
         "user-agent",
         "via",
+        "forwarded",
         "x-real-ip",
         "x-request-id",
     ]
 )
-# And any name of the proxy families, whichever member a proxy in front happens to set or drop.
-_PROXY_HEADER_PREFIXES = ("forwarded", "x-forwarded-")
+# And any member of the X-Forwarded- family, whichever a proxy in front happens to set or drop
+# (Forwarded is one header, RFC 7239: a Forwarded-Token of the brand's own is no proxy's).
+_PROXY_HEADER_PREFIX = "x-forwarded-"
 
 
 def _set_by_http(header: str) -> bool:
     name = header.lower()
-    return name in _HTTP_OWN_HEADERS or name.startswith(_PROXY_HEADER_PREFIXES)
+    return name in _HTTP_OWN_HEADERS or name.startswith(_PROXY_HEADER_PREFIX)
 
 
 def parse_auth_spec(raw: str) -> AuthSpec:
