@@ -120,7 +120,9 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("COMPRESS_REGISTER", False)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
     compress.init_app(app)
-    app.extensions["bikshop.migration_head"] = _migration_head(migrations)
+    app.extensions["bikshop.migration_head"], app.extensions["bikshop.migration_revisions"] = (
+        _migration_revisions(migrations)
+    )
 
 
 @event.listens_for(Engine, "connect")
@@ -153,11 +155,13 @@ def _owner_only(path: str) -> None:
                 os.chmod(name, mode & 0o700)
 
 
-def _migration_head(directory: str) -> str | None:
+def _migration_revisions(directory: str) -> tuple[str | None, frozenset[str]]:
+    """The code's newest schema revision, and every revision it knows."""
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(_alembic_config(directory))
-    return script.get_current_head()
+    known = frozenset(revision.revision for revision in script.walk_revisions())
+    return script.get_current_head(), known
 
 
 def _alembic_config(directory: str):

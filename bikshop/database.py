@@ -135,6 +135,19 @@ UPGRADE_COMMAND = "flask --app bikshop db upgrade"
 NOT_MIGRATED_HINT = f"the database is not migrated: run {UPGRADE_COMMAND}"
 
 
+def migration_fix(current: str | None, known: frozenset[str]) -> str:
+    """What to do about a database at schema revision ``current`` when the code needs another:
+    upgrade it, unless it is at a revision this code does not know, which a newer release's
+    ``db upgrade`` put there (this server still runs the old code: a reload, or the server not
+    yet restarted, where several share the database)."""
+    if current is not None and current not in known:
+        return (
+            f"the database is at {current}, newer than this code: restart this server with the "
+            "release that upgraded it (systemctl restart, not reload)"
+        )
+    return f"run: {UPGRADE_COMMAND}"
+
+
 def unavailable(error: BaseException) -> bool:
     """Whether ``error`` is the database being out of reach rather than a mistake in what was
     asked of it: unreachable or dropped connections, a full pool, a lock not granted in time,

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from bikshop.database import UPGRADE_COMMAND
+from bikshop.database import migration_fix
 from bikshop.errors import RETRY_SOON
 from bikshop.extensions import db
 
@@ -53,7 +53,9 @@ def readyz():
                 "migrations": {
                     "current": current,
                     "head": head,
-                    "fix": f"run: {UPGRADE_COMMAND}",
+                    "fix": migration_fix(
+                        current, current_app.extensions["bikshop.migration_revisions"]
+                    ),
                 },
             },
             503,

@@ -28,7 +28,12 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from bikshop.database import NOT_MIGRATED_HINT, UPGRADE_COMMAND, missing_table_error
+from bikshop.database import (
+    NOT_MIGRATED_HINT,
+    UPGRADE_COMMAND,
+    migration_fix,
+    missing_table_error,
+)
 
 
 @dataclass
@@ -321,7 +326,8 @@ def _database_findings(app: Flask) -> list[Finding]:
             Finding(
                 "error",
                 "BIKSHOP_DATABASE_URL",
-                f"schema is at {current}, the code needs {head}: run {UPGRADE_COMMAND}",
+                f"schema is at {current}, the code needs {head}; "
+                + migration_fix(current, app.extensions["bikshop.migration_revisions"]),
             )
         ]
     return []

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bikshop import create_app
+from bikshop.extensions import db
 from tests.bik import sample_body
 from tests.conftest import BASE_CONFIG, PG_ADMIN_URL, backend_of
 from tests.faults import Load, assert_no_orphans_or_duplicates
@@ -212,9 +213,18 @@ def test_a_database_behind_on_migrations_is_not_ready(scratch_url):
     assert body["migrations"]["current"].startswith("0002")
     assert body["migrations"]["fix"] == "run: flask --app bikshop db upgrade"
     result = flask("check-config", env=env)
-    assert result.returncode == 1 and "run flask --app bikshop db upgrade" in result.stdout
+    assert result.returncode == 1 and "; run: flask --app bikshop db upgrade" in result.stdout
     assert flask("db", "upgrade", env=env).returncode == 0  # the release step fixes it
     assert app.test_client().get("/readyz").status_code == 200
+    # A newer release upgraded the database while this server still runs the old code (a
+    # reload): upgrading again is no fix, restarting with that release is (upgrade probe).
+    with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = '0099_newer'"))
+        db.session.commit()
+    newer = app.test_client().get("/readyz").get_json()["migrations"]
+    assert newer["current"] == "0099_newer"
+    assert newer["fix"].startswith("the database is at 0099_newer, newer than this code: restart")
+    assert "newer than this code" in flask("check-config", env=env).stdout
     from bikshop.database import dispose_engines
 
     with app.app_context():
