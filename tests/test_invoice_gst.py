@@ -163,11 +163,27 @@ def test_a_seller_in_a_union_territory_without_a_legislature_charges_utgst(make_
     """Chandigarh, Ladakh, Lakshadweep, Andaman and Nicobar, Dadra and Nagar Haveli and Daman
     and Diu levy UTGST, not SGST, beside CGST (UTGST Act, 2017); the page said SGST (GST
     probe). Delhi, with a legislature, stays SGST."""
+    from sqlalchemy import select
+
+    from bikshop.models import OrderEvent
+
     chandigarh = {**GST_SETTINGS, "STORE_GSTIN": "04AABCG1234K1Z0"}
-    client = make_app(**chandigarh).test_client()
-    _, html = _tax_page(client, "Chandigarh")
+    app = make_app(**chandigarh)
+    client = app.test_client()
+    path, html = _tax_page(client, "Chandigarh")
     assert "CGST + UTGST" in html and "UTGST 9%" in html and "CGST 9%" in html
     assert "SGST" not in html.replace("UTGST", "")
+    # An invoice issued before the heading was recorded with it keeps the one it was issued
+    # with (upgrade probe: issued invoices changed their tax heading on upgrade).
+    with app.app_context():
+        issued = db.session.scalars(
+            select(OrderEvent).where(OrderEvent.kind == "invoice_numbered")
+        ).one()
+        assert issued.data["stateTax"] == "UTGST"
+        issued.data = {k: v for k, v in issued.data.items() if k != "stateTax"}
+        db.session.commit()
+    before = client.get(path).get_data(as_text=True)
+    assert "CGST + SGST" in before and "UTGST" not in before
     _, html = _tax_page(client, "Punjab")
     assert "IGST 18%" in html and "UTGST" not in html
     assert gst.state_tax_name(gst.STATES["07"]) == "SGST"  # Delhi
@@ -288,7 +304,7 @@ def test_an_issued_tax_invoice_keeps_its_place_of_supply(make_app):
         (issued,) = db.session.scalars(
             select(OrderEvent).where(OrderEvent.kind == "invoice_numbered")
         ).all()
-        assert issued.data == {"invoiceNumber": 1, "placeOfSupply": "27"}
+        assert issued.data == {"invoiceNumber": 1, "placeOfSupply": "27", "stateTax": "SGST"}
         issued.data = {"invoiceNumber": 1}  # as issued before 2026-12-07
         db.session.commit()
     page = client.get(path).text

@@ -126,12 +126,12 @@ def invoice_for(order: Order) -> Invoice:
     seller = store()
     tax = None
     if seller.gstin and order.invoice_number is not None:
-        issued_at, supply = _as_issued(order, seller)
+        issued_at, supply, state_tax = _as_issued(order, seller)
         tax = TaxInvoice(
             number=invoice_label(order.invoice_number),
             date=issued_at,
             place_of_supply=supply,
-            breakdown=breakdown(order, seller, supply),
+            breakdown=breakdown(order, seller, supply, state_tax),
         )
     return Invoice(order=order, store=seller, status=badge(order), tax=tax)
 
@@ -183,7 +183,11 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
             NUMBERED,
             "system",
             message,
-            {"invoiceNumber": number, "placeOfSupply": supply.code},
+            {
+                "invoiceNumber": number,
+                "placeOfSupply": supply.code,
+                "stateTax": gst.state_tax_name(seller.state),
+            },
         )
         db.session.commit()
     else:
@@ -203,10 +207,11 @@ def issue_tax_invoice(order: Order) -> None:
         issue_invoice_number(order, seller)
 
 
-def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State]:
-    """When ``order``'s tax invoice was issued, and its place of supply as recorded then. An
-    invoice issued before the place was recorded (2026-12-07) keeps the rule it was issued
-    under: the address's state as named, else the seller's."""
+def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State, str]:
+    """When ``order``'s tax invoice was issued, and its place of supply and the name of the
+    state's half of its GST (SGST or UTGST) as recorded then. An invoice issued before either
+    was recorded keeps the rule it was issued under: the address's state as named, else the
+    seller's (before 2026-12-07); SGST everywhere (before UTGST was recorded, also 2026-12-07)."""
     issued = db.session.execute(
         select(OrderEvent.created_at, OrderEvent.data)
         .where(OrderEvent.order_id == order.id, OrderEvent.kind == NUMBERED)
@@ -215,11 +220,12 @@ def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State]:
     ).first()
     issued_at, data = issued if issued is not None else (order.created_at, None)
     code = (data or {}).get("placeOfSupply")
+    state_tax = (data or {}).get("stateTax") or "SGST"
     if code == gst.OUTSIDE_INDIA.code:
-        return issued_at, gst.OUTSIDE_INDIA
+        return issued_at, gst.OUTSIDE_INDIA, state_tax
     if code in gst.STATES:
-        return issued_at, gst.STATES[code]
-    return issued_at, place_of_supply(order, seller, named_only=True)
+        return issued_at, gst.STATES[code], state_tax
+    return issued_at, place_of_supply(order, seller, named_only=True), state_tax
 
 
 def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) -> gst.State:
@@ -254,9 +260,11 @@ def _supply_of(order: Order, seller: Store, *, named_only: bool = False) -> tupl
     return found or seller.state, found is None
 
 
-def breakdown(order: Order, seller: Store, supply: gst.State) -> gst.TaxBreakdown:
+def breakdown(
+    order: Order, seller: Store, supply: gst.State, state_tax: str = "SGST"
+) -> gst.TaxBreakdown:
     """The order's GST, line by line, out of Bik's tax-inclusive prices, for goods supplied
-    in ``supply``."""
+    in ``supply``; ``state_tax`` names the state's half of an intra-state supply's tax."""
     intra_state = supply == seller.state
     goods = [(item.name, item.hsn_code or seller.hsn_code, item.line_total) for item in order.items]
     return gst.tax_breakdown(
@@ -266,5 +274,5 @@ def breakdown(order: Order, seller: Store, supply: gst.State) -> gst.TaxBreakdow
         discount=order.discount,
         rate=seller.gst_rate,
         intra_state=intra_state,
-        state_tax=gst.state_tax_name(seller.state),
+        state_tax=state_tax,
     )
