@@ -26,6 +26,16 @@ def _place(server, phone: str, first_name: str, product: str | None = None) -> d
     return answer.json()["order"]
 
 
+def _shop_with_an_order(make_app, gunicorn):
+    """A dashboard account, one gunicorn worker on plain http without rate limits, and Ravi's
+    order placed through Bik's door: (server, order)."""
+    add_admin(make_app(**ADMIN_CONFIG))
+    server = gunicorn(
+        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
+    )
+    return server, _place(server, "+919811122233", "Ravi")
+
+
 def _sign_in(page, url: str) -> None:
     page.goto(f"{url}/admin/")
     assert "/admin/login" in page.url
@@ -424,11 +434,7 @@ def test_a_second_tap_while_the_answer_is_on_its_way_sends_nothing(make_app, gun
     """On a slow phone network the page stays while the answer comes: a second tap on the same
     button sent the form again. The button now waits (the server refuses a repeated refund or
     return anyway; this spares the owner the refusal)."""
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     page = phone_page
     _sign_in(page, server.url)
     page.goto(f"{server.url}/admin/orders/{order['id']}")
@@ -455,11 +461,7 @@ def test_the_dashboard_on_a_phone_follows_large_text_and_keeps_thumb_sized_contr
     """The page was 15 px whatever the reader's text size (only labels grew, and the bar pushed
     the page sideways); the list's states said "Pending" without saying which column; turned
     sideways (844 px, wider than the phone rules) a touch screen got 22-40 px controls."""
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     for viewport, text_px in (
         ({"width": 390, "height": 844}, 24),
         ({"width": 844, "height": 390}, 16),
@@ -510,11 +512,7 @@ def test_on_a_phone_the_tables_keep_their_headers_for_screen_readers(
     """Below 720 px the column headers were display: none, which takes them from screen readers
     too: a date, a customer, "2 ×", "₹499.00" were read with nothing saying which column; and
     the totals' labels were plain cells (accessibility probe). Not drawn, but still there."""
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     page = phone_page
     _sign_in(page, server.url)
     for table, headers, page_path in (
@@ -540,11 +538,7 @@ def test_a_refused_tracking_link_takes_the_focus_and_says_why(make_app, gunicorn
     focus, is invalid, and is described by the reason, as a screen reader announces it."""
     from playwright.sync_api import expect
 
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     page = phone_page
     _sign_in(page, server.url)
     page.goto(f"{server.url}/admin/orders/{order['id']}")
@@ -565,11 +559,7 @@ def test_nothing_scrolls_sideways_on_a_320_px_phone_with_text_at_200_percent(
     """At 320 px with the reader's text at 200 % the list's tiles (9.5rem at the least) and an
     order's "Fulfilment Unfulfilled" (kept on one line) ran past the screen, and the signed-in
     email was cut to "owner@…" (accessibility probe)."""
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     context = browser.new_context(
         viewport={"width": 320, "height": 640},
         device_scale_factor=2,
@@ -600,11 +590,7 @@ def test_nothing_scrolls_sideways_on_a_320_px_phone_with_text_at_200_percent(
 def test_copy_link_tells_a_screen_reader_it_copied(make_app, gunicorn, browser):
     """Copy link turned its own text to "Copied", which a screen reader does not announce
     (accessibility probe): a status region says so."""
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     context = browser.new_context(viewport={"width": 390, "height": 844})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     try:
@@ -626,11 +612,7 @@ def test_the_first_tab_on_the_order_list_offers_to_skip_to_the_orders(
 ):
     """The bar, the tiles, the search and the filters came before the first order: some
     fourteen tab stops (accessibility probe). The first is now "Skip to orders"."""
-    add_admin(make_app(**ADMIN_CONFIG))
-    server = gunicorn(
-        workers=1, env={"BIKSHOP_INSECURE_COOKIES": "true", "BIKSHOP_RATELIMIT_ENABLED": "false"}
-    )
-    order = _place(server, "+919811122233", "Ravi")
+    server, order = _shop_with_an_order(make_app, gunicorn)
     page = desktop_page
     _sign_in(page, server.url)
     skip = page.get_by_role("link", name="Skip to orders")

@@ -248,19 +248,22 @@ def test_a_pending_refund_is_refused_until_it_settles(make_app):
         assert get(shop.client, shop.order_id).get_json()["order"]["email"] == EMAIL.lower()
 
 
-def test_an_invoice_of_fifty_thousand_or_more_keeps_the_recipient_rule_46(make_app):
+def _delivered_sofa(make_app, price: int):
+    """A GST shop and the customer's delivered, paid order of one sofa at ``price`` (GST in
+    it, shipping free): (app, client, order id)."""
     app = make_app(**GST_SETTINGS)
     client = app.test_client()
+    sofa = {"productId": 1, "variantId": 2, "name": "Sofa", "quantity": 1, "price": price}
     body = customer_order(
-        items=[{"productId": 1, "variantId": 2, "name": "Sofa", "quantity": 1, "price": 60000}],
-        subTotal=60000,
-        shippingCharge=0,
-        discount=0,
-        total=60000,
-        pending=False,
+        items=[sofa], subTotal=price, shippingCharge=0, discount=0, total=price, pending=False
     )
     order_id = place(client, body).get_json()["order"]["id"]
     set_status(app, order_id, "DELIVERED")
+    return app, client, order_id
+
+
+def test_an_invoice_of_fifty_thousand_or_more_keeps_the_recipient_rule_46(make_app):
+    app, client, order_id = _delivered_sofa(make_app, 60000)
 
     result = forget(app, "--phone", PHONE, "--yes")
 
@@ -357,18 +360,7 @@ def test_export_gives_the_customer_their_orders_payments_and_timeline_and_no_sec
 def test_below_fifty_thousand_of_taxable_value_the_recipient_goes(make_app):
     """Rule 46(e) names the buyer at a taxable value (before GST) of ₹50,000 or more: a ₹55,000
     order holds ₹46,610.17 of it, and its name and address were kept by its total (review)."""
-    app = make_app(**GST_SETTINGS)
-    client = app.test_client()
-    body = customer_order(
-        items=[{"productId": 1, "variantId": 2, "name": "Sofa", "quantity": 1, "price": 55000}],
-        subTotal=55000,
-        shippingCharge=0,
-        discount=0,
-        total=55000,
-        pending=False,
-    )
-    order_id = place(client, body).get_json()["order"]["id"]
-    set_status(app, order_id, "DELIVERED")
+    app, client, order_id = _delivered_sofa(make_app, 55000)
     assert forget(app, "--phone", PHONE, "--yes").exit_code == 0
     address = get(client, order_id).get_json()["order"]["address"]
     assert address["lastName"] == "" and address["address1"] == ""

@@ -535,6 +535,18 @@ def test_a_cancelled_order_s_invoice_counts_a_refund_on_its_way_once(make_app, a
         assert f"A refund of {amount} is on its way to you" in page
 
 
+def assert_refunded_whole(app) -> None:
+    """The one order and its one payment are refunded, all ₹947 of them, to the paisa."""
+    with app.app_context():
+        order = db.session.scalars(select(Order)).one()
+        payment = db.session.scalars(select(Payment)).one()
+        assert (order.payment_status, order.amount_refunded, payment.amount_refunded) == (
+            "refunded",
+            Decimal("947.00"),
+            Decimal("947.00"),
+        )
+
+
 def test_refunds_adding_up_to_the_payment_count_whole_on_sqlite_too(paid):
     """SQLite keeps money as a binary REAL, and the refunds were added up in SQL: ₹1.37 +
     ₹914.19 + ₹31.44 came to 947.0000000000001, so the last refund of a ₹947 payment was
@@ -546,14 +558,7 @@ def test_refunds_adding_up_to_the_payment_count_whole_on_sqlite_too(paid):
         refund_id = ask_refund(app, Decimal(amount))
         outcomes.append(post_webhook(client, *fake.process_refund(refund_id)).get_json()["outcome"])
     assert outcomes == ["order partially_refunded", "order partially_refunded", "order refunded"]
-    with app.app_context():
-        order = db.session.scalars(select(Order)).one()
-        payment = db.session.scalars(select(Payment)).one()
-        assert (order.payment_status, order.amount_refunded, payment.amount_refunded) == (
-            "refunded",
-            Decimal("947.00"),
-            Decimal("947.00"),
-        )
+    assert_refunded_whole(app)
 
 
 def test_cash_returned_in_parts_adds_up_on_sqlite_too(make_app):
@@ -568,11 +573,4 @@ def test_cash_returned_in_parts_adds_up_on_sqlite_too(make_app):
         with app.app_context():
             order = db.session.scalars(select(Order)).one()
             assert return_outside_razorpay(order, Decimal(amount), actor="admin:o@x.in")
-    with app.app_context():
-        order = db.session.scalars(select(Order)).one()
-        payment = db.session.scalars(select(Payment)).one()
-        assert (order.payment_status, order.amount_refunded, payment.amount_refunded) == (
-            "refunded",
-            Decimal("947.00"),
-            Decimal("947.00"),
-        )
+    assert_refunded_whole(app)
