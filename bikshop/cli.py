@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
     """Attach every bikshop command to the app's CLI."""
     from bikshop.admin.cli import commands as admin_commands
     from bikshop.checkbik import check_bik_command
+    from bikshop.invoice.cli import issue_invoices_command
     from bikshop.ops import backup_command, prune_command, skip_numbers_command
     from bikshop.payments.cli import reconcile_payments_command
     from bikshop.privacy_cli import export_customer_command, forget_customer_command
@@ -20,6 +21,7 @@ def register(app: Flask) -> None:
         prune_command,
         skip_numbers_command,
         reconcile_payments_command,
+        issue_invoices_command,
         forget_customer_command,
         export_customer_command,
         *admin_commands,

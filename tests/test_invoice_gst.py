@@ -386,6 +386,61 @@ def test_an_order_leaving_the_shop_is_issued_its_tax_invoice_then(make_app, disp
     assert "INV-00002" in html  # the series goes on without a gap
 
 
+def test_issue_invoices_numbers_what_left_before_shipping_issued_it(make_app):
+    """Orders shipped or delivered before shipping issued the tax invoice, never opened, had
+    none after the upgrade (upgrade probe): issue-invoices numbers them once, oldest first,
+    and leaves open, cancelled and already numbered orders alone."""
+    from sqlalchemy import update
+
+    from bikshop.models import Order, OrderEvent
+
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    paths = {
+        name: place_invoice(client, order_body(state="Karnataka"))
+        for name in ("delivered", "shipped", "open", "cancelled", "opened")
+    }
+    with app.app_context():
+        order_of = {name: find_by_invoice_token(p.rsplit("/", 1)[1]) for name, p in paths.items()}
+        change_status(order_of["delivered"], "IN PROGRESS", actor="t")
+        change_status(order_of["delivered"], "DELIVERED", actor="t")
+        from bikshop.services.orders import set_fulfillment
+
+        set_fulfillment(order_of["shipped"], "partial", actor="t")
+        set_fulfillment(order_of["cancelled"], "fulfilled", actor="t")
+        change_status(order_of["cancelled"], "CANCELLED", actor="t")
+        # As an older release left them: shipped and delivered without a number.
+        db.session.execute(update(Order).values(invoice_number=None))
+        db.session.execute(
+            OrderEvent.__table__.delete().where(OrderEvent.kind == "invoice_numbered")
+        )
+        db.session.commit()
+        ids = {name: (order.id, order.public_id) for name, order in order_of.items()}
+        db.session.remove()
+    client.get(paths["opened"])  # numbered when its customer opened it
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["issue-invoices", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines() == [
+        f"{ids['delivered'][1]}: would be issued its tax invoice",
+        f"{ids['shipped'][1]}: would be issued its tax invoice",
+        "issue-invoices: would issue 2 tax invoice(s)",
+    ]
+    result = runner.invoke(args=["issue-invoices"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        numbers = {
+            name: db.session.get(Order, order.id).invoice_number for name, order in order_of.items()
+        }
+    assert numbers["open"] is None and numbers["cancelled"] is None
+    assert numbers["opened"] < numbers["delivered"] < numbers["shipped"]  # oldest first
+    assert result.output.splitlines()[-1] == "issue-invoices: issued 2 tax invoice(s)"
+    again = runner.invoke(args=["issue-invoices"])
+    assert again.output.splitlines() == ["issue-invoices: issued 0 tax invoice(s)"]
+    without = make_app().test_cli_runner().invoke(args=["issue-invoices"])
+    assert without.exit_code == 1 and "BIKSHOP_STORE_GSTIN is not set" in without.output
+
+
 def test_shipping_without_a_gstin_issues_no_number(make_app):
     from bikshop.services.orders import set_fulfillment
 

@@ -207,6 +207,23 @@ def issue_tax_invoice(order: Order) -> None:
         issue_invoice_number(order, seller)
 
 
+def left_without_invoice() -> list[Order]:
+    """Orders shipped (partly or fully) or delivered, not cancelled, whose tax invoice has no
+    number yet (they left before shipping issued it, and nobody opened them), oldest first."""
+    return list(
+        db.session.scalars(
+            select(Order)
+            .where(
+                Order.invoice_number.is_(None),
+                Order.status != "CANCELLED",
+                (Order.status == "DELIVERED")
+                | Order.fulfillment_status.in_(("partial", "fulfilled")),
+            )
+            .order_by(Order.number)
+        )
+    )
+
+
 def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State, str]:
     """When ``order``'s tax invoice was issued, and its place of supply and the name of the
     state's half of its GST (SGST or UTGST) as recorded then. An invoice issued before either
