@@ -264,9 +264,7 @@ def keep_erased(order: Order) -> None:
     if the customer's data was erased, strip what just came as the erasure did. Otherwise it
     stayed, and no command could reach it again (the order no longer names its customer, and
     prune skips erased orders). Commits."""
-    if db.session.scalar(
-        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == ERASED)
-    ):
+    if db.session.scalar(select(Order.id).where(Order.id == order.id, erased())):
         _strip_razorpay_records(order, dry_run=False)
         db.session.commit()
 
