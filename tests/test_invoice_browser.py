@@ -94,13 +94,9 @@ def test_amounts_finer_than_the_currency_are_shown_whole_on_page_and_pdf(
         assert "¥1,500\n" not in where and "¥0 " not in where
 
 
-def test_controls_labels_and_contacts_work_for_a_thumb_and_a_screen_reader(
-    gunicorn, phone_page, tmp_path
-):
-    """ "Download PDF" was a 115×23 px tap target, the column headers were display:none (a
-    screen reader read "₹998.00" with no "Amount"), the support contact was plain text, and
-    every load asked for /favicon.ico and got a 404."""
-    server = gunicorn(
+def _shop_with_contacts(gunicorn, tmp_path):
+    """One gunicorn worker whose shop gives a support phone and email (the invoice's footer)."""
+    return gunicorn(
         workers=1,
         env={
             "BIKSHOP_PDF_CACHE_DIR": str(tmp_path),
@@ -108,6 +104,15 @@ def test_controls_labels_and_contacts_work_for_a_thumb_and_a_screen_reader(
             "BIKSHOP_STORE_SUPPORT_EMAIL": "help@glow.example",
         },
     )
+
+
+def test_controls_labels_and_contacts_work_for_a_thumb_and_a_screen_reader(
+    gunicorn, phone_page, tmp_path
+):
+    """ "Download PDF" was a 115×23 px tap target, the column headers were display:none (a
+    screen reader read "₹998.00" with no "Amount"), the support contact was plain text, and
+    every load asked for /favicon.ico and got a 404."""
+    server = _shop_with_contacts(gunicorn, tmp_path)
     path = place_on(server, order_body(ITEMS[:1]))
     console = []
     phone_page.on("console", lambda message: console.append(message.text))
@@ -392,14 +397,7 @@ def test_each_shop_contact_has_its_line_to_itself_on_a_phone(gunicorn, browser, 
     """The footer's two 44 px contact links sat inside its sentence: each stretched the line it
     was on, so the sentence's lines stood far apart, words of one contact on the other's line
     (accessibility probe). Each contact, its label and its link, keeps to a line of its own."""
-    server = gunicorn(
-        workers=1,
-        env={
-            "BIKSHOP_PDF_CACHE_DIR": str(tmp_path),
-            "BIKSHOP_STORE_SUPPORT_PHONE": "+91 98765 43210",
-            "BIKSHOP_STORE_SUPPORT_EMAIL": "help@glow.example",
-        },
-    )
+    server = _shop_with_contacts(gunicorn, tmp_path)
     path = place_on(server, order_body())
     context = browser.new_context(viewport={"width": width, "height": 740}, is_mobile=True)
     try:
