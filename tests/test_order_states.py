@@ -64,12 +64,12 @@ def test_a_cancel_that_lands_first_wins_over_a_change_read_before_it(app, client
     assert bik["deliveryInfo"]["trackingURL"] is None
 
 
-def test_money_returned_meanwhile_makes_a_stale_return_a_changed_meanwhile_409(app, client):
+def test_a_stale_return_is_judged_on_what_was_returned_meanwhile(app, client):
     """The owner records ₹947 returned in cash on a page read before ₹100 was recorded from
-    another tab. The move (partly refunded → refunded) is one the machine allows; the stale
-    figures are what no longer hold. That was refused as "Cannot change payment from partly
-    refunded to refunded; from partly refunded it can go to ... refunded", contradicting
-    itself (code review); it is the "changed meanwhile, reload" 409, and nothing is stored."""
+    another tab. The return holds the order and reloads it (``lock_order``), so it is refused
+    on the figures that hold now, naming what is left (847), and nothing is stored. Before,
+    ``lock_order`` took the lock but kept the stale copy (design audit): the refusal was a
+    vague "changed meanwhile" 409 resting on the UPDATE's guard alone."""
     from decimal import Decimal
 
     from bikshop.services.payments import return_outside_razorpay
@@ -87,9 +87,27 @@ def test_money_returned_meanwhile_makes_a_stale_return_a_changed_meanwhile_409(a
         with pytest.raises(ApiError) as refused:
             return_outside_razorpay(order, Decimal("947"), actor="admin:test")
         db.session.rollback()
-    assert refused.value.code == 409
-    assert "changed while this was being recorded" in refused.value.description
-    assert get(client, public_id).get_json()["order"]["paymentStatus"] == "partially_refunded"
+    assert refused.value.code == 422
+    assert "847" in refused.value.description
+    bik = get(client, public_id).get_json()["order"]
+    assert bik["paymentStatus"] == "partially_refunded"
+
+
+def test_lock_order_reloads_what_another_request_committed(app, client):
+    """``lock_order`` promises the caller the order as the request before it committed it: the
+    locking SELECT's row must be fetched for the ORM to refresh the object (it was not, and the
+    caller decided on what it had read before the lock; design audit)."""
+    from bikshop.services.states import lock_order
+
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        order = _stale(public_id)
+        _behind_its_back(
+            app, "UPDATE orders SET status = 'CANCELLED' WHERE public_id = :public_id", public_id
+        )
+        lock_order(order)
+        assert order.status == "CANCELLED"
+        db.session.rollback()
 
 
 def test_bik_reads_a_cancelled_order_nobody_paid_as_voided_and_a_paid_one_as_paid(app, client):

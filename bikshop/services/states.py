@@ -204,7 +204,7 @@ def lock_order(order: Order) -> None:
         .where(Order.id == order.id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
+    ).scalars().one()  # the ORM reloads the row only as it is fetched
 
 
 def update_order(order: Order, values: dict, *conditions, refuse_cancelled: str | None = None):
