@@ -93,6 +93,38 @@ def test_a_stale_return_is_judged_on_what_was_returned_meanwhile(app, client):
     assert bik["paymentStatus"] == "partially_refunded"
 
 
+def test_a_fulfilment_saved_meanwhile_refuses_the_stale_page(app, client):
+    """Two tabs showed "unfulfilled, no link". Tab A saves "fulfilled" with link A after tab B's
+    request loaded the order but before it compared its ``seen``: B's save is the 409 that
+    ``seen`` exists for, and A's link stays (design audit: the check ran on B's unlocked copy,
+    so B's stale page passed and replaced the link Bik gives the customer)."""
+    public_id = _placed(app, client)
+    with app.test_request_context():
+        order = _stale(public_id)
+        page_seen = orders.fulfillment_seen(order)
+        _behind_its_back(
+            app,
+            "UPDATE orders SET fulfillment_status = 'fulfilled', "
+            "tracking_url = 'https://dtdc.in/track?cn=A1' WHERE public_id = :public_id",
+            public_id,
+        )
+        with pytest.raises(ApiError) as refused:
+            orders.set_fulfillment(
+                order,
+                "partial",
+                actor="admin:b",
+                tracking_url="https://dtdc.in/track?cn=B2",
+                seen=page_seen,
+            )
+        db.session.rollback()
+    assert refused.value.code == 409 and "changed since this page was opened" in str(
+        refused.value.description
+    )
+    delivery = get(client, public_id).get_json()["order"]
+    assert delivery["fulfillmentStatus"] == "fulfilled"
+    assert delivery["deliveryInfo"]["trackingURL"] == "https://dtdc.in/track?cn=A1"
+
+
 def test_lock_order_reloads_what_another_request_committed(app, client):
     """``lock_order`` promises the caller the order as the request before it committed it: the
     locking SELECT's row must be fetched for the ORM to refresh the object (it was not, and the

@@ -35,6 +35,7 @@ from bikshop.services.states import (
     FULFILLMENT_STATUS,
     ORDER_STATUS,
     event_columns,
+    lock_order,
     record,
     refuse_if_cancelled,
     state_words,
@@ -582,6 +583,7 @@ def set_fulfillment(
     changing nothing, if the fulfilment or the link changed since. Shipping (partly or fully)
     issues the tax invoice if it has no number yet (``invoices.issue_tax_invoice``)."""
     refused = "fulfilled or given a tracking link"
+    lock_order(order)  # ``seen`` is compared with what the change before this one committed
     refuse_if_cancelled(order, refused)
     if seen is not None and seen != fulfillment_seen(order):
         now = state_words(order.fulfillment_status)
