@@ -7,6 +7,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -355,6 +356,26 @@ def test_a_cancelled_order_never_viewed_gets_no_tax_invoice_number(make_app):
     assert "Cancelled" in html and "INV-" not in html
     following, html = _tax_page(client, "Karnataka")
     assert "INV-00001" in html  # no gap in the series
+
+
+def test_an_order_cancelled_while_its_page_opens_gets_no_tax_invoice_number(make_app):
+    """The customer's first view has read the order (ordered); the owner's cancel commits
+    before the view numbers it. The number is not issued (design audit: the cancel was checked
+    only on the view's copy, so a supply that never happened joined the gapless series)."""
+    from bikshop.services.invoices import issue_tax_invoice
+
+    app = make_app(**GST_SETTINGS)
+    client = app.test_client()
+    path = place_invoice(client, order_body(state="Karnataka"))
+    with app.app_context():
+        read_by_the_view = find_by_invoice_token(path.rsplit("/", 1)[1])
+        with db.engine.begin() as owner:
+            owner.execute(sa.text("UPDATE orders SET status = 'CANCELLED'"))
+        issue_tax_invoice(read_by_the_view)
+        db.session.remove()
+        assert find_by_invoice_token(path.rsplit("/", 1)[1]).invoice_number is None
+    following, html = _tax_page(client, "Karnataka")
+    assert "INV-00001" in html  # the counter step was given back: no gap
 
 
 @pytest.mark.parametrize("dispatch", ["shipped", "delivered"])

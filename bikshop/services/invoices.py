@@ -166,7 +166,8 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
     number = next_number("invoice", 1)
     result = db.session.execute(
         update(Order)
-        .where(Order.id == order.id, Order.invoice_number.is_(None))
+        # Also in SQL: a cancel committed since this copy was read leaves the order unnumbered.
+        .where(Order.id == order.id, Order.invoice_number.is_(None), Order.status != "CANCELLED")
         .values(invoice_number=number)
         .execution_options(synchronize_session=False)
     )
