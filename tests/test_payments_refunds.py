@@ -304,6 +304,24 @@ def test_a_refund_that_comes_before_its_payment_is_known_is_not_lost(make_app):
         assert payment_status(client, order_id) == "refunded"
 
 
+@pytest.mark.parametrize("number", ["9" * 20, "2147483648", "\u00b2", "0x10"])
+def test_a_refund_whose_receipt_only_looks_like_bikshops_is_recorded(make_app, number):
+    """Anyone with the API keys can give a refund a receipt: "bikshop-refund-" and digits no
+    row of ours could have were bound as an id (PostgreSQL: integer out of range; SQLite:
+    too large; "²" failed int()), a 500 that Razorpay retried for a day while the refund,
+    real money returned, was never recorded (design audit). It is a refund bikshop did not
+    ask for, recorded as one made in Razorpay's dashboard."""
+    with shop_with_open_link(make_app) as (app, client, fake, order_id, _):
+        assert pay_only_link(client, fake)["outcome"] == "paid"
+        payment_id = next(iter(fake.payments))
+        refund_id = fake.refund_in_dashboard(payment_id)
+        fake.refunds[refund_id]["receipt"] = "bikshop-refund-" + number
+        answer = post_webhook(client, *fake.process_refund(refund_id))
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert payment_status(client, order_id) == "refunded"
+        assert refunds(app) == [("processed", Decimal("947.00"))]
+
+
 def test_a_refund_and_its_payments_webhook_at_the_same_moment_end_refunded(make_app, monkeypatch):
     """refund.processed and payment_link.paid delivered at once: the refund found no payment
     row, the paid webhook committed one, and the refund then read the order as paid and filed

@@ -28,10 +28,10 @@ from wtforms.validators import (
 from bikshop.admin.display import label
 from bikshop.links import percent_encoded
 from bikshop.models import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES
+from bikshop.models.types import LARGEST_ID
 from bikshop.services.search import (
     FIRST_DAY,
     FULFILLMENT_GROUPS,
-    LARGEST_ID,
     LAST_DAY,
     PAYMENT_GROUPS,
     STATUS_GROUPS,

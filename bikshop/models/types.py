@@ -10,6 +10,10 @@ from sqlalchemy.types import TypeDecorator
 Money = Numeric(12, 2)
 
 
+# The largest id or number an INTEGER column holds (PostgreSQL's): a value beyond it names no row.
+LARGEST_ID = 2**31 - 1
+
+
 def money_in_sql(expression):
     """Money summed or compared inside a statement, rounded to Money's two places. SQLite keeps
     Numeric as a binary REAL: there 1.37 + 914.19 + 31.44 is 947.0000000000001 (more than a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
@@ -15,7 +16,7 @@ from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, Refund
-from bikshop.models.types import money_in_sql, utcnow
+from bikshop.models.types import LARGEST_ID, money_in_sql, utcnow
 from bikshop.money import (
     MAX_MINOR_UNITS,
     RAZORPAY_MINIMUM,
@@ -207,6 +208,7 @@ def receipt_of(row: Refund) -> str:
 
 
 RECEIPT_PREFIX = "bikshop-refund-"
+_RECEIPT_NUMBER = re.compile(r"[0-9]{1,10}")
 
 
 def _ask(row: Refund, payment: Payment, minor: int) -> dict:
@@ -458,10 +460,13 @@ def row_for(payment: Payment, entity: dict) -> Refund | None:
         Refund.payment_id == payment.id, Refund.razorpay_refund_id.is_(None)
     )
     receipt = entity.get("receipt") or ""
-    if receipt.startswith(RECEIPT_PREFIX) and receipt[len(RECEIPT_PREFIX) :].isdigit():
-        return db.session.scalars(
-            unmatched.where(Refund.id == int(receipt[len(RECEIPT_PREFIX) :]))
-        ).one_or_none()
+    if receipt.startswith(RECEIPT_PREFIX):
+        # Signed, but any API user can set a receipt: one no row of ours could have (digits
+        # beyond an id's range, or not ASCII) matches none, rather than failing the query.
+        number = _RECEIPT_NUMBER.fullmatch(receipt[len(RECEIPT_PREFIX) :])
+        if number is None or int(number.group()) > LARGEST_ID:
+            return None
+        return db.session.scalars(unmatched.where(Refund.id == int(number.group()))).one_or_none()
     amount = from_minor_units(entity["amount"], payment.currency)
     return db.session.scalars(
         unmatched.where(Refund.status == "pending", Refund.amount == amount).order_by(Refund.id)

@@ -22,6 +22,7 @@ from bikshop import addresses
 from bikshop.extensions import db
 from bikshop.models import Order, OrderItem, Payment
 from bikshop.models.admin import AWAITING_PAYMENT, PHONE_TAIL_DIGITS, TO_SHIP, phone_tail
+from bikshop.models.types import LARGEST_ID
 from bikshop.services.invoices import invoice_label, invoice_number_of
 
 PAGE_SIZE = 50
@@ -36,9 +37,6 @@ _PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
 _DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: int() also reads other scripts' digits
 _HASH_NUMBER = re.compile(r"^#\s*([0-9]+)$")
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
-# The largest order id or number the orders table holds (PostgreSQL's integer); a cursor or an
-# order number beyond it names no order.
-LARGEST_ID = 2**31 - 1
 # The days a date filter may name: the shop's midnight of each, in UTC, is a datetime.
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2999, 12, 31)
