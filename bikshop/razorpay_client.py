@@ -172,12 +172,12 @@ def _call(what: str, call):
     except (ServerError, GatewayError) as exc:
         log.error("razorpay failed %s: %s: %s", what, type(exc).__name__, exc)
         raise RazorpayUnavailable(f"Razorpay failed: {exc}") from None
+    except requests.ConnectTimeout:  # before Timeout, its base: no connection, nothing sent
+        log.error("razorpay unreachable on %s: no connection in time", what)
+        raise RazorpayUnavailable("Razorpay could not be reached", reached=False) from None
     except requests.Timeout:
         log.error("razorpay timed out on %s", what)
         raise RazorpayUnavailable("Razorpay did not answer in time") from None
-    except requests.ConnectTimeout:
-        log.error("razorpay unreachable on %s: no connection in time", what)
-        raise RazorpayUnavailable("Razorpay could not be reached", reached=False) from None
     except requests.ConnectionError as exc:
         reached = not _never_connected(exc)
         log.error("razorpay %s on %s", "dropped the connection" if reached else "unreachable", what)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -242,6 +243,41 @@ def test_razorpay_unreachable_fails_the_refund_at_once_since_nothing_was_sent(pa
         # Two new versions: the refund held (the invoice says it is on its way), then let go
         # (a page drawn while Razorpay was asked must not be served as current).
         assert db.session.scalars(select(Order)).one().version == version + 2
+
+
+@contextmanager
+def accepting_nothing():
+    """A loopback address whose listener never accepts and whose queue is full: a connection
+    to it times out without a byte sent, as an unreachable Razorpay behind a dropping
+    firewall does."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    queued = []
+    try:
+        for _ in range(3):
+            waiting = socket.socket()
+            waiting.setblocking(False)
+            waiting.connect_ex(listener.getsockname())
+            queued.append(waiting)
+        host, port = listener.getsockname()
+        yield f"http://{host}:{port}/v1"
+    finally:
+        for waiting in queued:
+            waiting.close()
+        listener.close()
+
+
+def test_no_connection_in_time_fails_the_refund_at_once_since_nothing_was_sent(paid):
+    """A connect timeout was read as "did not answer in time" (requests' ConnectTimeout is a
+    Timeout too, caught first): the refund was held as maybe made, the owner told to wait for
+    reconcile-payments, when Razorpay certainly never heard of it (design audit)."""
+    app, client, fake, order_id = paid
+    with accepting_nothing() as address:
+        app.config.update(RAZORPAY_API_URL=address, RAZORPAY_TIMEOUT=1)
+        with app.app_context(), pytest.raises(ApiError) as down:
+            refund(db.session.scalars(select(Order)).one(), Decimal("100"), actor="admin")
+    assert (down.value.code, down.value.error_code) == (503, "payment_gateway_unavailable")
+    assert "nothing was changed" in down.value.description
+    assert refunds(app) == [("failed", Decimal("100.00"))]
 
 
 def test_a_rate_limited_refund_is_a_retry_and_frees_its_amount(paid):
