@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bikshop.errors import ApiError
 from bikshop.extensions import db
-from bikshop.models import Order, Payment, Refund
+from bikshop.models import Order, OrderEvent, Payment, Refund
 from bikshop.services.payments import mark_paid_offline, refund, return_outside_razorpay
 from tests.fake_razorpay import (
     path_of,
@@ -278,6 +278,11 @@ def test_no_connection_in_time_fails_the_refund_at_once_since_nothing_was_sent(p
     assert (down.value.code, down.value.error_code) == (503, "payment_gateway_unavailable")
     assert "nothing was changed" in down.value.description
     assert refunds(app) == [("failed", Decimal("100.00"))]
+    with app.app_context():  # failed through fail_refund, the one way a refund fails: once
+        failed = db.session.scalars(select(OrderEvent).filter_by(kind="refund_failed")).all()
+        assert [event.message for event in failed] == [
+            "Razorpay could not refund 100 INR (Razorpay could not be reached)"
+        ]
 
 
 def test_a_rate_limited_refund_is_a_retry_and_frees_its_amount(paid):

@@ -86,7 +86,7 @@ def refund(order: Order, amount: Decimal | None, *, actor: str, seen: str | None
         entity = _ask(row, payment, minor)
     except razorpay_client.RazorpayUnavailable as exc:
         if not exc.reached:
-            _refused(order, row, amount, actor, exc)
+            _refused(row, actor, exc)
         record(
             order,
             "refund_unconfirmed",
@@ -98,7 +98,7 @@ def refund(order: Order, amount: Decimal | None, *, actor: str, seen: str | None
         db.session.commit()
         raise RefundUnconfirmed(amount, order.currency, exc) from None
     except razorpay_client.RazorpayError as exc:
-        _refused(order, row, amount, actor, exc)
+        _refused(row, actor, exc)
     row = _adopt(order, row, entity, actor)
     if entity.get("status") == "processed":
         confirm_refund(row, actor="razorpay")
@@ -221,11 +221,9 @@ def _ask(row: Refund, payment: Payment, minor: int) -> dict:
     )
 
 
-def _refused(order: Order, row: Refund, amount: Decimal, actor: str, exc) -> NoReturn:
+def _refused(row: Refund, actor: str, exc) -> NoReturn:
     """Razorpay certainly did not make the refund: it no longer holds the amount back."""
-    row.status = "failed"
-    record(order, "refund_failed", actor, f"Refund of {format_plain(amount)} failed: {exc}")
-    update_order(order, {})  # the invoice stops saying a refund is on its way
+    fail_refund(row, actor=actor, reason=str(exc))
     db.session.commit()
     raise GatewayFailure(exc, "refund the payment")
 
