@@ -6,6 +6,8 @@ from urllib.parse import quote
 
 from flask import current_app, has_request_context, request
 
+from bikshop.errors import ApiError
+
 # Reserved and already-escaped characters stay as sent; anything else a browser would have to
 # escape (spaces, quotes, angle brackets, non-ASCII) is percent-encoded.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
@@ -25,12 +27,30 @@ def public_base() -> str:
         current = request._get_current_object()  # one lookup for both
         # A forwarded scheme can say anything (javascript); a host, any case.
         scheme = "https" if current.scheme == "https" else "http"
+        host = request_host(current)
         # The path a proxy serves the app under (X-Forwarded-Prefix, with
         # BIKSHOP_PROXY_FIX_X_PREFIX), as url_for adds it to the page's own links.
-        return f"{scheme}://{current.host.lower()}{_path_prefix(current.script_root)}"
+        return f"{scheme}://{host.lower()}{_path_prefix(current.script_root)}"
     from bikshop.config import base_url  # here: bikshop.config imports this module's users
 
     return base_url(None, current_app.config.get("BIND"))
+
+
+def request_host(current) -> str:
+    """The host name ``current`` came in for, to make a link from; a 400 when there is none.
+    Werkzeug reads a malformed Host (``a_b``, ``x:99999``) as "" (the link would be
+    ``http:///…``), and a missing one as the address gunicorn listens on, which is not where
+    customers reach the shop."""
+    host = current.host if current.environ.get("HTTP_HOST") else ""
+    if not host:
+        raise ApiError(
+            400,
+            "Send a Host header with this server's name: links to this server (invoiceUrl, "
+            "the payment's way back) are made from it, or from BIKSHOP_PUBLIC_URL when the "
+            "server sets it",
+            code="bad_host",
+        )
+    return host
 
 
 def _path_prefix(script_root: str) -> str:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from flask import Flask, jsonify, request
@@ -112,6 +112,9 @@ class FakeRazorpay:
         self.refund_key_log: list[str | None] = []  # that header, per refund request
         self.refund_outage = 0  # the next N refund requests fail (503) before making anything
         self.rate_limited = 0  # the next N API requests get Razorpay's 429, unread
+        # Host names whose callback_url Razorpay refuses ("Must be a valid URL", its docs say,
+        # without saying which): a test names the ones it wants refused.
+        self.refused_callback_hosts: set[str] = set()
         self.link_changes: dict = {}  # fields every new link is made with instead ("misbehaves")
         self.hold_creates: threading.Event | None = None  # a create answers once this is set
         self.lock = threading.Lock()
@@ -207,6 +210,8 @@ class FakeRazorpay:
             return _error(
                 "callback_method should be get when callback_url is set", field="callback_method"
             )
+        if urlsplit(body.get("callback_url") or "").hostname in self.refused_callback_hosts:
+            return _error("The callback url format is invalid.", field="callback_url")
         expire_by = body.get("expire_by", 0)
         if expire_by and expire_by < time.time() + 15 * 60:
             return _error("timestamp must be atleast 15 minutes in future", field="expire_by")

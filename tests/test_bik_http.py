@@ -167,3 +167,25 @@ def test_an_image_url_with_spaces_is_kept_encoded_not_refused(client):
     assert response.status_code == 200, response.get_data(as_text=True)
     image = response.get_json()["order"]["items"][0]["image"]
     assert image == "https://cdn.example.com/skin%20renew/cr%C3%A8me.png?v=2"
+
+
+@pytest.mark.parametrize("host", ["a_b", "shop.example.com:99999", ""])
+def test_a_host_no_invoice_link_can_be_made_from_is_a_400_storing_nothing(make_app, host):
+    """Without BIKSHOP_PUBLIC_URL the invoiceUrl is made from the request's Host; one that is
+    no host name (Werkzeug reads it as "") gave ``http:///invoice/…``, a link to nowhere, with
+    the order stored (security probe). It is a 400 naming the Host, before anything is
+    stored; getOrder says the same rather than answer with that link."""
+    from tests.bik import get, place, stored_state
+
+    app = make_app()
+    client = app.test_client()
+    placed = place(client).get_json()["order"]
+    before = stored_state(app)
+    for answer in (
+        place(client, sample_body(), headers={"Host": host}),
+        get(client, placed["id"], headers={"Host": host}),
+    ):
+        error = assert_error_shape(answer, 400)
+        assert error["code"] == "bad_host"
+        assert "Send a Host header with this server's name" in error["message"]
+    assert stored_state(app) == before

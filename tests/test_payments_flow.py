@@ -183,6 +183,55 @@ def test_a_link_made_under_a_forged_host_is_never_given_to_the_customer(make_app
         assert len(fake.links) == 2
 
 
+def test_a_link_refused_under_a_forged_host_leaves_the_customer_their_pay_button(make_app):
+    """Without BIKSHOP_PUBLIC_URL, a POST to Pay with a Host Razorpay refuses as a return
+    address made Razorpay refuse the link, and the refusal held Pay back on the customer's
+    own page until the order or the keys changed: one request turned off online payment for
+    the order (security probe). The hold is for the return address it was refused for.
+    (Which hosts Razorpay refuses it does not document: the fake is told one.)"""
+    with FakeRazorpay() as fake:
+        fake.refused_callback_hosts = {"refused.example"}
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        _, invoice = place_order(client)
+        forged = client.post(invoice + "/pay", headers={"Host": "refused.example"})
+        assert forged.status_code == 502
+        assert len(timeline(app, "payment_link_refused")) == 1
+        assert "Pay ₹947" in client.get(invoice).get_data(as_text=True)
+        assert start_payment(client, invoice) == fake.only_link()["short_url"]
+
+
+def test_a_refused_link_holds_pay_back_for_the_address_it_was_refused_for(make_app):
+    """The hold itself stands where asking again would be refused again: the customer is not
+    sent to a Razorpay error on every tap."""
+    with FakeRazorpay() as fake:
+        fake.refused_callback_hosts = {"localhost"}
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        _, invoice = place_order(client)
+        assert client.post(invoice + "/pay").status_code == 502
+        assert "Pay ₹947" not in client.get(invoice).get_data(as_text=True)
+        calls = len(fake.calls)
+        again = client.post(invoice + "/pay")
+        assert (again.status_code, again.headers["Location"]) == (303, invoice)  # to the page
+        assert len(fake.calls) == calls  # Razorpay not asked again
+
+
+@pytest.mark.parametrize("host", ["a_b", "evil.example:99999", "x@y.example", ""])
+def test_a_host_no_link_can_be_made_from_is_a_400_and_asks_razorpay_nothing(make_app, host):
+    """Werkzeug reads a Host that is no host name as "": the link's return address was
+    ``http:///invoice/…/paid``, which Razorpay refuses (security probe)."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        _, invoice = place_order(client)
+        answer = client.post(invoice + "/pay", headers={"Host": host})
+        assert answer.status_code == 400
+        assert "Send a Host header with this server" in answer.get_data(as_text=True)
+        assert fake.calls == [] and timeline(app, "payment_link_refused") == []
+        assert "Pay ₹947" in client.get(invoice).get_data(as_text=True)
+
+
 def test_an_expired_link_is_replaced_by_a_new_attempt(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)

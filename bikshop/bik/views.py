@@ -9,6 +9,7 @@ from bikshop.bik.auth import is_authorized, security_requirement
 from bikshop.bik.dump import compile_dumper
 from bikshop.bik.schemas import BikOrderOut, GetOrderRequest, OrderEnvelope, PlaceOrderRequest
 from bikshop.errors import ApiError, ErrorEnvelope
+from bikshop.links import request_host
 from bikshop.services import orders
 
 _ENDPOINT_AUTH = {"bik.place_order": "placeOrder", "bik.get_order": "getOrder"}
@@ -61,14 +62,8 @@ def check_auth_and_content_type():
     encoding = current.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Send the body uncompressed (got Content-Encoding: {encoding[:40]})")
-    if not config["PUBLIC_URL"] and not (current.environ.get("HTTP_HOST") and current.host):
-        # Werkzeug reads a malformed Host as "" (invoiceUrl would be http:///…), and a missing
-        # one as the address gunicorn listens on, which is not where customers reach the shop.
-        raise ApiError(
-            400,
-            "Send a Host header with this server's name: invoiceUrl is built from it "
-            "(or from BIKSHOP_PUBLIC_URL, when the server sets it)",
-        )
+    if not config["PUBLIC_URL"]:
+        request_host(current)  # invoiceUrl is made from it: checked before anything is stored
     return None
 
 

@@ -235,8 +235,9 @@ def _pay_held_by(order: Order) -> str | None:
     that a payment was made: a link reported expired or cancelled since may still have taken
     it (a payment begun before expiry completes after it), so only its refund lifts the hold,
     never a second chance to pay. "refused" when Razorpay refused to make a link for this
-    version of the order under the keys in use (``_new_link``), since asking again would be
-    refused again, until the order or the Razorpay settings change."""
+    version of the order under the keys in use (``_new_link``) and the return address this
+    request would give, since asking again would be refused again, until the order or the
+    Razorpay settings change."""
     latest = db.session.execute(
         select(OrderEvent.kind, OrderEvent.data)
         .where(OrderEvent.order_id == order.id, OrderEvent.kind.in_(_HOLDS))
@@ -258,6 +259,10 @@ def _pay_held_by(order: Order) -> str | None:
         isinstance(data, dict)
         and data.get("orderVersion") == order.version
         and data.get("keys") == razorpay_client.keys_fingerprint()
+        # Only for the link this request would ask for: without BIKSHOP_PUBLIC_URL its return
+        # address is the request's Host, and a link refused for a forged one (a POST to Pay
+        # with Host: a..b) held Pay back from the customer on the shop's own address.
+        and data.get("callback", "") in ("", _callback_url(order))
     )
     return "refused" if refused_now else None
 
@@ -411,6 +416,7 @@ def _new_link(order: Order) -> PaymentLink:
                     "referenceId": request["reference_id"],
                     "orderVersion": order.version,
                     "keys": razorpay_client.keys_fingerprint(),
+                    "callback": request["callback_url"],
                 },
             )
             db.session.commit()
