@@ -561,18 +561,18 @@ def _validate_operations(config, env: str) -> None:
         "BIKSHOP_PUBLIC_URL must be an absolute http(s) URL without a query or fragment "
         f"(links are built by appending paths to it), got {public_url!r}"
     )
-    if public_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", public_url):
-        raise ConfigError(not_a_base)
-    try:
-        netloc = urlsplit(public_url or "").netloc
-    except ValueError:  # an unclosed [IPv6 address
-        raise ConfigError(not_a_base) from None
-    if "@" in netloc:
-        # Never echoed: it would show the password, which every invoice link would carry.
+    # Before any message that echoes the URL: it would show the password.
+    if "@" in re.split(r"[/?#]", re.sub(r"^[^:/?#]*://", "", public_url or ""), maxsplit=1)[0]:
         raise ConfigError(
             "BIKSHOP_PUBLIC_URL must not hold a user or password (user:password@): every "
             "invoice link sent to customers is built from it"
         )
+    if public_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", public_url):
+        raise ConfigError(not_a_base)
+    try:
+        urlsplit(public_url or "")
+    except ValueError:  # an unclosed [IPv6 address
+        raise ConfigError(not_a_base) from None
     if public_url:
         try:
             _ = urlsplit(public_url).port  # urlsplit checks the range only when asked

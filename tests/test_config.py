@@ -807,10 +807,28 @@ def test_a_public_url_links_cannot_be_appended_to_is_refused(url):
     assert refusal(PUBLIC_URL=url).startswith("BIKSHOP_PUBLIC_URL must be an absolute http(s) URL")
 
 
-def test_a_public_url_with_a_password_is_refused_without_showing_it():
-    message = refusal(PUBLIC_URL="https://user:PubPw_Secret@shop.example.com/base")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:PubPw_Secret@shop.example.com/base",
+        # Also when the URL is wrong in another way, whose message shows the URL (security
+        # probe: a query or a space showed the password).
+        "https://admin:PubPw_Secret@shop.example.com/?x",
+        "https://admin:PubPw_Secret@shop.example.com/a b",
+        "admin:PubPw_Secret@shop.example.com",
+        "https://admin:PubPw_Secret@[::1/",
+    ],
+)
+def test_a_public_url_with_a_password_is_refused_without_showing_it(url):
+    message = refusal(PUBLIC_URL=url)
     assert message.startswith("BIKSHOP_PUBLIC_URL must not hold a user or password")
     assert "PubPw_Secret" not in message
+
+
+def test_an_at_sign_after_the_host_is_not_taken_for_a_password():
+    assert refusal(PUBLIC_URL="https://shop.example.com?to=a@b").startswith(
+        "BIKSHOP_PUBLIC_URL must be an absolute http(s) URL"
+    )
 
 
 @pytest.mark.parametrize("port", ["99999", "0x50", "-1"])
