@@ -68,7 +68,8 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
     elif connect:
         with app.app_context():
             try:
-                found += _database_findings(app)
+                database = _database_findings(app)
+                found += database or _webhook_findings(app.config)
             finally:
                 dispose_engines()  # its connections closed now, not when the app is collected
     if connect:
@@ -331,6 +332,32 @@ def _database_findings(app: Flask) -> list[Finding]:
             )
         ]
     return []
+
+
+def _webhook_findings(config) -> list[Finding]:
+    """Razorpay's deliveries refused for their signature lately, none accepted since: the
+    webhook secret is not the one set in Razorpay's dashboard (the orders page says so too)."""
+    from bikshop.extensions import db
+    from bikshop.services.webhooks import signature_trouble
+
+    if not config["RAZORPAY_WEBHOOK_SECRET"]:
+        return []
+    try:
+        trouble = signature_trouble()
+    finally:
+        db.session.remove()
+    if trouble is None:
+        return []
+    since = trouble.since.strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        Finding(
+            "error",
+            "BIKSHOP_RAZORPAY_WEBHOOK_SECRET",
+            f"refused {trouble.refused} of Razorpay's webhook deliveries since {since} for "
+            "their signature, and accepted none since: it is not the secret of the webhook "
+            "in Razorpay's dashboard (payments reach orders only through reconcile-payments)",
+        )
+    ]
 
 
 def database_error_line(exc: BaseException, url: str, *, migrating: bool = False) -> str:

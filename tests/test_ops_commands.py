@@ -541,3 +541,23 @@ def test_check_config_finds_a_public_url_no_request_can_reach(settings, variable
     trusted = {**SAFE, "BIKSHOP_PUBLIC_URL": "https://a.glow-naturals.in:8443",
                "BIKSHOP_TRUSTED_HOSTS": ".glow-naturals.in"}  # fmt: skip
     assert flask("check-config", "--offline", env=trusted).returncode == 0
+
+
+def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(make_app, database_url):
+    """A mistyped webhook secret passed check-config (self-hoster probe): Razorpay-shaped
+    deliveries refused for their signature, none accepted since, are an error naming it."""
+    from tests.fake_razorpay import FakeRazorpay, sign
+
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    app = make_app(RAZORPAY_WEBHOOK_SECRET=SAFE["BIKSHOP_RAZORPAY_WEBHOOK_SECRET"])
+    assert "WEBHOOK_SECRET" not in check_config(env=env).stdout
+    raw, headers = FakeRazorpay().event("payment_link.paid", payment_link={"id": "plink_X1"})
+    headers["X-Razorpay-Signature"] = sign("the secret Razorpay has", raw)
+    assert (
+        app.test_client().post("/webhooks/razorpay", data=raw, headers=headers).status_code == 400
+    )
+    result = check_config(env=env)
+    assert result.returncode == 1
+    assert (
+        "ERROR   BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 of Razorpay's webhook" in result.stdout
+    )

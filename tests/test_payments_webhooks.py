@@ -668,3 +668,32 @@ def test_refunds_never_count_past_the_payment_whatever_order_razorpay_reports_th
     assert rows(app, Order)[0].amount_refunded == Decimal("947.00")
     assert payment_status(client, order_id) == "refunded"
     assert "refund_unexpected" in kinds(app)
+
+
+def test_razorpays_deliveries_refused_for_their_signature_are_told_on_the_dashboard(make_app):
+    """A webhook secret that is not Razorpay's refused every delivery, and only a warning in
+    the log said so: paid orders stayed "pending" with nothing on the dashboard (self-hoster
+    probe). Razorpay-shaped deliveries refused since the last accepted one are told on the
+    orders page, naming the setting; a scanner's junk is not; an accepted delivery ends it."""
+    from tests.admin_support import ADMIN_CONFIG, add_admin, sign_in
+
+    with shop_with_open_link(make_app, settings=ADMIN_CONFIG) as (app, client, fake, order_id, _):
+        add_admin(app)
+        owner = app.test_client()
+        assert sign_in(owner).status_code == 303
+        warning = "BIKSHOP_RAZORPAY_WEBHOOK_SECRET"
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, deliver=False)
+        junk = client.post("/webhooks/razorpay", data=b'{"hello": 1}', headers={})
+        assert junk.status_code == 400
+        assert warning not in owner.get("/admin/").get_data(as_text=True)
+        raw, headers = fake.paid_event(link_id)
+        mistyped = {**headers, "X-Razorpay-Signature": sign("not-the-secret", raw)}
+        assert post_webhook(client, raw, mistyped).status_code == 400
+        assert post_webhook(client, raw, mistyped).status_code == 400  # Razorpay's retry
+        page = owner.get("/admin/").get_data(as_text=True)
+        assert warning in page and "2 webhook deliveries since" in page
+        assert payment_status(client, order_id) == "pending"
+        assert post_webhook(client, raw, headers).status_code == 200  # the secret is fixed
+        assert warning not in owner.get("/admin/").get_data(as_text=True)
+        assert payment_status(client, order_id) == "paid"

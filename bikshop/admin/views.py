@@ -9,6 +9,7 @@ import logging
 from flask import (
     Response,
     abort,
+    current_app,
     redirect,
     render_template,
     request,
@@ -33,7 +34,7 @@ from bikshop.admin.forms import (
 )
 from bikshop.extensions import db
 from bikshop.models import Order
-from bikshop.services import admins, orders, payments, refunds, search
+from bikshop.services import admins, orders, payments, refunds, search, webhooks
 from bikshop.services.states import FULFILLMENT_STATUS, ORDER_STATUS, next_states
 
 log = logging.getLogger(__name__)
@@ -85,10 +86,19 @@ def orders_list():
         page=page,
         hidden_order=hidden,
         summary=search.summary(),
+        webhook_trouble=_webhook_trouble(),
         filter_args=_filter_args(form),
         filter_errors=filter_errors(form),
         logout_form=LogoutForm(),
     ), status
+
+
+def _webhook_trouble():
+    """Razorpay's deliveries refused for their signature, when webhooks are configured."""
+    config = current_app.config
+    if not config["RAZORPAY_WEBHOOK_SECRET"]:
+        return None
+    return webhooks.signature_trouble()
 
 
 @bp.get("/orders.csv")

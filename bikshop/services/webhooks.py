@@ -7,17 +7,19 @@ import hashlib
 import json
 import logging
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from bikshop import razorpay_client
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.models import Order, Payment, PaymentLink, Refund, WebhookEvent
+from bikshop.models.types import utcnow
 from bikshop.money import (
     MAX_MINOR_UNITS,
     format_plain,
@@ -126,8 +128,18 @@ def _apply_webhook(
         )
         raise ApiError(503, "Webhooks are not configured on this server", code="not_configured")
     if not razorpay_client.webhook_signature_valid(raw_body, signature, secrets):
-        _store(text, received, valid=False, outcome="rejected: signature missing or wrong")
-        log.warning("webhook %s refused: signature missing or wrong", _shown(received))
+        _store(
+            text,
+            received,
+            valid=False,
+            outcome="rejected: signature missing or wrong",
+            event=_razorpay_shaped(raw_body),
+        )
+        log.warning(
+            "webhook %s refused: signature missing or wrong (if it is Razorpay's, "
+            "BIKSHOP_RAZORPAY_WEBHOOK_SECRET is not the webhook's secret in its dashboard)",
+            _shown(received),
+        )
         raise ApiError(
             400,
             "The X-Razorpay-Signature header is missing or does not match the body",
@@ -252,6 +264,56 @@ def _shown(received: str | None) -> str | None:
 # Razorpay's shows up as these), but only its beginning, and only the latest UNSIGNED_KEPT of
 # them, so a stranger posting megabytes, or posting without end, cannot fill the disk.
 UNSIGNED_BODY_KEPT = 4096
+
+
+def _razorpay_shaped(raw_body: bytes) -> str | None:
+    """The event's name when an unsigned body has the shape of Razorpay's events (``entity``
+    "event", an ``acc_`` account, an event name): what a wrong secret refuses, unlike a
+    scanner's probe. Kept with the refused delivery, for :func:`signature_trouble`."""
+    try:
+        document = json.loads(raw_body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict) or document.get("entity") != "event":
+        return None
+    account, event = document.get("account_id"), document.get("event")
+    if not (isinstance(account, str) and account.startswith("acc_") and isinstance(event, str)):
+        return None
+    return event or None
+
+
+# How far back the dashboard and check-config look for refused deliveries.
+TROUBLE_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class SignatureTrouble:
+    refused: int  # Razorpay-shaped deliveries refused for their signature since
+    since: datetime  # the first of them
+
+
+def signature_trouble() -> SignatureTrouble | None:
+    """Razorpay-shaped deliveries refused for their signature, in the last week, with none
+    accepted after them: the mark of a webhook secret that is not Razorpay's (mistyped, or
+    the webhook re-created in Razorpay's dashboard with a new one). Payments then reach the
+    orders only through reconcile-payments, and Razorpay disables a webhook after a day of
+    failures. None when there is none."""
+    window = utcnow() - TROUBLE_WINDOW
+    last_accepted = db.session.scalar(
+        select(func.max(WebhookEvent.received_at)).where(
+            WebhookEvent.received_at >= window, WebhookEvent.signature_valid.is_(True)
+        )
+    )
+    refused, first = db.session.execute(
+        select(func.count(), func.min(WebhookEvent.received_at)).where(
+            WebhookEvent.received_at >= max(window, last_accepted or window),
+            WebhookEvent.signature_valid.is_(False),
+            WebhookEvent.event.is_not(None),
+        )
+    ).one()
+    return SignatureTrouble(refused, first) if refused else None
+
+
 UNSIGNED_KEPT = 1000
 _TRIM_EVERY = 100  # unsigned deliveries between two trims: up to this many more are kept
 
