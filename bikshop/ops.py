@@ -74,7 +74,39 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
                 dispose_engines()  # its connections closed now, not when the app is collected
     if connect:
         found += _redis_findings(app.config)
+        with app.app_context():
+            found += _razorpay_findings()
     return found
+
+
+def _razorpay_findings() -> list[Finding]:
+    """Keys Razorpay refuses (a character mistyped) passed every check, and the first
+    customer to tap Pay was told to pay on delivery (self-hoster probe): one call that changes
+    nothing tells."""
+    from bikshop import razorpay_client
+
+    if not razorpay_client.is_configured():
+        return []
+    try:
+        razorpay_client.check_keys()
+    except razorpay_client.RazorpayRejected as exc:
+        return [
+            Finding(
+                "error",
+                "BIKSHOP_RAZORPAY_KEY_SECRET",
+                f"Razorpay refused the keys (with BIKSHOP_RAZORPAY_KEY_ID): {exc}; copy both "
+                "from Razorpay's dashboard (Account & Settings, API keys) for the same mode",
+            )
+        ]
+    except razorpay_client.RazorpayUnavailable as exc:
+        return [
+            Finding(
+                "warning",
+                "BIKSHOP_RAZORPAY_API_URL",
+                f"Razorpay could not be asked whether it takes the keys: {exc}",
+            )
+        ]
+    return []
 
 
 def _gunicorn_checks() -> dict:
@@ -393,7 +425,7 @@ def _redis_findings(config) -> list[Finding]:
 
 @click.command("check-config")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-@click.option("--offline", is_flag=True, help="Do not connect to the database or Redis.")
+@click.option("--offline", is_flag=True, help="Do not connect to the database, Redis or Razorpay.")
 def check_config_command(strict: bool, offline: bool):
     """List unsafe or missing production settings; exit 1 if any would hurt."""
     found = check(connect=not offline)

@@ -202,6 +202,12 @@ def create_link(data: dict) -> dict:
     return _call(f"create link {data.get('reference_id')}", lambda c: c.payment_link.create(data))
 
 
+def check_keys() -> None:
+    """Ask Razorpay for one payment link, which changes nothing: raises as any call would
+    when it refuses the keys (RazorpayRejected) or cannot be asked (RazorpayUnavailable)."""
+    _call("check the keys", lambda c: c.payment_link.all({"count": 1}))
+
+
 def fetch_link(razorpay_id: str) -> dict:
     """The payment link as Razorpay has it now."""
     return _call(f"fetch {razorpay_id}", lambda c: c.payment_link.fetch(razorpay_id))

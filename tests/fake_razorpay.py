@@ -95,8 +95,15 @@ def _error(description: str, status: int = 400, code: str = "BAD_REQUEST_ERROR",
 class FakeRazorpay:
     """``with FakeRazorpay() as fake:`` then point ``BIKSHOP_RAZORPAY_API_URL`` at ``fake.url``."""
 
-    def __init__(self, webhook_secret: str = WEBHOOK_SECRET):
+    def __init__(
+        self,
+        webhook_secret: str = WEBHOOK_SECRET,
+        *,
+        key_id: str = KEY_ID,
+        key_secret: str = KEY_SECRET,
+    ):
         self.webhook_secret = webhook_secret
+        self.keys = (key_id, key_secret)  # the API keys it takes
         self.webhook_url: str | None = None  # bikshop's /webhooks/razorpay, set by the test
         self.links: dict[str, dict] = {}
         self.payments: dict[str, dict] = {}
@@ -164,7 +171,7 @@ class FakeRazorpay:
                 self.rate_limited -= 1
                 # Razorpay's rate limit answers as its refusals do (reference: razorpay.md 4.2).
                 return _error("Too many requests", 429)
-            expected = "Basic " + base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
+            expected = "Basic " + base64.b64encode(":".join(self.keys).encode()).decode()
             if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
                 return _error("The api key provided is invalid", 401)
             return None

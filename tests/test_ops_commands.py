@@ -39,6 +39,18 @@ SAFE = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def razorpay():
+    """A fake Razorpay that takes SAFE's keys: check-config asks Razorpay whether it takes
+    them, and nothing here may reach the real one."""
+    from tests.fake_razorpay import FakeRazorpay
+
+    keys = SAFE["BIKSHOP_RAZORPAY_KEY_ID"], SAFE["BIKSHOP_RAZORPAY_KEY_SECRET"]
+    with FakeRazorpay(key_id=keys[0], key_secret=keys[1]) as fake:
+        SAFE["BIKSHOP_RAZORPAY_API_URL"] = fake.url
+        yield fake
+
+
 def flask(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
     """``flask --app bikshop ...`` as an operator types it, with exactly ``env`` set."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
@@ -561,3 +573,25 @@ def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(make_app,
     assert (
         "ERROR   BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 of Razorpay's webhook" in result.stdout
     )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
+def test_check_config_asks_razorpay_whether_it_takes_the_keys(database_url, razorpay):
+    """A key secret mistyped by one character passed check-config, and the first customer's
+    Pay was refused (self-hoster probe). Razorpay is asked, with a call that changes nothing."""
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
+    mistyped = {**env, "BIKSHOP_RAZORPAY_KEY_SECRET": SAFE["BIKSHOP_RAZORPAY_KEY_SECRET"] + "x"}
+    result = check_config(env=mistyped)
+    assert result.returncode == 1
+    assert "ERROR   BIKSHOP_RAZORPAY_KEY_SECRET Razorpay refused the keys" in result.stdout
+    assert "The api key provided is invalid" in result.stdout
+    assert mistyped["BIKSHOP_RAZORPAY_KEY_SECRET"] not in result.stdout
+    assert [call[:2] for call in razorpay.calls[-1:]] == [("GET", "/v1/payment_links")]
+    razorpay.stop()
+    try:
+        down = check_config(env=env)
+    finally:
+        razorpay.start()  # on the same port
+    assert down.returncode == 0  # a warning: Razorpay's outage is not the settings' fault
+    assert "WARNING BIKSHOP_RAZORPAY_API_URL Razorpay could not be asked" in down.stdout
+    assert check_config("--strict", env=env).returncode == 0
