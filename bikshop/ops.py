@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -403,7 +404,9 @@ def database_error_line(exc: BaseException, url: str, *, migrating: bool = False
     line = line.removeprefix("connection failed: ")
     password = make_url(url).password
     if password:
-        line = line.replace(str(password), "[secret]")
+        # Whole only: a password "x" masked every x ("does not e[secret]ist", self-hoster probe).
+        alone = rf"(?<![A-Za-z0-9]){re.escape(str(password))}(?![A-Za-z0-9])"
+        line = re.sub(alone, "[secret]", line)
     if not migrating and missing_table_error(error):
         return f"{line} ({type(error).__name__}; {NOT_MIGRATED_HINT})"
     return f"{line} ({type(error).__name__})"

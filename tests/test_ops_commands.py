@@ -595,3 +595,27 @@ def test_check_config_asks_razorpay_whether_it_takes_the_keys(database_url, razo
     assert down.returncode == 0  # a warning: Razorpay's outage is not the settings' fault
     assert "WARNING BIKSHOP_RAZORPAY_API_URL Razorpay could not be asked" in down.stdout
     assert check_config("--strict", env=env).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("password", "driver_says", "shown"),
+    [
+        ("x", 'role "probe_nouser" does not exist', 'role "probe_nouser" does not exist'),
+        (
+            "s3cret",
+            "password s3cret rejected for bikshop",
+            "password [secret] rejected for bikshop",
+        ),
+        ("s3cret", 'database "s3cretshop" missing', 'database "s3cretshop" missing'),
+    ],
+)
+def test_a_database_error_line_masks_the_password_whole_and_nothing_else(
+    password, driver_says, shown
+):
+    """The password is never shown; a short one no longer masks its letters inside other
+    words (self-hoster probe: a password "x" gave 'role "…" does not e[secret]ist')."""
+    from bikshop.ops import database_error_line
+
+    url = f"postgresql+psycopg://bikshop:{password}@127.0.0.1/bikshop"
+    line = database_error_line(RuntimeError(driver_says), url, migrating=True)
+    assert line == f"{shown} (RuntimeError)"
