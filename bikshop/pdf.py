@@ -17,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 from werkzeug.security import safe_join
 
@@ -54,6 +55,21 @@ class StaticFilesOnly(URLFetcher):
         return URLFetcherResponse(url, body, {"Content-Type": mime})
 
 
+_font_config: FontConfiguration | None = None
+
+
+def _fonts() -> FontConfiguration:
+    """The worker's one font configuration, made at its first render (after the fork). Left
+    to WeasyPrint, every render made its own, whose fontconfig and Pango memory is never given
+    back: about 0.24 MB per PDF, for the life of the worker (soak probe: 102 MB to 341 MB
+    over 850 renders). Sync workers render one document at a time; the invoice's two font
+    faces are added to it once."""
+    global _font_config
+    if _font_config is None:
+        _font_config = FontConfiguration()
+    return _font_config
+
+
 def render(html: str, fetcher: StaticFilesOnly) -> bytes:
     """Render ``html`` (print media, so ``@media print`` and ``@page`` apply) to PDF bytes."""
     started = time.perf_counter()
@@ -61,7 +77,7 @@ def render(html: str, fetcher: StaticFilesOnly) -> bytes:
     # Tagged (PDF/UA's structure tree, not its conformance claim): a screen reader reads the
     # items row by row under their column headers and each address under its heading, where an
     # untagged PDF is read in drawing order (every name, then every quantity, then every price).
-    pdf = document.write_pdf(pdf_tags=True)
+    pdf = document.write_pdf(pdf_tags=True, font_config=_fonts())
     log.info("pdf rendered: %d bytes in %.0f ms", len(pdf), (time.perf_counter() - started) * 1e3)
     return pdf
 

@@ -196,6 +196,30 @@ def test_a_pdf_is_rendered_once_per_order_version(pdf_app, monkeypatch, tmp_path
     assert path.rsplit("/", 1)[1] not in cached[0]  # the token never names a file
 
 
+def test_a_worker_renders_every_pdf_with_one_font_configuration(pdf_app, monkeypatch):
+    """Left to WeasyPrint, each render made its own FontConfiguration, whose native memory is
+    never given back: a worker grew by about 0.24 MB per PDF for good (soak probe: 102 MB to
+    341 MB over 850 renders, nothing recycling workers). One per worker, made once."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    made = []
+    real_init = FontConfiguration.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(FontConfiguration, "__init__", counted)
+    monkeypatch.setattr(pdf, "_font_config", None, raising=False)  # a worker yet to render
+    client = pdf_app.test_client()
+    pdfs = [client.get(place_invoice(client) + ".pdf").data for _ in range(3)]
+    assert len(made) == 1
+    for number, document in enumerate(pdfs, start=1001):
+        assert f"Order #{number}" in pdf_text(document)
+        fonts = subprocess.run(["pdffonts", "-"], input=document, capture_output=True).stdout
+        assert b"Invoice-Sans" in fonts  # the shared configuration still has the @font-face
+
+
 def test_fetcher_reads_static_files_only(app):
     fetcher = pdf.StaticFilesOnly(app.static_folder)
     css = fetcher.fetch(pdf.BASE_URL + "static/invoice.css?v=1")
@@ -213,7 +237,8 @@ def test_fetcher_reads_static_files_only(app):
             fetcher.fetch(url)
 
 
-def test_rendering_never_fetches_outside_static(app):
+def test_rendering_never_fetches_outside_static(app, monkeypatch):
+    monkeypatch.setattr(pdf, "_font_config", None)  # a fresh worker: its font is read once
     requested = []
 
     class Recording(pdf.StaticFilesOnly):
