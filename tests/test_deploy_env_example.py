@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,30 @@ def sourced_values() -> dict[str, str]:
     assert result.returncode == 0 and not result.stderr, result.stderr
     pairs = (entry.partition("=") for entry in result.stdout.split("\0") if entry)
     return {key: value for key, _, value in pairs if key.startswith("BIKSHOP_")}
+
+
+def commented_out_settings() -> list[str]:
+    """The example's ``# BIKSHOP_…=value`` lines, uncommented: settings left for the operator."""
+    lines = EXAMPLE.read_text().splitlines()
+    return [line.removeprefix("# ") for line in lines if re.match(r"# BIKSHOP_\w+=", line)]
+
+
+@pytest.mark.parametrize("line", commented_out_settings())
+def test_each_commented_out_setting_uncommented_is_one_line_the_shell_reads(line, tmp_path):
+    """``# BIKSHOP_WORKERS=5   (default: …)`` uncommented made ``. file`` stop with a syntax
+    error and skip every line after it (self-hoster probe): explanations go on their own line."""
+    env_file = tmp_path / "bikshop.env"
+    env_file.write_text(line + "\n")
+    key, _, value = line.partition("=")
+    result = subprocess.run(
+        ["sh", "-c", 'set -a; . "$0"; printenv "$1"', str(env_file), key],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout == f"{value}\n" and value
 
 
 def test_sourcing_the_example_sets_every_variable_as_written():
