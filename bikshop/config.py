@@ -336,6 +336,25 @@ def base_url(public_url, bind) -> str:
 
 _SUPPORTED_DATABASES = "sqlite:////absolute/path.sqlite3 or postgresql://user:password@host/name"
 
+# How a password's URL characters are written in BIKSHOP_DATABASE_URL: read back the same by
+# SQLAlchemy (bikshop) and libpq (pg_dump, pg_restore, psql).
+PERCENT_ENCODED = {"/": "%2F", "%": "%25", "#": "%23", "?": "%3F", ":": "%3A", "@": "%40"}
+# The password as SQLAlchemy's URL pattern cuts it: after user: and up to the first @.
+_PASSWORD = re.compile(r"^[\w+]+://[^:/]*:([^@]*)@")
+
+
+def unencoded_in_password(url: str) -> list[str]:
+    """The characters of a PostgreSQL ``url``'s password, written unencoded, that libpq reads
+    otherwise than bikshop does: libpq ends the password at a ``/`` and refuses a ``%`` not
+    followed by two hex digits, so pg_dump and pg_restore cannot use a URL bikshop connects
+    with. (An ``@`` is refused at start-up: it misleads both.) Never the password itself."""
+    if not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+        return []
+    match = _PASSWORD.match(url)
+    password = match.group(1) if match else ""
+    found = ["/"] if "/" in password else []
+    return found + (["%"] if re.search(r"%(?![0-9A-Fa-f]{2})", password) else [])
+
 
 def _check_postgresql_url(parsed) -> None:
     """What the driver would refuse at every connection, refused once at start-up instead: a

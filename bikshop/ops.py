@@ -63,6 +63,7 @@ def check(environ: dict[str, str] | None = None, *, connect: bool = True) -> lis
         ] + server
     found = _settings_findings(app.config) + _folder_findings(app.config) + server
     found += unknown_name_findings(environ)
+    found += _password_encoding_findings(app.config)
     in_memory = in_memory_finding(app.config)
     if in_memory:
         found.append(in_memory)
@@ -313,6 +314,25 @@ def _folder_findings(config) -> list[Finding]:
 
 
 _NOT_MIGRATED = f"not migrated yet: run {UPGRADE_COMMAND}"
+
+
+def _password_encoding_findings(config) -> list[Finding]:
+    """A password bikshop connects with, but pg_dump and pg_restore (the README's restore)
+    would read otherwise: said now, not in the middle of a restore."""
+    from bikshop.config import PERCENT_ENCODED, unencoded_in_password
+
+    unencoded = unencoded_in_password(config["DATABASE_URL"])
+    if not unencoded:
+        return []
+    written = ", ".join(f"{char} as {PERCENT_ENCODED[char]}" for char in unencoded)
+    return [
+        Finding(
+            "warning",
+            "BIKSHOP_DATABASE_URL",
+            f"has {' and '.join(unencoded)} in its password not percent-encoded: bikshop "
+            f"connects, but pg_dump and pg_restore cannot read the URL; write {written}",
+        )
+    ]
 
 
 def in_memory_finding(config) -> Finding | None:

@@ -793,6 +793,48 @@ def test_an_unencoded_at_sign_in_the_database_password_is_refused_without_showin
 
 
 @pytest.mark.parametrize(
+    ("password", "warned"),
+    [
+        (
+            "Tr0ub/dor-xyz",
+            "has / in its password not percent-encoded: bikshop connects, but "
+            "pg_dump and pg_restore cannot read the URL; write / as %2F",
+        ),
+        (
+            "50%off-xyz",
+            "has % in its password not percent-encoded: bikshop connects, but "
+            "pg_dump and pg_restore cannot read the URL; write % as %25",
+        ),
+        (
+            "a/b%zz-xyz",
+            "has / and % in its password not percent-encoded: bikshop connects, but "
+            "pg_dump and pg_restore cannot read the URL; write / as %2F, % as %25",
+        ),
+    ],
+)
+def test_check_config_names_a_password_character_pg_dump_would_misread(password, warned):
+    """bikshop (SQLAlchemy) read postgresql://bikshop:a/b@host/db as written, while libpq, and
+    so the README's pg_dump and pg_restore lines, took "a" for the host and "b@host/db" for
+    the database, or refused a bare % (self-hoster probe). The password is never shown."""
+    from bikshop.ops import check
+
+    url = f"postgresql://bikshop:{password}@127.0.0.1:5432/bikshop"
+    found = check(_environ({**SAFE, "DATABASE_URL": url}), connect=False)
+    (finding,) = [f for f in found if f.variable == "BIKSHOP_DATABASE_URL"]
+    assert (finding.level, finding.message) == ("warning", warned)
+    assert "xyz" not in finding.message
+
+
+@pytest.mark.parametrize("password", ["Tr0ub%2Fdor%25%40", "p#ss?w:rd", "plain"])
+def test_a_password_libpq_reads_as_bikshop_does_is_not_flagged(password):
+    from bikshop.ops import check
+
+    url = f"postgresql://bikshop:{password}@127.0.0.1:5432/bikshop"
+    found = check(_environ({**SAFE, "DATABASE_URL": url}), connect=False)
+    assert [f for f in found if f.variable == "BIKSHOP_DATABASE_URL"] == []
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "https://shop.example.com/base?x=1",
