@@ -159,6 +159,8 @@ def load(app, overrides: dict | None) -> None:
     _load_env(app.config)
     if overrides:
         app.config.update(overrides)
+    given = {name.removeprefix("BIKSHOP_") for name in os.environ if name.startswith("BIKSHOP_")}
+    _refuse_carriage_returns(app.config, given | set(overrides or ()))
     problems = _Problems()
     _normalise(app, problems)
     try:
@@ -174,6 +176,21 @@ def load(app, overrides: dict | None) -> None:
                 f"(made by make run): load it first: set -a; . {local}; set +a"
             ) from None
         raise
+
+
+def _refuse_carriage_returns(config, keys) -> None:
+    """A settings file saved with Windows line endings ends every value in a carriage return,
+    which the shell keeps: a URL, a secret or a name with an invisible character, and messages
+    cut short where it is printed. Refused first, one line per variable, as every other check
+    would only misread the value."""
+    found = [
+        f"BIKSHOP_{key} holds a carriage return (\\r): the file it was set from has Windows "
+        "line endings; run dos2unix on that file"
+        for key in sorted(keys)
+        if isinstance(config.get(key), str) and "\r" in config[key]
+    ]
+    if found:
+        raise ConfigError(found[0], found)
 
 
 def _load_env(config) -> None:

@@ -621,6 +621,69 @@ def test_gunicorn_stops_with_exit_3_and_one_line_on_a_bad_setting(tmp_path, vari
     assert list((tmp_path / "tmp").iterdir()) == []  # the metrics folder went with it
 
 
+def _windows_line_endings(key: str) -> str:
+    return (
+        f"BIKSHOP_{key} holds a carriage return (\\r): the file it was set from has Windows line "
+        "endings; run dos2unix on that file"
+    )
+
+
+def test_a_setting_with_a_carriage_return_is_refused_naming_it():
+    """Each value of a settings file saved with Windows line endings ends in \\r, which the
+    shell keeps: a store name with an invisible character, a database error cut short where
+    the \\r was printed (self-hoster probe)."""
+    with pytest.raises(ConfigError) as caught:
+        create_app({**SAFE, "STORE_NAME": "Glow Naturals\r", "PUBLIC_URL": "https://a.in\r"})
+    assert caught.value.problems == [
+        _windows_line_endings("PUBLIC_URL"),
+        _windows_line_endings("STORE_NAME"),
+    ]
+    assert "Glow" not in str(caught.value)  # the values are not shown: a secret may be one
+
+
+def test_a_settings_file_with_windows_line_endings_is_named_at_start_and_in_check_config(
+    tmp_path,
+):
+    """As the README loads the file (set -a; . file), then a flask command and check-config."""
+    settings = tmp_path / "bikshop.env"
+    settings.write_bytes(
+        f"BIKSHOP_SECRET_KEY={SECRET}\r\n"
+        "BIKSHOP_BIK_AUTH=none\r\n"
+        f"BIKSHOP_DATABASE_URL=sqlite:///{tmp_path}/db.sqlite3\r\n".encode()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
+    loaded = 'set -a; . "$0"; set +a; exec "$@"'
+    flask = [sys.executable, "-m", "flask", "--app", "bikshop"]
+    upgrade = subprocess.run(
+        ["sh", "-c", loaded, str(settings), *flask, "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert upgrade.returncode == 3
+    assert upgrade.stderr == (
+        f"Error: {_windows_line_endings('BIK_AUTH')} (and 2 more: flask --app bikshop "
+        "check-config)\n"
+    )
+    assert not (tmp_path / "db.sqlite3").exists()
+    check = subprocess.run(
+        ["sh", "-c", loaded, str(settings), *flask, "check-config", "--offline"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 1
+    errors = [line for line in check.stdout.splitlines() if line.startswith("ERROR")]
+    assert [line.split(None, 2)[1:] for line in errors] == [
+        [f"BIKSHOP_{key}", f"the app refuses to start: {_windows_line_endings(key)}"]
+        for key in ("BIK_AUTH", "DATABASE_URL", "SECRET_KEY")
+    ]
+
+
 def test_every_problem_is_found_the_first_named_in_the_one_line():
     with pytest.raises(ConfigError) as caught:
         create_app({**SAFE, "SECRET_KEY": None, "MAX_ITEMS_PER_ORDER": 0, "REDIS_URL": "bogus"})
