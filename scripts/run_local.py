@@ -91,6 +91,18 @@ def base_url(env: dict[str, str]) -> str | None:
         return None
 
 
+def dashboard_line(base: str | None, flask: Path) -> str:
+    """Where the dashboard is, and the README's command that makes its first account, with
+    the settings loaded as the README loads them (run from the checkout)."""
+    shown = ENV_FILE.relative_to(ROOT) if ENV_FILE.is_relative_to(ROOT) else ENV_FILE
+    flask = flask.relative_to(ROOT) if flask.is_relative_to(ROOT) else flask
+    where = f"{base}/admin/" if base else "/admin/ at your proxy's address"
+    return (
+        f"Dashboard: {where} (its first account, in another shell here: "
+        f"set -a; . {shown}; set +a; {flask} --app bikshop create-admin you@yourshop.com)"
+    )
+
+
 def port_in_use(bind: str) -> bool:
     """True when another program already listens on ``bind`` (host:port)."""
     host, _, port = bind.rpartition(":")
@@ -140,6 +152,7 @@ def main() -> int:
         result = subprocess.run(step, cwd=ROOT, env=env)
         if result.returncode:
             return result.returncode
+    print(dashboard_line(base, bin_dir / "flask"))
     gunicorn = [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
     os.chdir(ROOT)
     os.execve(gunicorn[0], gunicorn, env)  # noqa: S606 (replace this process: Ctrl-C stops gunicorn)

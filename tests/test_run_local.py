@@ -81,6 +81,43 @@ def test_make_run_passes_bik_setup_the_address_only_when_one_is_known(
     assert ran[2] == ["gunicorn"]
 
 
+@pytest.mark.parametrize(
+    ("base", "where"),
+    [
+        ("http://127.0.0.1:8101", "http://127.0.0.1:8101/admin/"),
+        (None, "/admin/ at your proxy's address"),  # a unix socket: no URL is known
+    ],
+)
+def test_make_run_says_where_the_dashboard_is_and_how_to_make_its_first_account(
+    tmp_path, monkeypatch, capsys, base, where
+):
+    """It printed Bik's URLs and credentials, and nothing of the dashboard (self-hoster probe):
+    now its address, and the README's create-admin with the settings loaded, in one line."""
+    monkeypatch.setattr(run_local, "ENV_FILE", run_local.ROOT / "instance" / "bikshop.env")
+    monkeypatch.setattr(run_local, "ensure_env_file", lambda: None)
+    monkeypatch.setattr(run_local, "load_env_file", lambda: {})
+    monkeypatch.setattr(run_local, "base_url", lambda env: base)
+    monkeypatch.setattr(run_local.os, "umask", lambda mask: 0)  # the test process keeps its own
+    monkeypatch.setattr(run_local, "port_in_use", lambda bind: False)
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(run_local.subprocess, "run", lambda step, **k: Done)
+    monkeypatch.setattr(run_local.os, "execve", lambda *a: None)
+    monkeypatch.setattr(run_local.os, "chdir", lambda path: None)
+    flask = run_local.Path(run_local.sys.executable).parent / "flask"
+    shown = flask.relative_to(run_local.ROOT) if flask.is_relative_to(run_local.ROOT) else flask
+    run_local.main()
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == (
+        f"Dashboard: {where} (its first account, in another shell here: set -a; "
+        f". instance/bikshop.env; set +a; {shown} --app bikshop create-admin you@yourshop.com)"
+    )
+    readme = (run_local.ROOT / "README.md").read_text()
+    assert "flask --app bikshop create-admin you@yourshop.com " in readme  # the README's own
+
+
 def test_the_settings_file_reads_as_the_shell_reads_it(tmp_path, monkeypatch):
     """make run serves with the values the README's ``set -a; . instance/bikshop.env`` gives
     the flask commands: a password with a ``$`` (expanded), a comment after a quoted value."""
