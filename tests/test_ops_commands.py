@@ -576,9 +576,10 @@ def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(make_app,
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
-def test_check_config_asks_razorpay_whether_it_takes_the_keys(database_url, razorpay):
+def test_check_config_asks_razorpay_whether_it_takes_the_keys(make_app, database_url, razorpay):
     """A key secret mistyped by one character passed check-config, and the first customer's
     Pay was refused (self-hoster probe). Razorpay is asked, with a call that changes nothing."""
+    make_app()  # the database migrated and empty (no refused webhook of another test in it)
     env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
     mistyped = {**env, "BIKSHOP_RAZORPAY_KEY_SECRET": SAFE["BIKSHOP_RAZORPAY_KEY_SECRET"] + "x"}
     result = check_config(env=mistyped)

@@ -21,12 +21,12 @@ def issue_invoices_command(dry_run: bool):
         raise click.ClickException(
             "BIKSHOP_STORE_GSTIN is not set: this shop issues no tax invoices"
         )
-    orders = invoices.left_without_invoice()
-    for order in orders:
+    count = 0
+    for count, order in enumerate(invoices.left_without_invoice(), start=1):  # noqa: B007
         if dry_run:
             click.echo(f"{order.public_id}: would be issued its tax invoice")
             continue
         invoices.issue_tax_invoice(order)
         click.echo(f"{order.public_id}: tax invoice {invoices.invoice_label(order.invoice_number)}")
     done = "would issue" if dry_run else "issued"
-    click.echo(f"issue-invoices: {done} {len(orders)} tax invoice(s)")
+    click.echo(f"issue-invoices: {done} {count} tax invoice(s)")
