@@ -573,6 +573,7 @@ def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(make_app,
     assert (
         "ERROR   BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 of Razorpay's webhook" in result.stdout
     )
+    make_app()  # empty again: the session's database is shared with the tests after this one
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data
