@@ -654,28 +654,26 @@ def test_a_settings_file_with_windows_line_endings_is_named_at_start_and_in_chec
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
     loaded = 'set -a; . "$0"; set +a; exec "$@"'
     flask = [sys.executable, "-m", "flask", "--app", "bikshop"]
-    upgrade = subprocess.run(
-        ["sh", "-c", loaded, str(settings), *flask, "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def with_settings(*command: str) -> subprocess.CompletedProcess:
+        """``flask --app bikshop <command>`` with the file loaded as the README says."""
+        return subprocess.run(
+            ["sh", "-c", loaded, str(settings), *flask, *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    upgrade = with_settings("db", "upgrade")
     assert upgrade.returncode == 3
     assert upgrade.stderr == (
         f"Error: {_windows_line_endings('BIK_AUTH')} (and 2 more: flask --app bikshop "
         "check-config)\n"
     )
     assert not (tmp_path / "db.sqlite3").exists()
-    check = subprocess.run(
-        ["sh", "-c", loaded, str(settings), *flask, "check-config", "--offline"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    check = with_settings("check-config", "--offline")
     assert check.returncode == 1
     errors = [line for line in check.stdout.splitlines() if line.startswith("ERROR")]
     assert [line.split(None, 2)[1:] for line in errors] == [
