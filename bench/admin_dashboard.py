@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import requests
@@ -183,6 +183,12 @@ def newest_day_for(url: str, count: int, zone: str = "Asia/Kolkata") -> str:
     return (stamp.astimezone(ZoneInfo(zone)) + timedelta(days=1)).date().isoformat()
 
 
+def oldest_month(url: str, orders: int) -> str:
+    """The dashboard's query for the first 30 days of the seeded year, a day in."""
+    start = date.fromisoformat(newest_day_for(url, orders - 2))
+    return f"date_from={start.isoformat()}&date_to={(start + timedelta(days=29)).isoformat()}"
+
+
 @contextmanager
 def prepared_database(backend: str, args, workdir: Path, say):
     """A database with ``--orders`` realistic orders and the bench admin: a fresh scratch one,
@@ -227,6 +233,9 @@ def run_backend(backend: str, args, workdir: Path, say) -> dict:
                     session, [f"{base}/admin/?q={p}" for p in phones], check=one_order
                 ),
                 "order page": p50_ms(session, [f"{base}/admin/orders/ORD-{i}" for i in ids]),
+                "oldest month (date range)": p50_ms(
+                    session, [f"{base}/admin/?{oldest_month(url, args.orders)}"] * args.samples
+                ),
             }
             day = newest_day_for(url, args.csv_orders)
             rows, seconds, growth = csv_export(server, session, {"date_from": day})

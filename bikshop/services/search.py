@@ -273,9 +273,11 @@ def order_page(
         .where(*filter_conditions(filters))
         .options(selectinload(Order.items), defer(Order.raw_request))
     )
+    # The same order; "+ 0" only keeps the database from walking the id's index to find it.
+    key = Order.id + 0 if _long_after(filters) else Order.id
     if after is not None:
         rows = db.session.scalars(
-            query.where(Order.id > after).order_by(Order.id.asc()).limit(PAGE_SIZE + 1)
+            query.where(Order.id > after).order_by(key.asc()).limit(PAGE_SIZE + 1)
         ).all()
         more_newer = len(rows) > PAGE_SIZE
         orders = list(reversed(rows[:PAGE_SIZE]))
@@ -286,7 +288,7 @@ def order_page(
         )
     if before is not None:
         query = query.where(Order.id < before)
-    rows = db.session.scalars(query.order_by(Order.id.desc()).limit(PAGE_SIZE + 1)).all()
+    rows = db.session.scalars(query.order_by(key.desc()).limit(PAGE_SIZE + 1)).all()
     orders = list(rows[:PAGE_SIZE])
     # A page from a cursor has newer orders only if one matches (a cursor typed or kept from
     # long ago may be past the newest): one look-up on the id's index.
@@ -296,6 +298,29 @@ def order_page(
         later = select(Order.id).where(*filter_conditions(filters), Order.id > newest).limit(1)
         newer = newest if db.session.scalar(later) is not None else None
     return OrderPage(orders, newer=newer, older=orders[-1].id if len(rows) > PAGE_SIZE else None)
+
+
+def _long_after(filters: OrderFilters) -> bool:
+    """True when twice as many orders were placed after the date range as in it. A page is the
+    newest orders of the range, so the database walks the id's index down from the newest
+    order of all and reads every later one first (soak probe: the oldest month of a million
+    orders took 1.2-1.5 s); then the range is read through ix_orders_created_at and sorted
+    instead. Decided on ids at the range's edges (ids follow the clock closely enough to
+    choose a plan by; the rows are chosen by created_at either way): three index look-ups."""
+    if not filters.date_to:
+        return False
+    end = _start_of(filters.date_to + timedelta(days=1))
+    placed = select(Order.id).order_by(Order.created_at).limit(1)
+    first_after = db.session.scalar(placed.where(Order.created_at >= end))
+    if first_after is None:
+        return False
+    first_in = 0
+    if filters.date_from:
+        since = db.session.scalar(placed.where(Order.created_at >= _start_of(filters.date_from)))
+        first_in = first_after if since is None else since
+    newest = db.session.scalar(select(func.max(Order.id))) or 0
+    # Sorting the range costs about 1.5 times walking past a row (measured at 500,000 orders).
+    return newest - first_after > 2 * (first_after - first_in)
 
 
 def sum_money(column):
