@@ -14,6 +14,7 @@ import click
 import requests
 
 from bikshop.bik.auth import OPEN_TO, AuthSpec, AuthSpecError, parse_auth_spec
+from bikshop.models.orders import CONTRACT_CHECK_TAG
 
 # Bik's published sample placeOrder body (reference/bik-contract.md).
 SAMPLE_ORDER = {
@@ -246,7 +247,7 @@ def sample_order(draft_id: str) -> dict:
     """Bik's sample body with a fresh draft id (so a check never collides with a real order)."""
     body = copy.deepcopy(SAMPLE_ORDER)
     body["draftOrderId"] = body["order"]["id"] = draft_id
-    body["order"]["tags"] = "ordered_via_bik, bikshop_contract_check"
+    body["order"]["tags"] = f"ordered_via_bik, {CONTRACT_CHECK_TAG}"
     return body
 
 

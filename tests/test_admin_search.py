@@ -691,3 +691,19 @@ def test_each_csv_export_is_logged_with_who_filters_and_rows_but_no_search_text(
     assert searched["search"] is True and searched["rows"] == 2 and searched["complete"] is True
     assert everything["filters"] == {} and everything["search"] is False
     assert "98111" not in json.dumps([searched, everything])
+
+
+def test_check_bik_s_test_order_is_marked_as_such(admin_app, owner):
+    """check-bik places one real order on the server it checks; in the list it looked like a
+    customer's, Bik's sample "Bik Tester", and counted in the tiles (self-hoster probe). It is
+    marked, in the list and on its page, by the tag check-bik gives it."""
+    from bikshop.checkbik import sample_order
+
+    checked = place(owner, sample_order("nb_check_bik_1")).json["order"]
+    customer = place(owner, sample_body(tags="ordered_via_bik, bikshop_contract_checks")).json
+    listing = owner.get("/admin/").text
+    assert listing.count("check-bik's test") == 1
+    row = listing.split(f">{checked['name']}</strong>", 1)[1].split("</tr>", 1)[0]
+    assert "check-bik's test" in row
+    assert "check-bik's test" in owner.get(f"/admin/orders/{checked['id']}").text
+    assert "check-bik" not in owner.get(f"/admin/orders/{customer['order']['id']}").text

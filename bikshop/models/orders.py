@@ -41,6 +41,10 @@ class Counter(db.Model):
     value: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
+# The tag ``check-bik`` gives the real order it places on the server it checks.
+CONTRACT_CHECK_TAG = "bikshop_contract_check"
+
+
 class BikOrderFields:
     """What Bik's answer derives from an order's columns; shared by :class:`Order` and the
     plain snapshots the Bik endpoints answer from (``bikshop.services.orders.OrderSnapshot``).
@@ -130,6 +134,11 @@ class Order(BikOrderFields, db.Model):
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
     )
+
+    @property
+    def placed_by_check_bik(self) -> bool:
+        """``check-bik``'s own test order (it tags it so), which the dashboard marks."""
+        return CONTRACT_CHECK_TAG in (tag.strip() for tag in (self.tags or "").split(","))
 
     def __repr__(self) -> str:
         return f"<Order {self.public_id}>"
