@@ -555,9 +555,19 @@ def test_check_config_finds_a_public_url_no_request_can_reach(settings, variable
     assert flask("check-config", "--offline", env=trusted).returncode == 0
 
 
-def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(make_app, database_url):
+@pytest.fixture
+def emptied_after(make_app):
+    """The session's database emptied again after the test, pass or fail: the tests after it
+    on that database must not see what it stored."""
+    yield
+    make_app()
+
+
+def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(
+    make_app, database_url, emptied_after
+):
     """A mistyped webhook secret passed check-config (self-hoster probe): Razorpay-shaped
-    deliveries refused for their signature, none accepted since, are an error naming it."""
+    deliveries refused for their signature, none accepted since, are a warning naming it."""
     from tests.fake_razorpay import FakeRazorpay, sign
 
     env = {**SAFE, "BIKSHOP_DATABASE_URL": database_url}
@@ -569,11 +579,14 @@ def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(make_app,
         app.test_client().post("/webhooks/razorpay", data=raw, headers=headers).status_code == 400
     )
     result = check_config(env=env)
-    assert result.returncode == 1
+    # A warning, hedged: the deliveries are unsigned, so anyone could have sent them.
+    assert result.returncode == 0
     assert (
-        "ERROR   BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 of Razorpay's webhook" in result.stdout
-    )
-    make_app()  # empty again: the session's database is shared with the tests after this one
+        "WARNING BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 webhook deliveries shaped like "
+        "Razorpay's since"
+    ) in result.stdout
+    assert "if they came from Razorpay" in result.stdout
+    assert check_config("--strict", env=env).returncode == 1
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings, not data

@@ -686,8 +686,10 @@ def test_razorpays_deliveries_refused_for_their_signature_are_told_on_the_dashbo
         fake.pay(link_id, deliver=False)
         junk = client.post("/webhooks/razorpay", data=b'{"hello": 1}', headers={})
         assert junk.status_code == 400
-        assert warning not in owner.get("/admin/").get_data(as_text=True)
         raw, headers = fake.paid_event(link_id)
+        # Razorpay's shape without its two headers (a forger's, not a delivery): not counted.
+        assert client.post("/webhooks/razorpay", data=raw).status_code == 400
+        assert warning not in owner.get("/admin/").get_data(as_text=True)
         mistyped = {**headers, "X-Razorpay-Signature": sign("not-the-secret", raw)}
         assert post_webhook(client, raw, mistyped).status_code == 400
         assert post_webhook(client, raw, mistyped).status_code == 400  # Razorpay's retry
@@ -697,3 +699,17 @@ def test_razorpays_deliveries_refused_for_their_signature_are_told_on_the_dashbo
         assert post_webhook(client, raw, headers).status_code == 200  # the secret is fixed
         assert warning not in owner.get("/admin/").get_data(as_text=True)
         assert payment_status(client, order_id) == "paid"
+
+
+@pytest.mark.parametrize("event", [rb'"pay\u0000ment.captured"', rb'"\ud800"', b'"x" '])
+def test_an_unsigned_razorpay_shaped_body_with_odd_text_is_a_400(make_app, event):
+    """The refused delivery's event name is kept for the wrong-secret alert; an unsigned body
+    naming its event with a NUL or a lone surrogate was a 500 (no column can hold them) and
+    was not stored (diff review). Only a name of Razorpay's form is kept."""
+    app = make_app(RAZORPAY_WEBHOOK_SECRET="whsec-0123456789abcdef")
+    body = b'{"entity": "event", "account_id": "acc_x", "event": ' + event + b"}"
+    headers = {"X-Razorpay-Signature": "00", "X-Razorpay-Event-Id": "evt_1"}
+    answer = app.test_client().post("/webhooks/razorpay", data=body, headers=headers)
+    assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
+    stored = rows(app, WebhookEvent)
+    assert [(d.signature_valid, d.event) for d in stored] == [(False, None)]

@@ -9,7 +9,6 @@ import logging
 from flask import (
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -86,19 +85,11 @@ def orders_list():
         page=page,
         hidden_order=hidden,
         summary=search.summary(),
-        webhook_trouble=_webhook_trouble(),
+        webhook_trouble=webhooks.signature_trouble(),
         filter_args=_filter_args(form),
         filter_errors=filter_errors(form),
         logout_form=LogoutForm(),
     ), status
-
-
-def _webhook_trouble():
-    """Razorpay's deliveries refused for their signature, when webhooks are configured."""
-    config = current_app.config
-    if not config["RAZORPAY_WEBHOOK_SECRET"]:
-        return None
-    return webhooks.signature_trouble()
 
 
 @bp.get("/orders.csv")

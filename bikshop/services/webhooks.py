@@ -133,7 +133,8 @@ def _apply_webhook(
             received,
             valid=False,
             outcome="rejected: signature missing or wrong",
-            event=_razorpay_shaped(raw_body),
+            # Razorpay sends both headers with every delivery; a body without them is not its.
+            event=_razorpay_shaped(raw_body) if signature and received else None,
         )
         log.warning(
             "webhook %s refused: signature missing or wrong (if it is Razorpay's, "
@@ -277,9 +278,15 @@ def _razorpay_shaped(raw_body: bytes) -> str | None:
     if not isinstance(document, dict) or document.get("entity") != "event":
         return None
     account, event = document.get("account_id"), document.get("event")
-    if not (isinstance(account, str) and account.startswith("acc_") and isinstance(event, str)):
+    if not (isinstance(account, str) and _ACCOUNT.fullmatch(account)):
         return None
-    return event or None
+    # Only a name of Razorpay's form is kept: the body is unauthenticated (a NUL or a lone
+    # surrogate in it could not even be stored).
+    return event if isinstance(event, str) and _EVENT_NAME.fullmatch(event) else None
+
+
+_ACCOUNT = re.compile(r"acc_[A-Za-z0-9]{1,32}")
+_EVENT_NAME = re.compile(r"[a-z_]{1,30}(?:\.[a-z_]{1,30}){1,2}")
 
 
 # How far back the dashboard and check-config look for refused deliveries.
@@ -297,7 +304,13 @@ def signature_trouble() -> SignatureTrouble | None:
     accepted after them: the mark of a webhook secret that is not Razorpay's (mistyped, or
     the webhook re-created in Razorpay's dashboard with a new one). Payments then reach the
     orders only through reconcile-payments, and Razorpay disables a webhook after a day of
-    failures. None when there is none."""
+    failures. None when there is none, or no webhook secret is set (every delivery is then
+    refused, and check-config says so).
+
+    The evidence is unsigned (anyone can post a body of that shape with both headers), so
+    what tells of it says "if they came from Razorpay"."""
+    if not current_app.config["RAZORPAY_WEBHOOK_SECRET"]:
+        return None
     window = utcnow() - TROUBLE_WINDOW
     last_accepted = db.session.scalar(
         select(func.max(WebhookEvent.received_at)).where(
