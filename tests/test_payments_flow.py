@@ -217,6 +217,22 @@ def test_a_refused_link_holds_pay_back_for_the_address_it_was_refused_for(make_a
         assert len(fake.calls) == calls  # Razorpay not asked again
 
 
+@pytest.mark.parametrize("host", ["a_b", ""])
+def test_the_page_of_an_order_whose_link_was_refused_opens_whatever_the_host(make_app, host):
+    """Whether a refusal holds Pay back depends on the return address the request would give;
+    with a Host no address can be made from, the customer's page and PDF answered 400 (diff
+    review). A page only read stands by the refusal: no Pay button, and it opens."""
+    with FakeRazorpay() as fake:
+        fake.refused_callback_hosts = {"localhost"}
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        _, invoice = place_order(client)
+        assert client.post(invoice + "/pay").status_code == 502  # refused: Pay held back
+        page = client.get(invoice, headers={"Host": host})
+        assert page.status_code == 200 and "Pay ₹947" not in page.get_data(as_text=True)
+        assert client.get(invoice + ".pdf", headers={"Host": host}).status_code == 200
+
+
 @pytest.mark.parametrize("host", ["a_b", "evil.example:99999", "x@y.example", ""])
 def test_a_host_no_link_can_be_made_from_is_a_400_and_asks_razorpay_nothing(make_app, host):
     """Werkzeug reads a Host that is no host name as "": the link's return address was

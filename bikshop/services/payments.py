@@ -19,6 +19,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bikshop import phones, razorpay_client
+from bikshop.config import NoURLKnown
 from bikshop.errors import ApiError
 from bikshop.extensions import db
 from bikshop.links import public_base
@@ -259,12 +260,23 @@ def _pay_held_by(order: Order) -> str | None:
         isinstance(data, dict)
         and data.get("orderVersion") == order.version
         and data.get("keys") == razorpay_client.keys_fingerprint()
-        # Only for the link this request would ask for: without BIKSHOP_PUBLIC_URL its return
-        # address is the request's Host, and a link refused for a forged one (a POST to Pay
-        # with Host: a..b) held Pay back from the customer on the shop's own address.
-        and data.get("callback", "") in ("", _callback_url(order))
+        and _refused_here(data.get("callback"), order)
     )
     return "refused" if refused_now else None
+
+
+def _refused_here(callback: str | None, order: Order) -> bool:
+    """Whether a link refused with return address ``callback`` is the one this request would
+    ask for. Without BIKSHOP_PUBLIC_URL the address is the request's Host, and a link refused
+    for a forged one (a POST to Pay with a Host Razorpay will not take) held Pay back from the
+    customer on the shop's own address. A request no link can be made from (a Host that is no
+    host name) stands by the refusal: it only reads the page."""
+    if not callback:  # recorded before the address was (2026-12-08), or with PUBLIC_URL's
+        return True
+    try:
+        return callback == _callback_url(order)
+    except (ApiError, NoURLKnown):
+        return True
 
 
 def create_or_reuse_link(order: Order) -> PaymentLink:
