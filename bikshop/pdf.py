@@ -12,6 +12,7 @@ import logging
 import mimetypes
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -55,19 +56,20 @@ class StaticFilesOnly(URLFetcher):
         return URLFetcherResponse(url, body, {"Content-Type": mime})
 
 
-_font_config: FontConfiguration | None = None
+_fonts_of = threading.local()
 
 
 def _fonts() -> FontConfiguration:
-    """The worker's one font configuration, made at its first render (after the fork). Left
+    """The thread's one font configuration, made at its first render (after the fork). Left
     to WeasyPrint, every render made its own, whose fontconfig and Pango memory is never given
     back: about 0.24 MB per PDF, for the life of the worker (soak probe: 102 MB to 341 MB
-    over 850 renders). Sync workers render one document at a time; the invoice's two font
-    faces are added to it once."""
-    global _font_config
-    if _font_config is None:
-        _font_config = FontConfiguration()
-    return _font_config
+    over 850 renders). One per thread: WeasyPrint adds a font face to it without a lock (a
+    second thread could lay out before the face is registered). gunicorn's sync worker has
+    one thread; the invoice's two font faces are added to it once."""
+    fonts = getattr(_fonts_of, "config", None)
+    if fonts is None:
+        fonts = _fonts_of.config = FontConfiguration()
+    return fonts
 
 
 def render(html: str, fetcher: StaticFilesOnly) -> bytes:

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -210,7 +211,7 @@ def test_a_worker_renders_every_pdf_with_one_font_configuration(pdf_app, monkeyp
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(FontConfiguration, "__init__", counted)
-    monkeypatch.setattr(pdf, "_font_config", None, raising=False)  # a worker yet to render
+    monkeypatch.setattr(pdf, "_fonts_of", threading.local(), raising=False)  # none made yet
     client = pdf_app.test_client()
     pdfs = [client.get(place_invoice(client) + ".pdf").data for _ in range(3)]
     assert len(made) == 1
@@ -238,7 +239,7 @@ def test_fetcher_reads_static_files_only(app):
 
 
 def test_rendering_never_fetches_outside_static(app, monkeypatch):
-    monkeypatch.setattr(pdf, "_font_config", None)  # a fresh worker: its font is read once
+    monkeypatch.setattr(pdf, "_fonts_of", threading.local())  # a fresh worker: fonts read once
     requested = []
 
     class Recording(pdf.StaticFilesOnly):
