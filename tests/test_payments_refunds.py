@@ -345,7 +345,7 @@ def test_a_refund_that_comes_before_its_payment_is_known_is_not_lost(make_app):
         assert payment_status(client, order_id) == "refunded"
 
 
-@pytest.mark.parametrize("number", ["9" * 20, "2147483648", "\u00b2", "0x10"])
+@pytest.mark.parametrize("number", ["9" * 20, "2147483648", "\u00b2"])
 def test_a_refund_whose_receipt_only_looks_like_bikshops_is_recorded(make_app, number):
     """Anyone with the API keys can give a refund a receipt: "bikshop-refund-" and digits no
     row of ours could have were bound as an id (PostgreSQL: integer out of range; SQLite:
