@@ -298,6 +298,52 @@ def test_item_names_longer_than_an_invoice_shows_are_cut_on_page_and_pdf(pdf_app
     assert "Cream" in text
 
 
+# An address as Bik's contract allows it (firstName … country up to 255 characters each) and a
+# customer may type it: each field one word, a letter of its own.
+FIELDS = ("firstName", "lastName", "address1", "address2", "city", "state", "country")
+LONG_ADDRESS = dict(zip(FIELDS, "QWXZJKV", strict=True))
+
+
+def test_long_unbroken_address_lines_print_whole_and_cheaply_inside_their_column(
+    pdf_app, monkeypatch, output_dir
+):
+    """The parties' grid columns were 1fr, whose least width is their text's min-content width:
+    under overflow-wrap: anywhere WeasyPrint measures it by laying the text out again from each
+    character on (split_first_line once per character, over the rest of the line). Seven address
+    fields of 255 letters without a space took 3.1 s to print instead of 0.06 s (security
+    probe). The columns are minmax(0, 1fr): no such measure, and every line is still printed
+    whole, wrapped inside its column and the page's margins."""
+    from weasyprint.layout import preferred
+
+    measures = []
+    measure = preferred.split_first_line
+
+    def counted(*args, **kwargs):
+        measures.append(args[0])
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(preferred, "split_first_line", counted)
+    client = pdf_app.test_client()
+    body = order_body()
+    body["order"]["address"].update({key: letter * 255 for key, letter in LONG_ADDRESS.items()})
+    data = client.get(place_invoice(client, body) + ".pdf").data
+    (output_dir / "invoice-long-address.pdf").write_bytes(data)
+    # 5,648 measures before (the 1,785 letters, each from its own start), 74 after.
+    assert len(measures) < 255, len(measures)
+
+    printed = dict.fromkeys(LONG_ADDRESS.values(), "")
+    for page in range(1, pdf_pages(data) + 1):
+        width, words = pdf_words(data, page)
+        contact = [w for w in words if w.text == "Contact"]
+        for word in sorted(words, key=lambda w: (w.y0, w.x0)):
+            letters = word.text.rstrip(",")  # "<city>, <state> 560102"
+            if letters[:1] in printed and letters == letters[0] * len(letters):
+                printed[letters[0]] += letters
+                assert word.x0 >= 12 * MM - 0.5 and word.x1 <= width - 12 * MM + 0.5, word
+                assert all(word.x1 < heading.x0 for heading in contact), word  # its column
+    assert printed == {letter: letter * 255 for letter in LONG_ADDRESS.values()}
+
+
 # A typical long product name: 40 characters, seven ordinary words.
 NAME_40 = "Kumkumadi Tailam Ayurvedic Face Serum 30"
 
