@@ -34,13 +34,16 @@ def _database_trouble_in_one_line(command: click.Command) -> click.Command:
     """``command``, stopping with one line naming ``BIKSHOP_DATABASE_URL`` and why (the
     password never shown), exit 1, when the database cannot be reached or refuses the work
     (down, a wrong password, read-only, full), instead of a page of traceback: these run by
-    hand, after a restore and from cron. A mistake of the command's own still shows whole."""
+    hand, after a restore and from cron. A mistake of the command's own still shows whole.
+    SQLite files this user cannot open exit 3, and a run as root on a SQLite database in
+    another user's folder is warned of first (``sqlite_access``)."""
     from functools import wraps
 
     from flask.cli import ScriptInfo
 
     from bikshop.database import unavailable
-    from bikshop.ops import database_error_line
+    from bikshop.ops import database_error_line, database_refused
+    from bikshop.sqlite_access import root_warning
 
     callback = command.callback
     if callback is None or getattr(callback, "_database_trouble_in_one_line", False):
@@ -48,15 +51,20 @@ def _database_trouble_in_one_line(command: click.Command) -> click.Command:
 
     @wraps(callback)
     def run(*args, **kwargs):
+        app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+        url = app.config["SQLALCHEMY_DATABASE_URI"]
+        if warning := root_warning(url):
+            click.echo(warning, err=True)
         try:
             return callback(*args, **kwargs)
         except Exception as exc:
             if not unavailable(exc):
                 raise
-            app = click.get_current_context().ensure_object(ScriptInfo).load_app()
-            reason = database_error_line(exc, app.config["SQLALCHEMY_DATABASE_URI"])
-            raise click.ClickException(
-                f"{command.name} stopped: the database at BIKSHOP_DATABASE_URL refused: {reason}"
+            reason = database_error_line(exc, url)
+            raise database_refused(
+                f"{command.name} stopped: the database at BIKSHOP_DATABASE_URL refused: {reason}",
+                exc,
+                url,
             ) from None
 
     run._database_trouble_in_one_line = True

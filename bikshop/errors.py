@@ -170,6 +170,7 @@ def as_http_error(error: Exception) -> HTTPException:
     """Map an unexpected exception to what the client is told; log it, roll back."""
     from bikshop.database import NOT_MIGRATED_HINT, missing_table_error, unavailable
     from bikshop.extensions import db
+    from bikshop.sqlite_access import access_problem
 
     if _unreadable_body(error):
         return BadRequest(UNREADABLE_BODY)
@@ -182,6 +183,8 @@ def as_http_error(error: Exception) -> HTTPException:
         reason = (str(cause).strip().splitlines() or [""])[0][:200]
         if missing_table_error(cause):
             reason += f" ({NOT_MIGRATED_HINT})"
+        elif files := access_problem(cause, current_app.config["SQLALCHEMY_DATABASE_URI"]):
+            reason += f": {files}"  # SQLite files this user cannot open: whose, and the chown
         log.error(
             "database unavailable on %s %s: %s: %s",
             request.method,

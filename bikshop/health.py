@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from bikshop.database import migration_fix
 from bikshop.errors import RETRY_SOON
 from bikshop.extensions import db
+from bikshop.sqlite_access import access_problem
 
 bp = Blueprint("health", __name__)
 
@@ -36,7 +37,10 @@ def readyz():
             db.engine.dispose()  # and the rest of the pool, opened as this one was
     except Exception as exc:  # any driver error means "not ready", never a 500
         db.session.rollback()
-        current_app.logger.warning("readyz: database unavailable: %s", type(exc).__name__)
+        files = access_problem(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
+        current_app.logger.warning(
+            "readyz: database unavailable: %s%s", type(exc).__name__, f": {files}" if files else ""
+        )
         return {"status": "unavailable", "database": "unreachable"}, 503, RETRY_SOON
     finally:
         db.session.remove()

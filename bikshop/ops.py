@@ -35,6 +35,7 @@ from bikshop.database import (
     migration_fix,
     missing_table_error,
 )
+from bikshop.sqlite_access import DatabaseFilesError, access_problem, files_problem
 
 
 @dataclass
@@ -428,7 +429,20 @@ def database_error_line(exc: BaseException, url: str, *, migrating: bool = False
         line = re.sub(alone, "[secret]", line)
     if not migrating and missing_table_error(error):
         return f"{line} ({type(error).__name__}; {NOT_MIGRATED_HINT})"
+    # SQLite's bare "unable to open database file": whose files, what mode, who runs this, and
+    # the chown that fixes it (a db upgrade run as root made them root's: self-hoster probe).
+    if files := access_problem(error, url):
+        return f"{line} ({type(error).__name__}): {files}"
     return f"{line} ({type(error).__name__})"
+
+
+def database_refused(message: str, exc: BaseException, url: str) -> click.ClickException:
+    """A command's one-line stop for the database refusing ``exc``: exit 1 (worth trying
+    again: a database down or starting), or 3 for SQLite files this user cannot open (not
+    until their owner changes), as for a setting bikshop refuses."""
+    if access_problem(exc, url, unopened=True):
+        return DatabaseFilesError(message)
+    return click.ClickException(message)
 
 
 def _redis_findings(config) -> list[Finding]:
@@ -495,8 +509,17 @@ def backup_command(destination: str):
 
 def backup_sqlite(source: str, target: Path) -> int:
     """SQLite's online backup API (readers and writers keep going), then verify the copy."""
+    src = None
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+        src.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens the file: can this user read it?
+    except sqlite3.Error as exc:  # a traceback before; now why, and what to run
+        if src is not None:
+            src.close()
+        files = files_problem(os.path.abspath(source))
+        error = DatabaseFilesError if files else click.ClickException
+        raise error(f"backup failed: {exc}" + (f": {files}" if files else "")) from None
     partial = _private_file(target.with_name(target.name + ".partial"))
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(partial)
     try:
         src.backup(dst, pages=1024)  # in steps, so writers are never blocked for long
@@ -710,11 +733,13 @@ def prune_command(older_than: int, batch_size: int, personal_data_after: int | N
     try:
         prune(report, older_than=timedelta(days=older_than), batch_size=batch_size, dry_run=dry_run)
     except SQLAlchemyError as exc:
-        reason = database_error_line(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
-        raise click.ClickException(
-            f"prune stopped: {reason}; deleted {report.webhook_events} webhook event(s), "
-            f"{report.admin_sessions} admin session(s) and {report.login_failures} failed "
-            "sign-in(s) before it"
+        url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+        raise database_refused(
+            f"prune stopped: {database_error_line(exc, url)}; deleted {report.webhook_events} "
+            f"webhook event(s), {report.admin_sessions} admin session(s) and "
+            f"{report.login_failures} failed sign-in(s) before it",
+            exc,
+            url,
         )
     click.echo(f"{would} {report.webhook_events} webhook event(s) older than {older_than} days")
     click.echo(

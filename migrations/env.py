@@ -1,6 +1,7 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from alembic import context
 from alembic.util import CommandError
 from flask import current_app
@@ -97,7 +98,11 @@ def run_migrations_online():
     if in_memory:  # migrated, then gone as the command exits
         raise CommandError(f"{in_memory.variable} {in_memory.message}")
 
+    from bikshop.sqlite_access import DatabaseFilesError, access_problem, root_warning
+
     connectable = get_engine()
+    if warning := root_warning(str(connectable.url.render_as_string(False))):
+        click.echo(warning, err=True)  # the files this makes would be root's
 
     try:
         with connectable.connect() as connection:
@@ -115,10 +120,14 @@ def run_migrations_online():
         # (Flask-Migrate prints it and exits 1), not a traceback; never the URL's password.
         from bikshop.ops import database_error_line
 
-        reason = database_error_line(
-            exc, str(connectable.url.render_as_string(False)), migrating=True
-        )
-        raise CommandError(f"BIKSHOP_DATABASE_URL: cannot use the database: {reason}") from None
+        url = str(connectable.url.render_as_string(False))
+        reason = database_error_line(exc, url, migrating=True)
+        message = f"BIKSHOP_DATABASE_URL: cannot use the database: {reason}"
+        if access_problem(exc, url, unopened=True):
+            # SQLite files this user cannot open (made by a db upgrade run as root): exit 3,
+            # so the unit stops restarting, instead of Flask-Migrate's exit 1 (tried again).
+            raise DatabaseFilesError(message) from None
+        raise CommandError(message) from None
 
 
 if context.is_offline_mode():

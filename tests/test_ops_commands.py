@@ -51,11 +51,14 @@ def razorpay():
         yield fake
 
 
-def flask(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """``flask --app bikshop ...`` as an operator types it, with exactly ``env`` set."""
+def flask(
+    *args: str, env: dict, stdin: str | None = None, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``flask --app bikshop ...`` as an operator types it, with exactly ``env`` set (after
+    ``prefix``, a command that runs it: ``NO_FILE_OVERRIDE``)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BIKSHOP_")}
     return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "bikshop", *args],
+        [*prefix, sys.executable, "-m", "flask", "--app", "bikshop", *args],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -444,6 +447,74 @@ def test_db_upgrade_refuses_an_in_memory_sqlite_database(url):
     assert "Traceback" not in output and "Running upgrade" not in output
     (line,) = [line for line in output.splitlines() if "BIKSHOP_DATABASE_URL" in line]
     assert line.startswith("Error: BIKSHOP_DATABASE_URL is an in-memory SQLite database"), line
+
+
+# Root as a service user would run: without the capabilities that let root read and write any
+# file whatever its owner and mode, so that another user's file mode 600 is closed to it. The
+# tests run as root, whose own python (under /root) another user could not even start.
+NO_FILE_OVERRIDE = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+NOBODY = 65534  # stands for the bikshop user, who owns the app and its instance folder
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives files to another user: needs root")
+def test_sqlite_files_this_user_cannot_open_are_named_with_their_owner_mode_and_the_fix(tmp_path):
+    """db upgrade run as root made the SQLite file root's, mode 600; then, as the service user,
+    check-config said only "unable to open database file", and db upgrade exited 1, so the unit
+    restarted every 2 s for ever (self-hoster probe). Now root is warned as it makes the file;
+    each file the user cannot open is named with its owner and mode, with the user and the
+    chown that fixes them, and the unit's db upgrade and the other commands exit 3."""
+    folder = tmp_path / "instance"
+    folder.mkdir()
+    os.chown(folder, NOBODY, NOBODY)
+    path = folder / "bikshop.sqlite3"
+    env = {**SAFE, "BIKSHOP_DATABASE_URL": f"sqlite:///{path}"}
+
+    upgrade = flask("db", "upgrade", env=env)  # as root, where the service user's files are
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert (path.stat().st_uid, oct(path.stat().st_mode & 0o777)) == (0, "0o600")
+    warnings = [line for line in upgrade.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        f"bikshop: warning: running as root on a SQLite database in {folder}, which is "
+        "nobody's: what this creates there is root's, mode 600, and bikshop's service cannot "
+        "open it; run bikshop's commands as nobody (sudo -E -u nobody …)"
+    ]
+
+    # The other way round, as the service user meets it: the files are another user's (here
+    # nobody's, root standing in for the service user), a stale -shm with them.
+    shm = folder / "bikshop.sqlite3-shm"
+    shm.touch(mode=0o600)
+    for name in (path, shm):
+        os.chown(name, NOBODY, NOBODY)
+    fix = (
+        f"bikshop runs here as root, which cannot read and write {folder} (owner nobody, mode "
+        f"755), {path} (owner nobody, mode 600), {shm} (owner nobody, mode 600); as root, run: "
+        f"chown root:root {folder} {path} {shm}"
+    )
+    upgrade = flask("db", "upgrade", env=env, prefix=NO_FILE_OVERRIDE)
+    assert upgrade.returncode == 3, upgrade.stderr  # RestartPreventExitStatus=3: no loop
+    assert upgrade.stderr.splitlines()[-1] == (
+        "Error: BIKSHOP_DATABASE_URL: cannot use the database: unable to open database file "
+        f"(OperationalError): {fix}"
+    )
+    checked = flask("check-config", "--offline", env=env, prefix=NO_FILE_OVERRIDE)
+    assert checked.returncode == 0, checked.stdout  # settings only: it does not open the file
+    checked = flask("check-config", env=env, prefix=NO_FILE_OVERRIDE)
+    (finding,) = [line for line in checked.stdout.splitlines() if "DATABASE_URL" in line]
+    assert finding == (
+        "ERROR   BIKSHOP_DATABASE_URL cannot read the schema: unable to open database file "
+        f"(OperationalError): {fix}"
+    )
+    listed = flask("list-admins", env=env, prefix=NO_FILE_OVERRIDE)
+    assert listed.returncode == 3
+    assert listed.stderr.splitlines()[-1] == (  # after the warning: root, in nobody's folder
+        "Error: list-admins stopped: the database at BIKSHOP_DATABASE_URL refused: unable to "
+        f"open database file (OperationalError): {fix}"
+    )
+    backup = flask("backup", str(tmp_path / "nightly.sqlite3"), env=env, prefix=NO_FILE_OVERRIDE)
+    assert backup.returncode == 3 and "Traceback" not in backup.stderr  # it was one
+    assert backup.stderr.splitlines()[-1] == (
+        f"Error: backup failed: unable to open database file: {fix}"
+    )
 
 
 def test_backup_into_a_full_folder_says_so_in_one_line(database_url, tmp_path):
