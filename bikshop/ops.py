@@ -405,7 +405,8 @@ def _webhook_findings() -> list[Finding]:
         Finding(
             "warning",  # unsigned evidence: anyone can post such a body
             "BIKSHOP_RAZORPAY_WEBHOOK_SECRET",
-            f"refused {trouble.refused} webhook deliveries shaped like Razorpay's since "
+            f"refused {trouble.refused} webhook deliver{'y' if trouble.refused == 1 else 'ies'} "
+            f"shaped like Razorpay's since "
             f"{since} for their signature, and accepted none since: if they came from "
             "Razorpay, this is not the secret of the webhook in Razorpay's dashboard "
             "(payments then reach orders only through reconcile-payments)",

@@ -205,7 +205,7 @@ def create_link(data: dict) -> dict:
 def check_keys() -> None:
     """Ask Razorpay for one payment link, which changes nothing: raises as any call would
     when it refuses the keys (RazorpayRejected) or cannot be asked (RazorpayUnavailable)."""
-    _call("check the keys", lambda c: c.payment_link.all({"count": 1}))
+    _call("a keys check (listing one link)", lambda c: c.payment_link.all({"count": 1}))
 
 
 def fetch_link(razorpay_id: str) -> dict:

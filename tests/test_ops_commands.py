@@ -653,7 +653,7 @@ def test_check_config_names_a_webhook_secret_razorpays_deliveries_fail(
     # A warning, hedged: the deliveries are unsigned, so anyone could have sent them.
     assert result.returncode == 0
     assert (
-        "WARNING BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 webhook deliveries shaped like "
+        "WARNING BIKSHOP_RAZORPAY_WEBHOOK_SECRET refused 1 webhook delivery shaped like "
         "Razorpay's since"
     ) in result.stdout
     assert "if they came from Razorpay" in result.stdout
