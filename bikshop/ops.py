@@ -779,7 +779,8 @@ def erase_past_retention(days: int, batch_size: int, *, dry_run: bool) -> tuple[
         ids = [order.id for order in batch]
         for order in batch:
             outcome = erase_customer_data(order, actor="cli", reason=reason, dry_run=dry_run)
-            click.echo(outcome.line(dry_run=dry_run))
+            # A refusal on stderr: cron mails it, while the scheduled job's stdout is dropped.
+            click.echo(outcome.line(dry_run=dry_run), err=outcome.refused is not None)
             refused += outcome.refused is not None
             erased += outcome.refused is None
         if len(ids) < batch_size:

@@ -342,6 +342,8 @@ def test_personal_data_of_orders_final_past_the_period_is_erased_and_others_stay
     assert lines[7:] == [
         "erased the customer data of 2 order(s) final for more than 365 days, refused 1"
     ]
+    # The refusal alone on stderr: the scheduled job drops stdout, and cron mails stderr.
+    assert result.stderr.splitlines() == [lines[6]]
     assert "90000" not in result.output  # the data erased is never printed
     assert phone_of(client, ids["delivered long ago"]) == ""
     assert phone_of(client, ids["cancelled long ago"]) == ""
