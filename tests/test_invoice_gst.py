@@ -15,7 +15,7 @@ from bikshop import ConfigError, create_app
 from bikshop.extensions import db
 from bikshop.services import gst
 from bikshop.services.orders import change_status, find_by_invoice_token
-from tests.invoice_support import GST_SETTINGS, order_body, place_invoice
+from tests.invoice_support import GST_SETTINGS, order_body, pdf_text, place_invoice
 
 CENTS = st.integers(min_value=0, max_value=10_000_000).map(lambda c: Decimal(c) / 100)
 RATES = st.sampled_from([Decimal(r) for r in ("0", "0.25", "3", "5", "12", "18", "28")])
@@ -305,7 +305,12 @@ def test_an_issued_tax_invoice_keeps_its_place_of_supply(make_app):
         (issued,) = db.session.scalars(
             select(OrderEvent).where(OrderEvent.kind == "invoice_numbered")
         ).all()
-        assert issued.data == {"invoiceNumber": 1, "placeOfSupply": "27", "stateTax": "SGST"}
+        assert issued.data == {
+            "invoiceNumber": 1,
+            "issuedOn": issued.data["issuedOn"],  # its date: test_a_tax_invoice_is_dated_in…
+            "placeOfSupply": "27",
+            "stateTax": "SGST",
+        }
         issued.data = {"invoiceNumber": 1}  # as issued before 2026-12-07
         db.session.commit()
     page = client.get(path).text
@@ -356,6 +361,43 @@ def test_a_cancelled_order_never_viewed_gets_no_tax_invoice_number(make_app):
     assert "Cancelled" in html and "INV-" not in html
     following, html = _tax_page(client, "Karnataka")
     assert "INV-00001" in html  # no gap in the series
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "UTC", "America/New_York"])
+def test_a_tax_invoice_is_dated_in_india_and_keeps_its_date(make_app, zone, tmp_path):
+    """The invoice date was the moment of issue drawn in BIKSHOP_STORE_TIMEZONE: a shop on
+    UTC dated an invoice issued at 00:00:10 IST on the day before, and changing the setting
+    moved the date of invoices already issued (time probe). It is India's date of issue,
+    recorded with the number; an invoice issued before that was recorded reads its moment of
+    issue in India's time."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bikshop.models import OrderEvent
+    from bikshop.models.types import utcnow
+
+    settings = {**GST_SETTINGS, "STORE_TIMEZONE": zone, "PDF_CACHE_DIR": str(tmp_path)}
+    app = make_app(**settings)
+    client = app.test_client()
+    path, _ = _tax_page(client, "Karnataka")
+    with app.app_context():
+        event = db.session.scalars(sa.select(OrderEvent).filter_by(kind="invoice_numbered")).one()
+        india_today = utcnow().astimezone(ZoneInfo("Asia/Kolkata")).date().isoformat()
+        assert event.data["issuedOn"] == india_today
+        # Issued at 00:00:10 IST on 8 Dec, 18:30:10 UTC on the 7th; once with the date
+        # recorded, once as before it was.
+        event.created_at = datetime(2026, 12, 7, 18, 30, 10, tzinfo=UTC)
+        event.data = {**event.data, "issuedOn": "2026-12-08"}
+        db.session.commit()
+    for recorded in (True, False):
+        page = client.get(path).get_data(as_text=True)
+        assert "<dt>Invoice date</dt><dd>8 Dec 2026</dd>" in page, recorded
+        assert "Invoice date       8 Dec 2026" in pdf_text(client.get(path + ".pdf").data)
+        with app.app_context():
+            numbered = sa.select(OrderEvent).filter_by(kind="invoice_numbered")
+            event = db.session.scalars(numbered).one()
+            event.data = {k: v for k, v in event.data.items() if k != "issuedOn"}
+            db.session.commit()
 
 
 def test_an_order_cancelled_while_its_page_opens_gets_no_tax_invoice_number(make_app):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from flask import current_app
 
@@ -55,12 +55,10 @@ def local_datetime(moment: datetime) -> str:
     return format_datetime(moment, "d MMM y, h:mm a", tzinfo=zone, locale=config["STORE_LOCALE"])
 
 
-@bp.app_template_filter("local_date")
-def local_date(moment: datetime) -> str:
-    """A date in the store's time zone and locale: 9 May 2024."""
-    config = current_app.config
-    zone = ZoneInfo(config["STORE_TIMEZONE"])
-    return format_datetime(moment, "d MMM y", tzinfo=zone, locale=config["STORE_LOCALE"])
+@bp.app_template_filter("calendar_date")
+def calendar_date(day: date) -> str:
+    """A calendar date in the store's locale, as it is (no time zone to read it in): 9 May 2024."""
+    return format_date(day, "d MMM y", locale=current_app.config["STORE_LOCALE"])
 
 
 @bp.app_template_filter("percent")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select, true, update
@@ -14,6 +15,7 @@ from sqlalchemy.orm import defer
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent
+from bikshop.models.types import utcnow
 from bikshop.services import gst
 from bikshop.services.orders import next_number
 from bikshop.services.states import record
@@ -33,7 +35,9 @@ STORE_SETTINGS = (
     "STORE_LOCALE",
     "STORE_TIMEZONE",
 )
-NUMBERED = "invoice_numbered"  # the timeline entry whose date is the tax invoice date
+NUMBERED = "invoice_numbered"  # the timeline entry that issues the tax invoice
+# A tax invoice is dated in India's time (CGST Rule 46), whatever the dashboard's zone.
+INDIA = ZoneInfo("Asia/Kolkata")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class TaxInvoice:
     """The GST part of a tax invoice."""
 
     number: str
-    date: datetime
+    date: date  # India's calendar date of issue, fixed when the number was given
     place_of_supply: gst.State
     breakdown: gst.TaxBreakdown
 
@@ -188,6 +192,7 @@ def issue_invoice_number(order: Order, seller: Store) -> bool:
             message,
             {
                 "invoiceNumber": number,
+                "issuedOn": utcnow().astimezone(INDIA).date().isoformat(),
                 "placeOfSupply": supply.code,
                 "stateTax": gst.state_tax_name(seller.state),
             },
@@ -244,11 +249,16 @@ def left_without_invoice() -> Iterator[Order]:
         db.session.expunge_all()
 
 
-def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State, str]:
-    """When ``order``'s tax invoice was issued, and its place of supply and the name of the
+def _as_issued(order: Order, seller: Store) -> tuple[date, gst.State, str]:
+    """The date ``order``'s tax invoice was issued, and its place of supply and the name of the
     state's half of its GST (SGST or UTGST) as recorded then. An invoice issued before either
     was recorded keeps the rule it was issued under: the address's state as named, else the
-    seller's (before 2026-12-07); SGST everywhere (before UTGST was recorded, also 2026-12-07)."""
+    seller's (before 2026-12-07); SGST everywhere (before UTGST was recorded, also 2026-12-07).
+
+    The date is India's calendar date at issue (recorded with it since 2026-12-08; before,
+    the moment of issue read in India's time): it was the moment, drawn in
+    BIKSHOP_STORE_TIMEZONE, so a shop on UTC dated its invoices of 00:00-05:30 IST a day
+    early, and changing the setting moved the date of invoices already issued (time probe)."""
     issued = db.session.execute(
         select(OrderEvent.created_at, OrderEvent.data)
         .where(OrderEvent.order_id == order.id, OrderEvent.kind == NUMBERED)
@@ -256,13 +266,18 @@ def _as_issued(order: Order, seller: Store) -> tuple[datetime, gst.State, str]:
         .limit(1)
     ).first()
     issued_at, data = issued if issued is not None else (order.created_at, None)
-    code = (data or {}).get("placeOfSupply")
-    state_tax = (data or {}).get("stateTax") or "SGST"
+    data = data if isinstance(data, dict) else {}
+    try:
+        issued_on = date.fromisoformat(data["issuedOn"])
+    except (KeyError, TypeError, ValueError):
+        issued_on = issued_at.astimezone(INDIA).date()
+    code = data.get("placeOfSupply")
+    state_tax = data.get("stateTax") or "SGST"
     if code == gst.OUTSIDE_INDIA.code:
-        return issued_at, gst.OUTSIDE_INDIA, state_tax
+        return issued_on, gst.OUTSIDE_INDIA, state_tax
     if code in gst.STATES:
-        return issued_at, gst.STATES[code], state_tax
-    return issued_at, place_of_supply(order, seller, named_only=True), state_tax
+        return issued_on, gst.STATES[code], state_tax
+    return issued_on, place_of_supply(order, seller, named_only=True), state_tax
 
 
 def place_of_supply(order: Order, seller: Store, *, named_only: bool = False) -> gst.State:
