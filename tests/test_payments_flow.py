@@ -266,6 +266,25 @@ def test_an_expired_link_is_replaced_by_a_new_attempt(shop):
     assert len(timeline(app, "payment_link_expired")) == 1
 
 
+def test_an_adopted_link_keeps_razorpays_expiry(make_app):
+    """A tap whose ask timed out after Razorpay made the link; the next tap adopts it. It was
+    stored as expiring a week after that second tap, not when Razorpay expires it, and Pay
+    kept sending customers to it after it expired (time probe)."""
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake))
+        client = app.test_client()
+        _, invoice = place_order(client)
+        fake.delay = 2.0  # made, answered after bikshop's 1 s
+        assert client.post(invoice + "/pay").status_code == 503
+        time.sleep(1.5)  # the fake's answer, unread, is done
+        fake.delay = 0
+        link = fake.only_link()
+        link["expire_by"] = int(time.time()) + 40 * 60  # that first tap was days ago
+        assert start_payment(client, invoice) == link["short_url"]
+        (stored,) = rows(app, PaymentLink)
+        assert int(stored.expire_by.timestamp()) == link["expire_by"]
+
+
 def test_a_duplicate_reference_adopts_the_link_razorpay_already_made(shop):
     app, client, fake = shop
     order_id, invoice = place_order(client)
