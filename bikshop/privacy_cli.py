@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 
 from bikshop.extensions import db
 from bikshop.models import Order
+from bikshop.services.search import store_zone
 
 ACTOR = "cli"
 
@@ -37,7 +38,7 @@ def _customer(phone: str | None, email: str | None) -> dict:
 
 def _listed(order) -> str:
     """An order as the list before erasing shows it: no personal data."""
-    placed = order.created_at.date().isoformat()
+    placed = order.created_at.astimezone(store_zone()).date().isoformat()  # as the dashboard
     return (
         f"{order.public_id} placed {placed}, {order.status.lower()}, payment "
         f"{order.payment_status.replace('_', ' ')}, {format(order.total, 'f')} {order.currency}"

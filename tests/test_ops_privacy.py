@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bikshop.extensions import db
 from bikshop.models import Order, OrderEvent, Payment, PaymentLink, WebhookEvent
@@ -181,6 +182,13 @@ def test_email_is_matched_in_any_case_and_a_dry_run_changes_nothing(make_app):
     client = app.test_client()
     order_id = place(client, customer_order()).get_json()["order"]["id"]
     set_status(app, order_id, "DELIVERED")
+    # Placed at 00:30 IST on 8 Dec (19:00 UTC on the 7th): listed on the shop's date, as the
+    # dashboard shows it (time probe: it said the UTC date).
+    with app.app_context():
+        db.session.execute(
+            update(Order).values(created_at=datetime(2026, 12, 7, 19, 0, tzinfo=UTC))
+        )
+        db.session.commit()
     before = everything_stored(app)
 
     dry = forget(app, "--email", "PRIYA.SHARMAXYZ@example.COM", "--dry-run")
@@ -195,7 +203,7 @@ def test_email_is_matched_in_any_case_and_a_dry_run_changes_nothing(make_app):
     # Without --yes it lists the orders (no personal data) and asks; "n" erases nothing.
     asked = forget(app, "--email", EMAIL, input="n\n")
     assert asked.exit_code == 1  # click's Abort
-    assert asked.output.startswith(f"{order_id} placed ")
+    assert asked.output.startswith(f"{order_id} placed 2026-12-08, delivered, payment pending")
     assert "Erase the customer's data from these 1 order(s)?" in asked.output
     assert everything_stored(app) == before
     assert [value for value in PERSONAL if value in dry.output + asked.output] == []
