@@ -677,3 +677,48 @@ def test_a_pay_button_left_open_on_a_paid_order_says_nothing_more_was_charged(sh
     page = client.get(later.headers["Location"]).get_data(as_text=True)
     assert "This order was paid and the payment refunded to you: nothing more was charged." in page
     assert "already paid" not in page and len(fake.links) == 1
+
+
+@pytest.mark.parametrize("told_by", ["late webhook", "reconcile-payments"])
+def test_the_invoice_says_when_the_customer_paid_not_when_bikshop_learnt_of_it(make_app, told_by):
+    """A webhook Razorpay retried for hours, or a payment reconcile-payments found, stamped
+    "Paid" with the time it arrived (time probe: paid 11:50 PM, shown 6:34 AM the next day).
+    Razorpay's payment says when the customer paid."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    with FakeRazorpay() as fake:
+        app = make_app(**razorpay_settings(fake), STORE_TIMEZONE="Asia/Kolkata")
+        client = app.test_client()
+        order_id, invoice = place_order(client)
+        start_payment(client, invoice)
+        link_id = fake.only_link()["id"]
+        fake.pay(link_id, deliver=False)
+        placed = datetime.now(UTC) - timedelta(days=2)
+        paid = int((placed + timedelta(hours=1)).timestamp())
+        with app.app_context():
+            db.session.execute(update(Order).values(created_at=placed))
+            db.session.execute(update(PaymentLink).values(created_at=placed))
+            db.session.commit()
+        payment = fake.links[link_id]["payments"][-1]
+        payment["created_at"] = fake.payments[payment["payment_id"]]["created_at"] = paid
+        if told_by == "late webhook":
+            assert post_webhook(client, *fake.paid_event(link_id)).status_code == 200
+        else:
+            result = app.test_cli_runner().invoke(args=["reconcile-payments", "--older-than", "0"])
+            assert result.exit_code == 0, result.output
+        assert payment_status(client, order_id) == "paid"
+        with app.app_context():
+            (stored,) = rows(app, Order)
+            assert int(stored.paid_at.timestamp()) == paid
+        shown = datetime.fromtimestamp(paid, UTC).astimezone(search_zone(app))
+        hour = shown.strftime("%I").lstrip("0")
+        assert f"Paid {shown.day} {shown:%b %Y}, {hour}:{shown:%M %p}" in client.get(invoice).text
+
+
+def search_zone(app):
+    from bikshop.services.search import store_zone
+
+    with app.test_request_context():
+        return store_zone()

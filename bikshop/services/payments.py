@@ -655,6 +655,7 @@ def _apply_paid(link, order, entity, payment, actor) -> str:
             razorpay_payment_id=payment_id,
             payment_link_id=link.id,
             raw=raw,
+            paid_at=_paid_moment(raw, order),
         )
     except IllegalTransition:
         changed = False
@@ -747,6 +748,21 @@ def _captured_payment(entity: dict, payment: dict | None) -> tuple[str | None, s
     return None, None, {"paymentLink": entity["id"]}
 
 
+def _paid_moment(payment: dict, order: Order) -> datetime | None:
+    """When the customer paid, by Razorpay's payment (its ``created_at``, unix seconds): a
+    webhook Razorpay retried for hours, or a payment reconcile-payments found, stamped the
+    invoice's "Paid" with the time bikshop learnt of it (time probe: paid 11:50 PM, shown
+    6:34 AM the next day). None (now) if it gives none, or one before the order or ahead."""
+    stamp = payment.get("created_at")
+    if not isinstance(stamp, int) or isinstance(stamp, bool):
+        return None
+    try:
+        moment = datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment if order.created_at <= moment <= utcnow() else None
+
+
 def _method(method) -> str | None:
     """How the customer paid, as kept (32 characters): a name Razorpay invents later still fits."""
     return method[:32] if isinstance(method, str) and method else None
@@ -763,8 +779,10 @@ def mark_paid(
     payment_link_id: int | None = None,
     raw: dict | None = None,
     refuse_cancelled: str | None = None,
+    paid_at: datetime | None = None,
 ) -> bool:
     """Move ``order`` from pending to paid and record the payment, in the caller's transaction.
+    ``paid_at``: when the customer paid, if not now (Razorpay's payment says when).
 
     Returns False (and records nothing) when the order is already paid: a repeat is a no-op.
     The caller has already checked amount and currency against the order. With
@@ -782,7 +800,7 @@ def mark_paid(
             "method": method,
             "razorpayPaymentId": razorpay_payment_id,
         },
-        values={"paid_at": utcnow()},
+        values={"paid_at": paid_at or utcnow()},
         refuse_cancelled=refuse_cancelled,
     )
     if changed:
