@@ -267,6 +267,45 @@ def _shown(received: str | None) -> str | None:
 UNSIGNED_BODY_KEPT = 4096
 
 
+UNSIGNED_KEPT = 1000
+_TRIM_EVERY = 100  # unsigned deliveries between two trims: up to this many more are kept
+
+
+def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=None) -> None:
+    if not valid and len(text) > UNSIGNED_BODY_KEPT:
+        text = f"{text[:UNSIGNED_BODY_KEPT]}… [unsigned: {len(text)} characters, the rest not kept]"
+    delivery = WebhookEvent(
+        event_id=None,
+        received_event_id=_shown(received),
+        event=(event or "")[:64] or None,
+        signature_valid=valid,
+        outcome=outcome[:255],
+        raw_body=text,
+    )
+    db.session.add(delivery)
+    db.session.commit()
+    if not valid and delivery.id % _TRIM_EVERY == 0:
+        _trim_unsigned()
+
+
+def _trim_unsigned() -> None:
+    """Delete the unsigned deliveries older than the latest UNSIGNED_KEPT."""
+    unsigned = WebhookEvent.signature_valid.is_(False)
+    oldest_kept = db.session.scalar(
+        select(WebhookEvent.id)
+        .where(unsigned)
+        .order_by(WebhookEvent.id.desc())
+        .offset(UNSIGNED_KEPT - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        db.session.execute(
+            delete(WebhookEvent).where(unsigned, WebhookEvent.id < oldest_kept),
+            execution_options={"synchronize_session": False},
+        )
+        db.session.commit()
+
+
 def _razorpay_shaped(raw_body: bytes) -> str | None:
     """The event's name when an unsigned body has the shape of Razorpay's events (``entity``
     "event", an ``acc_`` account, an event name): what a wrong secret refuses, unlike a
@@ -319,51 +358,12 @@ def signature_trouble() -> SignatureTrouble | None:
     )
     refused, first = db.session.execute(
         select(func.count(), func.min(WebhookEvent.received_at)).where(
-            WebhookEvent.received_at >= max(window, last_accepted or window),
+            WebhookEvent.received_at >= (last_accepted or window),
             WebhookEvent.signature_valid.is_(False),
             WebhookEvent.event.is_not(None),
         )
     ).one()
     return SignatureTrouble(refused, first) if refused else None
-
-
-UNSIGNED_KEPT = 1000
-_TRIM_EVERY = 100  # unsigned deliveries between two trims: up to this many more are kept
-
-
-def _store(text: str, received: str | None, *, valid: bool, outcome: str, event=None) -> None:
-    if not valid and len(text) > UNSIGNED_BODY_KEPT:
-        text = f"{text[:UNSIGNED_BODY_KEPT]}… [unsigned: {len(text)} characters, the rest not kept]"
-    delivery = WebhookEvent(
-        event_id=None,
-        received_event_id=_shown(received),
-        event=(event or "")[:64] or None,
-        signature_valid=valid,
-        outcome=outcome[:255],
-        raw_body=text,
-    )
-    db.session.add(delivery)
-    db.session.commit()
-    if not valid and delivery.id % _TRIM_EVERY == 0:
-        _trim_unsigned()
-
-
-def _trim_unsigned() -> None:
-    """Delete the unsigned deliveries older than the latest UNSIGNED_KEPT."""
-    unsigned = WebhookEvent.signature_valid.is_(False)
-    oldest_kept = db.session.scalar(
-        select(WebhookEvent.id)
-        .where(unsigned)
-        .order_by(WebhookEvent.id.desc())
-        .offset(UNSIGNED_KEPT - 1)
-        .limit(1)
-    )
-    if oldest_kept is not None:
-        db.session.execute(
-            delete(WebhookEvent).where(unsigned, WebhookEvent.id < oldest_kept),
-            execution_options={"synchronize_session": False},
-        )
-        db.session.commit()
 
 
 class _PaymentNotRecorded(Exception):  # noqa: N818 (a signal, not an error anyone sees)
